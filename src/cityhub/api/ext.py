@@ -1,0 +1,412 @@
+"""What SensorThings lacks and its users keep asking for: bulk ingest, latest values, aggregated history."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.ipc as paipc
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from cityhub.app import Hub, JSONResponse, hub_of, principal, require
+from cityhub.auth.keys import Principal
+from cityhub.errors import ProblemError, bad_request
+from cityhub.ingest import observations as obsin
+from cityhub.sensorthings.service import parse_time
+
+router = APIRouter(prefix="/api/v1", tags=["CityHub extensions"])
+Id = Annotated[int, Field(ge=0, le=2**63 - 1)]
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+
+
+def iso_array(ts: pa.Array | pa.ChunkedArray) -> list[str | None]:
+    """Vectorised UTC ISO 8601 strings, to the second unless a value has a fraction."""
+    arr = ts.cast(pa.timestamp("us", tz="UTC"))
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    mask = arr.is_null().to_numpy(zero_copy_only=False)
+    us = arr.cast(pa.int64()).fill_null(0).to_numpy().astype("datetime64[us]")
+    whole = (us.astype(np.int64) % 1_000_000) == 0
+    text = np.where(whole, np.datetime_as_string(us, unit="s"), np.datetime_as_string(us, unit="us"))
+    out = np.char.add(text.astype(str), "Z").astype(object)
+    out[mask] = None
+    return out.tolist()
+
+
+# -- bulk ingest -------------------------------------------------------------------------------------------
+async def ingest_table(hub: Hub, raw: pa.Table, who: Principal, partial: bool) -> dict[str, Any]:
+    """Validate and store a raw table; the shared core of every bulk path."""
+    v = await asyncio.to_thread(obsin.validate, raw, hub.catalog.table(), max_future=hub.settings.max_future)
+    if who.role == "device" and v.good.num_rows and (v.thing_ids != who.thing_id).any():
+        raise ProblemError(
+            403, "Forbidden", "this device key may only write its own Thing's Datastreams", field="datastream"
+        )
+    batch, unresolved = await asyncio.to_thread(obsin.fill_default_foi, v.good, hub.catalog)
+    if unresolved:
+        extra = [
+            {
+                "index": int(v.good_index[i]),
+                "field": "featureOfInterest",
+                "reason": "none given and the Thing has no Location to make one from",
+            }
+            for i in unresolved
+        ]
+        v.bad = sorted(v.bad + extra, key=lambda e: e["index"])[: obsin.MAX_BAD_ROWS_LISTED]
+        v.bad_count += len(unresolved)
+        keep = np.ones(batch.num_rows, dtype=bool)
+        keep[unresolved] = False
+        batch = batch.filter(pa.array(keep))
+        v.good_index = v.good_index[keep]
+    if v.bad_count and not partial:
+        raise obsin.problem_for_bad_rows(v, raw.num_rows)
+    ids = hub.store.allocate_ids("observations", batch.num_rows)
+    result = await asyncio.wrap_future(hub.writer.submit(obsin.with_ids(batch, ids), all_or_nothing=not partial))
+    conflicts = sorted(result.conflicting)
+    if conflicts and not partial:
+        index = {int(i): int(k) for k, i in zip(v.good_index, ids, strict=True)}
+        raise ProblemError(
+            409,
+            "Conflict",
+            f"{len(conflicts)} rows repeat a stored (datastream, phenomenonTime) with another result; "
+            "nothing was stored",
+            field="rows",
+            errors=[
+                {
+                    "index": index[c],
+                    "field": "result",
+                    "reason": f"conflicts with stored Observation {result.duplicate_of[c]}",
+                }
+                for c in conflicts[: obsin.MAX_BAD_ROWS_LISTED]
+            ],
+        )
+    rejected = v.bad + [
+        {
+            "index": int(v.good_index[int(np.searchsorted(ids, c))]),
+            "field": "result",
+            "reason": f"conflicts with stored Observation {result.duplicate_of[c]}",
+        }
+        for c in conflicts
+    ]
+    return {
+        "received": raw.num_rows,
+        "stored": int(result.inserted.size),
+        "duplicates": len(result.duplicate_of) - len(conflicts),
+        "rejected": v.bad_count + len(conflicts),
+        "errors": sorted(rejected, key=lambda e: e["index"])[: obsin.MAX_BAD_ROWS_LISTED],
+    }
+
+
+class IngestResult(BaseModel):
+    received: int
+    stored: int
+    duplicates: int = Field(description="rows identical to an Observation already stored (kept once)")
+    rejected: int
+    errors: list[dict[str, Any]]
+
+
+@router.post(
+    "/ingest",
+    summary="Bulk ingest of Observations (CSV, NDJSON or Arrow IPC)",
+    response_model=IngestResult,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                "application/x-ndjson": {"schema": {"type": "string"}},
+                ARROW_STREAM: {"schema": {"type": "string", "format": "binary"}},
+            },
+        }
+    },
+    description=(
+        "Columns: `datastream` (id), `phenomenonTime` (ISO 8601 with zone, or an Arrow timestamp with a "
+        "zone), `result`; optional `resultTime`, `unit` (must equal the Datastream's unit symbol), "
+        "`featureOfInterest` (id; default: made from the Thing's Location), `parameters` (JSON). "
+        "By default a body with any bad row stores nothing and lists every bad row (index and reason); "
+        "`partial=true` stores the good rows. A row repeating a stored (datastream, phenomenonTime) with "
+        "the same result is counted as a duplicate and stored once."
+    ),
+)
+async def ingest(
+    request: Request,
+    format: Literal["csv", "ndjson", "arrow"] | None = Query(None, description="default: from Content-Type"),
+    partial: bool = Query(False, description="store the good rows of a body that has bad ones"),
+) -> Response:
+    who = principal(request)
+    require(who, "observations")
+    hub = hub_of(request)
+    fmt = format
+    if fmt is None:
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        fmt = obsin.FORMATS.get(ctype)
+        if fmt is None:
+            raise ProblemError(
+                415,
+                "Unsupported Media Type",
+                f"Content-Type {ctype or '(none)'} is not one of {sorted(obsin.FORMATS)}; or pass ?format=",
+                field="content-type",
+            )
+    body = await request.body()
+    raw = await asyncio.to_thread(obsin.parse_body, body, fmt)
+    out = await ingest_table(hub, raw, who, partial)
+    status = 200 if not out["rejected"] else 207
+    return JSONResponse(out, status_code=status)
+
+
+async def create_observations_data_array(request: Request) -> Response:
+    """SensorThings Data Array extension (§14.2): one result per row, a selfLink or an error."""
+    who = principal(request)
+    require(who, "observations")
+    hub = hub_of(request)
+    try:
+        body = orjson.loads(await request.body())
+    except orjson.JSONDecodeError as exc:
+        raise bad_request(f"the body is not valid JSON: {exc}", field="body") from None
+    if not isinstance(body, list):
+        raise bad_request("the body must be an array of {Datastream, components, dataArray}", field="body")
+    records: list[dict[str, Any]] = []
+    for k, group in enumerate(body):
+        where = f"[{k}]"
+        if not isinstance(group, dict):
+            raise bad_request("each item must be an object", field=where)
+        ds = group.get("Datastream")
+        if not isinstance(ds, dict) or not isinstance(ds.get("@iot.id"), int):
+            raise bad_request('Datastream must be {"@iot.id": <id>}', field=f"{where}.Datastream")
+        comps = group.get("components")
+        rows = group.get("dataArray")
+        if not isinstance(comps, list) or not isinstance(rows, list):
+            raise bad_request("components and dataArray must be arrays", field=where)
+        allowed = {"phenomenonTime", "result", "resultTime", "FeatureOfInterest/id", "parameters"}
+        bad = [c for c in comps if c not in allowed]
+        if bad or "result" not in comps:
+            raise bad_request(
+                f"components must include result and be among {sorted(allowed)}", field=f"{where}.components"
+            )
+        for j, row in enumerate(rows):
+            if not isinstance(row, list) or len(row) != len(comps):
+                raise bad_request("each dataArray row must match components", field=f"{where}.dataArray[{j}]")
+            rec: dict[str, Any] = {"datastream": ds["@iot.id"]}
+            for c, val in zip(comps, row, strict=True):
+                rec["featureOfInterest" if c == "FeatureOfInterest/id" else c] = val
+            records.append(rec)
+    if not records:
+        return JSONResponse([], status_code=201)
+    raw = obsin.rows_to_table(records)
+    out = await ingest_table(hub, raw, who, partial=True)
+    errors = {e["index"]: e for e in out["errors"]}
+    # Row results in order: the stored (or already stored) Observation's link, or the error.
+    links = (
+        hub.store.query(
+            "SELECT datastream_id, phenomenon_time, id FROM observations WHERE datastream_id IN "
+            f"({', '.join('?' for _ in body)})",
+            [g["Datastream"]["@iot.id"] for g in body],
+        )
+        if len(errors) < len(records)
+        else []
+    )
+    by_key = {(d, t): i for d, t, i in links}
+    base = str(request.base_url).rstrip("/") + "/v1.1"
+    answer = []
+    for i, rec in enumerate(records):
+        if i in errors:
+            answer.append(f"error: {errors[i]['field']} {errors[i]['reason']}")
+            continue
+        ts = parse_time(rec["phenomenonTime"], "phenomenonTime") if isinstance(rec.get("phenomenonTime"), str) else None
+        oid = by_key.get((rec["datastream"], ts))
+        answer.append(f"{base}/Observations({oid})" if oid is not None else "error: not stored")
+    return JSONResponse(answer, status_code=201)
+
+
+# -- latest values -------------------------------------------------------------------------------------------
+class Selection(BaseModel):
+    datastreams: list[Id] | None = Field(None, max_length=100_000, description="Datastream ids")
+    thing: Id | None = Field(None, description="all Datastreams of this Thing")
+    observedProperty: Id | None = Field(None, description="all Datastreams of this ObservedProperty")
+
+
+def _datastream_ids(hub: Hub, sel: Selection) -> list[int]:
+    if sel.datastreams is not None:
+        return sel.datastreams
+    if sel.thing is not None:
+        return [r[0] for r in hub.store.query("SELECT id FROM datastreams WHERE thing_id = ?", [sel.thing])]
+    if sel.observedProperty is not None:
+        return [
+            r[0]
+            for r in hub.store.query(
+                "SELECT id FROM datastreams WHERE observed_property_id = ?", [sel.observedProperty]
+            )
+        ]
+    return [r[0] for r in hub.store.query("SELECT id FROM datastreams")]
+
+
+def _parse_ids(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        ids = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise bad_request("datastreams must be comma-separated integer ids", field="datastreams") from None
+    if any(not 0 <= i < 2**63 for i in ids):
+        raise bad_request("Datastream ids are 64-bit integers ≥ 0", field="datastreams")
+    return ids
+
+
+def _latest_body(hub: Hub, ids: list[int], base: str) -> dict[str, Any]:
+    t = hub.store.latest(ids)
+    times = iso_array(t.column("phenomenon_time"))
+    firsts = iso_array(t.column("first_time"))
+    nums = t.column("result_number").to_pylist()
+    texts = t.column("result_string").to_pylist()
+    jsons = t.column("result_json").to_pylist()
+    value = []
+    for i, ds in enumerate(t.column("datastream_id").to_pylist()):
+        r = (
+            nums[i]
+            if nums[i] is not None
+            else texts[i]
+            if texts[i] is not None
+            else (orjson.loads(jsons[i]) if jsons[i] is not None else None)
+        )
+        value.append(
+            {
+                "datastream": ds,
+                "phenomenonTime": times[i],
+                "result": r,
+                "observation": t.column("observation_id")[i].as_py(),
+                "first": firsts[i],
+                "count": t.column("count")[i].as_py(),
+            }
+        )
+    return {
+        "count": len(value),
+        "value": value,
+        "missing": sorted(set(ids) - {v["datastream"] for v in value})[:1000],
+    }
+
+
+@router.get("/latest", summary="Latest Observation of many Datastreams in one call")
+async def latest_get(
+    request: Request,
+    datastreams: str | None = Query(None, description="comma-separated Datastream ids"),
+    thing: int | None = Query(None, ge=0, le=2**63 - 1),
+    observedProperty: int | None = Query(None, ge=0, le=2**63 - 1),
+) -> Response:
+    require(principal(request), "read")
+    hub = hub_of(request)
+    sel = Selection(datastreams=_parse_ids(datastreams), thing=thing, observedProperty=observedProperty)
+    ids = await asyncio.to_thread(_datastream_ids, hub, sel)
+    return JSONResponse(await asyncio.to_thread(_latest_body, hub, ids, str(request.base_url)))
+
+
+@router.post("/latest", summary="Latest Observation of many Datastreams (ids in the body, for long lists)")
+async def latest_post(request: Request, sel: Selection) -> Response:
+    require(principal(request), "read")
+    hub = hub_of(request)
+    ids = await asyncio.to_thread(_datastream_ids, hub, sel)
+    return JSONResponse(await asyncio.to_thread(_latest_body, hub, ids, str(request.base_url)))
+
+
+# -- aggregates ----------------------------------------------------------------------------------------------
+class AggregateQuery(Selection):
+    function: Literal["avg", "min", "max", "sum", "count"] = "avg"
+    interval: Literal["hour", "day"] = "hour"
+    start: str | None = Field(None, description="ISO 8601 with zone, inclusive")
+    end: str | None = Field(None, description="ISO 8601 with zone, exclusive")
+
+
+def _aggregate(hub: Hub, q: AggregateQuery, arrow: bool) -> Any:
+    start = parse_time(q.start, "start") if q.start else None
+    end = parse_time(q.end, "end") if q.end else None
+    if start and end and end <= start:
+        raise bad_request("end must be after start", field="end")
+    ids = _datastream_ids(hub, q)
+    t = hub.store.aggregate(ids, q.function, q.interval, start, end, hub.settings.day_offset_minutes)
+    if arrow:
+        return t
+    out: list[dict[str, Any]] = []
+    ds = t.column("datastream_id").to_numpy()
+    if len(ds):
+        bounds = np.flatnonzero(np.diff(ds)) + 1
+        starts = np.concatenate([[0], bounds])
+        ends = np.concatenate([bounds, [len(ds)]])
+        times = iso_array(t.column("time"))
+        values = t.column("value").to_numpy(zero_copy_only=False)
+        counts = t.column("count").to_numpy()
+        for s, e in zip(starts, ends, strict=True):
+            out.append({"datastream": int(ds[s]), "time": times[s:e], "value": values[s:e], "count": counts[s:e]})
+    return {
+        "function": q.function,
+        "interval": q.interval,
+        "dayOffsetMinutes": hub.settings.day_offset_minutes,
+        "value": out,
+    }
+
+
+def _aggregate_response(hub: Hub, q: AggregateQuery, request: Request, result: Any) -> Response:
+    if isinstance(result, pa.Table):
+        sink = pa.BufferOutputStream()
+        with paipc.new_stream(sink, result.schema) as w:
+            w.write_table(result)
+        return Response(sink.getvalue().to_pybytes(), media_type=ARROW_STREAM)
+    return JSONResponse(result)
+
+
+@router.get(
+    "/aggregate",
+    summary="avg|min|max|sum|count per hour|day of one or many Datastreams",
+    description="Numeric results only. Days start at local midnight (UTC+7 by default). "
+    f"Send `Accept: {ARROW_STREAM}` for Arrow IPC.",
+)
+async def aggregate_get(
+    request: Request,
+    datastreams: str | None = Query(None, description="comma-separated Datastream ids"),
+    thing: int | None = Query(None, ge=0, le=2**63 - 1),
+    observedProperty: int | None = Query(None, ge=0, le=2**63 - 1),
+    function: Literal["avg", "min", "max", "sum", "count"] = Query("avg"),
+    interval: Literal["hour", "day"] = Query("hour"),
+    start: datetime | None = Query(None),
+    end: datetime | None = Query(None),
+) -> Response:
+    require(principal(request), "read")
+    hub = hub_of(request)
+    for name, val in (("start", start), ("end", end)):
+        if val is not None and val.tzinfo is None:
+            raise bad_request(f"{name} needs a time zone", field=name)
+    q = AggregateQuery(
+        datastreams=_parse_ids(datastreams),
+        thing=thing,
+        observedProperty=observedProperty,
+        function=function,
+        interval=interval,
+        start=start.isoformat() if start else None,
+        end=end.isoformat() if end else None,
+    )
+    arrow = ARROW_STREAM in request.headers.get("accept", "")
+    result = await asyncio.to_thread(_aggregate, hub, q, arrow)
+    return _aggregate_response(hub, q, request, result)
+
+
+@router.post("/aggregate", summary="Aggregates with the selection in the body (for long id lists)")
+async def aggregate_post(request: Request, q: AggregateQuery) -> Response:
+    require(principal(request), "read")
+    hub = hub_of(request)
+    arrow = ARROW_STREAM in request.headers.get("accept", "")
+    result = await asyncio.to_thread(_aggregate, hub, q, arrow)
+    return _aggregate_response(hub, q, request, result)
+
+
+@router.get("/info", summary="What is stored: counts, time span, bytes on disk")
+async def info(request: Request) -> Response:
+    require(principal(request), "read")
+    hub = hub_of(request)
+    data = await asyncio.to_thread(hub.store.info)
+    for k in ("observations_from", "observations_to"):
+        if isinstance(data.get(k), datetime):
+            data[k] = data[k].isoformat()
+    return JSONResponse(data)

@@ -1,0 +1,126 @@
+"""API keys with roles.
+
+Keys live in ``<data-dir>/keys.json`` rather than in the DuckDB file so that ``cityhub keys create`` works
+while ``cityhub serve`` owns the database; the server re-reads the file when it changes. Only SHA-256
+hashes are stored: keys are 256-bit random tokens, so a fast hash is enough (slow password hashes exist
+to protect guessable secrets).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import tempfile
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+
+ROLES = ("admin", "operator", "device")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a role, and for device keys the Thing whose Datastreams it may write."""
+
+    role: str  # admin | operator | device | anonymous
+    name: str
+    thing_id: int | None = None
+
+    @property
+    def can_read(self) -> bool:
+        return self.role in ("admin", "operator", "device", "anonymous")
+
+    @property
+    def can_manage_model(self) -> bool:
+        return self.role == "admin"
+
+    @property
+    def can_write_observations(self) -> bool:
+        return self.role in ("admin", "device")
+
+
+ANONYMOUS = Principal("anonymous", "anonymous")
+
+
+def _hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class KeyStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._mtime: float | None = None
+        self._by_hash: dict[str, dict] = {}
+
+    def _load(self) -> list[dict]:
+        if not self.path.exists():
+            return []
+        return orjson.loads(self.path.read_bytes())
+
+    def _refresh(self) -> None:
+        try:
+            mtime = self.path.stat().st_mtime_ns
+        except FileNotFoundError:
+            mtime = None
+        if mtime != self._mtime:
+            self._by_hash = {k["hash"]: k for k in self._load() if not k.get("revoked")}
+            self._mtime = mtime
+
+    def create(self, role: str, name: str, thing_id: int | None = None) -> str:
+        """Create a key and return it; it is shown once and only its hash is kept."""
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {ROLES}")
+        if role == "device" and thing_id is None:
+            raise ValueError("a device key needs the Thing whose Datastreams it writes (--thing)")
+        key = f"ch_{secrets.token_urlsafe(32)}"
+        with self._lock:
+            keys = self._load()
+            keys.append(
+                {
+                    "id": max((k["id"] for k in keys), default=0) + 1,
+                    "name": name,
+                    "role": role,
+                    "thing_id": thing_id,
+                    "hash": _hash(key),
+                    "created_at": datetime.now(UTC).isoformat(),
+                    "revoked": False,
+                }
+            )
+            self._write(keys)
+        return key
+
+    def revoke(self, key_id: int) -> bool:
+        with self._lock:
+            keys = self._load()
+            hit = False
+            for k in keys:
+                if k["id"] == key_id:
+                    k["revoked"], hit = True, True
+            self._write(keys)
+            return hit
+
+    def list(self) -> list[dict]:
+        return [{k: v for k, v in key.items() if k != "hash"} for key in self._load()]
+
+    def _write(self, keys: list[dict]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".keys")
+        with os.fdopen(fd, "wb") as f:
+            f.write(orjson.dumps(keys, option=orjson.OPT_INDENT_2))
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, self.path)
+
+    def authenticate(self, key: str) -> Principal | None:
+        with self._lock:
+            self._refresh()
+            rec = self._by_hash.get(_hash(key))
+        if rec is None:
+            return None
+        return Principal(rec["role"], rec["name"], rec.get("thing_id"))

@@ -1,0 +1,129 @@
+"""The ``cityhub`` command: serve the hub, import files, inspect storage, manage API keys."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cityhub.config import Settings
+
+app = typer.Typer(help="CityHub: Hanoi's open smart-city data hub (OGC SensorThings API v1.1).", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys with roles admin, operator, device.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+console = Console()
+
+DataDir = Annotated[
+    Path, typer.Option("--data-dir", help="where the DuckDB file and keys live", envvar="CITYHUB_DATA_DIR")
+]
+
+
+@app.command()
+def serve(
+    port: Annotated[int, typer.Option(help="HTTP port")] = 8080,
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    data_dir: DataDir = Path("var"),
+    demo: Annotated[bool, typer.Option(help="seed a demo city of Hanoi stations when the store is empty")] = False,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+) -> None:
+    """Serve the API (SensorThings under /v1.1, docs at /docs) with embedded DuckDB storage."""
+    import faulthandler
+    import signal
+
+    import uvicorn
+
+    from cityhub.app import create_app
+
+    faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` prints every thread's stack to stderr
+
+    settings = Settings(data_dir=data_dir, host=host, port=port)
+    application = create_app(settings, demo=demo)
+    console.print(f"CityHub on http://{host}:{port}  (API docs: /docs, data: {settings.db_path})")
+    uvicorn.run(application, host=host, port=port, log_level=log_level, access_log=False)
+
+
+@app.command("import")
+def import_(
+    files: Annotated[list[Path], typer.Argument(help="CSV, NDJSON or Parquet files of Observations")],
+    data_dir: DataDir = Path("var"),
+    partial: Annotated[bool, typer.Option(help="store the good rows of a file that has bad ones")] = False,
+    batch_rows: Annotated[int, typer.Option(help="rows per committed batch")] = 100_000,
+) -> None:
+    """Import Observations (columns as for POST /api/v1/ingest) into the store; the server must be stopped
+    (DuckDB files belong to one process) or use the HTTP bulk endpoint instead."""
+    from cityhub.ingest.files import import_files
+
+    code = import_files(files, Settings(data_dir=data_dir), partial=partial, batch_rows=batch_rows, console=console)
+    raise typer.Exit(code)
+
+
+@app.command()
+def info(data_dir: DataDir = Path("var"), as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """What is stored: counts per entity set, observation time span, size on disk."""
+    from cityhub.store.duckdb import DuckDBStore
+
+    settings = Settings(data_dir=data_dir)
+    if not settings.db_path.exists():
+        console.print(f"no store at {settings.db_path}")
+        raise typer.Exit(1)
+    store = DuckDBStore(settings.db_path)
+    try:
+        data = store.info()
+    finally:
+        store.close()
+    if as_json:
+        typer.echo(json.dumps(data, default=str, indent=2))
+        return
+    t = Table(title=f"CityHub store {data['path']}")
+    t.add_column("entity set")
+    t.add_column("count", justify="right")
+    for k, v in data["counts"].items():
+        t.add_row(k, f"{v:,}")
+    console.print(t)
+    console.print(f"observations from {data['observations_from']} to {data['observations_to']}")
+    console.print(f"size on disk: {data['bytes_on_disk'] / 1e6:,.1f} MB")
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[str, typer.Option(help="admin | operator | device")],
+    name: Annotated[str, typer.Option(help="who or what holds the key")] = "",
+    thing: Annotated[int | None, typer.Option(help="device keys: the Thing whose Datastreams it may write")] = None,
+    data_dir: DataDir = Path("var"),
+) -> None:
+    """Create a key and print it (shown once; only its hash is stored)."""
+    from cityhub.auth.keys import KeyStore
+
+    try:
+        key = KeyStore(Settings(data_dir=data_dir).keys_path).create(role, name or role, thing)
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    typer.echo(key)
+
+
+@keys_app.command("list")
+def keys_list(data_dir: DataDir = Path("var")) -> None:
+    """List keys (without secrets)."""
+    from cityhub.auth.keys import KeyStore
+
+    for k in KeyStore(Settings(data_dir=data_dir).keys_path).list():
+        typer.echo(json.dumps(k))
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: int, data_dir: DataDir = Path("var")) -> None:
+    """Revoke a key by its id (from `cityhub keys list`)."""
+    from cityhub.auth.keys import KeyStore
+
+    if not KeyStore(Settings(data_dir=data_dir).keys_path).revoke(key_id):
+        console.print(f"no key {key_id}")
+        raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    app()

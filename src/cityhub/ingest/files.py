@@ -1,0 +1,121 @@
+"""``cityhub import``: files of Observations straight into the store, in committed batches."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from cityhub.config import Settings
+from cityhub.errors import ProblemError
+from cityhub.ingest import observations as obsin
+from cityhub.store.base import AppendResult
+from cityhub.store.duckdb import DuckDBStore
+
+
+def _batches(path: Path, rows: int) -> Iterator[pa.Table]:
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        pf = pq.ParquetFile(path)
+        for b in pf.iter_batches(batch_size=rows):
+            yield pa.Table.from_batches([b])
+    elif suffix == ".csv":
+        reader = pacsv.open_csv(
+            path,
+            read_options=pacsv.ReadOptions(block_size=16 << 20),
+            convert_options=pacsv.ConvertOptions(
+                column_types={"phenomenonTime": pa.string(), "resultTime": pa.string(), "unit": pa.string()},
+                strings_can_be_null=True,
+                null_values=[""],  # keep NaN/NA visible so validation can name them
+            ),
+        )
+        for b in reader:
+            yield pa.Table.from_batches([b])
+    elif suffix in (".ndjson", ".jsonl", ".json"):
+        data = path.read_bytes()
+        lines = data.splitlines(keepends=True)
+        for i in range(0, len(lines), rows):
+            yield obsin.parse_body(b"".join(lines[i : i + rows]), "ndjson")
+    else:
+        raise ProblemError(400, "Bad Request", f"{path}: unknown file type (csv, ndjson, parquet)", field="file")
+
+
+class _Conflicts(Exception):
+    def __init__(self, result: AppendResult, ids: np.ndarray, batch: pa.Table) -> None:
+        self.result, self.ids, self.batch = result, ids, batch
+
+    def describe(self) -> list[str]:
+        pos = {int(i): k for k, i in enumerate(self.ids)}
+        out = []
+        for c in sorted(self.result.conflicting):
+            row = self.batch.slice(pos[c], 1).to_pylist()[0]
+            out.append(
+                f"datastream {row['datastream_id']} at {row['phenomenon_time'].isoformat()}: result "
+                f"{row['result_number'] if row['result_number'] is not None else row['result_string']} "
+                f"conflicts with stored Observation {self.result.duplicate_of[c]}"
+            )
+        return out
+
+
+def import_files(files: list[Path], settings: Settings, *, partial: bool, batch_rows: int, console: Console) -> int:
+    store = DuckDBStore(settings.db_path)
+    catalog = obsin.DatastreamCatalog(store)
+    totals = {"stored": 0, "duplicates": 0, "rejected": 0}
+    code = 0
+    try:
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=console,
+        ) as progress:
+            for path in files:
+                size = path.stat().st_size
+                task = progress.add_task(path.name, total=size)
+                offset = 0
+                for raw in _batches(path, batch_rows):
+                    v = obsin.validate(raw, catalog.table(), max_future=settings.max_future)
+                    batch, unresolved = obsin.fill_default_foi(v.good, catalog)
+                    bad = v.bad_count + len(unresolved)
+                    if bad and not partial:
+                        for e in v.bad[:20]:
+                            console.print(f"[red]{path}: row {offset + e['index']}: {e['field']} {e['reason']}[/red]")
+                        console.print(f"[red]{path}: {bad} bad rows; nothing more imported (use --partial)[/red]")
+                        return 1
+                    if unresolved:
+                        keep = pa.array([i not in set(unresolved) for i in range(batch.num_rows)])
+                        batch = batch.filter(keep)
+                    ids = store.allocate_ids("observations", batch.num_rows)
+                    try:
+                        with store.transaction() as tx:
+                            res = store.append_observations(tx, obsin.with_ids(batch, ids))
+                            if res.conflicting and not partial:
+                                raise _Conflicts(res, ids, batch)
+                    except _Conflicts as exc:
+                        for line in exc.describe()[:20]:
+                            console.print(f"[red]{path}: {line}[/red]")
+                        console.print(
+                            f"[red]{path}: {len(res.conflicting)} rows conflict with stored "
+                            "Observations; nothing more imported (use --partial)[/red]"
+                        )
+                        return 1
+                    totals["stored"] += int(res.inserted.size)
+                    totals["duplicates"] += len(res.duplicate_of) - len(res.conflicting)
+                    totals["rejected"] += bad + len(res.conflicting)
+                    offset += raw.num_rows
+                    progress.update(task, completed=min(size, int(size * 0.999)) if offset else 0, advance=0)
+                progress.update(task, completed=size)
+    except ProblemError as exc:
+        console.print(f"[red]{exc.detail}[/red]")
+        code = 2
+    finally:
+        store.close()
+    console.print(f"stored {totals['stored']:,}, duplicates {totals['duplicates']:,}, rejected {totals['rejected']:,}")
+    return code

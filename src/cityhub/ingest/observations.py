@@ -1,0 +1,448 @@
+"""Turning Observations as clients send them (JSON, CSV, NDJSON, Arrow IPC) into validated Arrow batches.
+
+Validation is vectorised: the rows and the Datastream catalogue are joined in an in-memory DuckDB (used
+here as a compute engine, whatever the store) and each row gets the first reason it is unacceptable.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import duckdb
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.ipc as paipc
+import pyarrow.json as pajson
+
+from cityhub.errors import ProblemError, bad_request
+from cityhub.sensorthings import model
+from cityhub.store.base import OBSERVATION_BATCH_SCHEMA, Store
+
+FORMATS = {
+    "text/csv": "csv",
+    "application/x-ndjson": "ndjson",
+    "application/ndjson": "ndjson",
+    "application/jsonl": "ndjson",
+    "application/vnd.apache.arrow.stream": "arrow",
+    "application/vnd.apache.arrow.file": "arrow",
+}
+COLUMNS = ("datastream", "phenomenonTime", "result", "resultTime", "unit", "featureOfInterest", "parameters")
+MAX_BAD_ROWS_LISTED = 1000
+_ZONE = r"(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)$"
+_local = threading.local()
+
+
+def _engine() -> duckdb.DuckDBPyConnection:
+    con = getattr(_local, "con", None)
+    if con is None:
+        con = duckdb.connect()
+        con.execute("SET TimeZone = 'UTC'")
+        _local.con = con
+    return con
+
+
+@dataclass
+class Validated:
+    """Rows ready to append (OBSERVATION_BATCH_SCHEMA less ``id``) and the rows refused with reasons."""
+
+    good: pa.Table
+    good_index: np.ndarray  # index of each good row in the input
+    thing_ids: np.ndarray  # owning Thing of each good row (for device keys)
+    bad: list[dict[str, Any]]
+    bad_count: int
+
+
+class DatastreamCatalog:
+    """What validation needs to know about each Datastream, cached and reloaded after model changes."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._lock = threading.Lock()
+        self._table: pa.Table | None = None
+        self._default_foi: dict[int, int | None] = {}
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._table = None
+            self._default_foi.clear()
+
+    def table(self) -> pa.Table:
+        with self._lock:
+            if self._table is None:
+                rows = self.store.query(
+                    "SELECT id, observation_type, unit_of_measurement, thing_id FROM datastreams ORDER BY id"
+                )
+                symbols = []
+                for r in rows:
+                    try:
+                        uom = orjson.loads(r[2]) if r[2] else {}
+                    except orjson.JSONDecodeError:
+                        uom = {}
+                    symbols.append(uom.get("symbol") if isinstance(uom, dict) else None)
+                self._table = pa.table(
+                    {
+                        "id": pa.array([r[0] for r in rows], pa.int64()),
+                        "observation_type": pa.array([r[1] for r in rows], pa.string()),
+                        "unit_symbol": pa.array(symbols, pa.string()),
+                        "thing_id": pa.array([r[3] for r in rows], pa.int64()),
+                    }
+                )
+            return self._table
+
+    def default_foi(self, datastream_id: int) -> int | None:
+        """The FeatureOfInterest made from the Datastream's Thing's Location (SensorThings §8.2.7)."""
+        with self._lock:
+            if datastream_id in self._default_foi:
+                return self._default_foi[datastream_id]
+        foi = ensure_location_foi(self.store, datastream_id)
+        with self._lock:
+            self._default_foi[datastream_id] = foi
+        return foi
+
+
+def ensure_location_foi(store: Store, datastream_id: int) -> int | None:
+    rows = store.query(
+        """SELECT l.id, l.name, l.description, l.encoding_type, l.location
+           FROM datastreams d JOIN thing_locations tl ON tl.thing_id = d.thing_id
+           JOIN locations l ON l.id = tl.location_id WHERE d.id = ? ORDER BY l.id LIMIT 1""",
+        [datastream_id],
+    )
+    if not rows:
+        return None
+    loc_id, name, description, encoding, location = rows[0]
+    with store.transaction() as tx:
+        found = tx.execute("SELECT id FROM features_of_interest WHERE from_location_id = ?", [loc_id])
+        if found:
+            return int(found[0][0])
+        return tx.insert(
+            "features_of_interest",
+            {
+                "name": name,
+                "description": description,
+                "encoding_type": encoding,
+                "feature": location,
+                "from_location_id": loc_id,
+            },
+        )
+
+
+# -- parsing bodies --------------------------------------------------------------------------------------
+def parse_body(body: bytes, fmt: str) -> pa.Table:
+    """Parse a bulk body into a table with (a subset of) COLUMNS; syntax errors are 400s."""
+    if not body.strip():
+        raise bad_request("the body is empty", field="body")
+    if fmt == "csv":
+        try:
+            table = pacsv.read_csv(
+                io.BytesIO(body),
+                convert_options=pacsv.ConvertOptions(
+                    column_types={
+                        "phenomenonTime": pa.string(),
+                        "resultTime": pa.string(),
+                        "unit": pa.string(),
+                    },
+                    strings_can_be_null=True,
+                    null_values=[""],  # keep NaN/NA visible so validation can name them
+                ),
+            )
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise bad_request(f"CSV could not be read: {exc}", field="body") from None
+    elif fmt == "ndjson":
+        try:
+            table = pajson.read_json(
+                io.BytesIO(body),
+                parse_options=pajson.ParseOptions(
+                    # Times stay text so validation can see whether they carry a zone.
+                    explicit_schema=pa.schema(
+                        [("phenomenonTime", pa.string()), ("resultTime", pa.string()), ("unit", pa.string())]
+                    ),
+                    unexpected_field_behavior="infer",
+                ),
+            )
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            # Mixed result types, or a broken line: the slow path says exactly which line.
+            table = _ndjson_rows(body)
+    elif fmt == "arrow":
+        try:
+            reader = paipc.open_stream(io.BytesIO(body))
+            table = reader.read_all()
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OSError):
+            try:
+                table = paipc.open_file(io.BytesIO(body)).read_all()
+            except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
+                raise bad_request(f"Arrow IPC body could not be read: {exc}", field="body") from None
+    else:
+        raise bad_request(f"unknown format {fmt!r}; use csv, ndjson or arrow", field="format")
+    unknown = [c for c in table.column_names if c not in COLUMNS]
+    if unknown:
+        raise bad_request(f"unknown column(s) {unknown}; allowed: {list(COLUMNS)}", field=unknown[0])
+    for col in ("datastream", "phenomenonTime", "result"):
+        if col not in table.column_names:
+            raise bad_request(f"column {col!r} is required", field=col)
+    return table
+
+
+def _ndjson_rows(body: bytes) -> pa.Table:
+    records: list[dict[str, Any]] = []
+    for lineno, line in enumerate(body.splitlines()):
+        if not line.strip():
+            continue
+        try:
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            raise bad_request(f"line {lineno + 1} is not valid JSON: {exc}", field="body", line=lineno + 1) from None
+        if not isinstance(obj, dict):
+            raise bad_request(f"line {lineno + 1} is not a JSON object", field="body", line=lineno + 1)
+        records.append(obj)
+    return rows_to_table(records)
+
+
+def rows_to_table(records: list[dict[str, Any]]) -> pa.Table:
+    """Observation-like dicts (bulk columns) → raw table, keeping each result's JSON type."""
+    cols: dict[str, list[Any]] = {c: [] for c in COLUMNS}
+    numbers: list[float | None] = []
+    texts: list[str | None] = []
+    jsons: list[str | None] = []
+    present: set[str] = set()
+    for rec in records:
+        for c in COLUMNS:
+            if c == "result":
+                continue
+            v = rec.get(c)
+            if v is not None:
+                present.add(c)
+            if c == "parameters" and v is not None and not isinstance(v, str):
+                v = orjson.dumps(v).decode()
+            elif c in ("phenomenonTime", "resultTime", "unit") and v is not None and not isinstance(v, str):
+                v = orjson.dumps(v).decode()  # validation then says what is wrong with it
+            elif c in ("datastream", "featureOfInterest") and v is not None:
+                v = str(v)
+            cols[c].append(v)
+        r = rec.get("result")
+        if "result" in rec:
+            present.add("result")
+        if isinstance(r, bool) or r is None or isinstance(r, (dict, list)):
+            numbers.append(None)
+            texts.append(None)
+            jsons.append(None if r is None else orjson.dumps(r).decode())
+        elif isinstance(r, (int, float)):
+            numbers.append(float(r))
+            texts.append(None)
+            jsons.append(None)
+        else:
+            numbers.append(None)
+            texts.append(str(r))
+            jsons.append(None)
+        unknown = set(rec) - set(COLUMNS)
+        if unknown:
+            raise bad_request(f"unknown field(s) {sorted(unknown)}; allowed: {list(COLUMNS)}", field=sorted(unknown)[0])
+    out: dict[str, pa.Array] = {
+        c: pa.array(cols[c], pa.string()) for c in COLUMNS if c != "result" and (c in present or c == "datastream")
+    }
+    if "phenomenonTime" not in out:
+        out["phenomenonTime"] = pa.array(cols["phenomenonTime"], pa.string())
+    out["result"] = pa.array(numbers, pa.float64())
+    out["result_text"] = pa.array(texts, pa.string())
+    out["result_json"] = pa.array(jsons, pa.string())
+    return pa.table(out)
+
+
+# -- validation ------------------------------------------------------------------------------------------
+def _time_exprs(table: pa.Table, col: str) -> tuple[str, str]:
+    """SQL (value, error) expressions for a time column, by its Arrow type."""
+    if col not in table.column_names:
+        return "CAST(NULL AS TIMESTAMPTZ)", "NULL"
+    typ = table.schema.field(col).type
+    q = f'"{col}"'
+    if pa.types.is_timestamp(typ):
+        if typ.tz is None:
+            return "CAST(NULL AS TIMESTAMPTZ)", f"CASE WHEN {q} IS NOT NULL THEN 'has no time zone' END"
+        return f"CAST({q} AS TIMESTAMPTZ)", "NULL"
+    if pa.types.is_string(typ) or pa.types.is_large_string(typ):
+        value = f"TRY_CAST({q} AS TIMESTAMPTZ)"
+        error = (
+            f"CASE WHEN {q} IS NULL THEN NULL "
+            f"WHEN NOT regexp_matches(trim({q}), '{_ZONE}') AND {value} IS NOT NULL THEN 'has no time zone' "
+            f"WHEN {value} IS NULL THEN 'is not an ISO 8601 time' END"
+        )
+        return f"CASE WHEN regexp_matches(trim({q}), '{_ZONE}') THEN {value} END", error
+    return "CAST(NULL AS TIMESTAMPTZ)", f"CASE WHEN {q} IS NOT NULL THEN 'is not an ISO 8601 time' END"
+
+
+def validate(
+    table: pa.Table,
+    datastreams: pa.Table,
+    *,
+    max_future: timedelta,
+    now: datetime | None = None,
+) -> Validated:
+    now = now or datetime.now(UTC)
+    cols = table.column_names
+    rtype = table.schema.field("result").type
+    if pa.types.is_integer(rtype) or pa.types.is_floating(rtype) or pa.types.is_decimal(rtype):
+        num, text, js = 'CAST("result" AS DOUBLE)', "CAST(NULL AS VARCHAR)", "CAST(NULL AS VARCHAR)"
+    elif pa.types.is_boolean(rtype):
+        num, text = "CAST(NULL AS DOUBLE)", "CAST(NULL AS VARCHAR)"
+        js = """CASE WHEN "result" THEN 'true' WHEN NOT "result" THEN 'false' END"""
+    elif pa.types.is_string(rtype) or pa.types.is_large_string(rtype):
+        num, text, js = "CAST(NULL AS DOUBLE)", '"result"', "CAST(NULL AS VARCHAR)"
+    elif pa.types.is_null(rtype):
+        num, text, js = "CAST(NULL AS DOUBLE)", "CAST(NULL AS VARCHAR)", "CAST(NULL AS VARCHAR)"
+    else:
+        raise bad_request(f"result column has unsupported type {rtype}", field="result")
+    if "result_text" in cols:  # from rows_to_table: the JSON types were kept apart
+        text, js = "result_text", "result_json"
+    pt, pt_err = _time_exprs(table, "phenomenonTime")
+    rt, rt_err = _time_exprs(table, "resultTime")
+    unit = '"unit"' if "unit" in cols else "CAST(NULL AS VARCHAR)"
+    foi = 'TRY_CAST("featureOfInterest" AS BIGINT)' if "featureOfInterest" in cols else "CAST(NULL AS BIGINT)"
+    foi_bad = (
+        '"featureOfInterest" IS NOT NULL AND TRY_CAST("featureOfInterest" AS BIGINT) IS NULL'
+        if "featureOfInterest" in cols
+        else "FALSE"
+    )
+    params = '"parameters"' if "parameters" in cols else "CAST(NULL AS VARCHAR)"
+    numeric = f"('{model.OM_MEASUREMENT}', '{model.OM_COUNT}')"
+    raw = table.append_column("_idx", pa.array(np.arange(table.num_rows, dtype=np.int64)))
+    con = _engine()
+    con.register("_raw", raw)
+    con.register("_ds", datastreams)
+    try:
+        out = con.sql(
+            f"""
+            WITH r AS (
+              SELECT _idx, "datastream" AS ds_raw, TRY_CAST("datastream" AS BIGINT) AS ds,
+                     {pt} AS pt, {pt_err} AS pt_err, {rt} AS rt, {rt_err} AS rt_err,
+                     {num} AS num_in, {text} AS txt_in, {js} AS js_in, {unit} AS unit,
+                     {foi} AS foi, {foi_bad} AS foi_bad, {params} AS params
+              FROM _raw),
+            j AS (
+              SELECT r.*, d.observation_type AS ot, d.unit_symbol, d.thing_id,
+                     CASE WHEN d.observation_type IN {numeric}
+                          THEN coalesce(num_in, TRY_CAST(txt_in AS DOUBLE)) ELSE num_in END AS num
+              FROM r LEFT JOIN _ds d ON d.id = r.ds)
+            SELECT _idx, ds, pt, rt, thing_id, foi, params,
+              CASE WHEN ot IN {numeric} THEN num
+                   WHEN ot = '{model.OM_OBSERVATION}' THEN num_in END AS result_number,
+              CASE WHEN ot = '{model.OM_CATEGORY}' THEN coalesce(txt_in, CAST(num_in AS VARCHAR))
+                   WHEN ot = '{model.OM_OBSERVATION}' THEN txt_in END AS result_string,
+              CASE WHEN ot = '{model.OM_TRUTH}' THEN
+                     coalesce(js_in, CASE lower(txt_in) WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' END)
+                   WHEN ot = '{model.OM_OBSERVATION}' THEN js_in END AS result_json,
+              CASE
+                WHEN ds_raw IS NULL THEN 'datastream: is missing'
+                WHEN ds IS NULL THEN 'datastream: is not an integer id'
+                WHEN ot IS NULL THEN 'datastream: no Datastream has this id'
+                WHEN pt_err IS NOT NULL THEN 'phenomenonTime: ' || pt_err
+                WHEN pt IS NULL THEN 'phenomenonTime: is missing'
+                WHEN pt > ?::TIMESTAMPTZ THEN 'phenomenonTime: is too far in the future'
+                WHEN pt < TIMESTAMPTZ '1900-01-01 00:00:00+00' THEN 'phenomenonTime: is before 1900'
+                WHEN rt_err IS NOT NULL THEN 'resultTime: ' || rt_err
+                WHEN num_in IS NULL AND txt_in IS NULL AND js_in IS NULL THEN 'result: is missing'
+                WHEN ot IN {numeric} AND num IS NULL
+                  THEN 'result: is not a number (the Datastream is ' || regexp_extract(ot, '[A-Za-z]+$') || ')'
+                WHEN ot IN {numeric} AND (isnan(num) OR isinf(num)) THEN 'result: NaN and infinity are not values'
+                WHEN ot = '{model.OM_OBSERVATION}' AND num_in IS NOT NULL AND (isnan(num_in) OR isinf(num_in))
+                  THEN 'result: NaN and infinity are not values'
+                WHEN ot = '{model.OM_COUNT}' AND num <> floor(num) THEN 'result: a count must be an integer'
+                WHEN ot = '{model.OM_TRUTH}' AND result_json IS NULL THEN 'result: must be true or false'
+                WHEN ot = '{model.OM_CATEGORY}' AND result_string IS NULL THEN 'result: must be a category'
+                WHEN unit IS NOT NULL AND unit IS DISTINCT FROM unit_symbol
+                  THEN 'unit: ' || unit || ' does not match the Datastream''s unit '
+                       || coalesce(unit_symbol, '(none)')
+                WHEN foi_bad THEN 'featureOfInterest: is not an integer id'
+                WHEN params IS NOT NULL AND json_valid(params) IS NOT TRUE THEN 'parameters: is not JSON'
+              END AS error
+            FROM j ORDER BY _idx""",
+            params=[now + max_future],
+        ).to_arrow_table()
+    finally:
+        con.unregister("_raw")
+        con.unregister("_ds")
+    error = out.column("error")
+    ok = pc.is_null(error)
+    good = out.filter(ok)
+    bad_rows = out.filter(pc.invert(ok))
+    bad = [
+        {"index": int(i), "field": e.split(":", 1)[0], "reason": e.split(": ", 1)[1]}
+        for i, e in zip(
+            bad_rows.column("_idx").to_pylist()[:MAX_BAD_ROWS_LISTED],
+            bad_rows.column("error").to_pylist()[:MAX_BAD_ROWS_LISTED],
+            strict=True,
+        )
+    ]
+    n = good.num_rows
+    null_ts = pa.nulls(n, pa.timestamp("us", tz="UTC"))
+    batch = pa.table(
+        {
+            "datastream_id": good.column("ds"),
+            "phenomenon_time": good.column("pt").cast(pa.timestamp("us", tz="UTC")),
+            "phenomenon_time_end": null_ts,
+            "result_time": good.column("rt").cast(pa.timestamp("us", tz="UTC")),
+            "result_number": good.column("result_number"),
+            "result_string": good.column("result_string"),
+            "result_json": good.column("result_json"),
+            "result_quality": pa.nulls(n, pa.string()),
+            "valid_time_start": null_ts,
+            "valid_time_end": null_ts,
+            "parameters": good.column("params"),
+            "feature_of_interest_id": good.column("foi"),
+        }
+    )
+    return Validated(
+        good=batch,
+        good_index=good.column("_idx").to_numpy(),
+        thing_ids=good.column("thing_id").to_numpy(),
+        bad=bad,
+        bad_count=bad_rows.num_rows,
+    )
+
+
+def fill_default_foi(batch: pa.Table, catalog: DatastreamCatalog) -> tuple[pa.Table, list[int]]:
+    """Give rows without a FeatureOfInterest the one made from their Thing's Location.
+
+    Returns the batch and the positions of rows for which none can be made (the Thing has no Location).
+    """
+    foi = batch.column("feature_of_interest_id")
+    if foi.null_count == 0:
+        return batch, []
+    ds = batch.column("datastream_id").to_numpy()
+    missing = pc.is_null(foi).to_numpy(zero_copy_only=False)
+    filled = foi.to_numpy(zero_copy_only=False).astype(np.float64)
+    unresolved: list[int] = []
+    for d in np.unique(ds[missing]):
+        default = catalog.default_foi(int(d))
+        sel = missing & (ds == d)
+        if default is None:
+            unresolved.extend(np.flatnonzero(sel).tolist())
+        else:
+            filled[sel] = default
+    arr = pa.array(np.nan_to_num(filled, nan=0).astype(np.int64), mask=np.isnan(filled))
+    return batch.set_column(batch.schema.get_field_index("feature_of_interest_id"), "feature_of_interest_id", arr), (
+        unresolved
+    )
+
+
+def with_ids(batch: pa.Table, ids: np.ndarray) -> pa.Table:
+    """Prepend allocated ids and order the columns as the store expects."""
+    table = batch.add_column(0, "id", pa.array(ids, pa.int64()))
+    return table.select(OBSERVATION_BATCH_SCHEMA.names).cast(OBSERVATION_BATCH_SCHEMA)
+
+
+def problem_for_bad_rows(v: Validated, total: int) -> ProblemError:
+    return ProblemError(
+        422,
+        "Unprocessable Content",
+        f"{v.bad_count} of {total} rows are not acceptable; nothing was stored "
+        "(send ?partial=true to store the good rows)",
+        field="rows",
+        errors=v.bad,
+        rejected=v.bad_count,
+    )

@@ -1,0 +1,134 @@
+"""Group commit of Observations.
+
+Every path that stores Observations (single POST, bulk bodies, CreateObservations, MQTT) hands an Arrow
+batch to one writer thread. The thread appends whatever is queued in one transaction and answers each
+request after the commit, so a 2xx always means durable, and concurrent small writes share one commit
+instead of paying one each.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from cityhub.store.base import AppendResult, Store
+
+log = logging.getLogger(__name__)
+
+CommitListener = Callable[[pa.Table], None]
+
+
+@dataclass(eq=False)
+class _Item:
+    batch: pa.Table
+    all_or_nothing: bool
+    future: Future[AppendResult] = field(default_factory=Future)
+
+
+class _Conflict(Exception):
+    def __init__(self, results: dict[_Item, AppendResult]) -> None:
+        self.results = results
+
+
+class ObservationWriter:
+    """Serialises Observation appends and commits them in groups of up to ``max_rows`` rows."""
+
+    def __init__(self, store: Store, max_rows: int = 100_000) -> None:
+        self.store = store
+        self.max_rows = max_rows
+        self._queue: queue.Queue[_Item | None] = queue.Queue()
+        self._listeners: list[CommitListener] = []
+        self._thread = threading.Thread(target=self._run, name="observation-writer", daemon=True)
+        self._thread.start()
+
+    def add_listener(self, listener: CommitListener) -> None:
+        """Call ``listener`` with each committed batch of new Observations (for live subscribers)."""
+        self._listeners.append(listener)
+
+    def submit(self, batch: pa.Table, *, all_or_nothing: bool = True) -> Future[AppendResult]:
+        """Queue a batch whose ``id`` column was allocated with ``store.allocate_ids``.
+
+        With ``all_or_nothing`` a batch holding a conflicting duplicate (same key, other result) stores
+        nothing and its result lists the conflicts.
+        """
+        item = _Item(batch, all_or_nothing)
+        self._queue.put(item)
+        return item.future
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            items, rows, stop = [first], first.batch.num_rows, False
+            while rows < self.max_rows:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                items.append(nxt)
+                rows += nxt.batch.num_rows
+            self._commit_group(items)
+            if stop:
+                return
+
+    def _commit_group(self, items: list[_Item]) -> None:
+        while items:
+            try:
+                self._try_commit(items)
+                return
+            except _Conflict as exc:
+                # Rare: a whole-body request met a conflicting duplicate. Answer it without storing
+                # anything and commit the others again.
+                for item, res in exc.results.items():
+                    item.future.set_result(res)
+                    items.remove(item)
+            except Exception as exc:
+                log.exception("observation commit failed")
+                for item in items:
+                    item.future.set_exception(exc)
+                return
+
+    def _try_commit(self, items: list[_Item]) -> None:
+        batch = pa.concat_tables([i.batch for i in items]) if len(items) > 1 else items[0].batch
+        with self.store.transaction() as tx:
+            result = self.store.append_observations(tx, batch)
+            per_item = [_slice(result, i.batch.column("id").to_numpy()) for i in items]
+            bad = {
+                item: AppendResult(np.empty(0, np.int64), res.duplicate_of, res.conflicting)
+                for item, res in zip(items, per_item, strict=True)
+                if item.all_or_nothing and res.conflicting
+            }
+            if bad:
+                raise _Conflict(bad)
+        for item, res in zip(items, per_item, strict=True):
+            item.future.set_result(res)
+        if result.inserted.size and self._listeners:
+            mask = np.isin(batch.column("id").to_numpy(), result.inserted)
+            new = batch.filter(pa.array(mask))
+            for listener in self._listeners:
+                try:
+                    listener(new)
+                except Exception:  # a subscriber must never break ingestion
+                    log.exception("commit listener failed")
+
+
+def _slice(result: AppendResult, ids: np.ndarray) -> AppendResult:
+    lo, hi = (int(ids.min()), int(ids.max())) if ids.size else (0, -1)
+    ins = result.inserted[(result.inserted >= lo) & (result.inserted <= hi)]
+    dups = {k: v for k, v in result.duplicate_of.items() if lo <= k <= hi}
+    return AppendResult(inserted=ins, duplicate_of=dups, conflicting={k for k in result.conflicting if lo <= k <= hi})

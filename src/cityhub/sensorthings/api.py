@@ -1,0 +1,225 @@
+"""HTTP routes of the SensorThings API v1.1 under ``/v1.1``.
+
+Each entity set gets documented routes (so ``/docs`` and schemathesis see them); deeper paths such as
+``/Datastreams(1)/Thing/Locations`` or ``/Things(1)/name/$value`` go through the same handler.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from cityhub.app import JSONResponse, hub_of, principal, require
+from cityhub.errors import bad_request
+from cityhub.sensorthings import model
+from cityhub.sensorthings.options import parse_options
+from cityhub.sensorthings.schemas import entity_schema
+from cityhub.sensorthings.service import parse_path
+
+router = APIRouter(prefix="/v1.1")
+
+CONFORMANCE = [
+    "http://www.opengis.net/spec/iot_sensing/1.1/req/datamodel",
+    "http://www.opengis.net/spec/iot_sensing/1.1/req/resource-path/resource-path-to-entities",
+    "http://www.opengis.net/spec/iot_sensing/1.1/req/request-data",
+    "http://www.opengis.net/spec/iot_sensing/1.1/req/create-update-delete",
+    "http://www.opengis.net/spec/iot_sensing/1.1/req/data-array/data-array",
+    "http://www.opengis.net/spec/iot_sensing/1.1/req/create-observations-via-mqtt/observations-creation",
+]
+
+
+def base_url(request: Request) -> str:
+    return str(request.base_url).rstrip("/") + "/v1.1"
+
+
+async def _body(request: Request) -> Any:
+    raw = await request.body()
+    if not raw.strip():
+        raise bad_request("the body is empty; send a JSON object", field="body")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise bad_request(f"the body is not valid JSON: {exc}", field="body") from None
+
+
+async def handle_get(request: Request, path: str) -> Response:
+    require(principal(request), "read")
+    hub = hub_of(request)
+    res = parse_path(path)
+    raw = {k: v for k, v in request.query_params.items()}
+    opts = parse_options(res.et, raw, max_top=hub.settings.max_top, default_top=hub.settings.default_top)
+    out = await run_in_threadpool(hub.sensorthings.read, res, opts, base_url(request), request.url.query)
+    if isinstance(out, tuple) and out[0] == "raw":
+        value = out[1]
+        text = value if isinstance(value, str) else orjson.dumps(value).decode()
+        return Response(text, media_type="text/plain; charset=utf-8")
+    return JSONResponse(out)
+
+
+async def handle_post(request: Request, path: str) -> Response:
+    who = principal(request)
+    res = parse_path(path)
+    if res.et is model.OBSERVATION:
+        require(who, "observations")
+    else:
+        require(who, "model")
+    body = await _body(request)
+    hub = hub_of(request)
+    device_thing = who.thing_id if who.role == "device" else None
+    out = await hub.sensorthings.create(res, body, base_url(request), device_thing)
+    created = out.pop("_created", True)
+    return JSONResponse(out, status_code=201 if created else 200, headers={"Location": out["@iot.selfLink"]})
+
+
+async def handle_patch(request: Request, path: str) -> Response:
+    require(principal(request), "model")
+    res = parse_path(path)
+    body = await _body(request)
+    hub = hub_of(request)
+    out = await run_in_threadpool(hub.sensorthings.update, res, body, base_url(request))
+    return JSONResponse(out)
+
+
+async def handle_delete(request: Request, path: str) -> Response:
+    require(principal(request), "model")
+    res = parse_path(path)
+    hub = hub_of(request)
+    await run_in_threadpool(hub.sensorthings.delete, res)
+    return Response(status_code=200)
+
+
+@router.get("", tags=["SensorThings"], summary="Service root: entity sets and conformance")
+def service_root(request: Request) -> Any:
+    base = base_url(request)
+    return {
+        "value": [{"name": et.plural, "url": f"{base}/{et.plural}"} for et in model.ENTITY_TYPES],
+        "serverSettings": {"conformance": CONFORMANCE},
+    }
+
+
+def _query_params() -> dict[str, Any]:
+    return {
+        "filter_": Query(None, alias="$filter", description="OData/SensorThings filter expression"),
+        "select": Query(None, alias="$select", description="comma-separated properties"),
+        "expand": Query(None, alias="$expand", description="navigation properties, with nested options"),
+        "orderby": Query(None, alias="$orderby", description="e.g. `phenomenonTime desc`"),
+        "top": Query(None, alias="$top", description="page size (≤ 10,000)"),
+        "skip": Query(None, alias="$skip"),
+        "count": Query(None, alias="$count", description="true to include @iot.count"),
+    }
+
+
+def _register(et: model.EntityType) -> None:
+    name, plural = et.name, et.plural
+    q = _query_params()
+
+    async def list_(
+        request: Request,
+        filter_: str | None = q["filter_"],
+        select: str | None = q["select"],
+        expand: str | None = q["expand"],
+        orderby: str | None = q["orderby"],
+        top: str | None = q["top"],
+        skip: str | None = q["skip"],
+        count: str | None = q["count"],
+    ) -> Response:
+        return await handle_get(request, plural)
+
+    async def get_(
+        request: Request,
+        entity_id: int,
+        select: str | None = q["select"],
+        expand: str | None = q["expand"],
+    ) -> Response:
+        return await handle_get(request, f"{plural}({entity_id})")
+
+    async def create_(request: Request) -> Response:
+        return await handle_post(request, plural)
+
+    async def patch_(request: Request, entity_id: int) -> Response:
+        return await handle_patch(request, f"{plural}({entity_id})")
+
+    async def delete_(request: Request, entity_id: int) -> Response:
+        return await handle_delete(request, f"{plural}({entity_id})")
+
+    schema = entity_schema(et)
+    body_doc = {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+    tags = ["SensorThings"]
+    router.add_api_route(
+        f"/{plural}",
+        list_,
+        methods=["GET"],
+        tags=tags,
+        summary=f"List {plural}",
+        operation_id=f"list{plural}",
+    )
+    router.add_api_route(
+        f"/{plural}({{entity_id}})",
+        get_,
+        methods=["GET"],
+        tags=tags,
+        summary=f"Get a {name}",
+        operation_id=f"get{name}",
+    )
+    router.add_api_route(
+        f"/{plural}",
+        create_,
+        methods=["POST"],
+        tags=tags,
+        status_code=201,
+        summary=f"Create a {name} (deep insert allowed)",
+        openapi_extra=body_doc,
+        operation_id=f"create{name}",
+    )
+    router.add_api_route(
+        f"/{plural}({{entity_id}})",
+        patch_,
+        methods=["PATCH"],
+        tags=tags,
+        summary=f"Update a {name}",
+        openapi_extra=body_doc,
+        operation_id=f"update{name}",
+    )
+    router.add_api_route(
+        f"/{plural}({{entity_id}})",
+        delete_,
+        methods=["DELETE"],
+        tags=tags,
+        summary=f"Delete a {name} (and what depends on it)",
+        operation_id=f"delete{name}",
+    )
+
+
+for _et in model.ENTITY_TYPES:
+    _register(_et)
+
+
+@router.post("/CreateObservations", tags=["SensorThings"], summary="Data Array extension: create many Observations")
+async def create_observations(request: Request) -> Response:
+    from cityhub.api.ext import create_observations_data_array
+
+    return await create_observations_data_array(request)
+
+
+@router.api_route("/{path:path}", methods=["GET"], include_in_schema=False)
+async def any_get(request: Request, path: str) -> Response:
+    return await handle_get(request, path)
+
+
+@router.api_route("/{path:path}", methods=["POST"], include_in_schema=False)
+async def any_post(request: Request, path: str) -> Response:
+    return await handle_post(request, path)
+
+
+@router.api_route("/{path:path}", methods=["PATCH"], include_in_schema=False)
+async def any_patch(request: Request, path: str) -> Response:
+    return await handle_patch(request, path)
+
+
+@router.api_route("/{path:path}", methods=["DELETE"], include_in_schema=False)
+async def any_delete(request: Request, path: str) -> Response:
+    return await handle_delete(request, path)

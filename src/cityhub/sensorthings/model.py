@@ -1,0 +1,245 @@
+"""The OGC SensorThings API v1.1 Part 1 (Sensing) data model as metadata.
+
+One table of facts drives storage, validation, ``$filter`` resolution, ``$expand`` and the OpenAPI
+schemas, so adding a property means touching one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Property kinds. "interval" is a SensorThings TM_Period or TM_Instant stored as two columns.
+STRING, JSON, DATETIME, INTERVAL, GEOMETRY, RESULT, URI = (
+    "string",
+    "json",
+    "datetime",
+    "interval",
+    "geometry",
+    "result",
+    "uri",
+)
+
+OBSERVATION_TYPES = {
+    "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_Measurement",
+    "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_CategoryObservation",
+    "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_CountObservation",
+    "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_TruthObservation",
+    "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_Observation",
+}
+OM_MEASUREMENT = "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_Measurement"
+OM_COUNT = "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_CountObservation"
+OM_TRUTH = "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_TruthObservation"
+OM_CATEGORY = "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_CategoryObservation"
+OM_OBSERVATION = "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_Observation"
+
+ENCODING_GEOJSON = "application/geo+json"
+ENCODING_TYPES = {
+    ENCODING_GEOJSON,
+    "application/vnd.geo+json",
+    "application/pdf",
+    "http://www.opengis.net/doc/IS/SensorML/2.0",
+    "text/html",
+    "application/json",
+    "text/plain",
+}
+
+
+@dataclass(frozen=True)
+class Prop:
+    """A property of an entity: its JSON name, SQL column(s) and kind."""
+
+    name: str
+    column: str
+    kind: str
+    required: bool = False
+    column_end: str | None = None  # second column of an interval
+    read_only: bool = False  # computed by the server (Datastream.phenomenonTime)
+
+
+@dataclass(frozen=True)
+class Nav:
+    """A navigation property between two entity types.
+
+    Exactly one of ``fk`` (to-one, foreign key on this table), ``remote_fk`` (to-many, foreign key on
+    the target's table) or ``link`` (many-to-many, a link table ``(table, this_col, other_col)``).
+    """
+
+    name: str
+    target: str
+    many: bool
+    fk: str | None = None
+    remote_fk: str | None = None
+    link: tuple[str, str, str] | None = None
+    required: bool = False  # must be given (or be implied) when the entity is created
+
+
+@dataclass(frozen=True)
+class EntityType:
+    name: str  # singular: "Thing"
+    plural: str  # entity set: "Things"
+    table: str
+    props: tuple[Prop, ...]
+    navs: tuple[Nav, ...]
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def prop(self, name: str) -> Prop | None:
+        for p in self.props:
+            if p.name == name:
+                return p
+        return None
+
+    def nav(self, name: str) -> Nav | None:
+        for n in self.navs:
+            if n.name == name:
+                return n
+        return None
+
+
+_common = (
+    Prop("name", "name", STRING, required=True),
+    Prop("description", "description", STRING, required=True),
+)
+_props = Prop("properties", "properties", JSON)
+
+THING = EntityType(
+    "Thing",
+    "Things",
+    "things",
+    (*_common, _props),
+    (
+        Nav("Locations", "Location", True, link=("thing_locations", "thing_id", "location_id")),
+        Nav("HistoricalLocations", "HistoricalLocation", True, remote_fk="thing_id"),
+        Nav("Datastreams", "Datastream", True, remote_fk="thing_id"),
+    ),
+)
+LOCATION = EntityType(
+    "Location",
+    "Locations",
+    "locations",
+    (
+        *_common,
+        Prop("encodingType", "encoding_type", STRING, required=True),
+        Prop("location", "location", GEOMETRY, required=True),
+        _props,
+    ),
+    (
+        Nav("Things", "Thing", True, link=("thing_locations", "location_id", "thing_id")),
+        Nav(
+            "HistoricalLocations",
+            "HistoricalLocation",
+            True,
+            link=("historical_location_locations", "location_id", "historical_location_id"),
+        ),
+    ),
+)
+HISTORICAL_LOCATION = EntityType(
+    "HistoricalLocation",
+    "HistoricalLocations",
+    "historical_locations",
+    (Prop("time", "time", DATETIME, required=True),),
+    (
+        Nav("Thing", "Thing", False, fk="thing_id", required=True),
+        Nav(
+            "Locations",
+            "Location",
+            True,
+            link=("historical_location_locations", "historical_location_id", "location_id"),
+        ),
+    ),
+)
+SENSOR = EntityType(
+    "Sensor",
+    "Sensors",
+    "sensors",
+    (
+        *_common,
+        Prop("encodingType", "encoding_type", STRING, required=True),
+        Prop("metadata", "metadata", STRING, required=True),
+        _props,
+    ),
+    (Nav("Datastreams", "Datastream", True, remote_fk="sensor_id"),),
+)
+OBSERVED_PROPERTY = EntityType(
+    "ObservedProperty",
+    "ObservedProperties",
+    "observed_properties",
+    (
+        Prop("name", "name", STRING, required=True),
+        Prop("definition", "definition", URI, required=True),
+        Prop("description", "description", STRING, required=True),
+        _props,
+    ),
+    (Nav("Datastreams", "Datastream", True, remote_fk="observed_property_id"),),
+)
+DATASTREAM = EntityType(
+    "Datastream",
+    "Datastreams",
+    "datastreams",
+    (
+        *_common,
+        Prop("observationType", "observation_type", URI, required=True),
+        Prop("unitOfMeasurement", "unit_of_measurement", JSON, required=True),
+        Prop("observedArea", "observed_area", GEOMETRY),
+        Prop(
+            "phenomenonTime",
+            "phenomenon_time_start",
+            INTERVAL,
+            column_end="phenomenon_time_end",
+            read_only=True,
+        ),
+        Prop("resultTime", "result_time_start", INTERVAL, column_end="result_time_end", read_only=True),
+        _props,
+    ),
+    (
+        Nav("Thing", "Thing", False, fk="thing_id", required=True),
+        Nav("Sensor", "Sensor", False, fk="sensor_id", required=True),
+        Nav("ObservedProperty", "ObservedProperty", False, fk="observed_property_id", required=True),
+        Nav("Observations", "Observation", True, remote_fk="datastream_id"),
+    ),
+)
+OBSERVATION = EntityType(
+    "Observation",
+    "Observations",
+    "observations",
+    (
+        Prop("phenomenonTime", "phenomenon_time", INTERVAL, column_end="phenomenon_time_end"),
+        Prop("resultTime", "result_time", DATETIME),
+        Prop("result", "result", RESULT, required=True),
+        Prop("resultQuality", "result_quality", JSON),
+        Prop("validTime", "valid_time_start", INTERVAL, column_end="valid_time_end"),
+        Prop("parameters", "parameters", JSON),
+    ),
+    (
+        Nav("Datastream", "Datastream", False, fk="datastream_id", required=True),
+        Nav("FeatureOfInterest", "FeatureOfInterest", False, fk="feature_of_interest_id"),
+    ),
+)
+FEATURE_OF_INTEREST = EntityType(
+    "FeatureOfInterest",
+    "FeaturesOfInterest",
+    "features_of_interest",
+    (
+        *_common,
+        Prop("encodingType", "encoding_type", STRING, required=True),
+        Prop("feature", "feature", GEOMETRY, required=True),
+        _props,
+    ),
+    (Nav("Observations", "Observation", True, remote_fk="feature_of_interest_id"),),
+)
+
+ENTITY_TYPES: tuple[EntityType, ...] = (
+    THING,
+    LOCATION,
+    HISTORICAL_LOCATION,
+    SENSOR,
+    OBSERVED_PROPERTY,
+    DATASTREAM,
+    OBSERVATION,
+    FEATURE_OF_INTEREST,
+)
+BY_NAME = {e.name: e for e in ENTITY_TYPES}
+BY_PLURAL = {e.plural: e for e in ENTITY_TYPES}
+
+
+def entity(name: str) -> EntityType:
+    return BY_NAME[name]

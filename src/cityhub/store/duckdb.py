@@ -1,0 +1,393 @@
+"""The embedded store: one DuckDB file owned by one process, shared by all its threads.
+
+Reads use a cursor per thread; writes are serialised by a lock (DuckDB has a single writer anyway),
+and Observations arrive as Arrow tables appended in one statement per group of requests.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import orjson
+import pyarrow as pa
+import shapely
+
+from cityhub.store.base import AppendResult, Dialect, QueryError, Store, Transaction
+from cityhub.store.schema import ENTITY_TABLES, ddl
+
+# Errors raised by evaluating a (valid) query on particular values: overflow, failed casts, bad input.
+_DATA_ERRORS = (duckdb.ConversionException, duckdb.OutOfRangeException, duckdb.InvalidInputException)
+_BINARY_PREDICATES = (
+    "equals",
+    "disjoint",
+    "touches",
+    "within",
+    "overlaps",
+    "crosses",
+    "intersects",
+    "contains",
+)
+
+
+def _geometries(arr: pa.Array) -> np.ndarray:
+    """Parse GeoJSON (column values) or WKT (filter literals) into shapely geometries; bad input → None."""
+    out = np.empty(len(arr), dtype=object)
+    for i, text in enumerate(arr.to_pylist()):
+        if text is None:
+            continue
+        try:
+            if text.lstrip().startswith("{"):
+                obj = orjson.loads(text)
+                if obj.get("type") == "Feature":
+                    obj = obj.get("geometry") or {}
+                out[i] = shapely.geometry.shape(obj)
+            else:
+                out[i] = shapely.from_wkt(text)
+        except Exception:  # a malformed stored geometry must not fail the whole query
+            out[i] = None
+    return out
+
+
+def _predicate(name: str):
+    func = getattr(shapely, name)
+
+    def udf(a: pa.Array, b: pa.Array) -> pa.Array:
+        ga, gb = _geometries(a), _geometries(b)
+        valid = np.array([x is not None and y is not None for x, y in zip(ga, gb, strict=True)], dtype=bool)
+        res = np.zeros(len(ga), dtype=bool)
+        if valid.any():
+            res[valid] = func(ga[valid], gb[valid])
+        return pa.array(res, mask=~valid)
+
+    return udf
+
+
+def _distance(a: pa.Array, b: pa.Array) -> pa.Array:
+    ga, gb = _geometries(a), _geometries(b)
+    valid = np.array([x is not None and y is not None for x, y in zip(ga, gb, strict=True)], dtype=bool)
+    res = np.zeros(len(ga))
+    if valid.any():
+        res[valid] = shapely.distance(ga[valid], gb[valid])
+    return pa.array(res, mask=~valid)
+
+
+def _length(a: pa.Array) -> pa.Array:
+    ga = _geometries(a)
+    valid = np.array([x is not None for x in ga], dtype=bool)
+    res = np.zeros(len(ga))
+    if valid.any():
+        res[valid] = shapely.length(ga[valid])
+    return pa.array(res, mask=~valid)
+
+
+def _relate(a: pa.Array, b: pa.Array, pattern: pa.Array) -> pa.Array:
+    ga, gb = _geometries(a), _geometries(b)
+    pats = pattern.to_pylist()
+    out: list[bool | None] = []
+    for x, y, p in zip(ga, gb, pats, strict=True):
+        try:
+            out.append(None if x is None or y is None or p is None else bool(shapely.relate_pattern(x, y, p)))
+        except Exception:  # an invalid DE-9IM pattern is a non-match, not a server error
+            out.append(None)
+    return pa.array(out, pa.bool_())
+
+
+class DuckDBDialect(Dialect):
+    placeholder = "?"
+
+    def json_value(self, sql: str, keys: Sequence[str], as_type: str) -> str:
+        path = "$" + "".join(f'."{k}"' for k in keys) if keys else "$"
+        text = f"json_extract_string({sql}, '{path.replace(chr(39), chr(39) * 2)}')"
+        if as_type == "number":
+            return f"TRY_CAST({text} AS DOUBLE)"
+        if as_type == "boolean":
+            return f"TRY_CAST({text} AS BOOLEAN)"
+        return text
+
+    def geo(self, func: str, args: list[str]) -> str:
+        name = {
+            "geo.distance": "ch_geo_distance",
+            "geo.length": "ch_geo_length",
+            "geo.intersects": "ch_st_intersects",
+        }
+        if func in name:
+            return f"{name[func]}({', '.join(args)})"
+        return f"ch_{func}({', '.join(args)})"
+
+    def geometry_literal(self, placeholder: str) -> str:
+        return f"CAST({placeholder} AS VARCHAR)"
+
+
+class _DuckTransaction(Transaction):
+    def __init__(self, store: DuckDBStore, cur: duckdb.DuckDBPyConnection) -> None:
+        self.store = store
+        self.cur = cur
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        res = self.cur.execute(sql, list(params))
+        try:
+            return res.fetchall()
+        except duckdb.InvalidInputException:  # statement without a result set
+            return []
+
+    def insert(self, table: str, values: dict[str, Any]) -> int:
+        new_id = int(self.store.allocate_ids(table, 1)[0])
+        cols = ["id", *values]
+        marks = ", ".join("?" for _ in cols)
+        self.cur.execute(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({marks})", [new_id, *values.values()])
+        return new_id
+
+
+class DuckDBStore(Store):
+    """A DuckDB file (``path``) or an in-memory database (``path=None``, for tests)."""
+
+    def __init__(self, path: str | Path | None) -> None:
+        self.path = Path(path) if path is not None else None
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._con = duckdb.connect(str(self.path) if self.path else ":memory:")
+        self._con.execute("SET TimeZone = 'UTC'")
+        self.dialect = DuckDBDialect()
+        self._local = threading.local()
+        self._write_lock = threading.RLock()
+        self._id_lock = threading.Lock()
+        for stmt in ddl():
+            self._con.execute(stmt)
+        self._register_udfs()
+        self._next_id: dict[str, int] = {}
+        for table in (*ENTITY_TABLES, "api_keys"):
+            (mx,) = self._con.execute(f"SELECT coalesce(max(id), 0) FROM {table}").fetchone()  # type: ignore[misc]
+            self._next_id[table] = int(mx) + 1
+
+    def _register_udfs(self) -> None:
+        con = self._con
+        v, b, d = duckdb.sqltype("VARCHAR"), duckdb.sqltype("BOOLEAN"), duckdb.sqltype("DOUBLE")
+        for name in _BINARY_PREDICATES:
+            con.create_function(f"ch_st_{name}", _predicate(name), [v, v], b, type="arrow", side_effects=False)
+        con.create_function("ch_st_relate", _relate, [v, v, v], b, type="arrow")
+        con.create_function("ch_geo_distance", _distance, [v, v], d, type="arrow")
+        con.create_function("ch_geo_length", _length, [v], d, type="arrow")
+
+    # -- plumbing --------------------------------------------------------------------------------------
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        cur = getattr(self._local, "cur", None)
+        if cur is None:
+            cur = self._con.cursor()
+            cur.execute("SET TimeZone = 'UTC'")
+            self._local.cur = cur
+        return cur
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        try:
+            return self._cursor().execute(sql, list(params)).fetchall()
+        except _DATA_ERRORS as exc:
+            raise QueryError(f"the query could not be evaluated: {str(exc).splitlines()[0]}") from None
+
+    def query_arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
+        return self._cursor().sql(sql, params=list(params) or None).to_arrow_table()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        with self._write_lock:
+            cur = self._cursor()
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                yield _DuckTransaction(self, cur)
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            cur.execute("COMMIT")
+
+    def allocate_ids(self, table: str, n: int) -> np.ndarray:
+        with self._id_lock:
+            start = self._next_id[table]
+            self._next_id[table] = start + n
+        return np.arange(start, start + n, dtype=np.int64)
+
+    # -- observations --------------------------------------------------------------------------------
+    def append_observations(self, tx: Transaction, batch: pa.Table) -> AppendResult:
+        assert isinstance(tx, _DuckTransaction)
+        cur = tx.cur
+        cols = ", ".join(batch.column_names)
+        cur.register("_ch_batch", batch)
+        try:
+            # Within one batch the first row of a key wins; the others are reported as duplicates below.
+            inserted = cur.sql(
+                f"""INSERT INTO observations ({cols})
+                    SELECT {cols} FROM _ch_batch
+                    QUALIFY row_number() OVER (PARTITION BY datastream_id, phenomenon_time ORDER BY id) = 1
+                    ON CONFLICT DO NOTHING
+                    RETURNING id, datastream_id, phenomenon_time, result_number, result_string, result_json"""
+            ).to_arrow_table()
+            result = AppendResult(inserted=inserted.column("id").to_numpy())
+            if inserted.num_rows < batch.num_rows:
+                self._find_duplicates(cur, result)
+            if inserted.num_rows:
+                cur.register("_ch_ins", inserted)
+                self._roll_up(cur, "_ch_ins")
+                cur.unregister("_ch_ins")
+        finally:
+            cur.unregister("_ch_batch")
+        return result
+
+    def _find_duplicates(self, cur: duckdb.DuckDBPyConnection, result: AppendResult) -> None:
+        cur.register("_ch_ins_ids", pa.table({"id": result.inserted}))
+        rows = cur.execute(
+            """SELECT b.id, o.id,
+                      (o.result_number IS NOT DISTINCT FROM b.result_number
+                       AND o.result_string IS NOT DISTINCT FROM b.result_string
+                       AND o.result_json IS NOT DISTINCT FROM b.result_json)
+               FROM (SELECT * FROM _ch_batch ANTI JOIN _ch_ins_ids USING (id)) b
+               JOIN observations o
+                 ON o.datastream_id = b.datastream_id AND o.phenomenon_time = b.phenomenon_time"""
+        ).fetchall()
+        cur.unregister("_ch_ins_ids")
+        for dup_id, stored_id, same in rows:
+            result.duplicate_of[int(dup_id)] = int(stored_id)
+            if not same:
+                result.conflicting.add(int(dup_id))
+
+    def _roll_up(self, cur: duckdb.DuckDBPyConnection, source: str) -> None:
+        cur.execute(
+            f"""INSERT INTO obs_hourly
+                SELECT datastream_id, date_trunc('hour', phenomenon_time), count(*), sum(result_number),
+                       min(result_number), max(result_number)
+                FROM {source} WHERE result_number IS NOT NULL GROUP BY ALL
+                ON CONFLICT DO UPDATE SET n = n + excluded.n, total = total + excluded.total,
+                    minimum = least(minimum, excluded.minimum), maximum = greatest(maximum, excluded.maximum)"""
+        )
+        cur.execute(
+            f"""INSERT INTO ds_latest
+                SELECT datastream_id, max(phenomenon_time),
+                       arg_max(result_number, phenomenon_time), arg_max(result_string, phenomenon_time),
+                       arg_max(result_json, phenomenon_time), arg_max(id, phenomenon_time),
+                       min(phenomenon_time), count(*)
+                FROM {source} GROUP BY datastream_id
+                ON CONFLICT DO UPDATE SET
+                    result_number = CASE WHEN excluded.phenomenon_time >= phenomenon_time
+                                         THEN excluded.result_number ELSE result_number END,
+                    result_string = CASE WHEN excluded.phenomenon_time >= phenomenon_time
+                                         THEN excluded.result_string ELSE result_string END,
+                    result_json = CASE WHEN excluded.phenomenon_time >= phenomenon_time
+                                       THEN excluded.result_json ELSE result_json END,
+                    observation_id = CASE WHEN excluded.phenomenon_time >= phenomenon_time
+                                          THEN excluded.observation_id ELSE observation_id END,
+                    phenomenon_time = greatest(phenomenon_time, excluded.phenomenon_time),
+                    first_time = least(first_time, excluded.first_time),
+                    count = count + excluded.count"""
+        )
+
+    def refresh_derived(self, tx: Transaction, datastream_id: int, hours: Sequence[datetime]) -> None:
+        assert isinstance(tx, _DuckTransaction)
+        cur = tx.cur
+        cur.execute("DELETE FROM ds_latest WHERE datastream_id = ?", [datastream_id])
+        cur.execute(
+            """INSERT INTO ds_latest
+               SELECT datastream_id, max(phenomenon_time), arg_max(result_number, phenomenon_time),
+                      arg_max(result_string, phenomenon_time), arg_max(result_json, phenomenon_time),
+                      arg_max(id, phenomenon_time), min(phenomenon_time), count(*)
+               FROM observations WHERE datastream_id = ? GROUP BY datastream_id""",
+            [datastream_id],
+        )
+        for hour in hours:
+            cur.execute(
+                "DELETE FROM obs_hourly WHERE datastream_id = ? AND hour = date_trunc('hour', ?::TIMESTAMPTZ)",
+                [datastream_id, hour],
+            )
+            cur.execute(
+                """INSERT INTO obs_hourly
+                   SELECT datastream_id, date_trunc('hour', phenomenon_time), count(*), sum(result_number),
+                          min(result_number), max(result_number)
+                   FROM observations
+                   WHERE datastream_id = ? AND result_number IS NOT NULL
+                     AND date_trunc('hour', phenomenon_time) = date_trunc('hour', ?::TIMESTAMPTZ)
+                   GROUP BY ALL""",
+                [datastream_id, hour],
+            )
+
+    def latest(self, datastream_ids: Sequence[int]) -> pa.Table:
+        ids = pa.table({"datastream_id": pa.array(datastream_ids, pa.int64())})
+        cur = self._cursor()
+        cur.register("_ch_ids", ids)
+        try:
+            return cur.sql(
+                """SELECT l.datastream_id, l.phenomenon_time, l.result_number, l.result_string, l.result_json,
+                          l.observation_id, l.first_time, l.count
+                   FROM ds_latest l SEMI JOIN _ch_ids USING (datastream_id) ORDER BY l.datastream_id"""
+            ).to_arrow_table()
+        finally:
+            cur.unregister("_ch_ids")
+
+    def aggregate(
+        self,
+        datastream_ids: Sequence[int],
+        func: str,
+        interval: str,
+        start: datetime | None,
+        end: datetime | None,
+        offset_minutes: int,
+    ) -> pa.Table:
+        value = {
+            "avg": "sum(total) / sum(n)",
+            "min": "min(minimum)",
+            "max": "max(maximum)",
+            "sum": "sum(total)",
+            "count": "CAST(sum(n) AS DOUBLE)",
+        }[func]
+        if interval == "hour":
+            bucket = "hour"
+        else:
+            shift = f"INTERVAL '{int(offset_minutes)} minutes'"
+            bucket = f"date_trunc('day', hour + {shift}) - {shift}"
+        where, params = ["1 = 1"], []
+        if start is not None:
+            where.append("hour >= ?")
+            params.append(start)
+        if end is not None:
+            where.append("hour < ?")
+            params.append(end)
+        ids = pa.table({"datastream_id": pa.array(datastream_ids, pa.int64())})
+        cur = self._cursor()
+        cur.register("_ch_ids", ids)
+        try:
+            return cur.sql(
+                f"""SELECT datastream_id, {bucket} AS time, {value} AS value, CAST(sum(n) AS BIGINT) AS count
+                    FROM obs_hourly SEMI JOIN _ch_ids USING (datastream_id)
+                    WHERE {" AND ".join(where)}
+                    GROUP BY ALL ORDER BY datastream_id, time""",
+                params=params or None,
+            ).to_arrow_table()
+        finally:
+            cur.unregister("_ch_ids")
+
+    def info(self) -> dict[str, Any]:
+        counts = {t: self.query(f"SELECT count(*) FROM {t}")[0][0] for t in ENTITY_TABLES}
+        span = self.query("SELECT min(first_time), max(phenomenon_time) FROM ds_latest")[0]
+        size = 0
+        if self.path is not None:
+            for p in (self.path, self.path.with_name(self.path.name + ".wal")):
+                if p.exists():
+                    size += p.stat().st_size
+        return {
+            "backend": "duckdb",
+            "path": str(self.path) if self.path else ":memory:",
+            "counts": counts,
+            "observations_from": span[0],
+            "observations_to": span[1],
+            "bytes_on_disk": size,
+        }
+
+    def checkpoint(self) -> None:
+        with self._write_lock:
+            self._cursor().execute("CHECKPOINT")
+
+    def close(self) -> None:
+        with self._write_lock:
+            self._con.close()

@@ -1,0 +1,82 @@
+"""Tables of the SensorThings model plus CityHub's derived tables, in SQL both DuckDB and PostgreSQL
+accept (JSON members are stored as JSON text)."""
+
+from __future__ import annotations
+
+TABLES: dict[str, str] = {
+    "things": """
+        id BIGINT PRIMARY KEY, name VARCHAR NOT NULL, description VARCHAR NOT NULL, properties JSON""",
+    "locations": """
+        id BIGINT PRIMARY KEY, name VARCHAR NOT NULL, description VARCHAR NOT NULL,
+        encoding_type VARCHAR NOT NULL, location JSON NOT NULL, properties JSON""",
+    "thing_locations": """
+        thing_id BIGINT NOT NULL, location_id BIGINT NOT NULL, PRIMARY KEY (thing_id, location_id)""",
+    "historical_locations": """
+        id BIGINT PRIMARY KEY, time TIMESTAMPTZ NOT NULL, thing_id BIGINT NOT NULL""",
+    "historical_location_locations": """
+        historical_location_id BIGINT NOT NULL, location_id BIGINT NOT NULL,
+        PRIMARY KEY (historical_location_id, location_id)""",
+    "sensors": """
+        id BIGINT PRIMARY KEY, name VARCHAR NOT NULL, description VARCHAR NOT NULL,
+        encoding_type VARCHAR NOT NULL, metadata VARCHAR NOT NULL, properties JSON""",
+    "observed_properties": """
+        id BIGINT PRIMARY KEY, name VARCHAR NOT NULL, definition VARCHAR NOT NULL,
+        description VARCHAR NOT NULL, properties JSON""",
+    "datastreams": """
+        id BIGINT PRIMARY KEY, name VARCHAR NOT NULL, description VARCHAR NOT NULL,
+        observation_type VARCHAR NOT NULL, unit_of_measurement JSON NOT NULL, observed_area JSON,
+        properties JSON, thing_id BIGINT NOT NULL, sensor_id BIGINT NOT NULL,
+        observed_property_id BIGINT NOT NULL""",
+    "features_of_interest": """
+        id BIGINT PRIMARY KEY, name VARCHAR NOT NULL, description VARCHAR NOT NULL,
+        encoding_type VARCHAR NOT NULL, feature JSON NOT NULL, properties JSON,
+        from_location_id BIGINT""",
+    # The natural key (Datastream, phenomenonTime) makes a resent Observation a no-op.
+    "observations": """
+        id BIGINT NOT NULL, datastream_id BIGINT NOT NULL, phenomenon_time TIMESTAMPTZ NOT NULL,
+        phenomenon_time_end TIMESTAMPTZ, result_time TIMESTAMPTZ, result_number DOUBLE PRECISION,
+        result_string VARCHAR, result_json VARCHAR, result_quality JSON, valid_time_start TIMESTAMPTZ,
+        valid_time_end TIMESTAMPTZ, parameters JSON, feature_of_interest_id BIGINT,
+        PRIMARY KEY (datastream_id, phenomenon_time)""",
+    # Latest value and extent per Datastream, kept on ingest: "latest of 10,000 Datastreams" is a lookup.
+    "ds_latest": """
+        datastream_id BIGINT PRIMARY KEY, phenomenon_time TIMESTAMPTZ NOT NULL,
+        result_number DOUBLE PRECISION, result_string VARCHAR, result_json VARCHAR, observation_id BIGINT,
+        first_time TIMESTAMPTZ NOT NULL, count BIGINT NOT NULL""",
+    # Hourly roll-up of numeric results (UTC hours), kept on ingest; days are built from hours.
+    "obs_hourly": """
+        datastream_id BIGINT NOT NULL, hour TIMESTAMPTZ NOT NULL, n BIGINT NOT NULL,
+        total DOUBLE PRECISION NOT NULL, minimum DOUBLE PRECISION NOT NULL,
+        maximum DOUBLE PRECISION NOT NULL, PRIMARY KEY (datastream_id, hour)""",
+    "api_keys": """
+        id BIGINT PRIMARY KEY, name VARCHAR NOT NULL, role VARCHAR NOT NULL, key_hash VARCHAR NOT NULL UNIQUE,
+        thing_id BIGINT, created_at TIMESTAMPTZ NOT NULL, revoked BOOLEAN NOT NULL DEFAULT FALSE""",
+}
+
+VIEWS: dict[str, str] = {
+    # Datastream.phenomenonTime is derived from its Observations (SensorThings §8.2.4).
+    "datastreams_v": """
+        SELECT d.*, l.first_time AS phenomenon_time_start, l.phenomenon_time AS phenomenon_time_end,
+               CAST(NULL AS TIMESTAMPTZ) AS result_time_start, CAST(NULL AS TIMESTAMPTZ) AS result_time_end
+        FROM datastreams d LEFT JOIN ds_latest l ON l.datastream_id = d.id""",
+}
+
+# Tables whose reads go through a view.
+READ_VIEW = {"datastreams": "datastreams_v"}
+
+ENTITY_TABLES = (
+    "things",
+    "locations",
+    "historical_locations",
+    "sensors",
+    "observed_properties",
+    "datastreams",
+    "features_of_interest",
+    "observations",
+)
+
+
+def ddl() -> list[str]:
+    stmts = [f"CREATE TABLE IF NOT EXISTS {name} ({cols.strip()})" for name, cols in TABLES.items()]
+    stmts += [f"CREATE OR REPLACE VIEW {name} AS {sql.strip()}" for name, sql in VIEWS.items()]
+    return stmts

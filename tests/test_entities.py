@@ -1,0 +1,222 @@
+"""SensorThings v1.1 entities: create, read, update, delete, deep insert, addressing, $value and $ref."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from tests.conftest import OM_MEASUREMENT, UGM3, station_body
+
+
+def test_service_root_lists_entity_sets(client: TestClient) -> None:
+    body = client.get("/v1.1").json()
+    names = {v["name"] for v in body["value"]}
+    assert names == {
+        "Things",
+        "Locations",
+        "HistoricalLocations",
+        "Sensors",
+        "ObservedProperties",
+        "Datastreams",
+        "Observations",
+        "FeaturesOfInterest",
+    }
+    assert any("create-update-delete" in c for c in body["serverSettings"]["conformance"])
+
+
+def test_create_read_update_delete_thing(client: TestClient) -> None:
+    # Spec example (SensorThings v1.1 §10.2, Example: create a Thing)
+    r = client.post(
+        "/v1.1/Things",
+        json={
+            "name": "Oven",
+            "description": "This thing is an oven.",
+            "properties": {"owner": "Noah Liang", "color": "Black"},
+        },
+    )
+    assert r.status_code == 201, r.text
+    thing = r.json()
+    assert r.headers["location"] == thing["@iot.selfLink"]
+    assert thing["@iot.selfLink"].endswith(f"/v1.1/Things({thing['@iot.id']})")
+    assert thing["Datastreams@iot.navigationLink"].endswith("/Datastreams")
+    assert thing["properties"] == {"owner": "Noah Liang", "color": "Black"}
+
+    got = client.get(f"/v1.1/Things({thing['@iot.id']})").json()
+    assert got == thing
+
+    r = client.patch(f"/v1.1/Things({thing['@iot.id']})", json={"description": "a black oven"})
+    assert r.status_code == 200, r.text
+    assert r.json()["description"] == "a black oven"
+    assert r.json()["name"] == "Oven"
+
+    assert client.delete(f"/v1.1/Things({thing['@iot.id']})").status_code == 200
+    r = client.get(f"/v1.1/Things({thing['@iot.id']})")
+    assert r.status_code == 404
+    assert r.headers["content-type"].startswith("application/problem+json")
+
+
+def test_deep_insert_creates_everything_and_a_historical_location(client: TestClient) -> None:
+    r = client.post("/v1.1/Things", json=station_body(n_ds=2))
+    assert r.status_code == 201, r.text
+    tid = r.json()["@iot.id"]
+    ds = client.get(f"/v1.1/Things({tid})/Datastreams").json()["value"]
+    assert len(ds) == 2
+    assert ds[0]["unitOfMeasurement"] == UGM3
+    assert ds[0]["observationType"] == OM_MEASUREMENT
+    locs = client.get(f"/v1.1/Things({tid})/Locations").json()["value"]
+    assert locs[0]["location"] == {"type": "Point", "coordinates": [105.8535, 21.0245]}
+    hls = client.get(f"/v1.1/Things({tid})/HistoricalLocations").json()["value"]
+    assert len(hls) == 1
+    assert (
+        client.get(f"/v1.1/HistoricalLocations({hls[0]['@iot.id']})/Locations").json()["value"][0]["@iot.id"]
+        == locs[0]["@iot.id"]
+    )
+    # to-one navigation returns the entity itself
+    thing = client.get(f"/v1.1/Datastreams({ds[0]['@iot.id']})/Thing").json()
+    assert thing["@iot.id"] == tid
+    sensor = client.get(f"/v1.1/Datastreams({ds[0]['@iot.id']})/Sensor").json()
+    assert sensor["name"] == "BAM-1020"
+    # deeper paths
+    assert (
+        client.get(f"/v1.1/Datastreams({ds[0]['@iot.id']})/Thing/Locations").json()["value"][0]["name"] == "Hoàn Kiếm"
+    )
+
+
+def test_create_under_a_parent_and_link_by_id(client: TestClient, station: dict) -> None:
+    sensor = client.get(f"/v1.1/Datastreams({station['datastream']})/Sensor").json()["@iot.id"]
+    prop = client.get(f"/v1.1/Datastreams({station['datastream']})/ObservedProperty").json()["@iot.id"]
+    r = client.post(
+        f"/v1.1/Things({station['thing']})/Datastreams",
+        json={
+            "name": "PM10",
+            "description": "PM10",
+            "observationType": OM_MEASUREMENT,
+            "unitOfMeasurement": UGM3,
+            "Sensor": {"@iot.id": sensor},
+            "ObservedProperty": {"@iot.id": prop},
+        },
+    )
+    assert r.status_code == 201, r.text
+    assert client.get(f"/v1.1/Datastreams({r.json()['@iot.id']})/Thing").json()["@iot.id"] == station["thing"]
+    # a link to a missing entity names the field
+    r = client.post(
+        "/v1.1/Datastreams",
+        json={
+            "name": "x",
+            "description": "x",
+            "observationType": OM_MEASUREMENT,
+            "unitOfMeasurement": UGM3,
+            "Thing": {"@iot.id": 999},
+            "Sensor": {"@iot.id": sensor},
+            "ObservedProperty": {"@iot.id": prop},
+        },
+    )
+    assert r.status_code == 400
+    assert r.json()["field"] == "Thing.@iot.id"
+
+
+def test_value_and_ref(client: TestClient, station: dict) -> None:
+    r = client.get(f"/v1.1/Things({station['thing']})/name")
+    assert r.json() == {"name": "Trạm Hoàn Kiếm"}
+    r = client.get(f"/v1.1/Things({station['thing']})/name/$value")
+    assert r.text == "Trạm Hoàn Kiếm"
+    assert r.headers["content-type"].startswith("text/plain")
+    refs = client.get(f"/v1.1/Things({station['thing']})/Datastreams/$ref").json()
+    assert refs["value"] == [{"@iot.selfLink": f"http://testserver/v1.1/Datastreams({station['datastream']})"}]
+
+
+def test_observation_crud_and_default_feature_of_interest(client: TestClient, station: dict) -> None:
+    ds = station["datastream"]
+    r = client.post(
+        "/v1.1/Observations",
+        json={
+            "phenomenonTime": "2026-01-15T08:00:00+07:00",
+            "result": 187.5,
+            "Datastream": {"@iot.id": ds},
+        },
+    )
+    assert r.status_code == 201, r.text
+    obs = r.json()
+    assert obs["phenomenonTime"] == "2026-01-15T01:00:00Z"
+    assert obs["result"] == 187.5
+    foi = client.get(f"/v1.1/Observations({obs['@iot.id']})/FeatureOfInterest").json()
+    assert foi["feature"] == {"type": "Point", "coordinates": [105.8535, 21.0245]}
+    # posted under the Datastream, the same FeatureOfInterest is reused
+    r = client.post(
+        f"/v1.1/Datastreams({ds})/Observations",
+        json={"phenomenonTime": "2026-01-15T02:00:00Z", "result": 150},
+    )
+    assert r.status_code == 201, r.text
+    assert (
+        client.get(f"/v1.1/Observations({r.json()['@iot.id']})/FeatureOfInterest").json()["@iot.id"] == foi["@iot.id"]
+    )
+    assert client.get("/v1.1/FeaturesOfInterest").json()["value"].__len__() == 1
+
+    r = client.patch(f"/v1.1/Observations({obs['@iot.id']})", json={"result": 190.0})
+    assert r.status_code == 200, r.text
+    assert r.json()["result"] == 190.0
+    latest = client.get(f"/api/v1/latest?datastreams={ds}").json()["value"][0]
+    assert latest["result"] == 150  # the later observation stays the latest
+    assert client.delete(f"/v1.1/Observations({r.json()['@iot.id']})").status_code == 200
+    assert client.get(f"/v1.1/Datastreams({ds})/Observations?$count=true").json()["@iot.count"] == 1
+
+
+def test_datastream_phenomenon_time_is_derived(client: TestClient, station: dict) -> None:
+    ds = station["datastream"]
+    for t, v in (("2026-01-01T00:00:00Z", 1), ("2026-01-03T00:00:00Z", 3)):
+        assert (
+            client.post(f"/v1.1/Datastreams({ds})/Observations", json={"phenomenonTime": t, "result": v}).status_code
+            == 201
+        )
+    assert (
+        client.get(f"/v1.1/Datastreams({ds})").json()["phenomenonTime"] == "2026-01-01T00:00:00Z/2026-01-03T00:00:00Z"
+    )
+
+
+def test_same_observation_twice_is_stored_once(client: TestClient, station: dict) -> None:
+    body = {
+        "phenomenonTime": "2026-01-15T01:00:00Z",
+        "result": 42.0,
+        "Datastream": {"@iot.id": station["datastream"]},
+    }
+    first = client.post("/v1.1/Observations", json=body)
+    again = client.post("/v1.1/Observations", json=body)
+    assert first.status_code == 201
+    assert again.status_code == 200
+    assert again.json()["@iot.id"] == first.json()["@iot.id"]
+    other = client.post("/v1.1/Observations", json={**body, "result": 43.0})
+    assert other.status_code == 409
+    assert other.json()["field"] == "phenomenonTime"
+    obs = client.get(f"/v1.1/Datastreams({station['datastream']})/Observations").json()["value"]
+    assert [o["result"] for o in obs] == [42.0]
+
+
+def test_delete_thing_cascades(client: TestClient, station: dict) -> None:
+    client.post(
+        f"/v1.1/Datastreams({station['datastream']})/Observations",
+        json={"phenomenonTime": "2026-01-01T00:00:00Z", "result": 1},
+    )
+    assert client.delete(f"/v1.1/Things({station['thing']})").status_code == 200
+    assert client.get(f"/v1.1/Datastreams({station['datastream']})").status_code == 404
+    assert client.get("/v1.1/Observations").json()["value"] == []
+    assert client.get("/v1.1/HistoricalLocations").json()["value"] == []
+    assert client.get("/api/v1/latest").json()["value"] == []
+
+
+def test_patch_thing_locations_records_history(client: TestClient, station: dict) -> None:
+    r = client.patch(
+        f"/v1.1/Things({station['thing']})",
+        json={
+            "Locations": [
+                {
+                    "name": "moved",
+                    "description": "new place",
+                    "encodingType": "application/geo+json",
+                    "location": {"type": "Point", "coordinates": [105.80, 21.03]},
+                }
+            ]
+        },
+    )
+    assert r.status_code == 200, r.text
+    locs = client.get(f"/v1.1/Things({station['thing']})/Locations").json()["value"]
+    assert [loc["name"] for loc in locs] == ["moved"]
+    assert len(client.get(f"/v1.1/Things({station['thing']})/HistoricalLocations").json()["value"]) == 2

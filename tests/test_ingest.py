@@ -1,0 +1,336 @@
+"""Bulk ingest, latest values, aggregates, bad input and access control."""
+
+from __future__ import annotations
+
+import io
+
+import orjson
+import pyarrow as pa
+import pyarrow.ipc as paipc
+import pytest
+from fastapi.testclient import TestClient
+
+from cityhub.auth.keys import KeyStore
+from cityhub.config import Settings
+from tests.conftest import station_body
+
+
+def csv(rows: list[str], header: str = "datastream,phenomenonTime,result") -> str:
+    return "\n".join([header, *rows]) + "\n"
+
+
+def test_bulk_csv_ndjson_and_arrow(client: TestClient, station: dict) -> None:
+    ds = station["datastream"]
+    r = client.post(
+        "/api/v1/ingest",
+        content=csv([f"{ds},2026-01-01T00:00:00Z,1.5", f"{ds},2026-01-01T01:00:00+07:00,2"]),
+        headers={"Content-Type": "text/csv"},
+    )
+    assert r.json() == {"received": 2, "stored": 2, "duplicates": 0, "rejected": 0, "errors": []}
+    lines = b"\n".join(
+        orjson.dumps({"datastream": ds, "phenomenonTime": f"2026-01-02T0{h}:00:00Z", "result": h}) for h in range(3)
+    )
+    r = client.post("/api/v1/ingest", content=lines, headers={"Content-Type": "application/x-ndjson"})
+    assert r.json()["stored"] == 3
+    table = pa.table(
+        {
+            "datastream": pa.array([ds] * 4, pa.int64()),
+            "phenomenonTime": pa.array(
+                [1_770_000_000_000_000 + k * 60_000_000 for k in range(4)], pa.timestamp("us", tz="UTC")
+            ),
+            "result": pa.array([1.0, 2.0, 3.0, 4.0]),
+        }
+    )
+    sink = io.BytesIO()
+    with paipc.new_stream(sink, table.schema) as w:
+        w.write_table(table)
+    r = client.post(
+        "/api/v1/ingest",
+        content=sink.getvalue(),
+        headers={"Content-Type": "application/vnd.apache.arrow.stream"},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["stored"] == 4
+    assert client.get(f"/v1.1/Datastreams({ds})/Observations?$count=true&$top=0").json()["@iot.count"] == 9
+
+
+def test_bulk_with_bad_rows_rejects_all_and_lists_each(client: TestClient, station: dict) -> None:
+    ds = station["datastream"]
+    body = csv(
+        [
+            f"{ds},2026-01-01T00:00:00Z,1.5",
+            f"{ds},2026-01-01T01:00:00,2",  # no zone
+            f"{ds},2099-01-01T00:00:00Z,2",  # far future
+            f"{ds},2026-01-01T02:00:00Z,NaN",  # NaN
+            f"{ds},2026-01-01T03:00:00Z,abc",  # not a number
+            "999,2026-01-01T04:00:00Z,1",  # unknown datastream
+            f"{ds},yesterday,1",  # not a time
+        ]
+    )
+    r = client.post("/api/v1/ingest", content=body, headers={"Content-Type": "text/csv"})
+    assert r.status_code == 422
+    problem = r.json()
+    assert problem["rejected"] == 6
+    assert [(e["index"], e["field"]) for e in problem["errors"]] == [
+        (1, "phenomenonTime"),
+        (2, "phenomenonTime"),
+        (3, "result"),
+        (4, "result"),
+        (5, "datastream"),
+        (6, "phenomenonTime"),
+    ]
+    assert "NaN" in problem["errors"][2]["reason"]
+    assert client.get(f"/v1.1/Datastreams({ds})/Observations").json()["value"] == []
+
+    r = client.post("/api/v1/ingest?partial=true", content=body, headers={"Content-Type": "text/csv"})
+    assert r.status_code == 207
+    assert r.json()["stored"] == 1
+    assert r.json()["rejected"] == 6
+
+
+def test_bulk_units_are_checked(client: TestClient, station: dict) -> None:
+    ds = station["datastream"]
+    body = csv(
+        [f"{ds},2026-01-01T00:00:00Z,1.5,µg/m³", f"{ds},2026-01-01T01:00:00Z,0.002,mg/m³"],
+        header="datastream,phenomenonTime,result,unit",
+    )
+    r = client.post("/api/v1/ingest", content=body.encode(), headers={"Content-Type": "text/csv"})
+    assert r.status_code == 422
+    assert r.json()["errors"] == [
+        {"index": 1, "field": "unit", "reason": "mg/m³ does not match the Datastream's unit µg/m³"}
+    ]
+
+
+def test_bulk_duplicates_and_conflicts(client: TestClient, station: dict) -> None:
+    ds = station["datastream"]
+    rows = [f"{ds},2026-01-01T00:00:00Z,1.5", f"{ds},2026-01-01T01:00:00Z,2"]
+    assert client.post("/api/v1/ingest", content=csv(rows), headers={"Content-Type": "text/csv"}).json()["stored"] == 2
+    again = client.post("/api/v1/ingest", content=csv([*rows, rows[0]]), headers={"Content-Type": "text/csv"}).json()
+    assert (again["stored"], again["duplicates"]) == (0, 3)
+    changed = client.post(
+        "/api/v1/ingest",
+        content=csv([f"{ds},2026-01-01T00:00:00Z,9", f"{ds},2026-01-01T05:00:00Z,3"]),
+        headers={"Content-Type": "text/csv"},
+    )
+    assert changed.status_code == 409
+    assert changed.json()["errors"][0]["index"] == 0
+    assert client.get(f"/v1.1/Datastreams({ds})/Observations?$count=true").json()["@iot.count"] == 2
+
+
+@pytest.mark.parametrize(
+    ("headers", "content", "status", "field"),
+    [
+        ({"Content-Type": "text/csv"}, b"", 400, "body"),
+        ({"Content-Type": "text/csv"}, b"datastream,result\n1,2\n", 400, "phenomenonTime"),
+        (
+            {"Content-Type": "text/csv"},
+            b"datastream,phenomenonTime,result,color\n1,2026-01-01T00:00:00Z,2,red\n",
+            400,
+            "color",
+        ),
+        ({"Content-Type": "application/x-ndjson"}, b'{"datastream":1,\n', 400, "body"),
+        ({"Content-Type": "application/vnd.apache.arrow.stream"}, b"not arrow", 400, "body"),
+        ({"Content-Type": "application/xml"}, b"<x/>", 415, "content-type"),
+    ],
+)
+def test_bulk_malformed_bodies(
+    client: TestClient, station: dict, headers: dict, content: bytes, status: int, field: str
+) -> None:
+    r = client.post("/api/v1/ingest", content=content, headers=headers)
+    assert r.status_code == status, r.text
+    assert r.json()["field"] == field
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"phenomenonTime": "2026-01-01T00:00:00Z", "result": "high"}, "result"),
+        ({"phenomenonTime": "2026-01-01T00:00:00", "result": 1}, "phenomenonTime"),
+        ({"phenomenonTime": "2126-01-01T00:00:00Z", "result": 1}, "phenomenonTime"),
+        ({"phenomenonTime": 12, "result": 1}, "phenomenonTime"),
+        ({"phenomenonTime": "2026-01-01T00:00:00Z"}, "result"),
+        ({"phenomenonTime": "2026-01-01T00:00:00Z", "result": 1, "colour": "red"}, "colour"),
+        ({"phenomenonTime": "2026-01-01T00:00:00Z", "result": 1, "Datastream": {"@iot.id": 1}}, "Datastream"),
+        ({"phenomenonTime": "2026-01-01T00:00:00Z", "result": 1, "parameters": [1]}, "parameters"),
+    ],
+)
+def test_bad_observations_are_4xx_naming_the_field(client: TestClient, station: dict, body: dict, field: str) -> None:
+    r = client.post(f"/v1.1/Datastreams({station['datastream']})/Observations", json=body)
+    assert 400 <= r.status_code < 500, r.text
+    assert r.json()["field"] == field
+
+
+def test_nan_and_broken_json_bodies(client: TestClient, station: dict) -> None:
+    r = client.post(
+        f"/v1.1/Datastreams({station['datastream']})/Observations",
+        content=b'{"phenomenonTime":"2026-01-01T00:00:00Z","result":NaN}',
+        headers={"Content-Type": "application/json"},
+    )
+    assert r.status_code == 400
+    assert r.json()["field"] == "body"
+    r = client.post("/v1.1/Things", content=b"{not json", headers={"Content-Type": "application/json"})
+    assert r.status_code == 400
+    r = client.post("/v1.1/Things", json=[1, 2])
+    assert r.status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/v1.1/Things", {"description": "no name"}, "name"),
+        ("/v1.1/Things", {"name": 5, "description": "x"}, "name"),
+        ("/v1.1/Things", {"name": "a", "description": "x", "properties": "notanobject"}, "properties"),
+        ("/v1.1/Things", {"name": "a", "description": "x", "@iot.id": 7}, "@iot.id"),
+        (
+            "/v1.1/Locations",
+            {
+                "name": "a",
+                "description": "x",
+                "encodingType": "application/geo+json",
+                "location": {"type": "Point", "coordinates": ["x", 1]},
+            },
+            "location",
+        ),
+        (
+            "/v1.1/Things",
+            {"name": "a", "description": "x", "Locations": [{"name": "l"}]},
+            "Locations[0].description",
+        ),
+        (
+            "/v1.1/Datastreams",
+            {"name": "a", "description": "x", "observationType": "nope", "unitOfMeasurement": {}},
+            "observationType",
+        ),
+        (
+            "/v1.1/Datastreams",
+            {
+                "name": "a",
+                "description": "x",
+                "observationType": "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_Measurement",
+                "unitOfMeasurement": {"symbol": 3},
+            },
+            "unitOfMeasurement.symbol",
+        ),
+    ],
+)
+def test_bad_entities_are_400_naming_the_field(client: TestClient, path: str, body: dict, field: str) -> None:
+    r = client.post(path, json=body)
+    assert r.status_code == 400, r.text
+    assert r.json()["field"] == field
+
+
+def test_unknown_entity_paths_are_404(client: TestClient) -> None:
+    assert client.get("/v1.1/Nothings").status_code == 404
+    assert client.get("/v1.1/Things(99)").status_code == 404
+    assert client.get("/v1.1/Things(99)/Datastreams").status_code == 404
+    assert client.get("/v1.1/Things(abc)").status_code == 400
+    assert client.get("/v1.1/Things(1)/nosuch").status_code == 404
+
+
+def test_latest_and_aggregates(client: TestClient) -> None:
+    tid = client.post("/v1.1/Things", json=station_body(n_ds=2)).json()["@iot.id"]
+    ds = [d["@iot.id"] for d in client.get(f"/v1.1/Things({tid})/Datastreams").json()["value"]]
+    rows = []
+    for k, d in enumerate(ds):
+        for m in range(0, 180, 10):  # three hours of 10-minute data, from 23:00 to 01:50 Hanoi time
+            rows.append(f"{d},2026-01-15T{16 + m // 60:02d}:{m % 60:02d}:00Z,{k * 100 + m}")
+    assert client.post("/api/v1/ingest", content=csv(rows), headers={"Content-Type": "text/csv"}).json()["stored"] == 36
+    latest = client.post("/api/v1/latest", json={"datastreams": [*ds, 12345]}).json()
+    assert [(v["datastream"], v["result"], v["phenomenonTime"], v["count"]) for v in latest["value"]] == [
+        (ds[0], 170, "2026-01-15T18:50:00Z", 18),
+        (ds[1], 270, "2026-01-15T18:50:00Z", 18),
+    ]
+    assert latest["missing"] == [12345]
+    assert client.get(f"/api/v1/latest?thing={tid}").json()["count"] == 2
+
+    hourly = client.get(
+        "/api/v1/aggregate", params={"datastreams": f"{ds[0]}", "function": "avg", "interval": "hour"}
+    ).json()
+    first = hourly["value"][0]
+    assert first["time"] == ["2026-01-15T16:00:00Z", "2026-01-15T17:00:00Z", "2026-01-15T18:00:00Z"]
+    assert first["value"] == [25.0, 85.0, 145.0]
+    assert first["count"] == [6, 6, 6]
+    for fn, expected in (
+        ("min", [0.0, 60.0, 120.0]),
+        ("max", [50.0, 110.0, 170.0]),
+        ("sum", [150.0, 510.0, 870.0]),
+        ("count", [6.0, 6.0, 6.0]),
+    ):
+        got = client.post("/api/v1/aggregate", json={"datastreams": [ds[0]], "function": fn}).json()["value"][0][
+            "value"
+        ]
+        assert got == expected, fn
+    # Days start at Hanoi midnight = 17:00 UTC: the 16:00 UTC hour belongs to the previous local day.
+    daily = client.get("/api/v1/aggregate", params={"datastreams": f"{ds[0]}", "interval": "day"}).json()["value"][0]
+    assert daily["time"] == ["2026-01-14T17:00:00Z", "2026-01-15T17:00:00Z"]
+    assert daily["value"] == [25.0, 115.0]
+    windowed = client.get(
+        "/api/v1/aggregate",
+        params={
+            "datastreams": f"{ds[0]}",
+            "start": "2026-01-16T00:00:00+07:00",
+            "end": "2026-01-16T01:00:00+07:00",
+        },
+    ).json()
+    assert windowed["value"][0]["value"] == [85.0]
+    arrow = client.get(
+        "/api/v1/aggregate",
+        params={"datastreams": f"{ds[0]},{ds[1]}"},
+        headers={"Accept": "application/vnd.apache.arrow.stream"},
+    )
+    table = paipc.open_stream(arrow.content).read_all()
+    assert table.num_rows == 6
+    bad = client.get("/api/v1/aggregate", params={"datastreams": "1", "start": "2026-01-16T00:00:00"})
+    assert bad.status_code == 400
+    assert bad.json()["field"] == "start"
+    assert client.get("/api/v1/aggregate", params={"function": "median"}).status_code == 400
+
+
+def test_roles(app_client: TestClient, settings: Settings, station_thing_ids: dict) -> None:
+    keys = KeyStore(settings.keys_path)
+    operator = {"Authorization": "Bearer " + keys.create("operator", "ops centre")}
+    device = {"X-API-Key": keys.create("device", "station 1", thing_id=station_thing_ids["thing"])}
+    other_device = {"X-API-Key": keys.create("device", "station 2", thing_id=station_thing_ids["other_thing"])}
+    ds = station_thing_ids["datastream"]
+    obs = {"phenomenonTime": "2026-01-01T00:00:00Z", "result": 3}
+    assert app_client.get("/v1.1/Things").status_code == 200  # anonymous read
+    assert app_client.post("/v1.1/Things", json={"name": "x", "description": "y"}).status_code == 401
+    assert app_client.post("/v1.1/Things", json={"name": "x", "description": "y"}, headers=operator).status_code == 403
+    assert app_client.post(f"/v1.1/Datastreams({ds})/Observations", json=obs, headers=operator).status_code == 403
+    assert app_client.post(f"/v1.1/Datastreams({ds})/Observations", json=obs, headers=other_device).status_code == 403
+    assert app_client.post(f"/v1.1/Datastreams({ds})/Observations", json=obs, headers=device).status_code == 201
+    assert app_client.post("/v1.1/Things", json={"name": "x", "description": "y"}, headers=device).status_code == 403
+    assert app_client.delete(f"/v1.1/Datastreams({ds})", headers=device).status_code == 403
+    body = csv([f"{ds},2026-01-02T00:00:00Z,1"])
+    assert (
+        app_client.post(
+            "/api/v1/ingest", content=body, headers={**other_device, "Content-Type": "text/csv"}
+        ).status_code
+        == 403
+    )
+    assert (
+        app_client.post("/api/v1/ingest", content=body, headers={**device, "Content-Type": "text/csv"}).status_code
+        == 200
+    )
+    assert app_client.get("/v1.1/Things", headers={"Authorization": "Bearer ch_wrong"}).status_code == 401
+
+
+@pytest.fixture
+def station_thing_ids(client: TestClient, station: dict) -> dict:
+    other = client.post("/v1.1/Things", json=station_body("Minh Khai")).json()["@iot.id"]
+    client.headers.pop("Authorization")
+    return {**station, "other_thing": other}
+
+
+def test_anonymous_read_can_be_turned_off(tmp_path) -> None:
+    from cityhub.app import create_app
+
+    with TestClient(create_app(Settings(data_dir=tmp_path, anonymous_read=False))) as c:
+        r = c.get("/v1.1/Things")
+        assert r.status_code == 401
+        assert r.json()["field"] == "authorization"
+
+
+def test_keys_are_stored_hashed(settings: Settings) -> None:
+    key = KeyStore(settings.keys_path).create("admin", "a")
+    assert key not in settings.keys_path.read_text()
