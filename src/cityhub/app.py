@@ -184,10 +184,22 @@ def create_app(settings: Settings | None = None, store: Store | None = None, *, 
     from cityhub.api.ext import router as ext_router
     from cityhub.sensorthings.api import router as st_router
 
-    app.include_router(st_router)
     app.include_router(ext_router)
+    app.include_router(st_router)
 
-    @app.get("/healthz", tags=["operations"], summary="Liveness and storage summary")
+    @app.get("/", tags=["operations"], summary="Where things are")
+    def index(request: Request) -> Any:
+        base = str(request.base_url).rstrip("/")
+        return {
+            "name": "CityHub",
+            "version": __version__,
+            "sensorthings": f"{base}/v1.1",
+            "docs": f"{base}/docs",
+            "openapi": f"{base}/openapi.json",
+            "extensions": {k: f"{base}/api/v1/{k}" for k in ("ingest", "latest", "aggregate", "info")},
+        }
+
+    @app.get("/healthz", tags=["operations"], summary="Liveness")
     def healthz(request: Request) -> Any:
         return {"status": "ok", "version": __version__}
 

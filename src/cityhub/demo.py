@@ -122,7 +122,7 @@ def run(hub, stop: threading.Event, interval_s: float = 60.0, backfill_hours: in
             ]
             raw = obsin.rows_to_table(recs)
             v = obsin.validate(raw, hub.catalog.table(), max_future=hub.settings.max_future)
-            batch, _ = obsin.fill_default_foi(v.good, hub.catalog)
+            batch = obsin.resolve_features(v, hub.catalog).good
             ids = hub.store.allocate_ids("observations", batch.num_rows)
             hub.writer.submit(obsin.with_ids(batch, ids)).result()
         stop.wait(interval_s)

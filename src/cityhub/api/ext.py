@@ -25,7 +25,7 @@ Id = Annotated[int, Field(ge=0, le=2**63 - 1)]
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 
 
-def iso_array(ts: pa.Array | pa.ChunkedArray) -> list[str | None]:
+def iso_array(ts: pa.Array | pa.ChunkedArray) -> list[Any]:
     """Vectorised UTC ISO 8601 strings, to the second unless a value has a fraction."""
     arr = ts.cast(pa.timestamp("us", tz="UTC"))
     if isinstance(arr, pa.ChunkedArray):
@@ -33,36 +33,27 @@ def iso_array(ts: pa.Array | pa.ChunkedArray) -> list[str | None]:
     mask = arr.is_null().to_numpy(zero_copy_only=False)
     us = arr.cast(pa.int64()).fill_null(0).to_numpy().astype("datetime64[us]")
     whole = (us.astype(np.int64) % 1_000_000) == 0
-    text = np.where(whole, np.datetime_as_string(us, unit="s"), np.datetime_as_string(us, unit="us"))
-    out = np.char.add(text.astype(str), "Z").astype(object)
-    out[mask] = None
-    return out.tolist()
+    if whole.all():
+        text = np.datetime_as_string(us, unit="s")
+    else:
+        text = np.where(whole, np.datetime_as_string(us, unit="s"), np.datetime_as_string(us, unit="us"))
+    out = [t + "Z" for t in text.tolist()]
+    if mask.any():
+        for i in np.flatnonzero(mask):
+            out[i] = None
+    return out
 
 
 # -- bulk ingest -------------------------------------------------------------------------------------------
 async def ingest_table(hub: Hub, raw: pa.Table, who: Principal, partial: bool) -> dict[str, Any]:
     """Validate and store a raw table; the shared core of every bulk path."""
-    v = await asyncio.to_thread(obsin.validate, raw, hub.catalog.table(), max_future=hub.settings.max_future)
+    v = await asyncio.to_thread(lambda: obsin.validate(raw, hub.catalog.table(), max_future=hub.settings.max_future))
     if who.role == "device" and v.good.num_rows and (v.thing_ids != who.thing_id).any():
         raise ProblemError(
             403, "Forbidden", "this device key may only write its own Thing's Datastreams", field="datastream"
         )
-    batch, unresolved = await asyncio.to_thread(obsin.fill_default_foi, v.good, hub.catalog)
-    if unresolved:
-        extra = [
-            {
-                "index": int(v.good_index[i]),
-                "field": "featureOfInterest",
-                "reason": "none given and the Thing has no Location to make one from",
-            }
-            for i in unresolved
-        ]
-        v.bad = sorted(v.bad + extra, key=lambda e: e["index"])[: obsin.MAX_BAD_ROWS_LISTED]
-        v.bad_count += len(unresolved)
-        keep = np.ones(batch.num_rows, dtype=bool)
-        keep[unresolved] = False
-        batch = batch.filter(pa.array(keep))
-        v.good_index = v.good_index[keep]
+    v = await asyncio.to_thread(obsin.resolve_features, v, hub.catalog)
+    batch = v.good
     if v.bad_count and not partial:
         raise obsin.problem_for_bad_rows(v, raw.num_rows)
     ids = hub.store.allocate_ids("observations", batch.num_rows)
@@ -257,37 +248,25 @@ def _parse_ids(text: str | None) -> list[int] | None:
     return ids
 
 
-def _latest_body(hub: Hub, ids: list[int], base: str) -> dict[str, Any]:
+def _latest_body(hub: Hub, ids: list[int]) -> dict[str, Any]:
     t = hub.store.latest(ids)
-    times = iso_array(t.column("phenomenon_time"))
-    firsts = iso_array(t.column("first_time"))
-    nums = t.column("result_number").to_pylist()
-    texts = t.column("result_string").to_pylist()
-    jsons = t.column("result_json").to_pylist()
-    value = []
-    for i, ds in enumerate(t.column("datastream_id").to_pylist()):
-        r = (
-            nums[i]
-            if nums[i] is not None
-            else texts[i]
-            if texts[i] is not None
-            else (orjson.loads(jsons[i]) if jsons[i] is not None else None)
-        )
-        value.append(
-            {
-                "datastream": ds,
-                "phenomenonTime": times[i],
-                "result": r,
-                "observation": t.column("observation_id")[i].as_py(),
-                "first": firsts[i],
-                "count": t.column("count")[i].as_py(),
-            }
-        )
-    return {
-        "count": len(value),
-        "value": value,
-        "missing": sorted(set(ids) - {v["datastream"] for v in value})[:1000],
+    nums, texts, jsons = (t.column(c).to_pylist() for c in ("result_number", "result_string", "result_json"))
+    results = [
+        n if n is not None else x if x is not None else (orjson.loads(j) if j is not None else None)
+        for n, x, j in zip(nums, texts, jsons, strict=True)
+    ]
+    columns = {
+        "datastream": t.column("datastream_id").to_pylist(),
+        "phenomenonTime": iso_array(t.column("phenomenon_time")),
+        "result": results,
+        "observation": t.column("observation_id").to_pylist(),
+        "first": iso_array(t.column("first_time")),
+        "count": t.column("count").to_pylist(),
     }
+    names = list(columns)
+    value = [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]
+    found = set(columns["datastream"])
+    return {"count": len(value), "value": value, "missing": [i for i in ids if i not in found][:1000]}
 
 
 @router.get("/latest", summary="Latest Observation of many Datastreams in one call")
@@ -301,7 +280,7 @@ async def latest_get(
     hub = hub_of(request)
     sel = Selection(datastreams=_parse_ids(datastreams), thing=thing, observedProperty=observedProperty)
     ids = await asyncio.to_thread(_datastream_ids, hub, sel)
-    return JSONResponse(await asyncio.to_thread(_latest_body, hub, ids, str(request.base_url)))
+    return JSONResponse(await asyncio.to_thread(_latest_body, hub, ids))
 
 
 @router.post("/latest", summary="Latest Observation of many Datastreams (ids in the body, for long lists)")
@@ -309,7 +288,7 @@ async def latest_post(request: Request, sel: Selection) -> Response:
     require(principal(request), "read")
     hub = hub_of(request)
     ids = await asyncio.to_thread(_datastream_ids, hub, sel)
-    return JSONResponse(await asyncio.to_thread(_latest_body, hub, ids, str(request.base_url)))
+    return JSONResponse(await asyncio.to_thread(_latest_body, hub, ids))
 
 
 # -- aggregates ----------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import os
 import secrets
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,6 +57,7 @@ class KeyStore:
         self._lock = threading.Lock()
         self._mtime: float | None = None
         self._by_hash: dict[str, dict] = {}
+        self._checked = -1.0
 
     def _load(self) -> list[dict]:
         if not self.path.exists():
@@ -63,6 +65,10 @@ class KeyStore:
         return orjson.loads(self.path.read_bytes())
 
     def _refresh(self) -> None:
+        now = time.monotonic()
+        if now - self._checked < 1.0:  # a revoked key stops working within a second
+            return
+        self._checked = now
         try:
             mtime = self.path.stat().st_mtime_ns
         except FileNotFoundError:
@@ -92,6 +98,7 @@ class KeyStore:
                 }
             )
             self._write(keys)
+            self._checked = -1.0
         return key
 
     def revoke(self, key_id: int) -> bool:
@@ -102,6 +109,7 @@ class KeyStore:
                 if k["id"] == key_id:
                     k["revoked"], hit = True, True
             self._write(keys)
+            self._checked = -1.0
             return hit
 
     def list(self) -> list[dict]:
@@ -118,9 +126,14 @@ class KeyStore:
         os.replace(tmp, self.path)
 
     def authenticate(self, key: str) -> Principal | None:
+        digest = _hash(key)
         with self._lock:
             self._refresh()
-            rec = self._by_hash.get(_hash(key))
+            rec = self._by_hash.get(digest)
+            if rec is None:  # a key created a moment ago by `cityhub keys create`
+                self._checked = -1.0
+                self._refresh()
+                rec = self._by_hash.get(digest)
         if rec is None:
             return None
         return Principal(rec["role"], rec["name"], rec.get("thing_id"))

@@ -82,16 +82,13 @@ def import_files(files: list[Path], settings: Settings, *, partial: bool, batch_
                 offset = 0
                 for raw in _batches(path, batch_rows):
                     v = obsin.validate(raw, catalog.table(), max_future=settings.max_future)
-                    batch, unresolved = obsin.fill_default_foi(v.good, catalog)
-                    bad = v.bad_count + len(unresolved)
+                    v = obsin.resolve_features(v, catalog)
+                    batch, bad = v.good, v.bad_count
                     if bad and not partial:
                         for e in v.bad[:20]:
                             console.print(f"[red]{path}: row {offset + e['index']}: {e['field']} {e['reason']}[/red]")
                         console.print(f"[red]{path}: {bad} bad rows; nothing more imported (use --partial)[/red]")
                         return 1
-                    if unresolved:
-                        keep = pa.array([i not in set(unresolved) for i in range(batch.num_rows)])
-                        batch = batch.filter(keep)
                     ids = store.allocate_ids("observations", batch.num_rows)
                     try:
                         with store.transaction() as tx:

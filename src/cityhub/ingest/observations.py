@@ -7,6 +7,8 @@ here as a compute engine, whatever the store) and each row gets the first reason
 from __future__ import annotations
 
 import io
+import math
+import re
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -59,6 +61,26 @@ class Validated:
     bad_count: int
 
 
+@dataclass(frozen=True)
+class DatastreamInfo:
+    id: int
+    observation_type: str
+    unit_symbol: str | None
+    thing_id: int
+
+
+def datastream_table(infos: list[DatastreamInfo]) -> pa.Table:
+    """The catalogue as the Arrow table ``validate`` joins rows with."""
+    return pa.table(
+        {
+            "id": pa.array([i.id for i in infos], pa.int64()),
+            "observation_type": pa.array([i.observation_type for i in infos], pa.string()),
+            "unit_symbol": pa.array([i.unit_symbol for i in infos], pa.string()),
+            "thing_id": pa.array([i.thing_id for i in infos], pa.int64()),
+        }
+    )
+
+
 class DatastreamCatalog:
     """What validation needs to know about each Datastream, cached and reloaded after model changes."""
 
@@ -66,6 +88,7 @@ class DatastreamCatalog:
         self.store = store
         self._lock = threading.Lock()
         self._table: pa.Table | None = None
+        self._infos: dict[int, DatastreamInfo] = {}
         self._default_foi: dict[int, int | None] = {}
 
     def invalidate(self) -> None:
@@ -74,27 +97,32 @@ class DatastreamCatalog:
             self._default_foi.clear()
 
     def table(self) -> pa.Table:
+        return self._load()[0]
+
+    def lookup(self, datastream_id: int) -> DatastreamInfo | None:
+        return self._load()[1].get(datastream_id)
+
+    def _load(self) -> tuple[pa.Table, dict[int, DatastreamInfo]]:
         with self._lock:
             if self._table is None:
                 rows = self.store.query(
                     "SELECT id, observation_type, unit_of_measurement, thing_id FROM datastreams ORDER BY id"
                 )
-                symbols = []
-                for r in rows:
+                infos = {}
+                for ds_id, otype, uom_text, thing_id in rows:
                     try:
-                        uom = orjson.loads(r[2]) if r[2] else {}
+                        uom = orjson.loads(uom_text) if uom_text else {}
                     except orjson.JSONDecodeError:
                         uom = {}
-                    symbols.append(uom.get("symbol") if isinstance(uom, dict) else None)
-                self._table = pa.table(
-                    {
-                        "id": pa.array([r[0] for r in rows], pa.int64()),
-                        "observation_type": pa.array([r[1] for r in rows], pa.string()),
-                        "unit_symbol": pa.array(symbols, pa.string()),
-                        "thing_id": pa.array([r[3] for r in rows], pa.int64()),
-                    }
-                )
-            return self._table
+                    symbol = uom.get("symbol") if isinstance(uom, dict) else None
+                    infos[ds_id] = DatastreamInfo(ds_id, otype, symbol, thing_id)
+                self._infos = infos
+                self._table = datastream_table(list(infos.values()))
+            return self._table, self._infos
+
+    def cached_default_foi(self, datastream_id: int) -> int | None:
+        with self._lock:
+            return self._default_foi.get(datastream_id)
 
     def default_foi(self, datastream_id: int) -> int | None:
         """The FeatureOfInterest made from the Datastream's Thing's Location (SensorThings §8.2.7)."""
@@ -297,8 +325,16 @@ def validate(
         num, text, js = "CAST(NULL AS DOUBLE)", "CAST(NULL AS VARCHAR)", "CAST(NULL AS VARCHAR)"
     else:
         raise bad_request(f"result column has unsupported type {rtype}", field="result")
-    if "result_text" in cols:  # from rows_to_table: the JSON types were kept apart
+    # Text formats (CSV) carry every result as text; JSON keeps types apart, and there a string is a string.
+    from_json = "result_text" in cols
+    if from_json:
         text, js = "result_text", "result_json"
+    text_number = "CAST(NULL AS DOUBLE)" if from_json else "TRY_CAST(txt_in AS DOUBLE)"
+    text_truth = (
+        "CAST(NULL AS VARCHAR)"
+        if from_json
+        else "CASE lower(txt_in) WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' END"
+    )
     pt, pt_err = _time_exprs(table, "phenomenonTime")
     rt, rt_err = _time_exprs(table, "resultTime")
     unit = '"unit"' if "unit" in cols else "CAST(NULL AS VARCHAR)"
@@ -326,7 +362,7 @@ def validate(
             j AS (
               SELECT r.*, d.observation_type AS ot, d.unit_symbol, d.thing_id,
                      CASE WHEN d.observation_type IN {numeric}
-                          THEN coalesce(num_in, TRY_CAST(txt_in AS DOUBLE)) ELSE num_in END AS num
+                          THEN coalesce(num_in, {text_number}) ELSE num_in END AS num
               FROM r LEFT JOIN _ds d ON d.id = r.ds)
             SELECT _idx, ds, pt, rt, thing_id, foi, params,
               CASE WHEN ot IN {numeric} THEN num
@@ -334,7 +370,7 @@ def validate(
               CASE WHEN ot = '{model.OM_CATEGORY}' THEN coalesce(txt_in, CAST(num_in AS VARCHAR))
                    WHEN ot = '{model.OM_OBSERVATION}' THEN txt_in END AS result_string,
               CASE WHEN ot = '{model.OM_TRUTH}' THEN
-                     coalesce(js_in, CASE lower(txt_in) WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' END)
+                     coalesce(js_in, {text_truth})
                    WHEN ot = '{model.OM_OBSERVATION}' THEN js_in END AS result_json,
               CASE
                 WHEN ds_raw IS NULL THEN 'datastream: is missing'
@@ -405,29 +441,139 @@ def validate(
     )
 
 
-def fill_default_foi(batch: pa.Table, catalog: DatastreamCatalog) -> tuple[pa.Table, list[int]]:
-    """Give rows without a FeatureOfInterest the one made from their Thing's Location.
-
-    Returns the batch and the positions of rows for which none can be made (the Thing has no Location).
-    """
+def resolve_features(v: Validated, catalog: DatastreamCatalog) -> Validated:
+    """Give rows without a FeatureOfInterest the one made from their Thing's Location (SensorThings
+    §8.2.7), check that the ones given exist, and move the rows where neither holds to ``bad``."""
+    batch = v.good
     foi = batch.column("feature_of_interest_id")
-    if foi.null_count == 0:
-        return batch, []
-    ds = batch.column("datastream_id").to_numpy()
     missing = pc.is_null(foi).to_numpy(zero_copy_only=False)
-    filled = foi.to_numpy(zero_copy_only=False).astype(np.float64)
-    unresolved: list[int] = []
-    for d in np.unique(ds[missing]):
-        default = catalog.default_foi(int(d))
-        sel = missing & (ds == d)
-        if default is None:
-            unresolved.extend(np.flatnonzero(sel).tolist())
-        else:
-            filled[sel] = default
-    arr = pa.array(np.nan_to_num(filled, nan=0).astype(np.int64), mask=np.isnan(filled))
-    return batch.set_column(batch.schema.get_field_index("feature_of_interest_id"), "feature_of_interest_id", arr), (
-        unresolved
+    filled = pc.fill_null(foi, 0).to_numpy().astype(np.int64, copy=True)
+    reasons: dict[int, str] = {}
+    if missing.any():
+        uniq, inverse = np.unique(batch.column("datastream_id").to_numpy()[missing], return_inverse=True)
+        defaults = np.array([catalog.default_foi(int(d)) or -1 for d in uniq], dtype=np.int64)
+        filled[missing] = defaults[inverse]
+        for i in np.flatnonzero(filled == -1):
+            reasons[int(i)] = "none given and the Thing has no Location to make one from"
+    given = np.unique(filled[~missing])
+    if given.size:
+        marks = ", ".join("?" for _ in given)
+        known = {
+            r[0]
+            for r in catalog.store.query(f"SELECT id FROM features_of_interest WHERE id IN ({marks})", given.tolist())
+        }
+        for i in np.flatnonzero(~missing):
+            if int(filled[i]) not in known:
+                reasons[int(i)] = f"no FeatureOfInterest has id {int(filled[i])}"
+    if not reasons:
+        arr = pa.array(filled, pa.int64())
+        good = batch.set_column(batch.schema.get_field_index("feature_of_interest_id"), "feature_of_interest_id", arr)
+        return Validated(good, v.good_index, v.thing_ids, v.bad, v.bad_count)
+    keep = np.ones(batch.num_rows, dtype=bool)
+    keep[list(reasons)] = False
+    extra = [{"index": int(v.good_index[i]), "field": "featureOfInterest", "reason": r} for i, r in reasons.items()]
+    arr = pa.array(np.where(keep, filled, 0), pa.int64())
+    good = batch.set_column(batch.schema.get_field_index("feature_of_interest_id"), "feature_of_interest_id", arr)
+    return Validated(
+        good.filter(pa.array(keep)),
+        v.good_index[keep],
+        v.thing_ids[keep],
+        sorted(v.bad + extra, key=lambda e: e["index"])[:MAX_BAD_ROWS_LISTED],
+        v.bad_count + len(reasons),
     )
+
+
+def validate_one(
+    record: dict[str, Any], info: DatastreamInfo | None, *, max_future: timedelta, now: datetime | None = None
+) -> dict[str, Any]:
+    """The single-Observation fast path: the rules of ``validate`` for one JSON record, without planning
+    a query or building Arrow arrays (a POST must cost well under a millisecond). Returns the row
+    (columns of OBSERVATION_BATCH_SCHEMA, ``id`` still None); raises a 400 naming the field."""
+    now = now or datetime.now(UTC)
+
+    def fail(field: str, reason: str) -> ProblemError:
+        return bad_request(f"{field} {reason}", field=field)
+
+    if info is None:
+        raise fail("datastream", "no Datastream has this id")
+    pt = _one_time(record.get("phenomenonTime"), "phenomenonTime", fail)
+    if pt is None:
+        raise fail("phenomenonTime", "is missing")
+    if pt > now + max_future:
+        raise fail("phenomenonTime", "is too far in the future")
+    if pt.year < 1900:
+        raise fail("phenomenonTime", "is before 1900")
+    rt = _one_time(record.get("resultTime"), "resultTime", fail)
+    r = record.get("result")
+    number = string = js = None
+    ot = info.observation_type
+    if r is None:
+        raise fail("result", "is missing")
+    is_number = isinstance(r, (int, float)) and not isinstance(r, bool)
+    if is_number and not math.isfinite(r):
+        raise fail("result", "NaN and infinity are not values")
+    if ot in (model.OM_MEASUREMENT, model.OM_COUNT):
+        if not is_number:
+            raise fail("result", f"is not a number (the Datastream is {ot.rsplit('OM_', 1)[1]})")
+        if ot == model.OM_COUNT and float(r) != math.floor(r):
+            raise fail("result", "a count must be an integer")
+        number = float(r)
+    elif ot == model.OM_TRUTH:
+        if not isinstance(r, bool):
+            raise fail("result", "must be true or false")
+        js = "true" if r else "false"
+    elif ot == model.OM_CATEGORY:
+        if isinstance(r, str):
+            string = r
+        elif is_number:
+            string = str(float(r))
+        else:
+            raise fail("result", "must be a category")
+    elif is_number:
+        number = float(r)
+    elif isinstance(r, str):
+        string = r
+    else:
+        js = orjson.dumps(r).decode()
+    params = record.get("parameters")
+    return {
+        "id": None,
+        "datastream_id": info.id,
+        "phenomenon_time": pt,
+        "phenomenon_time_end": None,
+        "result_time": rt,
+        "result_number": number,
+        "result_string": string,
+        "result_json": js,
+        "result_quality": None,
+        "valid_time_start": None,
+        "valid_time_end": None,
+        "parameters": None if params is None else orjson.dumps(params).decode(),
+        "feature_of_interest_id": None,
+    }
+
+
+def rows_to_batch(rows: list[dict[str, Any]]) -> pa.Table:
+    """Rows from ``validate_one`` (ids filled in) as one batch for the store."""
+    return pa.Table.from_pylist(rows, schema=OBSERVATION_BATCH_SCHEMA)
+
+
+_ZONE_RE = re.compile(_ZONE)
+
+
+def _one_time(value: Any, field: str, fail: Any) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise fail(field, "is not an ISO 8601 time")
+    text = value.strip()
+    try:
+        ts = datetime.fromisoformat(text)
+    except ValueError:
+        raise fail(field, "is not an ISO 8601 time") from None
+    if ts.tzinfo is None or not _ZONE_RE.search(text):
+        raise fail(field, "has no time zone")
+    return ts.astimezone(UTC)
 
 
 def with_ids(batch: pa.Table, ids: np.ndarray) -> pa.Table:

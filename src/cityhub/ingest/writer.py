@@ -14,11 +14,12 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from cityhub.store.base import AppendResult, Store
+from cityhub.store.base import OBSERVATION_BATCH_SCHEMA, AppendResult, Store
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +28,18 @@ CommitListener = Callable[[pa.Table], None]
 
 @dataclass(eq=False)
 class _Item:
-    batch: pa.Table
+    batch: pa.Table | list[dict[str, Any]]
     all_or_nothing: bool
     future: Future[AppendResult] = field(default_factory=Future)
+
+    @property
+    def rows(self) -> int:
+        return len(self.batch) if isinstance(self.batch, list) else self.batch.num_rows
+
+    def ids(self) -> np.ndarray:
+        if isinstance(self.batch, list):
+            return np.fromiter((r["id"] for r in self.batch), np.int64, len(self.batch))
+        return self.batch.column("id").to_numpy()
 
 
 class _Conflict(Exception):
@@ -52,8 +62,10 @@ class ObservationWriter:
         """Call ``listener`` with each committed batch of new Observations (for live subscribers)."""
         self._listeners.append(listener)
 
-    def submit(self, batch: pa.Table, *, all_or_nothing: bool = True) -> Future[AppendResult]:
-        """Queue a batch whose ``id`` column was allocated with ``store.allocate_ids``.
+    def submit(self, batch: pa.Table | list[dict[str, Any]], *, all_or_nothing: bool = True) -> Future[AppendResult]:
+        """Queue a batch whose ``id`` column was allocated with ``store.allocate_ids``: an Arrow table, or
+        rows (dicts with the columns of OBSERVATION_BATCH_SCHEMA; single POSTs skip Arrow until the group
+        is committed).
 
         With ``all_or_nothing`` a batch holding a conflicting duplicate (same key, other result) stores
         nothing and its result lists the conflicts.
@@ -71,7 +83,7 @@ class ObservationWriter:
             first = self._queue.get()
             if first is None:
                 return
-            items, rows, stop = [first], first.batch.num_rows, False
+            items, rows, stop = [first], first.rows, False
             while rows < self.max_rows:
                 try:
                     nxt = self._queue.get_nowait()
@@ -81,7 +93,7 @@ class ObservationWriter:
                     stop = True
                     break
                 items.append(nxt)
-                rows += nxt.batch.num_rows
+                rows += nxt.rows
             self._commit_group(items)
             if stop:
                 return
@@ -104,10 +116,11 @@ class ObservationWriter:
                 return
 
     def _try_commit(self, items: list[_Item]) -> None:
-        batch = pa.concat_tables([i.batch for i in items]) if len(items) > 1 else items[0].batch
-        with self.store.transaction() as tx:
-            result = self.store.append_observations(tx, batch)
-            per_item = [_slice(result, i.batch.column("id").to_numpy()) for i in items]
+        batch = _combine(items)
+        per_item: list[AppendResult] = []
+
+        def check(result: AppendResult) -> None:
+            per_item[:] = [_slice(result, i.ids()) for i in items]
             bad = {
                 item: AppendResult(np.empty(0, np.int64), res.duplicate_of, res.conflicting)
                 for item, res in zip(items, per_item, strict=True)
@@ -115,6 +128,8 @@ class ObservationWriter:
             }
             if bad:
                 raise _Conflict(bad)
+
+        result = self.store.append_batch(batch, check)
         for item, res in zip(items, per_item, strict=True):
             item.future.set_result(res)
         if result.inserted.size and self._listeners:
@@ -125,6 +140,14 @@ class ObservationWriter:
                     listener(new)
                 except Exception:  # a subscriber must never break ingestion
                     log.exception("commit listener failed")
+
+
+def _combine(items: list[_Item]) -> pa.Table:
+    rows = [r for i in items if isinstance(i.batch, list) for r in i.batch]
+    tables = [i.batch for i in items if isinstance(i.batch, pa.Table)]
+    if rows:
+        tables.append(pa.Table.from_pylist(rows, schema=OBSERVATION_BATCH_SCHEMA))
+    return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
 
 
 def _slice(result: AppendResult, ids: np.ndarray) -> AppendResult:

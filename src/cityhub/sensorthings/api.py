@@ -194,7 +194,8 @@ def _register(et: model.EntityType) -> None:
     )
 
 
-for _et in model.ENTITY_TYPES:
+# Routes are matched in order: the hot ones (Observations) first.
+for _et in sorted(model.ENTITY_TYPES, key=lambda et: et is not model.OBSERVATION):
     _register(_et)
 
 

@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 import orjson
-import pyarrow as pa
 import shapely.geometry
 
 from cityhub.errors import ProblemError, bad_request, conflict, not_found
@@ -548,9 +547,13 @@ class SensorThings:
 
     # -- observations ----------------------------------------------------------------------------------
     def _observation_table(
-        self, body: dict[str, Any], ds_id: int | None, field_prefix: str, datastreams: pa.Table | None = None
-    ) -> tuple[pa.Table, dict]:
-        """Validate one Observation body; returns the 1-row batch (no id yet) and extra info."""
+        self,
+        body: dict[str, Any],
+        ds_id: int | None,
+        field_prefix: str,
+        datastream: obsin.DatastreamInfo | None = None,
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Validate one Observation body; returns the row (no id yet) and extra info."""
         known = {p.name for p in model.OBSERVATION.props} | {"Datastream", "FeatureOfInterest"}
         for k in body:
             if k not in known and not k.endswith("@iot.navigationLink") and k != "@iot.selfLink":
@@ -577,46 +580,29 @@ class SensorThings:
         elif isinstance(pt, str) and "/" in pt:
             s, e = parse_interval(pt, field_prefix + "phenomenonTime")
             pt, pt_end = _iso(s), e
-        record = {"datastream": ds_id, "phenomenonTime": pt, "result": body["result"]}
-        if body.get("resultTime") is not None:
-            record["resultTime"] = body["resultTime"]
-        if body.get("parameters") is not None:
-            if not isinstance(body["parameters"], dict):
-                raise bad_request("parameters must be a JSON object", field=field_prefix + "parameters")
-            record["parameters"] = body["parameters"]
-        raw = obsin.rows_to_table([record])
-        v = obsin.validate(
-            raw, datastreams if datastreams is not None else self.catalog.table(), max_future=self.max_future
-        )
-        if v.bad:
-            err = v.bad[0]
-            raise bad_request(f"{err['field']} {err['reason']}", field=field_prefix + err["field"])
-        batch = v.good
-        extra: dict[str, Any] = {"thing_id": int(v.thing_ids[0]), "datastream_id": ds_id}
-        if pt_end is not None:
-            batch = batch.set_column(
-                batch.schema.get_field_index("phenomenon_time_end"),
-                "phenomenon_time_end",
-                pa.array([pt_end], pa.timestamp("us", tz="UTC")),
-            )
+        if body.get("parameters") is not None and not isinstance(body["parameters"], dict):
+            raise bad_request("parameters must be a JSON object", field=field_prefix + "parameters")
+        info = datastream if datastream is not None else self.catalog.lookup(ds_id)
+        try:
+            row = obsin.validate_one({**body, "phenomenonTime": pt}, info, max_future=self.max_future)
+        except ProblemError as exc:
+            exc.field = field_prefix + (exc.field or "")
+            raise
+        assert info is not None
+        extra: dict[str, Any] = {"thing_id": info.thing_id, "datastream_id": ds_id}
+        row["phenomenon_time_end"] = pt_end
         if body.get("validTime") is not None:
-            s, e = parse_interval(body["validTime"], field_prefix + "validTime")
-            for name, val in (("valid_time_start", s), ("valid_time_end", e)):
-                batch = batch.set_column(
-                    batch.schema.get_field_index(name), name, pa.array([val], pa.timestamp("us", tz="UTC"))
-                )
-        if body.get("resultQuality") is not None:
-            batch = batch.set_column(
-                batch.schema.get_field_index("result_quality"),
-                "result_quality",
-                pa.array([orjson.dumps(body["resultQuality"]).decode()], pa.string()),
+            row["valid_time_start"], row["valid_time_end"] = parse_interval(
+                body["validTime"], field_prefix + "validTime"
             )
-        return batch, extra
+        if body.get("resultQuality") is not None:
+            row["result_quality"] = orjson.dumps(body["resultQuality"]).decode()
+        return row, extra
 
     async def create_observation(
         self, body: dict[str, Any], ds_id: int | None, base: str, *, device_thing: int | None = None
     ) -> dict:
-        batch, extra = await asyncio.to_thread(self._observation_table, body, ds_id, "")
+        row, extra = self._observation_table(body, ds_id, "")  # cheap: no query once the catalogue is loaded
         if device_thing is not None and extra["thing_id"] != device_thing:
             raise ProblemError(403, "Forbidden", "this device key may not write to that Datastream", field="Datastream")
         foi = body.get("FeatureOfInterest")
@@ -627,19 +613,17 @@ class SensorThings:
             with self.store.transaction() as tx:
                 foi_id = self._create(tx, model.FEATURE_OF_INTEREST, foi, "FeatureOfInterest", None)
         else:
-            foi_id = await asyncio.to_thread(self.catalog.default_foi, extra["datastream_id"])
+            foi_id = self.catalog.cached_default_foi(extra["datastream_id"])
+            if foi_id is None:
+                foi_id = await asyncio.to_thread(self.catalog.default_foi, extra["datastream_id"])
             if foi_id is None:
                 raise bad_request(
                     "no FeatureOfInterest given and the Datastream's Thing has no Location to make one from",
                     field="FeatureOfInterest",
                 )
-        batch = batch.set_column(
-            batch.schema.get_field_index("feature_of_interest_id"),
-            "feature_of_interest_id",
-            pa.array([foi_id], pa.int64()),
-        )
-        new_id = int(self.store.allocate_ids("observations", 1)[0])
-        result = await asyncio.wrap_future(self.writer.submit(obsin.with_ids(batch, np.array([new_id]))))
+        row["feature_of_interest_id"] = foi_id
+        new_id = row["id"] = int(self.store.allocate_ids("observations", 1)[0])
+        result = await asyncio.wrap_future(self.writer.submit([row]))
         if new_id in result.conflicting:
             stored = result.duplicate_of[new_id]
             raise conflict(
@@ -648,10 +632,12 @@ class SensorThings:
                 field="phenomenonTime",
                 existing=self.self_link(base, model.OBSERVATION, stored),
             )
-        stored_id = result.duplicate_of.get(new_id, new_id)
-        entity = self._fetch(base, model.OBSERVATION, stored_id)
-        entity["_created"] = stored_id == new_id
-        return entity
+        if new_id in result.duplicate_of:  # the same Observation again: answer with the stored one
+            entity = self._fetch(base, model.OBSERVATION, result.duplicate_of[new_id])
+            entity["_created"] = False
+            return entity
+        entity, _ = row_to_dict(model.OBSERVATION, tuple(row[c] for c in columns(model.OBSERVATION)))
+        return self._shape(base, model.OBSERVATION, entity, None)
 
     def _create_observation_in_tx(self, tx: Transaction, body: dict[str, Any], ds_id: int, field: str) -> None:
         # Deep insert: the new Datastream is not committed yet, so validate against this transaction's view.
@@ -659,15 +645,8 @@ class SensorThings:
             "SELECT observation_type, unit_of_measurement, thing_id FROM datastreams WHERE id = ?", [ds_id]
         )
         uom = orjson.loads(rows[0][1]) if rows else {}
-        datastreams = pa.table(
-            {
-                "id": pa.array([ds_id], pa.int64()),
-                "observation_type": pa.array([rows[0][0]], pa.string()),
-                "unit_symbol": pa.array([uom.get("symbol")], pa.string()),
-                "thing_id": pa.array([rows[0][2]], pa.int64()),
-            }
-        )
-        batch, _ = self._observation_table(body, ds_id, field + ".", datastreams)
+        info = obsin.DatastreamInfo(ds_id, rows[0][0], uom.get("symbol"), rows[0][2])
+        row, _ = self._observation_table(body, ds_id, field + ".", info)
         foi_id = None
         if isinstance(body.get("FeatureOfInterest"), dict):
             foi_id = self._create(
@@ -696,13 +675,9 @@ class SensorThings:
                     },
                 )
             )
-        batch = batch.set_column(
-            batch.schema.get_field_index("feature_of_interest_id"),
-            "feature_of_interest_id",
-            pa.array([foi_id], pa.int64()),
-        )
-        ids = self.store.allocate_ids("observations", 1)
-        res = self.store.append_observations(tx, obsin.with_ids(batch, ids))
+        row["feature_of_interest_id"] = foi_id
+        row["id"] = int(self.store.allocate_ids("observations", 1)[0])
+        res = self.store.append_observations(tx, obsin.rows_to_batch([row]))
         if res.conflicting:
             raise conflict("two Observations with the same phenomenonTime and different results", field=field)
 

@@ -8,7 +8,7 @@ appending observations as Arrow tables, latest values and aggregated history.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -106,6 +106,16 @@ class Store(abc.ABC):
     def append_observations(self, tx: Transaction, batch: pa.Table) -> AppendResult:
         """Store a batch (schema OBSERVATION_BATCH_SCHEMA), skipping rows whose key is already stored,
         and keep the latest-value and hourly roll-up tables in step."""
+
+    def append_batch(self, batch: pa.Table, before_commit: Callable[[AppendResult], None]) -> AppendResult:
+        """Append a batch in a transaction of its own; ``before_commit`` may raise to roll it back.
+
+        Backends may override this with a faster path for the common case of all-new rows.
+        """
+        with self.transaction() as tx:
+            result = self.append_observations(tx, batch)
+            before_commit(result)
+        return result
 
     @abc.abstractmethod
     def refresh_derived(self, tx: Transaction, datastream_id: int, hours: Sequence[datetime]) -> None:

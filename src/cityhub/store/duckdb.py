@@ -7,7 +7,7 @@ and Observations arrive as Arrow tables appended in one statement per group of r
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -236,6 +236,32 @@ class DuckDBStore(Store):
         finally:
             cur.unregister("_ch_batch")
         return result
+
+    def append_batch(self, batch: pa.Table, before_commit: Callable[[AppendResult], None]) -> AppendResult:
+        # Optimistic path: a plain append is about twice as fast as ON CONFLICT ... RETURNING, and almost
+        # every batch holds only new rows. A duplicate key aborts it; then the careful path runs.
+        cols = ", ".join(batch.column_names)
+        with self._write_lock:
+            cur = self._cursor()
+            cur.register("_ch_batch", batch)
+            try:
+                cur.execute("BEGIN TRANSACTION")
+                try:
+                    cur.execute(f"INSERT INTO observations ({cols}) SELECT {cols} FROM _ch_batch")
+                    self._roll_up(cur, "_ch_batch")
+                    result = AppendResult(inserted=batch.column("id").to_numpy())
+                    before_commit(result)
+                except duckdb.ConstraintException:
+                    cur.execute("ROLLBACK")
+                except BaseException:
+                    cur.execute("ROLLBACK")
+                    raise
+                else:
+                    cur.execute("COMMIT")
+                    return result
+            finally:
+                cur.unregister("_ch_batch")
+        return super().append_batch(batch, before_commit)
 
     def _find_duplicates(self, cur: duckdb.DuckDBPyConnection, result: AppendResult) -> None:
         cur.register("_ch_ins_ids", pa.table({"id": result.inserted}))
