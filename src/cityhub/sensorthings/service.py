@@ -217,6 +217,8 @@ class SensorThings:
 
     def _read(self, res: Resource, opts: QueryOptions, base: str, query_string: str) -> Any:
         et = res.et
+        if _shows_datastreams(et, opts):
+            self.store.flush_derived()  # Datastream.phenomenonTime comes from the latest-value table
         b = SqlBuilder(self.store.dialect)
         where = chain_where(b, res.steps, "e")
         self._check_parents_exist(res)
@@ -814,6 +816,10 @@ class SensorThings:
                 self.store.refresh_derived(tx, row[0][0], [row[0][1]])
             return
         tx.execute(f"DELETE FROM {et.table} WHERE id = ?", [entity_id])
+
+
+def _shows_datastreams(et: model.EntityType, opts: QueryOptions) -> bool:
+    return et is model.DATASTREAM or any(_shows_datastreams(model.entity(e.nav.target), e.options) for e in opts.expand)
 
 
 def _inverse(p_et: model.EntityType, p_nav: model.Nav, et: model.EntityType) -> model.Nav | None:

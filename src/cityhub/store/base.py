@@ -117,6 +117,13 @@ class Store(abc.ABC):
             before_commit(result)
         return result
 
+    def flush_derived(self) -> None:  # noqa: B027 - optional hook, a no-op for backends that never defer
+        """Bring derived tables (latest values, roll-ups) up to date, for backends that defer them."""
+
+    def pending_derived(self) -> int:
+        """Observations committed but not yet in the derived tables."""
+        return 0
+
     @abc.abstractmethod
     def refresh_derived(self, tx: Transaction, datastream_id: int, hours: Sequence[datetime]) -> None:
         """Recompute the roll-ups of one Datastream after Observations were changed or deleted."""

@@ -48,6 +48,10 @@ TABLES: dict[str, str] = {
         datastream_id BIGINT NOT NULL, hour TIMESTAMPTZ NOT NULL, n BIGINT NOT NULL,
         total DOUBLE PRECISION NOT NULL, minimum DOUBLE PRECISION NOT NULL,
         maximum DOUBLE PRECISION NOT NULL, PRIMARY KEY (datastream_id, hour)""",
+    # Id ranges of committed Observations not yet folded into ds_latest and obs_hourly (deferred so that
+    # many small commits share one roll-up); recovered at start-up after a crash.
+    "rollup_pending": """
+        lo BIGINT NOT NULL, hi BIGINT NOT NULL""",
     "api_keys": """
         id BIGINT PRIMARY KEY, name VARCHAR NOT NULL, role VARCHAR NOT NULL, key_hash VARCHAR NOT NULL UNIQUE,
         thing_id BIGINT, created_at TIMESTAMPTZ NOT NULL, revoked BOOLEAN NOT NULL DEFAULT FALSE""",
