@@ -126,39 +126,54 @@ class DatastreamCatalog:
 
     def default_foi(self, datastream_id: int) -> int | None:
         """The FeatureOfInterest made from the Datastream's Thing's Location (SensorThings §8.2.7)."""
+        return self.default_fois([datastream_id])[datastream_id]
+
+    def default_fois(self, datastream_ids: list[int]) -> dict[int, int | None]:
+        """``default_foi`` for many Datastreams: one query and at most one transaction for all the new ones."""
         with self._lock:
-            if datastream_id in self._default_foi:
-                return self._default_foi[datastream_id]
-        foi = ensure_location_foi(self.store, datastream_id)
-        with self._lock:
-            self._default_foi[datastream_id] = foi
-        return foi
+            out = {d: self._default_foi[d] for d in datastream_ids if d in self._default_foi}
+        todo = [d for d in datastream_ids if d not in out]
+        if todo:
+            found = ensure_location_fois(self.store, todo)
+            with self._lock:
+                self._default_foi.update(found)
+            out.update(found)
+        return out
 
 
-def ensure_location_foi(store: Store, datastream_id: int) -> int | None:
-    rows = store.query(
-        """SELECT l.id, l.name, l.description, l.encoding_type, l.location
-           FROM datastreams d JOIN thing_locations tl ON tl.thing_id = d.thing_id
-           JOIN locations l ON l.id = tl.location_id WHERE d.id = ? ORDER BY l.id LIMIT 1""",
-        [datastream_id],
-    )
-    if not rows:
-        return None
-    loc_id, name, description, encoding, location = rows[0]
-    with store.transaction() as tx:
-        found = tx.execute("SELECT id FROM features_of_interest WHERE from_location_id = ?", [loc_id])
-        if found:
-            return int(found[0][0])
-        return tx.insert(
-            "features_of_interest",
-            {
-                "name": name,
-                "description": description,
-                "encoding_type": encoding,
-                "feature": location,
-                "from_location_id": loc_id,
-            },
+def ensure_location_fois(store: Store, datastream_ids: list[int]) -> dict[int, int | None]:
+    """Find or create the FeatureOfInterest of each Datastream's Thing's (first) Location."""
+    marks = ", ".join("?" for _ in datastream_ids)
+    with store.transaction() as tx:  # serialised, so two requests cannot create the same feature twice
+        rows = tx.execute(
+            f"""SELECT d.id, l.id, l.name, l.description, l.encoding_type, l.location, f.id
+                FROM datastreams d
+                JOIN (SELECT thing_id, min(location_id) AS location_id FROM thing_locations GROUP BY thing_id) tl
+                  ON tl.thing_id = d.thing_id
+                JOIN locations l ON l.id = tl.location_id
+                LEFT JOIN (SELECT from_location_id, min(id) AS id FROM features_of_interest GROUP BY ALL) f
+                  ON f.from_location_id = l.id
+                WHERE d.id IN ({marks})""",
+            datastream_ids,
         )
+        out: dict[int, int | None] = dict.fromkeys(datastream_ids)
+        made: dict[int, int] = {}
+        for ds_id, loc_id, name, description, encoding, location, foi_id in rows:
+            if foi_id is None:
+                foi_id = made.get(loc_id)
+            if foi_id is None:
+                foi_id = made[loc_id] = tx.insert(
+                    "features_of_interest",
+                    {
+                        "name": name,
+                        "description": description,
+                        "encoding_type": encoding,
+                        "feature": location,
+                        "from_location_id": loc_id,
+                    },
+                )
+            out[ds_id] = int(foi_id)
+        return out
 
 
 # -- parsing bodies --------------------------------------------------------------------------------------
@@ -451,7 +466,8 @@ def resolve_features(v: Validated, catalog: DatastreamCatalog) -> Validated:
     reasons: dict[int, str] = {}
     if missing.any():
         uniq, inverse = np.unique(batch.column("datastream_id").to_numpy()[missing], return_inverse=True)
-        defaults = np.array([catalog.default_foi(int(d)) or -1 for d in uniq], dtype=np.int64)
+        found = catalog.default_fois([int(d) for d in uniq])
+        defaults = np.array([found[int(d)] or -1 for d in uniq], dtype=np.int64)
         filled[missing] = defaults[inverse]
         for i in np.flatnonzero(filled == -1):
             reasons[int(i)] = "none given and the Thing has no Location to make one from"
