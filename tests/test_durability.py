@@ -46,6 +46,14 @@ def start_server(data_dir: Path, port: int) -> subprocess.Popen:
     raise RuntimeError("server did not start in 30 s")
 
 
+def stop_server(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def test_kill_9_after_acknowledged_writes_loses_nothing(tmp_path: Path) -> None:
     data_dir = tmp_path / "var"
     key = KeyStore(data_dir / "keys.json").create("admin", "test")
@@ -92,8 +100,4 @@ def test_kill_9_after_acknowledged_writes_loses_nothing(tmp_path: Path) -> None:
             assert latest["count"] == 1640
             assert latest["phenomenonTime"] == "2026-01-02T23:59:00Z"
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_server(proc)

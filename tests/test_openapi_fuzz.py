@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,11 +17,11 @@ from cityhub.app import create_app
 from cityhub.auth.keys import KeyStore
 from cityhub.config import Settings
 from tests.conftest import station_body
-from tests.test_durability import free_port, start_server
+from tests.test_durability import free_port, start_server, stop_server
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, subprocess.Popen, Path]]:
     data_dir: Path = tmp_path_factory.mktemp("fuzz") / "var"
     key = KeyStore(data_dir / "keys.json").create("admin", "fuzz")
     port = free_port()
@@ -36,16 +37,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
             headers={"Content-Type": "text/csv"},
         )
     try:
-        yield base, key
-    except BaseException:
-        proc.send_signal(signal.SIGUSR1)
-        raise
+        yield base, key, proc, data_dir
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_server(proc)
 
 
 # The schema comes from the application itself; requests go to the real server started above.
@@ -54,14 +48,15 @@ schema = schemathesis.openapi.from_dict(create_app(Settings(data_dir=Path("unuse
 
 @schema.parametrize()
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
-def test_no_server_errors(case, server: tuple[str, str]) -> None:
-    base, key = server
+def test_no_server_errors(case, server: tuple[str, str, subprocess.Popen, Path]) -> None:
+    base, key, proc, data_dir = server
     try:
         response = case.call(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=30)
     except Exception:
-        import os
-
-        os.system(f"pkill -USR1 -f 'cityhub serve --port {base.rsplit(':', 1)[1]}'")
+        # A hang: have the server print every thread's stack (cityhub serve registers SIGUSR1) and show it.
+        proc.send_signal(signal.SIGUSR1)
+        time.sleep(1)
+        print((data_dir / "server.log").read_text()[-20_000:])
         raise
     assert response.status_code < 500, (
         f"{case.method} {case.formatted_path} → {response.status_code}: {response.text[:500]}"

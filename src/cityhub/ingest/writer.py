@@ -25,6 +25,10 @@ from cityhub.store.base import OBSERVATION_BATCH_SCHEMA, AppendResult, Store
 log = logging.getLogger(__name__)
 
 CommitListener = Callable[[pa.Table], None]
+# Roll-ups (latest values, hourly aggregates) cost ~3 ms per statement whatever the rows, so they are
+# folded in after a quiet moment, or at least this often under load. Reads of them fold first.
+IDLE_FLUSH_S = 0.05
+MAX_FLUSH_DELAY_S = 0.5
 
 
 @dataclass(eq=False)
@@ -82,8 +86,14 @@ class ObservationWriter:
 
     def _run(self) -> None:
         while True:
-            first = self._queue.get()
+            try:
+                # With roll-ups pending, wait only briefly: a quiet moment is the time to fold them in.
+                first = self._queue.get(timeout=IDLE_FLUSH_S if self.store.pending_derived() else None)
+            except queue.Empty:
+                self._flush()
+                continue
             if first is None:
+                self._flush()
                 return
             items, rows, stop = [first], first.rows, False
             while rows < self.max_rows:
@@ -97,18 +107,19 @@ class ObservationWriter:
                 items.append(nxt)
                 rows += nxt.rows
             self._commit_group(items)
-            # Roll-ups are cheapest in bulk: fold them in when the queue runs dry, or at least every
-            # 0.2 s / 100,000 rows under sustained load.
-            now = time.monotonic()
-            if self._queue.empty() or self.store.pending_derived() >= 100_000 or now - self._flushed > 0.2:
-                try:
-                    self.store.flush_derived()
-                except Exception:
-                    log.exception("roll-up flush failed; it is retried with the next commit")
-                self._flushed = now
+            # Under sustained load, fold roll-ups in at least every MAX_FLUSH_DELAY_S or 100,000 rows.
+            if self.store.pending_derived() >= 100_000 or time.monotonic() - self._flushed > MAX_FLUSH_DELAY_S:
+                self._flush()
             if stop:
-                self.store.flush_derived()
+                self._flush()
                 return
+
+    def _flush(self) -> None:
+        try:
+            self.store.flush_derived()
+        except Exception:
+            log.exception("roll-up flush failed; it is retried after the next commit")
+        self._flushed = time.monotonic()
 
     def _commit_group(self, items: list[_Item]) -> None:
         while items:
