@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import OM_MEASUREMENT, UGM3, station_body
@@ -220,3 +221,154 @@ def test_patch_thing_locations_records_history(client: TestClient, station: dict
     locs = client.get(f"/v1.1/Things({station['thing']})/Locations").json()["value"]
     assert [loc["name"] for loc in locs] == ["moved"]
     assert len(client.get(f"/v1.1/Things({station['thing']})/HistoricalLocations").json()["value"]) == 2
+
+
+# Bodies from the SensorThings API v1.1 specification's examples.
+SPEC_BODIES = {
+    "Locations": {
+        "name": "UofC CCIT",
+        "description": "University of Calgary, CCIT building",
+        "encodingType": "application/geo+json",
+        "location": {"type": "Point", "coordinates": [-114.133, 51.08]},
+    },
+    "Sensors": {
+        "name": "TMP36",
+        "description": "TMP36 - Analog Temperature sensor",
+        "encodingType": "application/pdf",
+        "metadata": "http://example.org/TMP35_36_37.pdf",
+    },
+    "ObservedProperties": {
+        "name": "Area Temperature",
+        "description": "The degree or intensity of heat present in the area",
+        "definition": "http://www.qudt.org/qudt/owl/1.0.0/quantity/Instances.html#AreaTemperature",
+    },
+    "FeaturesOfInterest": {
+        "name": "Weather Station YYC.",
+        "description": "This is a weather station located at the Calgary Airport.",
+        "encodingType": "application/geo+json",
+        "feature": {"type": "Point", "coordinates": [-114.06, 51.05]},
+    },
+}
+PATCHES = {
+    "Locations": {"name": "CCIT"},
+    "Sensors": {"description": "a temperature sensor"},
+    "ObservedProperties": {"name": "Air temperature"},
+    "FeaturesOfInterest": {"feature": {"type": "Point", "coordinates": [-114.0, 51.0]}},
+}
+
+
+@pytest.mark.parametrize("entity_set", list(SPEC_BODIES))
+def test_crud_of_each_entity_set(client: TestClient, entity_set: str) -> None:
+    r = client.post(f"/v1.1/{entity_set}", json=SPEC_BODIES[entity_set])
+    assert r.status_code == 201, r.text
+    created = r.json()
+    for k, v in SPEC_BODIES[entity_set].items():
+        assert created[k] == v
+    link = created["@iot.selfLink"].replace("http://testserver", "")
+    assert client.get(link).json() == created
+    listed = client.get(f"/v1.1/{entity_set}", params={"$count": "true"}).json()
+    assert listed["@iot.count"] == 1
+    r = client.patch(link, json=PATCHES[entity_set])
+    assert r.status_code == 200, r.text
+    assert {k: r.json()[k] for k in PATCHES[entity_set]} == PATCHES[entity_set]
+    assert client.delete(link).status_code == 200
+    assert client.get(link).status_code == 404
+
+
+def test_datastream_and_observation_from_spec_examples(client: TestClient) -> None:
+    thing = client.post("/v1.1/Things", json={"name": "Oven", "description": "an oven"}).json()["@iot.id"]
+    sensor = client.post("/v1.1/Sensors", json=SPEC_BODIES["Sensors"]).json()["@iot.id"]
+    prop = client.post("/v1.1/ObservedProperties", json=SPEC_BODIES["ObservedProperties"]).json()["@iot.id"]
+    foi = client.post("/v1.1/FeaturesOfInterest", json=SPEC_BODIES["FeaturesOfInterest"]).json()["@iot.id"]
+    r = client.post(
+        "/v1.1/Datastreams",
+        json={
+            "unitOfMeasurement": {
+                "name": "Celsius",
+                "symbol": "degC",
+                "definition": "http://qudt.org/vocab/unit#DegreeCelsius",
+            },
+            "observationType": "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_Measurement",
+            "description": "Temperature measurement",
+            "name": "Temperature",
+            "Thing": {"@iot.id": thing},
+            "ObservedProperty": {"@iot.id": prop},
+            "Sensor": {"@iot.id": sensor},
+        },
+    )
+    assert r.status_code == 201, r.text
+    ds = r.json()["@iot.id"]
+    r = client.post(
+        "/v1.1/Observations",
+        json={
+            "phenomenonTime": "2017-02-07T18:02:00.000Z",
+            "resultTime": "2017-02-07T18:02:05.000Z",
+            "result": 21.6,
+            "Datastream": {"@iot.id": ds},
+            "FeatureOfInterest": {"@iot.id": foi},
+            "parameters": {"battery": 0.93},
+            "resultQuality": {"uncertainty": 0.5},
+            "validTime": "2017-02-07T18:00:00Z/2017-02-07T19:00:00Z",
+        },
+    )
+    assert r.status_code == 201, r.text
+    obs = r.json()
+    assert obs["resultTime"] == "2017-02-07T18:02:05Z"
+    assert obs["validTime"] == "2017-02-07T18:00:00Z/2017-02-07T19:00:00Z"
+    assert obs["parameters"] == {"battery": 0.93}
+    assert obs["resultQuality"] == {"uncertainty": 0.5}
+    assert client.get(f"/v1.1/Observations({obs['@iot.id']})/FeatureOfInterest").json()["@iot.id"] == foi
+    # A Thing without a Location cannot give an Observation a FeatureOfInterest.
+    r = client.post(
+        f"/v1.1/Datastreams({ds})/Observations", json={"phenomenonTime": "2017-02-07T18:03:00Z", "result": 21.7}
+    )
+    assert r.status_code == 400
+    assert r.json()["field"] == "FeatureOfInterest"
+    # Observation types: a count must be an integer, truth a boolean, a category a string.
+    for otype, good, bad in (
+        ("OM_CountObservation", 3, 2.5),
+        ("OM_TruthObservation", True, "yes"),
+        ("OM_CategoryObservation", "haze", [1]),
+    ):
+        d = client.post(
+            f"/v1.1/Things({thing})/Datastreams",
+            json={
+                "name": otype,
+                "description": otype,
+                "unitOfMeasurement": {},
+                "observationType": f"http://www.opengis.net/def/observationType/OGC-OM/2.0/{otype}",
+                "Sensor": {"@iot.id": sensor},
+                "ObservedProperty": {"@iot.id": prop},
+            },
+        ).json()["@iot.id"]
+        body = {"phenomenonTime": "2017-02-07T18:02:00Z", "FeatureOfInterest": {"@iot.id": foi}}
+        ok = client.post(f"/v1.1/Datastreams({d})/Observations", json={**body, "result": good})
+        assert ok.status_code == 201, ok.text
+        assert ok.json()["result"] == good
+        no = client.post(
+            f"/v1.1/Datastreams({d})/Observations",
+            json={**body, "result": bad, "phenomenonTime": "2017-02-07T18:03:00Z"},
+        )
+        assert no.status_code == 400, (otype, no.text)
+        assert no.json()["field"] == "result"
+
+
+def test_references_link_and_unlink(client: TestClient, station: dict) -> None:
+    loc = client.post("/v1.1/Locations", json=SPEC_BODIES["Locations"]).json()
+    thing = station["thing"]
+    r = client.post(f"/v1.1/Things({thing})/Locations/$ref", json={"@iot.selfLink": loc["@iot.selfLink"]})
+    assert r.status_code == 204, r.text
+    assert len(client.get(f"/v1.1/Things({thing})/Locations").json()["value"]) == 2
+    assert len(client.get(f"/v1.1/Things({thing})/HistoricalLocations").json()["value"]) == 2
+    assert client.delete(f"/v1.1/Things({thing})/Locations({loc['@iot.id']})/$ref").status_code == 200
+    assert len(client.get(f"/v1.1/Things({thing})/Locations").json()["value"]) == 1
+    assert client.get(f"/v1.1/Locations({loc['@iot.id']})").status_code == 200  # unlinked, not deleted
+    # to-one: PUT a new Sensor
+    sensor = client.post("/v1.1/Sensors", json=SPEC_BODIES["Sensors"]).json()["@iot.id"]
+    ds = station["datastream"]
+    assert client.put(f"/v1.1/Datastreams({ds})/Sensor/$ref", json={"@iot.id": sensor}).status_code == 204
+    assert client.get(f"/v1.1/Datastreams({ds})/Sensor").json()["@iot.id"] == sensor
+    assert client.delete(f"/v1.1/Datastreams({ds})/Sensor/$ref").status_code == 400
+    bad = client.post(f"/v1.1/Things({thing})/Locations/$ref", json={"@iot.id": 999})
+    assert bad.status_code == 400
+    assert client.put(f"/v1.1/Things({thing})", json={"name": "x"}).status_code == 405

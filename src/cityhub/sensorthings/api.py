@@ -14,7 +14,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from cityhub.app import JSONResponse, hub_of, principal, require
-from cityhub.errors import bad_request
+from cityhub.errors import ProblemError, bad_request
 from cityhub.sensorthings import model
 from cityhub.sensorthings.options import parse_options
 from cityhub.sensorthings.schemas import entity_schema
@@ -69,6 +69,10 @@ async def handle_post(request: Request, path: str) -> Response:
         require(who, "model")
     body = await _body(request)
     hub = hub_of(request)
+    if res.ref:
+        require(who, "model")
+        await run_in_threadpool(hub.sensorthings.add_reference, res, body)
+        return Response(status_code=204)
     device_thing = who.thing_id if who.role == "device" else None
     out = await hub.sensorthings.create(res, body, base_url(request), device_thing)
     created = out.pop("_created", True)
@@ -219,6 +223,18 @@ async def any_post(request: Request, path: str) -> Response:
 @router.api_route("/{path:path}", methods=["PATCH"], include_in_schema=False)
 async def any_patch(request: Request, path: str) -> Response:
     return await handle_patch(request, path)
+
+
+@router.api_route("/{path:path}", methods=["PUT"], include_in_schema=False)
+async def any_put(request: Request, path: str) -> Response:
+    """PUT is only for a to-one reference: ``PUT /Datastreams(1)/Sensor/$ref``."""
+    res = parse_path(path)
+    if not res.ref:
+        raise ProblemError(405, "Method Not Allowed", "use PATCH to update an entity", field="method")
+    require(principal(request), "model")
+    body = await _body(request)
+    await run_in_threadpool(hub_of(request).sensorthings.add_reference, res, body)
+    return Response(status_code=204)
 
 
 @router.api_route("/{path:path}", methods=["DELETE"], include_in_schema=False)

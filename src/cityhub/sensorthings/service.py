@@ -375,7 +375,8 @@ class SensorThings:
     async def create(self, res: Resource, body: Any, base: str, device_thing: int | None = None) -> dict:
         if res.member is not None or res.ref or not res.is_collection:
             raise ProblemError(405, "Method Not Allowed", "POST creates entities in a collection", field="path")
-        self._check_parents_exist(res)
+        if len(res.steps) > 1:
+            await asyncio.to_thread(self._check_parents_exist, res)
         if not isinstance(body, dict):
             raise bad_request("the body must be a JSON object", field="body")
         et = res.et
@@ -765,8 +766,45 @@ class SensorThings:
             raise not_found(f"{res.et.name} not found", field="path")
         return int(rows[0][0])
 
+    # -- references (SensorThings §10.3.3, §10.4.3) --------------------------------------------------------
+    def add_reference(self, res: Resource, body: Any) -> None:
+        """``POST .../Things(1)/Locations/$ref`` (or ``PUT .../Datastreams(1)/Sensor/$ref``) with
+        ``{"@iot.id": 5}`` or ``{"@iot.selfLink": ".../Locations(5)"}``: link an existing entity."""
+        if len(res.steps) < 2 or res.steps[-1].id is not None:
+            raise bad_request("a reference is made from an entity to one of its navigation properties", field="path")
+        parent, last = res.steps[-2], res.steps[-1]
+        nav = last.nav
+        assert nav is not None
+        target_id = _reference_id(body, last.et)
+        parent_id = self._resolve_id(Resource(res.steps[:-1]))
+        with self.store.transaction() as tx:
+            self._reference(tx, last.et, target_id, "@iot.id")
+            if nav.fk:
+                tx.execute(f"UPDATE {parent.et.table} SET {nav.fk} = ? WHERE id = ?", [target_id, parent_id])
+            else:
+                self._link(tx, parent.et, nav, parent_id, target_id)
+                if parent.et is model.THING and nav.name == "Locations":
+                    self._historical_location(tx, parent_id)
+        self.catalog.invalidate()
+
+    def delete_reference(self, res: Resource) -> None:
+        """``DELETE .../Things(1)/Locations(5)/$ref``: unlink, deleting neither entity."""
+        last = res.steps[-1]
+        if len(res.steps) < 2 or last.id is None or last.nav is None:
+            raise bad_request("name the linked entity: .../Things(1)/Locations(5)/$ref", field="path")
+        if not last.nav.link:
+            raise conflict(f"{last.nav.name} is required by the entity; link another one instead", field="path")
+        parent_id = self._resolve_id(Resource(res.steps[:-1]))
+        self._resolve_id(res)  # 404 unless linked
+        link, this_col, other_col = last.nav.link
+        with self.store.transaction() as tx:
+            tx.execute(f"DELETE FROM {link} WHERE {this_col} = ? AND {other_col} = ?", [parent_id, last.id])
+
     def delete(self, res: Resource) -> None:
-        if res.member is not None or res.is_collection or res.ref:
+        if res.ref:
+            self.delete_reference(res)
+            return
+        if res.member is not None or res.is_collection:
             raise ProblemError(405, "Method Not Allowed", "DELETE needs a single entity", field="path")
         entity_id = self._resolve_id(res)
         with self.store.transaction() as tx:
@@ -816,6 +854,17 @@ class SensorThings:
                 self.store.refresh_derived(tx, row[0][0], [row[0][1]])
             return
         tx.execute(f"DELETE FROM {et.table} WHERE id = ?", [entity_id])
+
+
+def _reference_id(body: Any, et: model.EntityType) -> int:
+    if isinstance(body, dict) and set(body) == {"@iot.id"} and isinstance(body["@iot.id"], int):
+        return body["@iot.id"]
+    if isinstance(body, dict) and set(body) == {"@iot.selfLink"} and isinstance(body["@iot.selfLink"], str):
+        m = re.search(rf"/{et.plural}\((\d+)\)$", body["@iot.selfLink"])
+        if m:
+            return int(m.group(1))
+        raise bad_request(f"@iot.selfLink must end in /{et.plural}(<id>)", field="@iot.selfLink")
+    raise bad_request('send {"@iot.id": <id>} or {"@iot.selfLink": "<url>"}', field="body")
 
 
 def _shows_datastreams(et: model.EntityType, opts: QueryOptions) -> bool:
