@@ -372,3 +372,27 @@ def test_references_link_and_unlink(client: TestClient, station: dict) -> None:
     bad = client.post(f"/v1.1/Things({thing})/Locations/$ref", json={"@iot.id": 999})
     assert bad.status_code == 400
     assert client.put(f"/v1.1/Things({thing})", json={"name": "x"}).status_code == 405
+
+
+def test_deep_insert_with_observations(client: TestClient) -> None:
+    body = station_body("Tây Mỗ", 105.747, 21.0058)
+    body["Datastreams"][0]["Observations"] = [
+        {"phenomenonTime": "2026-01-10T00:00:00Z", "result": 150.2},
+        {"phenomenonTime": "2026-01-10T01:00:00Z", "result": 161.0},
+    ]
+    r = client.post("/v1.1/Things", json=body)
+    assert r.status_code == 201, r.text
+    ds = client.get(f"/v1.1/Things({r.json()['@iot.id']})/Datastreams").json()["value"][0]["@iot.id"]
+    obs = client.get(
+        f"/v1.1/Datastreams({ds})/Observations", params={"$orderby": "phenomenonTime", "$expand": "FeatureOfInterest"}
+    ).json()
+    assert [o["result"] for o in obs["value"]] == [150.2, 161.0]
+    assert obs["value"][0]["FeatureOfInterest"]["feature"]["coordinates"] == [105.747, 21.0058]
+    assert client.get(f"/api/v1/latest?datastreams={ds}").json()["value"][0]["result"] == 161.0
+    # A bad Observation inside a deep insert stores nothing at all.
+    body = station_body("Kim Liên")
+    body["Datastreams"][0]["Observations"] = [{"phenomenonTime": "2026-01-10T00:00:00", "result": 1}]
+    r = client.post("/v1.1/Things", json=body)
+    assert r.status_code == 400
+    assert r.json()["field"] == "Datastreams[0].Observations[0].phenomenonTime"
+    assert client.get("/v1.1/Things", params={"$filter": "name eq 'Trạm Kim Liên'"}).json()["value"] == []

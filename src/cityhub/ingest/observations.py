@@ -25,7 +25,7 @@ import pyarrow.json as pajson
 
 from cityhub.errors import ProblemError, bad_request
 from cityhub.sensorthings import model
-from cityhub.store.base import OBSERVATION_BATCH_SCHEMA, Store
+from cityhub.store.base import OBSERVATION_BATCH_SCHEMA, Store, Transaction
 
 FORMATS = {
     "text/csv": "csv",
@@ -143,37 +143,42 @@ class DatastreamCatalog:
 
 def ensure_location_fois(store: Store, datastream_ids: list[int]) -> dict[int, int | None]:
     """Find or create the FeatureOfInterest of each Datastream's Thing's (first) Location."""
-    marks = ", ".join("?" for _ in datastream_ids)
     with store.transaction() as tx:  # serialised, so two requests cannot create the same feature twice
-        rows = tx.execute(
-            f"""SELECT d.id, l.id, l.name, l.description, l.encoding_type, l.location, f.id
-                FROM datastreams d
-                JOIN (SELECT thing_id, min(location_id) AS location_id FROM thing_locations GROUP BY thing_id) tl
-                  ON tl.thing_id = d.thing_id
-                JOIN locations l ON l.id = tl.location_id
-                LEFT JOIN (SELECT from_location_id, min(id) AS id FROM features_of_interest GROUP BY ALL) f
-                  ON f.from_location_id = l.id
-                WHERE d.id IN ({marks})""",
-            datastream_ids,
-        )
-        out: dict[int, int | None] = dict.fromkeys(datastream_ids)
-        made: dict[int, int] = {}
-        for ds_id, loc_id, name, description, encoding, location, foi_id in rows:
-            if foi_id is None:
-                foi_id = made.get(loc_id)
-            if foi_id is None:
-                foi_id = made[loc_id] = tx.insert(
-                    "features_of_interest",
-                    {
-                        "name": name,
-                        "description": description,
-                        "encoding_type": encoding,
-                        "feature": location,
-                        "from_location_id": loc_id,
-                    },
-                )
-            out[ds_id] = int(foi_id)
-        return out
+        return location_fois_in(tx, datastream_ids)
+
+
+def location_fois_in(tx: Transaction, datastream_ids: list[int]) -> dict[int, int | None]:
+    """``ensure_location_fois`` inside a transaction the caller holds (a deep insert, say)."""
+    marks = ", ".join("?" for _ in datastream_ids)
+    rows = tx.execute(
+        f"""SELECT d.id, l.id, l.name, l.description, l.encoding_type, l.location, f.id
+            FROM datastreams d
+            JOIN (SELECT thing_id, min(location_id) AS location_id FROM thing_locations GROUP BY thing_id) tl
+              ON tl.thing_id = d.thing_id
+            JOIN locations l ON l.id = tl.location_id
+            LEFT JOIN (SELECT from_location_id, min(id) AS id FROM features_of_interest GROUP BY ALL) f
+              ON f.from_location_id = l.id
+            WHERE d.id IN ({marks})""",
+        datastream_ids,
+    )
+    out: dict[int, int | None] = dict.fromkeys(datastream_ids)
+    made: dict[int, int] = {}
+    for ds_id, loc_id, name, description, encoding, location, foi_id in rows:
+        if foi_id is None:
+            foi_id = made.get(loc_id)
+        if foi_id is None:
+            foi_id = made[loc_id] = tx.insert(
+                "features_of_interest",
+                {
+                    "name": name,
+                    "description": description,
+                    "encoding_type": encoding,
+                    "feature": location,
+                    "from_location_id": loc_id,
+                },
+            )
+        out[ds_id] = int(foi_id)
+    return out
 
 
 # -- parsing bodies --------------------------------------------------------------------------------------

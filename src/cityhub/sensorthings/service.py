@@ -650,34 +650,14 @@ class SensorThings:
         uom = orjson.loads(rows[0][1]) if rows else {}
         info = obsin.DatastreamInfo(ds_id, rows[0][0], uom.get("symbol"), rows[0][2])
         row, _ = self._observation_table(body, ds_id, field + ".", info)
-        foi_id = None
         if isinstance(body.get("FeatureOfInterest"), dict):
             foi_id = self._create(
                 tx, model.FEATURE_OF_INTEREST, body["FeatureOfInterest"], field + ".FeatureOfInterest", None
             )
         else:
-            loc = tx.execute(
-                """SELECT l.id, l.name, l.description, l.encoding_type, l.location FROM thing_locations tl
-                   JOIN locations l ON l.id = tl.location_id WHERE tl.thing_id = ? ORDER BY l.id LIMIT 1""",
-                [rows[0][2]],
-            )
-            if not loc:
+            foi_id = obsin.location_fois_in(tx, [ds_id])[ds_id]
+            if foi_id is None:
                 raise bad_request("no FeatureOfInterest and the Thing has no Location", field=field)
-            found = tx.execute("SELECT id FROM features_of_interest WHERE from_location_id = ?", [loc[0][0]])
-            foi_id = (
-                found[0][0]
-                if found
-                else tx.insert(
-                    "features_of_interest",
-                    {
-                        "name": loc[0][1],
-                        "description": loc[0][2],
-                        "encoding_type": loc[0][3],
-                        "feature": loc[0][4],
-                        "from_location_id": loc[0][0],
-                    },
-                )
-            )
         row["feature_of_interest_id"] = foi_id
         row["id"] = int(self.store.allocate_ids("observations", 1)[0])
         res = self.store.append_observations(tx, obsin.rows_to_batch([row]))
