@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import station_body
 
@@ -202,3 +204,49 @@ def test_data_array_create_observations(client: TestClient, city: dict) -> None:
     assert out[0].startswith("http://testserver/v1.1/Observations(")
     assert out[1].startswith("error: result")
     assert out[2].startswith("error: phenomenonTime")
+
+
+FILTER_WORDS = [
+    "name",
+    "result",
+    "phenomenonTime",
+    "Datastream/Thing/name",
+    "properties/owner",
+    "eq",
+    "ne",
+    "gt",
+    "and",
+    "or",
+    "not",
+    "add",
+    "mod",
+    "(",
+    ")",
+    ",",
+    "'x'",
+    "1",
+    "-2.5e3",
+    "null",
+    "true",
+    "2026-01-15T00:00:00Z",
+    "substringof(",
+    "geo.distance(",
+    "st_within(",
+    "year(",
+    "round(",
+    "geography'POINT(105 21)'",
+    "geography'POLYGON((0 0, 1 0, 1 1, 0 0))'",
+    "/",
+    "$",
+    "'",
+    "9" * 30,
+]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.one_of(st.text(max_size=60), st.lists(st.sampled_from(FILTER_WORDS), max_size=12).map(" ".join)))
+def test_any_filter_text_is_answered_without_a_server_error(client: TestClient, city: dict, text: str) -> None:
+    r = client.get("/v1.1/Observations", params={"$filter": text, "$top": "5"})
+    assert r.status_code in (200, 400), r.text
+    if r.status_code == 400:
+        assert r.json()["field"] == "$filter"
