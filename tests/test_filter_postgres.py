@@ -11,27 +11,17 @@ from typing import Any
 
 import pytest
 
-from cityhub.sensorthings.filter import FilterError, Resolved, compile_filter, parse_filter
+from cityhub.sensorthings.filter import compile_filter, parse_filter
 from tests.conftest import require_service
-from tests.test_filter import COLUMNS, COMPILE_CASES, LOCATIONS, ROWS
+from tests.test_filter import COMPILE_CASES, LOCATIONS, ROWS, DuckCtx
 
 psycopg = pytest.importorskip("psycopg")
 PG_DSN = os.environ.get("CITYHUB_TEST_PG", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
 GEO = ("geo.", "st_")
 
 
-class PgCtx:
+class PgCtx(DuckCtx):
     """The SqlContext contract for PostgreSQL, with psycopg's positional ``%s`` parameters."""
-
-    def __init__(self) -> None:
-        self.params: list[Any] = []
-
-    def resolve(self, path: tuple[str, ...]) -> Resolved:
-        if path[0] == "properties" and len(path) > 1:
-            return Resolved("obs.properties", "json", keys=path[1:])
-        if path in COLUMNS:
-            return COLUMNS[path]
-        raise FilterError(f"unknown property '{'/'.join(path)}'")
 
     def param(self, value: object) -> str:
         self.params.append(value)

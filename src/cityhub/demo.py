@@ -8,12 +8,15 @@ group-commit writer as every client's.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
 import threading
 from datetime import UTC, datetime, timedelta
 
 from cityhub.ingest import observations as obsin
+from cityhub.sensorthings import model
+from cityhub.sensorthings.service import Resource, Step
 
 # name, latitude, longitude
 STATIONS: list[tuple[str, float, float]] = [
@@ -82,10 +85,7 @@ def seed(hub) -> list[int]:
                 }
             ],
         }
-        import asyncio
 
-        from cityhub.sensorthings import model
-        from cityhub.sensorthings.service import Resource, Step
 
         out = asyncio.run(hub.sensorthings.create(Resource([Step(model.THING, None, None)]), body, ""))
         ids.append(hub.store.query("SELECT id FROM datastreams WHERE thing_id = ?", [out["@iot.id"]])[0][0])

@@ -327,7 +327,7 @@ def _aggregate(hub: Hub, q: AggregateQuery, arrow: bool) -> Any:
     }
 
 
-def _aggregate_response(hub: Hub, q: AggregateQuery, request: Request, result: Any) -> Response:
+def _aggregate_response(result: Any) -> Response:
     if isinstance(result, pa.Table):
         sink = pa.BufferOutputStream()
         with paipc.new_stream(sink, result.schema) as w:
@@ -368,7 +368,7 @@ async def aggregate_get(
     )
     arrow = ARROW_STREAM in request.headers.get("accept", "")
     result = await asyncio.to_thread(_aggregate, hub, q, arrow)
-    return _aggregate_response(hub, q, request, result)
+    return _aggregate_response(result)
 
 
 @router.post("/aggregate", summary="Aggregates with the selection in the body (for long id lists)")
@@ -377,7 +377,7 @@ async def aggregate_post(request: Request, q: AggregateQuery) -> Response:
     hub = hub_of(request)
     arrow = ARROW_STREAM in request.headers.get("accept", "")
     result = await asyncio.to_thread(_aggregate, hub, q, arrow)
-    return _aggregate_response(hub, q, request, result)
+    return _aggregate_response(result)
 
 
 @router.get("/info", summary="What is stored: counts, time span, bytes on disk")

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from cityhub.errors import ProblemError, bad_request
 from cityhub.sensorthings import model
-from cityhub.sensorthings.filter import Node, Path, parse_filter
+from cityhub.sensorthings.filter import Node, parse_filter
 
 KNOWN = {"$filter", "$select", "$expand", "$orderby", "$top", "$skip", "$count", "$resultFormat"}
 
@@ -178,7 +178,3 @@ def _add_expand(et: model.EntityType, out: list[Expand], path: list[str], opts_t
         nested = parse_options(target, raw, max_top=max_top, default_top=max_top, nested=True)
         nested.expand = existing.options.expand + nested.expand
         existing.options = nested
-
-
-def orderby_is_plain_path(o: OrderBy) -> bool:
-    return isinstance(o.expr, Path)
