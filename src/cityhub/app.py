@@ -15,6 +15,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cityhub import __version__
+from cityhub.airquality.live import AirQuality
 from cityhub.auth.keys import ANONYMOUS, KeyStore, Principal
 from cityhub.config import Settings
 from cityhub.errors import ProblemError
@@ -37,9 +38,11 @@ class Hub:
     catalog: DatastreamCatalog
     sensorthings: SensorThings
     keys: KeyStore
+    airquality: AirQuality
 
     def close(self) -> None:
         self.writer.close()
+        self.airquality.close()
         self.store.close()
 
 
@@ -55,7 +58,10 @@ def open_hub(settings: Settings, store: Store | None = None) -> Hub:
         default_top=settings.default_top,
         max_future=settings.max_future,
     )
-    return Hub(settings, store, writer, catalog, st, KeyStore(settings.keys_path))
+    airquality = AirQuality(store, catalog, day_offset_minutes=settings.day_offset_minutes)
+    writer.add_listener(airquality.on_commit)
+    airquality.start()
+    return Hub(settings, store, writer, catalog, st, KeyStore(settings.keys_path), airquality)
 
 
 class JSONResponse(Response):
@@ -181,10 +187,12 @@ def create_app(settings: Settings | None = None, store: Store | None = None, *, 
             },
         )
 
+    from cityhub.api.aqi import router as aqi_router
     from cityhub.api.ext import router as ext_router
     from cityhub.sensorthings.api import router as st_router
 
     app.include_router(ext_router)
+    app.include_router(aqi_router)
     app.include_router(st_router)
 
     @app.get("/", tags=["operations"], summary="Where things are")

@@ -88,6 +88,26 @@ def info(data_dir: DataDir = Path("var"), as_json: Annotated[bool, typer.Option(
     console.print(f"size on disk: {data['bytes_on_disk'] / 1e6:,.1f} MB")
 
 
+@app.command()
+def aqi(
+    input_file: Annotated[Path, typer.Argument(metavar="INPUT", help="CSV or Parquet: time, station, pollutants")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="CSV or Parquet (by extension)")],
+    standard: Annotated[str, typer.Option(help="vn | us | us2012 | kr")] = "vn",
+    period: Annotated[str, typer.Option(help="hour | day")] = "hour",
+    units: Annotated[str, typer.Option(help="gases in ugm3 | ppm | ppb (PM always µg/m³)")] = "ugm3",
+    tz: Annotated[str, typer.Option(help="offset of times without one, and of local days")] = "+07:00",
+) -> None:
+    """Air-quality index (VN_AQI, US EPA AQI, Korea CAI) per station and hour or local day."""
+    from cityhub.airquality.cli import run_aqi
+
+    try:
+        n = run_aqi(input_file, output, standard=standard, period=period, units=units, tz=tz)
+    except (ValueError, OSError, ArithmeticError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    console.print(f"{n:,} rows written to {output}")
+
+
 @keys_app.command("create")
 def keys_create(
     role: Annotated[str, typer.Option(help="admin | operator | device")],

@@ -87,12 +87,14 @@ class DatastreamCatalog:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._lock = threading.Lock()
+        self.version = 0
         self._table: pa.Table | None = None
         self._infos: dict[int, DatastreamInfo] = {}
         self._default_foi: dict[int, int | None] = {}
 
     def invalidate(self) -> None:
         with self._lock:
+            self.version += 1  # lets other caches of the model (air-quality stations) know to reload
             self._table = None
             self._default_foi.clear()
 

@@ -1,0 +1,331 @@
+"""Air quality on live data: which Things are stations, their hourly means, and the derived VN_AQI
+Datastreams kept up to date as pollutant Observations arrive.
+
+A Thing is an air-quality station when it has Datastreams whose ObservedProperty is a known pollutant:
+its ``name`` (or the last segment of its ``definition`` URI) is one of PM2.5, PM10, O3, NO2, SO2, CO
+(spellings such as "pm25", "PM 2.5", "Ozone", "Nitrogen dioxide" are recognised), with a unit symbol of
+µg/m³ (PM and gases), mg/m³, ppm or ppb (gases). Nothing else needs declaring.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import orjson
+import pyarrow as pa
+
+from cityhub import airquality as aq
+from cityhub.ingest import observations as obsin
+from cityhub.sensorthings import model
+from cityhub.store.base import Store
+
+log = logging.getLogger(__name__)
+
+_ALIASES = {
+    "pm25": "pm25", "pm2_5": "pm25", "finedust": "pm25", "fineparticulatematter": "pm25",
+    "pm10": "pm10", "particulatematter10": "pm10",
+    "o3": "o3", "ozone": "o3",
+    "no2": "no2", "nitrogendioxide": "no2",
+    "so2": "so2", "sulphurdioxide": "so2", "sulfurdioxide": "so2",
+    "co": "co", "carbonmonoxide": "co",
+}  # fmt: skip
+UNITS = {"µg/m³": "ugm3", "μg/m³": "ugm3", "ug/m3": "ugm3", "µg/m3": "ugm3", "mg/m³": "mg/m3", "mg/m3": "mg/m3",
+         "ppm": "ppm", "ppb": "ppb"}  # fmt: skip
+HOUR = timedelta(hours=1)
+VN_AQI_DEFINITION = "https://cityhub.hanoi/def/VN_AQI"
+
+
+def pollutant_of(name: str | None, definition: str | None) -> str | None:
+    """The pollutant an ObservedProperty measures, from its name or its definition URI's last segment."""
+    for text in (name, (definition or "").rstrip("/").rsplit("/", 1)[-1].rsplit("#", 1)[-1]):
+        key = re.sub(r"[^a-z0-9_]", "", (text or "").lower().replace(".", ""))
+        if key in _ALIASES:
+            return _ALIASES[key]
+    return None
+
+
+@dataclass
+class Station:
+    thing_id: int
+    name: str
+    location: Any  # GeoJSON
+    streams: dict[str, tuple[int, str]] = field(default_factory=dict)  # pollutant → (Datastream id, unit)
+    derived: dict[str, int] = field(default_factory=dict)  # "hour" | "day" → VN_AQI Datastream id
+
+
+def floor_hour(ts: datetime) -> datetime:
+    return ts.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+class AirQuality:
+    """Stations, hourly means and indices over a Store; keeps the VN_AQI Datastreams current."""
+
+    def __init__(self, store: Store, catalog: obsin.DatastreamCatalog, *, day_offset_minutes: int = 420) -> None:
+        self.store = store
+        self.catalog = catalog
+        self.offset = timedelta(minutes=day_offset_minutes)
+        self._lock = threading.Lock()
+        self._stations: dict[int, Station] | None = None
+        self._by_datastream: dict[int, int] = {}
+        self._version = -1
+        self._pending: set[tuple[int, datetime]] = set()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.updated_at: dict[int, float] = {}  # thing → monotonic time of the last derived update (for tests)
+
+    # -- stations ----------------------------------------------------------------------------------------
+    def stations(self) -> dict[int, Station]:
+        with self._lock:
+            if self._stations is None or self._version != self.catalog.version:
+                self._version = self.catalog.version
+                self._stations, self._by_datastream = self._load()
+            return self._stations
+
+    def _load(self) -> tuple[dict[int, Station], dict[int, int]]:
+        rows = self.store.query(
+            """SELECT d.id, d.thing_id, t.name, op.name, op.definition, d.unit_of_measurement, d.properties
+               FROM datastreams d JOIN things t ON t.id = d.thing_id
+               JOIN observed_properties op ON op.id = d.observed_property_id ORDER BY d.id"""
+        )
+        stations: dict[int, Station] = {}
+        derived: list[tuple[int, int, str]] = []
+        for ds_id, thing_id, thing_name, op_name, op_def, uom, props in rows:
+            if op_def == VN_AQI_DEFINITION:
+                period = (orjson.loads(props) if props else {}).get("period", "hour")
+                derived.append((thing_id, ds_id, period))
+                continue
+            pollutant = pollutant_of(op_name, op_def)
+            unit = UNITS.get(((orjson.loads(uom) if uom else {}) or {}).get("symbol") or "")
+            if pollutant is None or unit is None or (pollutant in ("pm25", "pm10") and unit != "ugm3"):
+                continue
+            st = stations.setdefault(thing_id, Station(thing_id, thing_name, None))
+            st.streams.setdefault(pollutant, (ds_id, unit))
+        for thing_id, ds_id, period in derived:
+            if thing_id in stations:
+                stations[thing_id].derived[period] = ds_id
+        if stations:
+            marks = ", ".join("?" for _ in stations)
+            for thing_id, location in self.store.query(
+                f"""SELECT tl.thing_id, min(l.location) FROM thing_locations tl
+                    JOIN locations l ON l.id = tl.location_id WHERE tl.thing_id IN ({marks}) GROUP BY tl.thing_id""",
+                list(stations),
+            ):
+                stations[thing_id].location = orjson.loads(location) if location else None
+        by_ds = {ds: st.thing_id for st in stations.values() for ds, _ in st.streams.values()}
+        return stations, by_ds
+
+    # -- hourly means ------------------------------------------------------------------------------------
+    def hourly_means(self, station: Station, start: datetime, end: datetime) -> dict[str, list[float | None]]:
+        """Dense hourly means in µg/m³ per pollutant for the UTC hours [start, end), oldest first."""
+        start, end = floor_hour(start), floor_hour(end)
+        n = int((end - start) / HOUR)
+        out: dict[str, list[float | None]] = {}
+        if n <= 0 or not station.streams:
+            return out
+        ids = [ds for ds, _ in station.streams.values()]
+        t = self.store.aggregate(ids, "avg", "hour", start, end, 0)
+        ds_col = t.column("datastream_id").to_numpy()
+        hours = (t.column("time").cast(pa.int64()).to_numpy() - int(start.timestamp() * 1e6)) // 3_600_000_000
+        values = t.column("value").to_numpy(zero_copy_only=False)
+        for pollutant, (ds_id, unit) in station.streams.items():
+            grid = np.full(n, np.nan)
+            sel = ds_col == ds_id
+            grid[hours[sel]] = values[sel]
+            if unit != "ugm3":
+                grid = np.array([aq.to_ugm3(pollutant, v, unit) if v == v else np.nan for v in grid])
+            out[pollutant] = [None if v != v else float(v) for v in grid]
+        return out
+
+    def latest_hour(self, station: Station) -> datetime | None:
+        t = self.store.latest([ds for ds, _ in station.streams.values()])
+        if not t.num_rows:
+            return None
+        return floor_hour(max(t.column("phenomenon_time").to_pylist()))
+
+    def current(self, station: Station, standard: str) -> tuple[datetime | None, aq.IndexResult | None]:
+        """The hourly index of the station's latest hour with data."""
+        hour = self.latest_hour(station)
+        if hour is None:
+            return None, None
+        means = self.hourly_means(station, hour - 23 * HOUR, hour + HOUR)
+        return hour, aq.hourly_index(standard, means)
+
+    def history(
+        self, station: Station, standard: str, period: str, start: datetime, end: datetime
+    ) -> list[tuple[datetime, aq.IndexResult]]:
+        if period == "hour":
+            start, end = floor_hour(start), floor_hour(end)
+            means = self.hourly_means(station, start - 23 * HOUR, end)
+            out = []
+            n = int((end - start) / HOUR)
+            for i in range(n):
+                window = {p: v[i : i + 24] for p, v in means.items()}
+                out.append((start + i * HOUR, aq.hourly_index(standard, window)))
+            return out
+        day0 = self._day_start(start)
+        days = max(0, int((self._day_start(end) - day0) / timedelta(days=1)))
+        means = self.hourly_means(station, day0 - 7 * HOUR, day0 + days * timedelta(days=1))
+        out = []
+        for d in range(days):
+            window = {p: v[d * 24 : d * 24 + 31] for p, v in means.items()}
+            out.append((day0 + d * timedelta(days=1), aq.daily_index(standard, window)))
+        return out
+
+    def _day_start(self, ts: datetime) -> datetime:
+        local = ts.astimezone(UTC) + self.offset
+        return local.replace(hour=0, minute=0, second=0, microsecond=0) - self.offset
+
+    # -- live derived Datastreams -----------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="airquality", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def on_commit(self, batch: pa.Table) -> None:
+        """Writer listener: note the station-hours whose pollutant Observations just changed (cheap)."""
+        self.stations()
+        by_ds = self._by_datastream
+        if not by_ds:
+            return
+        ds = batch.column("datastream_id").to_numpy()
+        mask = np.isin(ds, np.fromiter(by_ds, np.int64, len(by_ds)))
+        if not mask.any():
+            return
+        us = batch.column("phenomenon_time").cast(pa.int64()).to_numpy()[mask]
+        keys = {(by_ds[int(d)], int(h)) for d, h in zip(ds[mask], us // 3_600_000_000, strict=True)}
+        with self._lock:
+            self._pending.update((t, datetime.fromtimestamp(h * 3600, UTC)) for t, h in keys)
+        self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(timeout=1.0)
+            self._wake.clear()
+            with self._lock:
+                pending, self._pending = self._pending, set()
+            if not pending:
+                continue
+            try:
+                self.update(pending)
+            except Exception:
+                log.exception("updating VN_AQI failed")
+
+    def update(self, station_hours: Iterable[tuple[int, datetime]]) -> None:
+        """Recompute VN_AQI for these (Thing, hour) pairs: the hours themselves and the next 11 (their NowCast
+        uses them), and the local days they fall in; store them in the station's derived Datastreams."""
+        by_thing: dict[int, set[datetime]] = {}
+        for thing, hour in station_hours:
+            by_thing.setdefault(thing, set()).add(hour)
+        stations = self.stations()
+        for thing, hours in by_thing.items():
+            st = stations.get(thing)
+            if st is None:
+                continue
+            self._ensure_derived(st)
+            st = self.stations()[thing]
+            latest = self.latest_hour(st) or max(hours)
+            affected = sorted({h + k * HOUR for h in hours for k in range(12) if h + k * HOUR <= latest})
+            rows = [(h, h + HOUR, res) for h, res in self._hourly(st, affected)]
+            days = sorted({self._day_start(h) for h in hours})
+            day_rows = [(d, d + timedelta(days=1), res) for d, res in self._daily(st, days)]
+            self._write(st.derived["hour"], rows)
+            self._write(st.derived["day"], day_rows)
+            self.updated_at[thing] = time.monotonic()
+
+    def _hourly(self, st: Station, hours: list[datetime]) -> list[tuple[datetime, aq.IndexResult]]:
+        if not hours:
+            return []
+        start = hours[0]
+        means = self.hourly_means(st, start - 23 * HOUR, hours[-1] + HOUR)
+        out = []
+        for h in hours:
+            i = int((h - start) / HOUR)
+            out.append((h, aq.hourly_index("vn", {p: v[i : i + 24] for p, v in means.items()})))
+        return out
+
+    def _daily(self, st: Station, days: list[datetime]) -> list[tuple[datetime, aq.IndexResult]]:
+        out = []
+        for d in days:
+            means = self.hourly_means(st, d - 7 * HOUR, d + timedelta(days=1))
+            out.append((d, aq.daily_index("vn", means)))
+        return out
+
+    def _ensure_derived(self, st: Station) -> None:
+        if {"hour", "day"} <= set(st.derived):
+            return
+        with self.store.transaction() as tx:
+            op = tx.execute("SELECT id FROM observed_properties WHERE definition = ?", [VN_AQI_DEFINITION])
+            op_id = op[0][0] if op else tx.insert(
+                "observed_properties",
+                {"name": "VN_AQI", "definition": VN_AQI_DEFINITION,
+                 "description": "Vietnam Air Quality Index, Decision 1459/QĐ-TCMT (2019)"},
+            )  # fmt: skip
+            sensor = tx.execute("SELECT id FROM sensors WHERE name = 'CityHub VN_AQI'")
+            sensor_id = sensor[0][0] if sensor else tx.insert(
+                "sensors",
+                {"name": "CityHub VN_AQI", "description": "VN_AQI computed by CityHub from the station's pollutants",
+                 "encoding_type": "text/html", "metadata": "https://cityhub.hanoi/docs/airquality"},
+            )  # fmt: skip
+            for period in ("hour", "day"):
+                if period in st.derived:
+                    continue
+                label = "hourly" if period == "hour" else "daily"
+                tx.insert(
+                    "datastreams",
+                    {
+                        "name": f"VN_AQI {label}",
+                        "description": f"{label.capitalize()} VN_AQI of {st.name} (1459/QĐ-TCMT), derived by CityHub",
+                        "observation_type": model.OM_MEASUREMENT,
+                        "unit_of_measurement": orjson.dumps({"name": "index", "symbol": "VN_AQI"}).decode(),
+                        "properties": orjson.dumps({"derived": "VN_AQI", "period": period}).decode(),
+                        "thing_id": st.thing_id,
+                        "sensor_id": sensor_id,
+                        "observed_property_id": op_id,
+                    },
+                )
+        self.catalog.invalidate()
+
+    def _write(self, ds_id: int, rows: list[tuple[datetime, datetime, aq.IndexResult]]) -> None:
+        rows = [r for r in rows if r[2].value is not None]
+        if not rows:
+            return
+        foi = self.catalog.default_fois([ds_id])[ds_id]
+        ids = self.store.allocate_ids("observations", len(rows))
+        batch = obsin.rows_to_batch(
+            [
+                {
+                    "id": int(i), "datastream_id": ds_id, "phenomenon_time": start, "phenomenon_time_end": end,
+                    "result_time": datetime.now(UTC), "result_number": float(res.value),  # type: ignore[arg-type]
+                    "result_string": None, "result_json": None, "result_quality": None, "valid_time_start": None,
+                    "valid_time_end": None, "feature_of_interest_id": foi,
+                    "parameters": orjson.dumps({
+                        "category": res.category.key if res.category else None,
+                        "dominant": res.dominant, "subIndices": res.sub_indices,
+                        "concentrations": res.concentrations,
+                    }).decode(),
+                }
+                for i, (start, end, res) in zip(ids, rows, strict=True)
+            ]
+        )  # fmt: skip
+        times = [start for start, _, _ in rows]
+        with self.store.transaction() as tx:
+            marks = ", ".join("?" for _ in times)
+            tx.execute(
+                f"DELETE FROM observations WHERE datastream_id = ? AND phenomenon_time IN ({marks})", [ds_id, *times]
+            )
+            self.store.append_observations(tx, batch)
+            self.store.refresh_derived(tx, ds_id, times)

@@ -1,0 +1,133 @@
+"""Air-quality endpoints: the current index of every station, one station's history, a city summary and
+school guidance. Indices are computed from the stations' hourly means at request time, so every standard
+(VN_AQI, US EPA 2024 and 2012, Korea CAI) is available; VN_AQI is also stored as derived Datastreams."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from cityhub import airquality as aq
+from cityhub.airquality.live import AirQuality, Station
+from cityhub.app import JSONResponse, hub_of, principal, require
+from cityhub.errors import bad_request, not_found
+
+router = APIRouter(prefix="/api/v1/aqi", tags=["Air quality"])
+Standard = Literal["vn", "us", "us2012", "kr"]
+STANDARD_QUERY = Query("vn", description="vn = VN_AQI (1459/QĐ-TCMT), us = US EPA AQI (2024), us2012, kr = Korea CAI")
+
+
+def _aq(request: Request) -> AirQuality:
+    return hub_of(request).airquality
+
+
+def _station_body(st: Station, hour: datetime | None, result: aq.IndexResult | None) -> dict[str, Any]:
+    coords = (st.location or {}).get("coordinates") if isinstance(st.location, dict) else None
+    return {
+        "thing": st.thing_id,
+        "name": st.name,
+        "location": st.location,
+        "coordinates": coords,
+        "pollutants": sorted(st.streams),
+        "hour": hour.isoformat().replace("+00:00", "Z") if hour else None,
+        "aqi": result.to_dict() if result else None,
+    }
+
+
+def _station(request: Request, thing: int) -> Station:
+    st = _aq(request).stations().get(thing)
+    if st is None:
+        raise not_found(f"Thing({thing}) is not an air-quality station (no pollutant Datastreams)", field="thing")
+    return st
+
+
+@router.get("/stations", summary="Current index of every air-quality station")
+async def stations(request: Request, index: Standard = STANDARD_QUERY) -> Response:
+    require(principal(request), "read")
+    live = _aq(request)
+
+    def compute() -> list[dict[str, Any]]:
+        return [_station_body(st, *live.current(st, index)) for st in live.stations().values()]
+
+    return JSONResponse({"index": index, "value": await asyncio.to_thread(compute)})
+
+
+@router.get("/stations/{thing}", summary="Current index of one station")
+async def station(request: Request, thing: int, index: Standard = STANDARD_QUERY) -> Response:
+    require(principal(request), "read")
+    st = _station(request, thing)
+    hour, result = await asyncio.to_thread(_aq(request).current, st, index)
+    return JSONResponse(_station_body(st, hour, result))
+
+
+@router.get("/stations/{thing}/history", summary="Index history of one station, by hour or by day")
+async def history(
+    request: Request,
+    thing: int,
+    index: Standard = STANDARD_QUERY,
+    period: Literal["hour", "day"] = Query("hour"),
+    start: datetime | None = Query(None, description="ISO 8601 with zone; default: 48 hours (hour) or 30 days ago"),
+    end: datetime | None = Query(None, description="ISO 8601 with zone, exclusive; default: now"),
+) -> Response:
+    require(principal(request), "read")
+    for name, val in (("start", start), ("end", end)):
+        if val is not None and val.tzinfo is None:
+            raise bad_request(f"{name} needs a time zone", field=name)
+    end = end or datetime.now(UTC) + timedelta(hours=1)
+    start = start or end - (timedelta(hours=48) if period == "hour" else timedelta(days=30))
+    if end <= start:
+        raise bad_request("end must be after start", field="end")
+    if end - start > timedelta(days=400 if period == "hour" else 3660):
+        raise bad_request("the range is too long for one call", field="start")
+    st = _station(request, thing)
+    rows = await asyncio.to_thread(_aq(request).history, st, index, period, start, end)
+    return JSONResponse(
+        {
+            "thing": thing,
+            "index": index,
+            "period": period,
+            "value": [
+                {"time": t.isoformat().replace("+00:00", "Z"), **r.to_dict()} for t, r in rows if r.value is not None
+            ],
+        }
+    )
+
+
+@router.get("/summary", summary="City summary: worst station and the number of stations per category")
+async def summary(request: Request, index: Standard = STANDARD_QUERY) -> Response:
+    require(principal(request), "read")
+    live = _aq(request)
+
+    def compute() -> dict[str, Any]:
+        bodies = [_station_body(st, *live.current(st, index)) for st in live.stations().values()]
+        rated = [b for b in bodies if b["aqi"] and b["aqi"]["value"] is not None]
+        counts: dict[str, int] = {}
+        for b in rated:
+            key = b["aqi"]["category"]["key"]
+            counts[key] = counts.get(key, 0) + 1
+        worst = max(rated, key=lambda b: b["aqi"]["value"], default=None)
+        return {
+            "index": index,
+            "stations": len(bodies),
+            "reporting": len(rated),
+            "worst": worst,
+            "categories": counts,
+        }
+
+    return JSONResponse(await asyncio.to_thread(compute))
+
+
+@router.get("/stations/{thing}/school", summary="Outdoor-activity guidance for schools from the current VN_AQI")
+async def school(request: Request, thing: int) -> Response:
+    require(principal(request), "read")
+    st = _station(request, thing)
+    hour, result = await asyncio.to_thread(_aq(request).current, st, "vn")
+    if result is None or result.value is None:
+        raise not_found("the station has no recent PM data to compute VN_AQI from", field="thing")
+    return JSONResponse(
+        {"thing": thing, "name": st.name, "hour": hour.isoformat() if hour else None, **aq.school_guidance(result)}
+    )

@@ -1,0 +1,148 @@
+"""Air quality on live data: station recognition, derived VN_AQI Datastreams kept current, the API."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+
+from cityhub import airquality as aq
+from cityhub.airquality.live import pollutant_of
+from tests.conftest import OM_MEASUREMENT, UGM3
+
+PPB = {"name": "parts per billion", "symbol": "ppb", "definition": "http://qudt.org/vocab/unit/PPB"}
+
+
+@pytest.mark.parametrize(
+    ("name", "definition", "expected"),
+    [
+        ("PM2.5", "http://dbpedia.org/resource/Particulates", "pm25"),
+        ("pm25", "", "pm25"),
+        ("PM 10", "", "pm10"),
+        ("Ozone", "", "o3"),
+        ("Nồng độ", "http://vocab.example.org/pollutant/NO2", "no2"),
+        ("Sulphur dioxide", None, "so2"),
+        ("Carbon monoxide", None, "co"),
+        ("Temperature", "http://dbpedia.org/resource/Temperature", None),
+    ],
+)
+def test_pollutant_recognition(name: str, definition: str | None, expected: str | None) -> None:
+    assert pollutant_of(name, definition) == expected
+
+
+def make_station(client: TestClient) -> tuple[int, int, int]:
+    def stream(name: str, unit: dict) -> dict:
+        return {
+            "name": f"{name} Hàng Đậu",
+            "description": name,
+            "observationType": OM_MEASUREMENT,
+            "unitOfMeasurement": unit,
+            "Sensor": {"name": "s", "description": "s", "encodingType": "text/html", "metadata": "m"},
+            "ObservedProperty": {"name": name, "definition": f"http://example.org/{name}", "description": name},
+        }
+
+    body = {
+        "name": "Trạm Hàng Đậu",
+        "description": "air-quality station",
+        "Locations": [
+            {
+                "name": "Hàng Đậu",
+                "description": "Hà Nội",
+                "encodingType": "application/geo+json",
+                "location": {"type": "Point", "coordinates": [105.8466, 21.0422]},
+            }
+        ],
+        "Datastreams": [stream("PM2.5", UGM3), stream("NO2", PPB)],
+    }
+    thing = client.post("/v1.1/Things", json=body).json()["@iot.id"]
+    ds = {d["name"].split()[0]: d["@iot.id"] for d in client.get(f"/v1.1/Things({thing})/Datastreams").json()["value"]}
+    return thing, ds["PM2.5"], ds["NO2"]
+
+
+def wait_for(fn, timeout: float = 5.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        out = fn()
+        if out or time.monotonic() > deadline:
+            return out
+        time.sleep(0.02)
+
+
+def test_derived_vn_aqi_follows_the_data(client: TestClient) -> None:
+    thing, pm, no2 = make_station(client)
+    start = datetime(2026, 1, 15, 0, tzinfo=UTC)
+    pm_values = [26.9, 24.7, 20.5, 23.5, 19.5, 16.5, 19.0, 16.5, 20.3, 22.4, 19.6, 20.6]  # the decision's example
+    rows = [f"{pm},{(start + timedelta(hours=h)).isoformat()},{v}" for h, v in enumerate(pm_values)]
+    rows += [f"{no2},{(start + timedelta(hours=11)).isoformat()},63.1"]  # ppb → 118.7 µg/m³
+    r = client.post(
+        "/api/v1/ingest",
+        content="datastream,phenomenonTime,result\n" + "\n".join(rows),
+        headers={"Content-Type": "text/csv"},
+    )
+    assert r.status_code == 200, r.text
+
+    def hourly() -> list[dict]:
+        ds = client.get(f"/v1.1/Things({thing})/Datastreams", params={"$filter": "name eq 'VN_AQI hourly'"}).json()
+        if not ds["value"]:
+            return []
+        obs = client.get(
+            f"/v1.1/Datastreams({ds['value'][0]['@iot.id']})/Observations",
+            params={"$orderby": "phenomenonTime desc", "$top": "1"},
+        ).json()["value"]
+        return obs if obs and obs[0]["phenomenonTime"].startswith("2026-01-15T11:00:00Z") else []
+
+    obs = wait_for(hourly)
+    assert obs, "the derived VN_AQI hourly Datastream was not updated"
+    expected = aq.hourly_index("vn", {"pm25": pm_values, "no2": [None] * 11 + [aq.to_ugm3("no2", 63.1, "ppb")]})
+    assert obs[0]["result"] == expected.value
+    assert obs[0]["phenomenonTime"] == "2026-01-15T11:00:00Z/2026-01-15T12:00:00Z"
+    assert obs[0]["parameters"]["dominant"] == expected.dominant
+
+    current = client.get(f"/api/v1/aqi/stations/{thing}").json()
+    assert current["aqi"]["value"] == expected.value
+    assert current["pollutants"] == ["no2", "pm25"]
+    us = client.get(f"/api/v1/aqi/stations/{thing}", params={"index": "us"}).json()
+    assert us["aqi"]["index_name"].startswith("US EPA")
+    listing = client.get("/api/v1/aqi/stations").json()["value"]
+    assert [s["thing"] for s in listing] == [thing]
+
+    # A hazardous hour arrives: the index and the school guidance follow.
+    client.post(
+        "/api/v1/ingest",
+        content=f"datastream,phenomenonTime,result\n{pm},2026-01-15T12:00:00Z,400\n{pm},2026-01-15T13:00:00Z,420\n",
+        headers={"Content-Type": "text/csv"},
+    )
+    school = client.get(f"/api/v1/aqi/stations/{thing}/school").json()
+    assert school["level"] == "suspend_outdoor"
+    assert school["index"] > 300
+    summary = client.get("/api/v1/aqi/summary").json()
+    assert summary["worst"]["thing"] == thing
+    assert summary["reporting"] == 1
+    hist = client.get(
+        f"/api/v1/aqi/stations/{thing}/history", params={"start": "2026-01-15T00:00:00Z", "end": "2026-01-15T14:00:00Z"}
+    ).json()
+    assert [h["time"] for h in hist["value"]][-1] == "2026-01-15T13:00:00Z"
+    # Daily VN_AQI needs 18 of the local day's 24 hours: 15 January has only 14, 16 January gets all 24.
+    day = datetime(2026, 1, 15, 17, tzinfo=UTC)  # 16 January 00:00 in Hanoi
+    rows = [f"{pm},{(day + timedelta(hours=h)).isoformat()},{50 + h}" for h in range(24)]
+    client.post(
+        "/api/v1/ingest",
+        content="datastream,phenomenonTime,result\n" + "\n".join(rows),
+        headers={"Content-Type": "text/csv"},
+    )
+    daily = client.get(
+        f"/api/v1/aqi/stations/{thing}/history",
+        params={"period": "day", "start": "2026-01-15T00:00:00+07:00", "end": "2026-01-17T00:00:00+07:00"},
+    ).json()
+    assert [d["time"] for d in daily["value"]] == ["2026-01-15T17:00:00Z"]
+    assert daily["value"][0]["value"] == aq.daily_index("vn", {"pm25": [50 + h for h in range(24)]}).value
+
+
+def test_not_a_station_is_404(client: TestClient, station: dict) -> None:
+    # The conftest station measures PM2.5, so it is one; a Thing without pollutants is not.
+    thing = client.post("/v1.1/Things", json={"name": "lamp", "description": "a street lamp"}).json()["@iot.id"]
+    assert client.get(f"/api/v1/aqi/stations/{thing}").status_code == 404
+    assert client.get(f"/api/v1/aqi/stations/{station['thing']}").status_code == 200
+    assert client.get("/api/v1/aqi/stations", params={"index": "xx"}).status_code == 400
