@@ -184,7 +184,11 @@ class Phase:
 
 # -- server subprocess -----------------------------------------------------------------------------
 class Server:
-    def __init__(self, data_dir: Path, port: int, key: str | None) -> None:
+    def __init__(
+        self, data_dir: Path, port: int, key: str | None, args: Sequence[str] = (), env: dict[str, str] | None = None
+    ) -> None:
+        self.args = list(args)
+        self.env = env or {}
         self.data_dir = data_dir
         self.port = port
         self.key = key
@@ -217,10 +221,11 @@ class Server:
                 str(self.data_dir),
                 "--log-level",
                 "warning",
+                *self.args,
             ],
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
-            env=cityhub_env(),
+            env={**cityhub_env(), **self.env},
         )
         self.monitor = MemoryMonitor(self.proc.pid)
         self.monitor.start()

@@ -17,7 +17,7 @@ from cityhub.app import create_app
 from cityhub.auth.keys import KeyStore
 from cityhub.config import Settings
 from tests.conftest import station_body
-from tests.test_durability import free_port, start_server, stop_server
+from tests.servers import free_port, start_server, stop_server
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ from cityhub.airquality.live import AirQuality
 from cityhub.auth.keys import ANONYMOUS, KeyStore, Principal
 from cityhub.config import Settings
 from cityhub.errors import ProblemError
+from cityhub.ingest.mqtt import MqttBridge
 from cityhub.ingest.observations import DatastreamCatalog
 from cityhub.ingest.writer import ObservationWriter
 from cityhub.sensorthings.service import SensorThings
@@ -39,8 +40,11 @@ class Hub:
     sensorthings: SensorThings
     keys: KeyStore
     airquality: AirQuality
+    mqtt: MqttBridge | None = None
 
     def close(self) -> None:
+        if self.mqtt is not None:
+            self.mqtt.close()  # stops taking messages before the writer drains
         self.writer.close()
         self.airquality.close()
         self.store.close()
@@ -61,7 +65,11 @@ def open_hub(settings: Settings, store: Store | None = None) -> Hub:
     airquality = AirQuality(store, catalog, day_offset_minutes=settings.day_offset_minutes)
     writer.add_listener(airquality.on_commit)
     airquality.start()
-    return Hub(settings, store, writer, catalog, st, KeyStore(settings.keys_path), airquality)
+    hub = Hub(settings, store, writer, catalog, st, KeyStore(settings.keys_path), airquality)
+    if settings.mqtt_url:
+        hub.mqtt = MqttBridge(hub)
+        hub.mqtt.start()
+    return hub
 
 
 class JSONResponse(Response):
@@ -99,6 +107,7 @@ def require(who: Principal, what: str) -> None:
         "read": who.can_read,
         "model": who.can_manage_model,
         "observations": who.can_write_observations,
+        "operate": who.can_operate,
     }[what]
     if not ok:
         status = 401 if who.role == "anonymous" else 403
@@ -188,11 +197,13 @@ def create_app(settings: Settings | None = None, store: Store | None = None, *, 
         )
 
     from cityhub.api.aqi import router as aqi_router
+    from cityhub.api.deadletters import router as deadletters_router
     from cityhub.api.ext import router as ext_router
     from cityhub.sensorthings.api import router as st_router
 
     app.include_router(ext_router)
     app.include_router(aqi_router)
+    app.include_router(deadletters_router)
     app.include_router(st_router)
 
     @app.get("/", tags=["operations"], summary="Where things are")
@@ -209,6 +220,10 @@ def create_app(settings: Settings | None = None, store: Store | None = None, *, 
 
     @app.get("/healthz", tags=["operations"], summary="Liveness")
     def healthz(request: Request) -> Any:
-        return {"status": "ok", "version": __version__}
+        hub = hub_of(request)
+        out: dict[str, Any] = {"status": "ok", "version": __version__}
+        if hub.mqtt is not None:
+            out["mqtt"] = {"broker": f"{hub.mqtt.address.host}:{hub.mqtt.address.port}", **hub.mqtt.stats.as_dict()}
+        return out
 
     return app

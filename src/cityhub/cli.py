@@ -29,8 +29,22 @@ def serve(
     data_dir: DataDir = Path("var"),
     demo: Annotated[bool, typer.Option(help="seed a demo city of Hanoi stations when the store is empty")] = False,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+    mqtt: Annotated[
+        str | None, typer.Option(help="MQTT broker to bridge, mqtt://[user:pass@]host:1883 or mqtts://host:8883")
+    ] = None,
+    mqtt_username: Annotated[str | None, typer.Option(help="MQTT user name")] = None,
+    mqtt_password: Annotated[
+        str | None, typer.Option(help="MQTT password (better: CITYHUB_MQTT_PASSWORD)", envvar="CITYHUB_MQTT_PASSWORD")
+    ] = None,
+    mqtt_client_id: Annotated[str | None, typer.Option(help="client id of the hub's persistent session")] = None,
+    mqtt_ca: Annotated[Path | None, typer.Option(help="CA certificate file for TLS")] = None,
+    mqtt_cert: Annotated[Path | None, typer.Option(help="client certificate file for TLS")] = None,
+    mqtt_key: Annotated[Path | None, typer.Option(help="client key file for TLS")] = None,
+    mqtt_insecure: Annotated[bool, typer.Option(help="TLS without verifying the broker's certificate")] = False,
+    mqtt_map: Annotated[Path | None, typer.Option(help="YAML file mapping device topics to Datastreams")] = None,
 ) -> None:
-    """Serve the API (SensorThings under /v1.1, docs at /docs) with embedded DuckDB storage."""
+    """Serve the API (SensorThings under /v1.1, docs at /docs) with embedded DuckDB storage; with --mqtt,
+    bridge an MQTT broker (SensorThings MQTT extension and topic mappings)."""
     import faulthandler
     import signal
 
@@ -41,6 +55,27 @@ def serve(
     faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` prints every thread's stack to stderr
 
     settings = Settings(data_dir=data_dir, host=host, port=port)
+    for name, value in {
+        "mqtt_url": mqtt,
+        "mqtt_username": mqtt_username,
+        "mqtt_password": mqtt_password,
+        "mqtt_client_id": mqtt_client_id,
+        "mqtt_ca_file": mqtt_ca,
+        "mqtt_cert_file": mqtt_cert,
+        "mqtt_key_file": mqtt_key,
+        "mqtt_mappings": mqtt_map,
+    }.items():
+        if value is not None:
+            setattr(settings, name, value)
+    settings.mqtt_tls_insecure = settings.mqtt_tls_insecure or mqtt_insecure
+    if settings.mqtt_url:
+        from cityhub.ingest.mqtt import check_settings
+
+        try:
+            check_settings(settings)
+        except (ValueError, OSError) as exc:
+            console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(2) from None
     application = create_app(settings, demo=demo)
     console.print(f"CityHub on http://{host}:{port}  (API docs: /docs, data: {settings.db_path})")
     uvicorn.run(application, host=host, port=port, log_level=log_level, access_log=False)
@@ -106,6 +141,54 @@ def aqi(
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
     console.print(f"{n:,} rows written to {output}")
+
+
+@app.command()
+def deadletters(
+    url: Annotated[str, typer.Option(help="a running hub", envvar="CITYHUB_URL")] = "http://127.0.0.1:8080",
+    key: Annotated[str | None, typer.Option(help="operator or admin API key", envvar="CITYHUB_KEY")] = None,
+    data_dir: DataDir = Path("var"),
+    topic: Annotated[str | None, typer.Option(help="topic prefix")] = None,
+    limit: Annotated[int, typer.Option(help="how many, newest first")] = 20,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Messages the hub could not store, with the reason: from the running hub's API, or from the store
+    file when no hub is running."""
+    import httpx
+
+    from cityhub.ingest import deadletters as dl
+
+    params: dict[str, str | int] = {"limit": limit, **({"topic": topic} if topic else {})}
+    try:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        resp = httpx.get(f"{url.rstrip('/')}/api/v1/deadletters", params=params, headers=headers, timeout=10)
+        if resp.status_code != 200:
+            console.print(f"[red]{resp.status_code}: {resp.json().get('detail', resp.text)}[/red]")
+            raise typer.Exit(1)
+        data = resp.json()
+    except httpx.ConnectError:
+        from cityhub.store.duckdb import DuckDBStore
+
+        settings = Settings(data_dir=data_dir)
+        if not settings.db_path.exists():
+            console.print(f"no hub at {url} and no store at {settings.db_path}")
+            raise typer.Exit(1) from None
+        store = DuckDBStore(settings.db_path)
+        try:
+            data = dl.query(store, topic=topic, limit=limit)
+        finally:
+            store.close()
+    if as_json:
+        typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        return
+    t = Table(title=f"{data['count']:,} dead letters (newest {len(data['value'])})")
+    for col in ("id", "received", "topic", "reason", "payload"):
+        t.add_column(col, overflow="fold")
+    for d in data["value"]:
+        t.add_row(str(d["id"]), d["receivedAt"], d["topic"] or "", d["reason"], (d["payload"] or "")[:80])
+    console.print(t)
+
+
 
 
 @keys_app.command("create")

@@ -40,6 +40,11 @@ class Principal:
         return self.role == "admin"
 
     @property
+    def can_operate(self) -> bool:
+        """Operations-centre work: dead letters, rules and alerts."""
+        return self.role in ("admin", "operator")
+
+    @property
     def can_write_observations(self) -> bool:
         return self.role in ("admin", "device")
 

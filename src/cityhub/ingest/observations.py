@@ -91,6 +91,8 @@ class DatastreamCatalog:
         self._table: pa.Table | None = None
         self._infos: dict[int, DatastreamInfo] = {}
         self._default_foi: dict[int, int | None] = {}
+        self._names: dict[str, int] | None = None
+        self._names_version = -1
 
     def invalidate(self) -> None:
         with self._lock:
@@ -100,6 +102,15 @@ class DatastreamCatalog:
 
     def table(self) -> pa.Table:
         return self._load()[0]
+
+    def id_by_name(self, name: str) -> int | None:
+        """The Datastream with this name (the lowest id if several share it), for topic mappings."""
+        with self._lock:
+            if self._names is None or self._names_version != self.version:
+                rows = self.store.query("SELECT name, min(id) FROM datastreams GROUP BY name")
+                self._names = {n: int(i) for n, i in rows}
+                self._names_version = self.version
+            return self._names.get(name)
 
     def lookup(self, datastream_id: int) -> DatastreamInfo | None:
         return self._load()[1].get(datastream_id)

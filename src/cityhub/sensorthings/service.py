@@ -6,7 +6,9 @@ The HTTP layer (``cityhub.sensorthings.api``) only maps requests to these calls.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,6 +24,8 @@ from cityhub.sensorthings import model
 from cityhub.sensorthings.options import Expand, QueryOptions
 from cityhub.sensorthings.query import SqlBuilder, columns, filter_sql, orderby_sql, read_table
 from cityhub.store.base import QueryError, Store, Transaction
+
+log = logging.getLogger(__name__)
 
 _SEGMENT = re.compile(r"^([A-Za-z]+)(?:\(([^)]*)\))?$")
 
@@ -140,7 +144,7 @@ def _ids_sql(builder: SqlBuilder, steps: list[Step]) -> str:
 
 
 # -- serialisation ---------------------------------------------------------------------------------------
-def _iso(ts: datetime | None) -> str | None:
+def iso_time(ts: datetime | None) -> str | None:
     if ts is None:
         return None
     ts = ts.astimezone(UTC)
@@ -175,11 +179,14 @@ def row_to_dict(et: model.EntityType, row: tuple[Any, ...]) -> tuple[dict[str, A
         if p.kind in (model.JSON, model.GEOMETRY):
             out[p.name] = _json(v)
         elif p.kind == model.DATETIME:
-            out[p.name] = _iso(v)
+            out[p.name] = iso_time(v)
         elif p.kind == model.INTERVAL:
             end = row[i]
             i += 1
-            out[p.name] = None if v is None else _iso(v) if end is None or end == v else f"{_iso(v)}/{_iso(end)}"
+            if v is None:
+                out[p.name] = None
+            else:
+                out[p.name] = iso_time(v) if end is None or end == v else f"{iso_time(v)}/{iso_time(end)}"
         else:
             out[p.name] = v
     fks = {n.name: row[i + k] for k, n in enumerate(n for n in et.navs if n.fk)}
@@ -205,6 +212,16 @@ class SensorThings:
         self.max_top = max_top
         self.default_top = default_top
         self.max_future = max_future
+        # Called with (entity type, id) after an entity is created or updated through the API (MQTT
+        # subscribers of entity sets); Observations are announced by the writer's commit listeners instead.
+        self.entity_listeners: list[Callable[[model.EntityType, int], None]] = []
+
+    def _announce(self, et: model.EntityType, entity_id: int) -> None:
+        for listener in self.entity_listeners:
+            try:
+                listener(et, entity_id)
+            except Exception:  # a subscriber must never fail the request
+                log.exception("entity listener failed")
 
     # -- reading ---------------------------------------------------------------------------------------
     def read(self, res: Resource, opts: QueryOptions, base: str, query_string: str) -> Any:
@@ -399,6 +416,7 @@ class SensorThings:
         with self.store.transaction() as tx:
             new_id = self._create(tx, et, body, "", parent)
         self.catalog.invalidate()
+        self._announce(et, new_id)
         return self._fetch(base, et, new_id)
 
     def _fetch(self, base: str, et: model.EntityType, entity_id: int) -> dict:
@@ -579,10 +597,10 @@ class SensorThings:
         pt = body.get("phenomenonTime")
         pt_end = None
         if pt is None:
-            pt = _iso(datetime.now(UTC))
+            pt = iso_time(datetime.now(UTC))
         elif isinstance(pt, str) and "/" in pt:
             s, e = parse_interval(pt, field_prefix + "phenomenonTime")
-            pt, pt_end = _iso(s), e
+            pt, pt_end = iso_time(s), e
         if body.get("parameters") is not None and not isinstance(body["parameters"], dict):
             raise bad_request("parameters must be a JSON object", field=field_prefix + "parameters")
         info = datastream if datastream is not None else self.catalog.lookup(ds_id)
@@ -608,22 +626,9 @@ class SensorThings:
         row, extra = self._observation_table(body, ds_id, "")  # cheap: no query once the catalogue is loaded
         if device_thing is not None and extra["thing_id"] != device_thing:
             raise ProblemError(403, "Forbidden", "this device key may not write to that Datastream", field="Datastream")
-        foi = body.get("FeatureOfInterest")
-        foi_id = None
-        if foi is not None:
-            if not isinstance(foi, dict):
-                raise bad_request("FeatureOfInterest must be an object", field="FeatureOfInterest")
-            with self.store.transaction() as tx:
-                foi_id = self._create(tx, model.FEATURE_OF_INTEREST, foi, "FeatureOfInterest", None)
-        else:
-            foi_id = self.catalog.cached_default_foi(extra["datastream_id"])
-            if foi_id is None:
-                foi_id = await asyncio.to_thread(self.catalog.default_foi, extra["datastream_id"])
-            if foi_id is None:
-                raise bad_request(
-                    "no FeatureOfInterest given and the Datastream's Thing has no Location to make one from",
-                    field="FeatureOfInterest",
-                )
+        foi_id = None if "FeatureOfInterest" in body else self.catalog.cached_default_foi(extra["datastream_id"])
+        if foi_id is None:  # needs a query, or a new FeatureOfInterest
+            foi_id = await asyncio.to_thread(self._feature_of_interest, body, extra["datastream_id"])
         row["feature_of_interest_id"] = foi_id
         new_id = row["id"] = int(self.store.allocate_ids("observations", 1)[0])
         result = await asyncio.wrap_future(self.writer.submit([row]))
@@ -641,6 +646,35 @@ class SensorThings:
             return entity
         entity, _ = row_to_dict(model.OBSERVATION, tuple(row[c] for c in columns(model.OBSERVATION)))
         return self._shape(base, model.OBSERVATION, entity, None)
+
+    def _feature_of_interest(self, body: dict[str, Any], ds_id: int) -> int:
+        foi = body.get("FeatureOfInterest")
+        if foi is not None:
+            if not isinstance(foi, dict):
+                raise bad_request("FeatureOfInterest must be an object", field="FeatureOfInterest")
+            with self.store.transaction() as tx:
+                return self._create(tx, model.FEATURE_OF_INTEREST, foi, "FeatureOfInterest", None)
+        foi_id = self.catalog.default_foi(ds_id)
+        if foi_id is None:
+            raise bad_request(
+                "no FeatureOfInterest given and the Datastream's Thing has no Location to make one from",
+                field="FeatureOfInterest",
+            )
+        return foi_id
+
+    def observation_row(self, body: Any, ds_id: int | None) -> dict[str, Any]:
+        """Validate one Observation as a client would POST it (to a Datastream's Observations when ``ds_id``
+        is given, else with a Datastream link) and return its row for the writer, id allocated. For
+        callers outside a request (the MQTT bridge); raises ProblemError naming the field at fault."""
+        if not isinstance(body, dict):
+            raise bad_request("an Observation must be a JSON object", field="body")
+        row, extra = self._observation_table(body, ds_id, "")
+        foi_id = None if "FeatureOfInterest" in body else self.catalog.cached_default_foi(extra["datastream_id"])
+        if foi_id is None:
+            foi_id = self._feature_of_interest(body, extra["datastream_id"])
+        row["feature_of_interest_id"] = foi_id
+        row["id"] = int(self.store.allocate_ids("observations", 1)[0])
+        return row
 
     def _create_observation_in_tx(self, tx: Transaction, body: dict[str, Any], ds_id: int, field: str) -> None:
         # Deep insert: the new Datastream is not committed yet, so validate against this transaction's view.
@@ -705,6 +739,7 @@ class SensorThings:
                 sets = ", ".join(f"{c} = ?" for c in values)
                 tx.execute(f"UPDATE {et.table} SET {sets} WHERE id = ?", [*values.values(), entity_id])
         self.catalog.invalidate()
+        self._announce(et, entity_id)
         return self._fetch(base, et, entity_id)
 
     def _update_observation(self, tx: Transaction, obs_id: int, body: dict[str, Any], values: dict) -> None:

@@ -162,6 +162,10 @@ class Transaction(abc.ABC):
     def insert(self, table: str, values: dict[str, Any]) -> int:
         """Insert one row with a newly allocated ``id`` and return the id."""
 
+    @abc.abstractmethod
+    def append_table(self, table: str, rows: pa.Table) -> None:
+        """Append an Arrow table whose columns (``id`` included) are columns of ``table``."""
+
 
 def iter_chunks(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for i in range(0, len(seq), size):

@@ -138,6 +138,13 @@ class _DuckTransaction(Transaction):
         except duckdb.InvalidInputException:  # statement without a result set
             return []
 
+    def append_table(self, table: str, rows: pa.Table) -> None:
+        self.cur.register("_ch_rows", rows)
+        try:
+            self.cur.execute(f"INSERT INTO {table} ({', '.join(rows.column_names)}) SELECT * FROM _ch_rows")
+        finally:
+            self.cur.unregister("_ch_rows")
+
     def insert(self, table: str, values: dict[str, Any]) -> int:
         new_id = int(self.store.allocate_ids(table, 1)[0])
         cols = ["id", *values]
@@ -166,7 +173,7 @@ class DuckDBStore(Store):
         self._pending_rows = 0
         self._recover_derived()
         self._next_id: dict[str, int] = {}
-        for table in (*ENTITY_TABLES, "api_keys"):
+        for table in (*ENTITY_TABLES, "api_keys", "deadletters"):
             (mx,) = self._con.execute(f"SELECT coalesce(max(id), 0) FROM {table}").fetchone()  # type: ignore[misc]
             self._next_id[table] = int(mx) + 1
 

@@ -52,6 +52,11 @@ TABLES: dict[str, str] = {
     # many small commits share one roll-up); recovered at start-up after a crash.
     "rollup_pending": """
         lo BIGINT NOT NULL, hi BIGINT NOT NULL""",
+    # Messages that could not become Observations (malformed MQTT payloads, unknown Datastreams, conflicts),
+    # kept with the reason so that nothing a device sent is silently dropped.
+    "deadletters": """
+        id BIGINT PRIMARY KEY, received_at TIMESTAMPTZ NOT NULL, source VARCHAR NOT NULL, topic VARCHAR,
+        payload VARCHAR, payload_encoding VARCHAR NOT NULL, reason VARCHAR NOT NULL, field VARCHAR""",
     "api_keys": """
         id BIGINT PRIMARY KEY, name VARCHAR NOT NULL, role VARCHAR NOT NULL, key_hash VARCHAR NOT NULL UNIQUE,
         thing_id BIGINT, created_at TIMESTAMPTZ NOT NULL, revoked BOOLEAN NOT NULL DEFAULT FALSE""",
