@@ -237,6 +237,39 @@ def test_batch_missing_column_is_null() -> None:
     assert aqi[:2] == [None, None] and aqi[2] is not None  # NowCast needs 2 of the 3 last hours
 
 
+def test_batch_chunks_are_invisible(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The batch path works in chunks of the station-hour grid: chunk boundaries anywhere (inside a station, in
+    its padding) give the same table as one chunk; so do repeated station-hours, gaps, unsorted rows, odd values."""
+    from cityhub.airquality import batch
+
+    rng = np.random.default_rng(3)
+    base = 1_700_000_000 // 3600 * 3600
+    hours = np.concatenate([base // 3600 + rng.integers(-30, 30) + np.sort(rng.choice(400, n, replace=False))
+                            for n in (300, 1, 120, 45)])  # fmt: skip
+    stations = np.repeat(["A", "B", "C", "D"], (300, 1, 120, 45))
+    dup = rng.random(len(hours)) < 0.1  # repeated station-hours (averaged), at another minute
+    secs = np.concatenate([hours, hours[dup]]) * 3600 + rng.integers(0, 3600, len(hours) + int(dup.sum()))
+    order = rng.permutation(len(secs))
+    cols: dict[str, pa.Array] = {"station": pa.array(np.concatenate([stations, stations[dup]])[order]),
+                                 "time": pa.array(secs[order], pa.timestamp("s", "UTC"))}  # fmt: skip
+    for p in aq.POLLUTANTS:
+        v = rng.lognormal(3.5 if p != "co" else 7, 1.2, len(secs))
+        v[rng.random(len(v)) < 0.15] = np.nan
+        v[rng.random(len(v)) < 0.03] = rng.choice([0.0, -0.0, -999.0, np.inf, 1e6])
+        cols[p] = pa.array(v, mask=rng.random(len(v)) < 0.05)
+    table = pa.table(cols)
+    whole = {}
+    for std in aq.STANDARDS:
+        whole[std] = (aq.hourly_batch(table, std), aq.daily_batch(table, std, 420))
+    monkeypatch.setattr(batch, "_CHUNK", 48)
+    for std in aq.STANDARDS:
+        hourly, daily = aq.hourly_batch(table, std), aq.daily_batch(table, std, 420)
+        assert hourly.equals(whole[std][0]) and daily.equals(whole[std][1]), std
+        assert hourly.num_rows > 400 and hourly["aqi"].null_count < hourly.num_rows
+    empty = aq.hourly_batch(table.slice(0, 0), "vn")
+    assert empty.num_rows == 0 and tuple(empty.column_names) == batch.OUTPUT_COLUMNS
+
+
 # --- CLI ------------------------------------------------------------------------------------------------------------
 def test_cli_function(tmp_path: Path) -> None:
     from cityhub.airquality.cli import run_aqi

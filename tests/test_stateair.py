@@ -1,9 +1,14 @@
 """NowCast and US AQI (2012 table) against the US Embassy Hanoi StateAir files (2016-2017).
 
 Measured agreement (hours where the file has both a NowCast and an AQI, 17,028): NowCast within ±0.1 µg/m³ for
-16,893 (99.2 %), AQI exact for 16,414 (96.4 %). The file's AQI is exactly the 2012-table AQI of its own NowCast
-(17,032 / 17,032 rows), so every AQI disagreement is a NowCast that differs by 0.1 at a rounding boundary.
-Causes found:
+16,893 (99.2 %); our AQI computed end to end from the published raw hours is exact for 16,414 (96.4 %); our
+2012-table AQI of the file's own NowCast is exact for 17,028 / 17,028 (100 %). So the index code is right and
+every AQI disagreement is a NowCast that differs by 0.1 at a rounding boundary, where a 0.1 step moves the AQI
+by 1 in the steep bands. The NowCast itself matches to the 0.1 on 84.6 % of complete 12-hour windows; ours
+minus the file's is spread symmetrically over ±0.1 (mean +0.005, s.d. 0.034), which is what rounding the
+NowCast of more precise raw values than the one-decimal ``Raw Conc.`` gives.
+
+Causes of the disagreements found:
 
 - the file's NowCast is rounded from more precise raw data than the one-decimal ``Raw Conc.`` it publishes: ours,
   rounded half up, is 0.1 below or above at many boundaries (ceiling or truncation instead of rounding fit worse:
@@ -17,8 +22,8 @@ Causes found:
 - the December MTD file has no NowCast (it carries 24-h midpoint averages): the YTD rows win the dedupe on
   ``Date (LT)``.
 
-The target was ≥ 99 % exact AQI; what the published data allow us is asserted below (≥ 99 % for the NowCast,
-≥ 96 % for the AQI).
+The issue asked for ≥ 99 % exact AQI; the published one-decimal raw data cannot give more than what is
+asserted below: ≥ 99 % for the NowCast (±0.1), 100 % for the index of the file's NowCast, ≥ 96 % end to end.
 """
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
-from cityhub.airquality.indices import hourly_index, nowcast
+from cityhub.airquality.indices import hourly_index, nowcast, sub_index
+from cityhub.airquality.tables import US2012
 
 FILES = ("Hanoi_PM2.5_2016_YTD.csv", "Hanoi_PM2.5_2016_12_MTD.csv", "Hanoi_PM2.5_2017_YTD.csv")
 
@@ -66,7 +72,7 @@ def test_stateair_nowcast_and_aqi(shared_data: Path) -> None:
     print(f"ambiguous DST hours (left out): {sorted(str(t) for t in ambiguous)}")
     t, end = min(series), max(series)
     history: list[float | None] = []
-    total = nc_ok = aqi_ok = 0
+    total = nc_ok = aqi_ok = table_ok = 0
     while t <= end:
         row = series.get(t)
         history.append(_raw(row))
@@ -77,9 +83,12 @@ def test_stateair_nowcast_and_aqi(shared_data: Path) -> None:
                 nc = nowcast(history[-12:])
                 nc_ok += nc is not None and abs(math.floor(nc * 10 + 0.5) / 10 - file_nc) <= 0.1 + 1e-9
                 aqi_ok += hourly_index("us2012", {"pm25": history[-12:]}).value == file_aqi
+                table_ok += sub_index(US2012["pm25"], file_nc) == file_aqi
         t += dt.timedelta(hours=1)
     print(f"NowCast ±0.1: {nc_ok}/{total} ({nc_ok / total:.2%}), disagreements {total - nc_ok}")
     print(f"AQI exact:    {aqi_ok}/{total} ({aqi_ok / total:.2%}), disagreements {total - aqi_ok}")
+    print(f"AQI of the file's own NowCast (2012 table): {table_ok}/{total}")
     assert total > 17_000
+    assert table_ok == total  # the 2012 table, truncation and rounding reproduce every published AQI
     assert nc_ok / total >= 0.99
     assert aqi_ok / total >= 0.96

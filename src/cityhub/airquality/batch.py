@@ -6,9 +6,16 @@ that sliding windows (``sliding_window_view``) never reach into the previous sta
 averaged; rows are floored to their hour. Times without a zone are taken as UTC here (the CLI applies ``--tz``).
 The output has one row per station and hour (or local day) from the station's first to its last input row,
 including hours without input (they may still have a NowCast).
+
+The grid is processed in chunks of ``_CHUNK`` hours, each with the ``_HALO`` hours before it, so that the
+temporaries stay in the CPU cache; every window (at most 24 h) of a chunk's hours lies inside that span, so the
+results do not depend on the chunking.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache
 
 import numpy as np
 import pyarrow as pa
@@ -21,6 +28,9 @@ from cityhub.airquality.tables import CATEGORIES, CATEGORY_UPPER, POLLUTANTS, ST
 NAN = np.nan
 OUTPUT_COLUMNS = ("station", "time", "nowcast_pm25", "nowcast_pm10", "aqi", "category", "dominant",
                   *(f"aqi_{p}" for p in POLLUTANTS))  # fmt: skip
+_CHUNK = 24 * 2048  # grid hours per chunk (whole days): ~0.4 MB per float array, cache-sized
+_HALO = 24  # hours before a chunk that its windows need (longest: US SO2 24-h mean), whole days for the daily path
+_INT32_MAX = 2.0**31 - 1
 
 
 # --- window primitives (row i = the window ending at i, oldest first) ---------------------------------------------
@@ -34,24 +44,47 @@ def _zv(a: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     return _windows(np.where(valid, a, 0.0), n, 0.0), _windows(valid.astype(np.float64), n, 0.0)
 
 
+def _sliding(op: np.ufunc, p: np.ndarray, width: int) -> np.ndarray:
+    """``op`` over every ``width`` consecutive values of ``p`` (len(p) - width + 1 results) by doubling spans;
+    exact for fmax / fmin, which do not depend on the order."""
+    n = len(p) - width + 1
+    res: np.ndarray | None = None
+    done = 0  # res[k] = op over p[k : k + done]
+    cur, span = p, 1  # cur[k] = op over p[k : k + span]
+    while True:
+        if width & span:
+            part = cur[done : done + n]
+            res = part if res is None else op(res, part)
+            done += span
+        if span * 2 > width:
+            break
+        cur = op(cur[:-span], cur[span:])
+        span *= 2
+    assert res is not None
+    return res
+
+
 def nowcast_array(a: np.ndarray, hours: int = 12, min_weight: float = 0.5) -> np.ndarray:
-    w_all = _windows(a, hours)
-    z, v = _zv(a, hours)
-    recent = v[:, -1] + v[:, -2] + v[:, -3] >= 2
-    cmax = np.fmax.reduce(w_all, axis=1)
-    cmin = np.fmin.reduce(w_all, axis=1)
+    n = len(a)
+    p = np.concatenate([np.full(hours - 1, NAN), a])  # column j of the windows = p[j : j + n]
+    valid = ~np.isnan(p)
+    z = np.where(valid, p, 0.0)
+    v = valid.astype(np.float64)
+    recent = v[hours - 1 :] + v[hours - 2 : hours - 2 + n] + v[hours - 3 : hours - 3 + n] >= 2
+    cmax = _sliding(np.fmax, p, hours)
+    cmin = _sliding(np.fmin, p, hours)
     with np.errstate(invalid="ignore", divide="ignore"):
         w = np.where(cmax > 0, cmin / cmax, 1.0)
     w = np.maximum(w, min_weight)
-    num = np.zeros(len(a))
-    den = np.zeros(len(a))
-    for j in range(hours):  # Horner's scheme, as the scalar nowcast()
-        num = num * w + z[:, j]
-        den = den * w + v[:, j]
-    out = np.full(len(a), NAN)
-    ok = recent & (den > 0)
-    out[ok] = num[ok] / den[ok]
-    return out
+    num = np.zeros(n)
+    den = np.zeros(n)
+    for j in range(hours):  # Horner's scheme, as the scalar nowcast() (in place: the same operations)
+        num *= w
+        num += z[j : j + n]
+        den *= w
+        den += v[j : j + n]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(recent & (den > 0), num / den, NAN)
 
 
 def _seq_mean(z: np.ndarray, v: np.ndarray, need: int) -> np.ndarray:
@@ -88,18 +121,29 @@ def shown_array(seg: Segments, c: np.ndarray) -> np.ndarray:
     return c if seg.scale is None else truncate_array(seg, c) / seg.scale
 
 
-def sub_index_array(seg: Segments, c: np.ndarray) -> np.ndarray:
-    """Sub-indices as float (NaN = none), as the scalar sub_index()."""
-    x = truncate_array(seg, c)
+@cache
+def _segment_arrays(seg: Segments) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """lo, ihi - ilo, hi - lo, ilo of each segment (the same subtractions as after a lookup, done once)."""
     lo, hi = np.asarray(seg.lo, np.float64), np.asarray(seg.hi, np.float64)
     ilo, ihi = np.asarray(seg.ilo, np.float64), np.asarray(seg.ihi, np.float64)
-    i = np.searchsorted(lo, x, side="right") - 1
-    ok = ~np.isnan(x) & (i >= 0)
+    return lo, ihi - ilo, hi - lo, ilo
+
+
+def sub_index_array(seg: Segments, c: np.ndarray) -> np.ndarray:
+    """Sub-indices as float (NaN = none), as the scalar sub_index()."""
+    x = np.asarray(truncate_array(seg, c), np.float64)
+    lo, di, dc, ilo = _segment_arrays(seg)
+    # the last segment with lo <= x (0 below the table, where ok is False): counting breakpoints in uint8 is
+    # faster than searchsorted on a handful of them
+    i8 = np.zeros(np.shape(x), np.uint8)
+    for b in lo[1:]:
+        i8 += (x >= b).view(np.uint8)
+    i = i8.astype(np.intp)
+    ok = x >= lo[0]  # False for NaN
     if not seg.extrapolate:
-        ok &= x <= hi[-1]
-    i = np.clip(i, 0, len(lo) - 1)
+        ok &= x <= seg.hi[-1]
     with np.errstate(invalid="ignore"):
-        v = np.floor((ihi[i] - ilo[i]) * (x - lo[i]) / (hi[i] - lo[i]) + ilo[i] + 0.5 + EPS)
+        v = np.floor(np.take(di, i) * (x - np.take(lo, i)) / np.take(dc, i) + np.take(ilo, i) + 0.5 + EPS)
     return np.where(ok, v, NAN)
 
 
@@ -197,23 +241,25 @@ def _daily_subs(standard: str, dense: dict[str, np.ndarray]) -> tuple[dict, dict
 
 # --- grid ---------------------------------------------------------------------------------------------------------
 class _Grid:
-    """Dense per-station hourly grid. ``day``: blocks aligned on local days (hours counted in local time)."""
+    """Dense per-station hourly grid. ``day``: blocks aligned on local days (hours counted in local time).
+    Only the geometry is kept whole; the values are put on the grid chunk by chunk (``values``)."""
 
     def __init__(self, table: pa.Table, pad: int, day: bool, tz_offset_minutes: int) -> None:
         missing = {"station", "time"} - set(table.column_names)
         if missing:
             raise ValueError(f"missing column(s) {sorted(missing)}")
-        keep = pc.and_(pc.is_valid(table["station"]), pc.is_valid(table["time"]))
-        table = table.filter(keep)
+        if table["station"].null_count or table["time"].null_count:  # filter() copies every column
+            table = table.filter(pc.and_(pc.is_valid(table["station"]), pc.is_valid(table["time"])))
         station = pc.cast(table["station"], pa.string()).combine_chunks().dictionary_encode()
         self.names: pa.Array = station.dictionary
-        codes = station.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        codes = station.indices.to_numpy(zero_copy_only=False)
         ttype = table["time"].type
         if not pa.types.is_timestamp(ttype):
             raise ValueError(f"column time must be a timestamp, not {ttype}")
         secs = pc.cast(pc.cast(table["time"], pa.timestamp("s", ttype.tz)), pa.int64()).to_numpy(zero_copy_only=False)
         shift = tz_offset_minutes * 60 if day else 0
         hours = np.floor_divide(secs + shift, 3600)
+        del secs
         n_st = len(self.names)
         hmin = np.full(n_st, np.iinfo(np.int64).max)
         hmax = np.full(n_st, np.iinfo(np.int64).min)
@@ -224,71 +270,172 @@ class _Grid:
             hmax = np.floor_divide(hmax, 24) * 24 + 23
         length = np.maximum(hmax - hmin + 1, 0)
         block = pad + length
-        offsets = np.concatenate([[0], np.cumsum(block)[:-1]]).astype(np.int64)
+        offsets = np.cumsum(block) - block
         self.total = int(block.sum())
-        self.pos = offsets[codes] + pad + (hours - hmin[codes])
-        step = 24 if day else 1
-        self.out_station = np.repeat(np.arange(n_st), length // step)
-        first = offsets + pad
-        self.out_pos = np.concatenate([np.arange(f, f + n, step) for f, n in zip(first, length, strict=True)]
-                                      or [np.zeros(0, np.int64)])  # fmt: skip
-        hour = hmin[self.out_station] + (self.out_pos - first[self.out_station])
-        self.out_secs = hour * 3600 - shift
+        hours += (offsets + pad - hmin)[codes]  # in place: the grid position of every row
+        self.pos = hours
         self.table = table
+        self.columns: dict[str, pa.ChunkedArray] = {}
+        self.unique = False
+        # output rows: station k has rows ostart[k] ... at grid positions first[k] + step·j
+        self.step = step = 24 if day else 1
+        self.n_out = n_out = length // step
+        self.first = offsets + pad
+        self.ostart = np.cumsum(n_out) - n_out
+        self.offsets = offsets
+        self.out_station = np.repeat(np.arange(n_st, dtype=np.int32), n_out)
+        secs = np.arange(len(self.out_station), dtype=np.int64)
+        secs *= step * 3600
+        secs += np.repeat(hmin * 3600 - shift - self.ostart * (step * 3600), n_out)
+        self.out_secs = secs  # (hmin + step·j)·3600 - shift
 
-    def dense(self, column: str) -> np.ndarray:
-        col = self.table[column]
-        vals = pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)
-        vals = np.where(np.isfinite(vals) & (vals >= 0), vals, NAN)  # negatives / NaN / null → missing
-        valid = ~np.isnan(vals)
-        s = np.bincount(self.pos, weights=np.where(valid, vals, 0.0), minlength=self.total)
-        k = np.bincount(self.pos, weights=valid.astype(np.float64), minlength=self.total)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(k > 0, s / k, NAN)
+    def load(self) -> None:
+        """The pollutant columns as float64, rows sorted by grid position (stably: repeated station-hours keep
+        their order, so their sums are the same)."""
+        cols = {p: pc.cast(self.table[p], pa.float64()) for p in POLLUTANTS if p in self.table.column_names}
+        pos = self.pos
+        if not np.all(pos[1:] >= pos[:-1]):
+            order = np.argsort(pos, kind="stable")
+            pos = pos[order]
+            cols = dict(zip(cols, pa.table(cols).take(order).columns, strict=True))
+        self.pos = pos
+        self.columns = cols
+        self.unique = bool(np.all(pos[1:] > pos[:-1]))  # no station-hour repeats: a scatter, not a mean
+
+    def rows_before(self, g: int) -> int:
+        """The number of output rows at grid positions < g."""
+        if g >= self.total:
+            return len(self.out_station)
+        k = int(np.searchsorted(self.offsets, g, side="right")) - 1
+        ahead = -((int(self.first[k]) - g) // self.step)  # ceil((g - first) / step)
+        return int(self.ostart[k]) + min(max(ahead, 0), int(self.n_out[k]))
+
+    def rows(self, r0: int, r1: int, b: int) -> np.ndarray | slice:
+        """Indices into a chunk starting at grid position b (whole days) of its output rows r0 ... r1 - 1."""
+        st = self.out_station[r0:r1]
+        if st[0] == st[-1]:
+            k = int(st[0])
+            j0 = (int(self.first[k]) - b) // self.step + (r0 - int(self.ostart[k]))
+            return slice(j0, j0 + r1 - r0)
+        ks = slice(int(st[0]), int(st[-1]) + 1)  # the stations of these rows
+        base = (self.first[ks] - b) // self.step - self.ostart[ks]  # row r of station k: base[k] + r
+        return base[st - ks.start] + np.arange(r0, r1)
+
+    def values(self, b: int, e: int) -> dict[str, np.ndarray]:
+        """Every column on grid positions b ... e - 1: the mean of the valid values of each station-hour."""
+        i0, i1 = (int(i) for i in np.searchsorted(self.pos, [b, e]))
+        local = self.pos[i0:i1] - b
+        at: np.ndarray | slice = local
+        if self.unique and len(local) and local[-1] - local[0] == len(local) - 1:  # no gaps: a slice
+            at = slice(int(local[0]), int(local[-1]) + 1)
+        out = {}
+        for p, col in self.columns.items():
+            vals = col.slice(i0, i1 - i0).to_numpy(zero_copy_only=False)
+            vals = np.where(np.isfinite(vals) & (vals >= 0), vals, NAN)  # negatives / NaN / null → missing
+            if self.unique:  # the mean of one value: 0.0 + v (so -0.0 → 0.0, as the bincount sum), / 1
+                d = np.full(e - b, NAN)
+                d[at] = vals + 0.0
+            else:  # bincount sums each station-hour's values in row order
+                valid = ~np.isnan(vals)
+                s = np.bincount(local, weights=np.where(valid, vals, 0.0), minlength=e - b)
+                k = np.bincount(local, weights=valid.astype(np.float64), minlength=e - b)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    d = np.where(k > 0, s / k, NAN)
+            out[p] = d
+        return out
 
 
-def _int_array(x: np.ndarray) -> pa.Array:
-    nan = np.isnan(x)
-    return pa.array(np.where(nan, 0, np.clip(x, 0, 2**31 - 1)).astype(np.int32), mask=nan)
+class _Columns:
+    """The output columns as NumPy arrays (with null masks), filled chunk by chunk."""
+
+    def __init__(self, n: int) -> None:
+        self.nowcast = {p: np.full(n, NAN) for p in ("pm25", "pm10")}
+        self.sub = {p: np.zeros(n, np.int32) for p in POLLUTANTS}
+        self.sub_null = {p: np.ones(n, np.bool_) for p in POLLUTANTS}
+        self.aqi = np.zeros(n, np.int32)
+        self.none = np.ones(n, np.bool_)
+        self.category = np.zeros(n, np.int8)
+        self.dominant = np.zeros(n, np.int8)
+
+    def fill(self, standard: str, subs: dict, conc: dict, rows: np.ndarray | slice, out: slice) -> None:
+        """Rows ``out`` from the chunk's ``rows``: the AQI is the largest sub-index, as indices.combine()."""
+        cols = {p: subs[p][rows] for p in POLLUTANTS if p in subs}
+        m = out.stop - out.start
+        aqi = np.full(m, -1.0)
+        dom = np.zeros(m, np.int8)
+        for k, p in enumerate(POLLUTANTS):  # strict > keeps the first pollutant on ties
+            if p not in cols:
+                continue  # absent column: stays null
+            x = cols[p]
+            better = x > aqi
+            np.copyto(aqi, x, where=better)
+            dom[better] = k
+            self.sub_null[p][out] = np.isnan(x)
+            np.copyto(self.sub[p][out], _to_int(x), casting="unsafe")
+        aqi[aqi < 0] = NAN
+        if standard == "vn":
+            no_pm = np.ones(m, np.bool_)
+            for p in ("pm25", "pm10"):
+                if p in cols:
+                    no_pm &= np.isnan(cols[p])
+            aqi[no_pm] = NAN
+        none = np.isnan(aqi)
+        cat = np.zeros(m, np.int8)
+        for upper in CATEGORY_UPPER[standard]:  # the number of upper bounds below the index (NaN: 0)
+            cat += aqi > upper
+        self.none[out] = none
+        np.copyto(self.aqi[out], _to_int(aqi), casting="unsafe")
+        self.category[out] = cat
+        self.dominant[out] = dom
+        for p in ("pm25", "pm10"):
+            if p in conc:
+                self.nowcast[p][out] = conc[p][rows]
 
 
-def _float_array(x: np.ndarray) -> pa.Array:
-    return pa.array(x, mask=np.isnan(x))
+def _to_int(x: np.ndarray) -> np.ndarray:
+    """Clipped to int32's range, NaN → 0 (fmax drops NaN); the values are whole numbers already."""
+    return np.fmin(np.fmax(x, 0.0), _INT32_MAX)
 
 
-def _assemble(standard: str, grid: _Grid, subs: dict, conc: dict, rows: np.ndarray, tz: str) -> pa.Table:
-    n = len(rows)
-    cols = {p: subs[p][rows] if p in subs else np.full(n, NAN) for p in POLLUTANTS}
-    aqi = np.full(n, -1.0)
-    dom = np.zeros(n, np.int64)
-    for k, p in enumerate(POLLUTANTS):  # strict > keeps the first pollutant on ties, as indices.combine()
-        better = cols[p] > aqi
-        aqi = np.where(better, cols[p], aqi)
-        dom[better] = k
-    aqi = np.where(aqi < 0, NAN, aqi)
-    if standard == "vn":
-        aqi = np.where(np.isnan(cols["pm25"]) & np.isnan(cols["pm10"]), NAN, aqi)
-    none = np.isnan(aqi)
-    cat = np.searchsorted(np.asarray(CATEGORY_UPPER[standard], np.float64), np.where(none, 0, aqi), side="left")
+def _array(type_: pa.DataType, values: np.ndarray, null: np.ndarray) -> pa.Array:
+    """Zero-copy Arrow array of ``values`` (null where ``null``)."""
+    k = int(np.count_nonzero(null))
+    validity = pa.py_buffer(np.packbits(~null, bitorder="little")) if k else None
+    return pa.Array.from_buffers(type_, len(values), [validity, pa.py_buffer(values)], null_count=k)
+
+
+def _run(standard: str, grid: _Grid, subs_of: Callable[[str, dict[str, np.ndarray]], tuple[dict, dict]],
+         tz: str) -> pa.Table:  # fmt: skip
+    """``subs_of`` chunk by chunk, then the Arrow table."""
+    if standard not in STANDARDS:
+        raise ValueError(f"unknown standard {standard!r} (one of {', '.join(STANDARDS)})")
+    grid.load()
+    units = {p: _unit(standard, p) for p in grid.columns}
+    cols = _Columns(len(grid.out_station))
+    r0 = 0
+    for s in range(0, grid.total, _CHUNK):
+        e = min(s + _CHUNK, grid.total)
+        r1 = grid.rows_before(e)
+        if r0 == r1:
+            continue
+        b = max(s - _HALO, 0)  # whole days, like s
+        dense = {p: from_ugm3(p, a, units[p]) for p, a in grid.values(b, e).items()}
+        subs, conc = subs_of(standard, dense)
+        cols.fill(standard, subs, conc, grid.rows(r0, r1, b), slice(r0, r1))
+        r0 = r1
     keys = pa.array([c.key for c in CATEGORIES[standard]])
-    nc = {p: conc[p][rows] if p in conc else np.full(n, NAN) for p in ("pm25", "pm10")}
+    nowcast = {p: _array(pa.float64(), x, np.isnan(x)) for p, x in cols.nowcast.items()}
     out = {
         "station": pc.take(grid.names, pa.array(grid.out_station)),
         "time": pa.array(grid.out_secs, type=pa.timestamp("s", tz)),
-        "nowcast_pm25": _float_array(nc["pm25"]),
-        "nowcast_pm10": _float_array(nc["pm10"]),
-        "aqi": _int_array(aqi),
-        "category": pc.take(keys, pa.array(cat, mask=none)),
-        "dominant": pc.take(pa.array(list(POLLUTANTS)), pa.array(dom, mask=none)),
-        **{f"aqi_{p}": _int_array(cols[p]) for p in POLLUTANTS},
+        "nowcast_pm25": nowcast["pm25"],
+        "nowcast_pm10": nowcast["pm10"],
+        "aqi": _array(pa.int32(), cols.aqi, cols.none),
+        "category": pc.take(keys, pa.array(cols.category, mask=cols.none)),
+        "dominant": pc.take(pa.array(list(POLLUTANTS)), pa.array(cols.dominant, mask=cols.none)),
+        **{f"aqi_{p}": _array(pa.int32(), cols.sub[p], cols.sub_null[p]) for p in POLLUTANTS},
     }
     return pa.table(out)
-
-
-def _dense_all(grid: _Grid, standard: str) -> dict[str, np.ndarray]:
-    if standard not in STANDARDS:
-        raise ValueError(f"unknown standard {standard!r} (one of {', '.join(STANDARDS)})")
-    return {p: from_ugm3(p, grid.dense(p), _unit(standard, p)) for p in POLLUTANTS if p in grid.table.column_names}
 
 
 def _tz_name(minutes: int) -> str:
@@ -299,12 +446,10 @@ def _tz_name(minutes: int) -> str:
 def hourly_batch(table: pa.Table, standard: str) -> pa.Table:
     """One row per station-hour (UTC timestamps) with OUTPUT_COLUMNS; inputs in µg/m³."""
     grid = _Grid(table, pad=23, day=False, tz_offset_minutes=0)
-    subs, conc = _hourly_subs(standard, _dense_all(grid, standard))
-    return _assemble(standard, grid, subs, conc, grid.out_pos, "UTC")
+    return _run(standard, grid, _hourly_subs, "UTC")
 
 
 def daily_batch(table: pa.Table, standard: str, tz_offset_minutes: int = 420) -> pa.Table:
     """One row per station and local day (``time`` = local midnight); nowcast_* hold the 24-h PM means."""
     grid = _Grid(table, pad=24, day=True, tz_offset_minutes=tz_offset_minutes)
-    subs, conc = _daily_subs(standard, _dense_all(grid, standard))
-    return _assemble(standard, grid, subs, conc, grid.out_pos // 24, _tz_name(tz_offset_minutes))
+    return _run(standard, grid, _daily_subs, _tz_name(tz_offset_minutes))
