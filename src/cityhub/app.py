@@ -198,12 +198,14 @@ def create_app(settings: Settings | None = None, store: Store | None = None, *, 
 
     from cityhub.api.aqi import router as aqi_router
     from cityhub.api.deadletters import router as deadletters_router
+    from cityhub.api.export import router as export_router
     from cityhub.api.ext import router as ext_router
     from cityhub.sensorthings.api import router as st_router
 
     app.include_router(ext_router)
     app.include_router(aqi_router)
     app.include_router(deadletters_router)
+    app.include_router(export_router)
     app.include_router(st_router)
 
     @app.get("/", tags=["operations"], summary="Where things are")

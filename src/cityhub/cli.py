@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cityhub.config import Settings
+from cityhub.sim.cli import simulate
 
 app = typer.Typer(help="CityHub: Hanoi's open smart-city data hub (OGC SensorThings API v1.1).", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys with roles admin, operator, device.", no_args_is_help=True)
@@ -27,7 +28,7 @@ def serve(
     port: Annotated[int, typer.Option(help="HTTP port")] = 8080,
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
     data_dir: DataDir = Path("var"),
-    demo: Annotated[bool, typer.Option(help="seed a demo city of Hanoi stations when the store is empty")] = False,
+    demo: Annotated[bool, typer.Option(help="run the simulated city: air, traffic, water sensors")] = False,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
     mqtt: Annotated[
         str | None, typer.Option(help="MQTT broker to bridge, mqtt://[user:pass@]host:1883 or mqtts://host:8883")
@@ -189,6 +190,106 @@ def deadletters(
     console.print(t)
 
 
+app.command()(simulate)  # `cityhub simulate`: the simulated city against a running hub (cityhub.sim.cli)
+
+
+@app.command()
+def replay(
+    file: Annotated[Path, typer.Argument(help="StateAir CSV, aqi.in Parquet, Open-Meteo CSV or a CityHub export")],
+    speed: Annotated[str, typer.Option(help="time compression, e.g. 600x (an hour in 6 s), or max")] = "600x",
+    via: Annotated[str, typer.Option(help="http | mqtt")] = "http",
+    url: Annotated[str, typer.Option(help="the running hub", envvar="CITYHUB_URL")] = "http://127.0.0.1:8080",
+    key: Annotated[str | None, typer.Option(help="admin API key (creates entities)", envvar="CITYHUB_KEY")] = None,
+    mqtt: Annotated[str, typer.Option(help="broker for --via mqtt")] = "mqtt://127.0.0.1:1883",
+    limit: Annotated[int | None, typer.Option(help="replay only the first N rows (in time order)")] = None,
+) -> None:
+    """Play a recorded feed into a running hub as a live stream, creating Things and Datastreams as needed."""
+    import uuid
+
+    import httpx
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from cityhub import replay as rp
+
+    try:
+        factor = rp.parse_speed(speed)
+        if via not in ("http", "mqtt"):
+            raise ValueError("--via must be http or mqtt")
+        feed = rp.read_feed(file)
+    except (ValueError, OSError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    if limit is not None:
+        feed.table = feed.table.slice(0, limit)
+    n = feed.table.num_rows
+    console.print(f"{feed.source}: {n:,} observations ({feed.skipped:,} rows without a value skipped)")
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    with httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=120) as client:
+        try:
+            ids = rp.ensure_datastreams(client, feed)
+            sink: rp.HttpSink | rp.MqttSink = (
+                rp.HttpSink(client) if via == "http" else rp.MqttSink(mqtt, f"cityhub-replay-{uuid.uuid4().hex[:8]}")
+            )
+            with Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=console,
+            ) as bar:
+                task = bar.add_task("replaying", total=n)
+                stats = rp.play(
+                    feed,
+                    ids,
+                    sink,
+                    factor,
+                    progress=lambda done, t: bar.update(task, completed=done, description=f"at {t:%Y-%m-%d %H:%M}Z"),
+                )
+        except (httpx.HTTPError, RuntimeError, OSError) as exc:
+            console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(1) from None
+    console.print(
+        f"sent {stats.sent:,} in {stats.seconds:,.1f} s"
+        + (
+            f": stored {stats.stored:,}, duplicates {stats.duplicates:,}, rejected {stats.rejected:,}"
+            if via == "http"
+            else ""
+        )
+    )
+    for reason, count in sorted(stats.reasons.items(), key=lambda x: -x[1])[:10]:
+        console.print(f"  rejected {count:,}: {reason}")
+
+
+@app.command()
+def export(
+    output: Annotated[Path, typer.Option("-o", "--output", help="CSV or Parquet (by extension)")],
+    url: Annotated[str, typer.Option(help="the running hub", envvar="CITYHUB_URL")] = "http://127.0.0.1:8080",
+    key: Annotated[str | None, typer.Option(help="API key, if anonymous reads are off", envvar="CITYHUB_KEY")] = None,
+    datastreams: Annotated[str | None, typer.Option(help="comma-separated Datastream ids")] = None,
+    things: Annotated[str | None, typer.Option(help="comma-separated Thing ids")] = None,
+    start: Annotated[str | None, typer.Option(help="from, ISO 8601 with offset")] = None,
+    end: Annotated[str | None, typer.Option(help="to (exclusive), ISO 8601 with offset")] = None,
+) -> None:
+    """Export Observations in CityHub's long format (what `cityhub replay` plays back)."""
+    import httpx
+
+    fmt = "parquet" if output.suffix.lower() == ".parquet" else "csv"
+    params = {
+        k: v
+        for k, v in {"datastreams": datastreams, "things": things, "start": start, "end": end, "format": fmt}.items()
+        if v
+    }
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    try:
+        r = httpx.get(f"{url.rstrip('/')}/api/v1/export", params=params, headers=headers, timeout=600)
+    except httpx.HTTPError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    if r.status_code != 200:
+        console.print(f"[red]{r.status_code}: {r.json().get('detail', r.text)}[/red]")
+        raise typer.Exit(1)
+    output.write_bytes(r.content)
+    console.print(f"{len(r.content):,} bytes written to {output}")
 
 
 @keys_app.command("create")

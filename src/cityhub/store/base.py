@@ -94,6 +94,10 @@ class Store(abc.ABC):
         """Run a read-only query and return its rows."""
 
     @abc.abstractmethod
+    def query_arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
+        """Run a read-only query and return an Arrow table (exports, analytics)."""
+
+    @abc.abstractmethod
     def transaction(self) -> AbstractContextManager[Transaction]:
         """A serialised write transaction: committed on exit, rolled back on error."""
 
