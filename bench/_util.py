@@ -96,7 +96,20 @@ def proc_status_kb(pid: int, key: str) -> int | None:
 
 
 def proc_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process (all its threads)."""
+    """User + system CPU seconds of a process (all its threads) and of its child processes (the hub's MQTT
+    I/O process)."""
+    return _own_cpu_s(pid) + sum(_own_cpu_s(c) for c in _children(pid))
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(x) for x in f.read().split()]
+    except (OSError, ValueError):
+        return []
+
+
+def _own_cpu_s(pid: int) -> float:
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()

@@ -244,7 +244,7 @@ def run_phase(
         f"QoS {qos}: sustained ingestion, {n:,} messages offered at {rate:,}/s",
         f"{sustained:,.0f} msg/s; stored {got:,} of {n:,} (lost {n - got:,})",
         f">= {target:,}/s, zero loss",
-        sustained >= target * 0.98 and got == n,
+        sustained >= target and got == n,
     )
     report.add(
         f"QoS {qos}: publish → stored latency (probe every 20 ms)",
@@ -252,15 +252,17 @@ def run_phase(
         f"({len(lat)} probes, {lost_probes} not announced)",
     )
     report.add(
-        f"QoS {qos}: hub CPU", f"{phase.server_cpu / phase.wall:.0%} of a core; dead letters {health['dead_letters']}"
+        f"QoS {qos}: CPU of the hub (with its MQTT process)",
+        f"{phase.server_cpu / phase.wall:.0%} of a core; other processes {phase.other_cpu / phase.wall:.0%}; "
+        f"dead letters {health['dead_letters']}",
     )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--messages", type=int, default=1_000_000)
-    ap.add_argument("--rate0", type=int, default=20_000, help="offered QoS 0 rate, messages/s")
-    ap.add_argument("--rate1", type=int, default=5_000, help="offered QoS 1 rate, messages/s")
+    ap.add_argument("--rate0", type=int, default=24_000, help="offered QoS 0 rate, messages/s")
+    ap.add_argument("--rate1", type=int, default=6_000, help="offered QoS 1 rate, messages/s")
     ap.add_argument("--broker", default=None, help="mqtt://host:port of a running broker (default: start one)")
     ap.add_argument("--publish", default="datastreams,entities", help="CITYHUB_MQTT_PUBLISH of the hub")
     args = ap.parse_args()

@@ -11,51 +11,45 @@ The hub keeps a persistent session (MQTT 5, ``clean_start=False``, a fixed clien
 QoS 1 messages published while the hub is down (up to the broker's ``max_queued_messages``).
 
 Every committed Observation, whatever way it came in, is published to ``v1.1/Datastreams(<id>)/Observations``
-and ``v1.1/Observations`` as the entity a GET returns (with ``@iot.id`` and ``@iot.selfLink``); created or
-updated entities to ``v1.1/<EntitySet>`` and ``v1.1/<EntitySet>(<id>)``. The hub subscribes with MQTT 5's
-No Local option so it never hears itself, and ignores messages that carry an ``@iot.id``.
+(and ``v1.1/Observations`` if asked) as the entity a GET returns (with ``@iot.id`` and ``@iot.selfLink``);
+created or updated entities to ``v1.1/<EntitySet>`` and ``v1.1/<EntitySet>(<id>)``. The hub subscribes with
+MQTT 5's No Local option so it never hears itself, and ignores messages that carry an ``@iot.id``.
+
+The connection itself lives in a child process (:mod:`cityhub.ingest.mqtt_io`), so that the MQTT protocol work
+runs on another core than validation and commits.
 """
 
 from __future__ import annotations
 
 import logging
+import multiprocessing as mp
 import queue
 import re
-import ssl
 import threading
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
 
 import orjson
-import paho.mqtt.client as mqtt
 import pyarrow as pa
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from cityhub.errors import ProblemError
 from cityhub.ingest import deadletters
 from cityhub.ingest import observations as obsin
 from cityhub.ingest.mappings import Mappings, load_mappings
-from cityhub.ingest.mqtt_out import publish_batch
+from cityhub.ingest.mqtt_io import OBSERVATIONS_TOPIC, BrokerAddress, IoConfig, io_main, table_to_ipc
 from cityhub.sensorthings import model
-from cityhub.sensorthings.service import iso_time
 
 if TYPE_CHECKING:
     from cityhub.app import Hub
     from cityhub.config import Settings
 
+__all__ = ["BrokerAddress", "MqttBridge", "check_settings"]
+
 log = logging.getLogger(__name__)
 
-OBSERVATIONS_TOPIC = "v1.1/Observations"
 DATASTREAM_TOPIC = re.compile(r"^v1\.1/Datastreams\((\d+)\)/Observations$")
-MAX_INBOX = 100_000  # messages received but not yet committed; beyond it the network thread waits (TCP back-pressure)
-BATCH_WINDOW_S = 0.005  # let a burst gather into one commit
-SESSION_EXPIRY_S = 7 * 24 * 3600  # how long the broker keeps the hub's queue while it is away
+_FAST_KEYS = frozenset({"phenomenonTime", "result", "resultTime"})
 
 
 @dataclass
@@ -64,7 +58,11 @@ class Message:
     payload: bytes
     qos: int
     mid: int
-    received_at: datetime
+    ts: float  # received by the I/O process, Unix seconds
+
+    @property
+    def received_at(self) -> datetime:
+        return datetime.fromtimestamp(self.ts, UTC)
 
 
 @dataclass
@@ -82,35 +80,6 @@ class BridgeStats:
         return dict(self.__dict__)
 
 
-@dataclass(frozen=True)
-class BrokerAddress:
-    host: str
-    port: int
-    tls: bool
-    username: str | None = None
-    password: str | None = None
-
-    @classmethod
-    def parse(cls, url: str) -> BrokerAddress:
-        """``mqtt://[user:pass@]host[:1883]`` or ``mqtts://host[:8883]`` (``tcp://`` and ``ssl://`` too)."""
-        parts = urlsplit(url if "://" in url else f"mqtt://{url}")
-        if parts.scheme not in ("mqtt", "tcp", "mqtts", "ssl"):
-            raise ValueError(f"MQTT URL scheme must be mqtt:// or mqtts://, not {parts.scheme}://")
-        tls = parts.scheme in ("mqtts", "ssl")
-        if not parts.hostname:
-            raise ValueError(f"MQTT URL {url!r} has no host")
-        return cls(
-            parts.hostname,
-            parts.port or (8883 if tls else 1883),
-            tls,
-            unquote(parts.username) if parts.username else None,
-            unquote(parts.password) if parts.password else None,
-        )
-
-
-_FAST_KEYS = frozenset({"phenomenonTime", "result", "resultTime"})
-
-
 def _dead(m: Message, reason: str, field: str | None) -> deadletters.DeadLetter:
     return deadletters.DeadLetter("mqtt", m.topic, m.payload, reason, field, m.received_at)
 
@@ -124,16 +93,6 @@ def publish_set(text: str) -> set[str]:
     return chosen
 
 
-def _tls_context(s: Settings) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(cafile=str(s.mqtt_ca_file) if s.mqtt_ca_file else None)
-    if s.mqtt_cert_file:
-        ctx.load_cert_chain(str(s.mqtt_cert_file), str(s.mqtt_key_file) if s.mqtt_key_file else None)
-    if s.mqtt_tls_insecure:
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    return ctx
-
-
 def check_settings(settings: Settings) -> None:
     """Fail early (before serving) on a bad broker URL, mappings file or publish list."""
     assert settings.mqtt_url
@@ -143,8 +102,19 @@ def check_settings(settings: Settings) -> None:
         load_mappings(settings.mqtt_mappings)
 
 
+class _Publisher:
+    """``hub.mqtt.client.publish(topic, payload, qos)`` for other modules (alerts): sent by the I/O process."""
+
+    def __init__(self, bridge: MqttBridge) -> None:
+        self.bridge = bridge
+
+    def publish(self, topic: str, payload: bytes | str, qos: int = 0, retain: bool = False) -> None:
+        data = payload.encode() if isinstance(payload, str) else payload
+        self.bridge._send(("pub", [(topic, data)], qos))
+
+
 class MqttBridge:
-    """One MQTT client inside ``cityhub serve``: ingest from the broker, publish what the hub stores."""
+    """The MQTT side of ``cityhub serve``: ingest from the broker, publish what the hub stores."""
 
     def __init__(self, hub: Hub) -> None:
         s = hub.settings
@@ -156,99 +126,93 @@ class MqttBridge:
         self.publish = publish_set(s.mqtt_publish)
         self.base = s.base_url + "/v1.1"
         self.stats = BridgeStats()
-        self._inbox: list[Message] = []
+        self.client = _Publisher(self)
+        self.config = IoConfig(
+            host=self.address.host,
+            port=self.address.port,
+            client_id=s.mqtt_client_id,
+            topics=(OBSERVATIONS_TOPIC, "v1.1/+/Observations", *self.mappings.filters()),
+            username=s.mqtt_username or self.address.username,
+            password=s.mqtt_password or self.address.password,
+            tls=self.address.tls,
+            ca_file=str(s.mqtt_ca_file) if s.mqtt_ca_file else None,
+            cert_file=str(s.mqtt_cert_file) if s.mqtt_cert_file else None,
+            key_file=str(s.mqtt_key_file) if s.mqtt_key_file else None,
+            tls_insecure=s.mqtt_tls_insecure,
+        )
         self._topic_ids: dict[str, int] = {}
-        self._cond = threading.Condition()
         self._stop = threading.Event()
+        self._send_lock = threading.Lock()
         self._outbox: queue.Queue[Any] = queue.Queue(maxsize=10_000)
-        self.tls = _tls_context(s) if self.address.tls or s.mqtt_ca_file else None
-        self.client = self._make_client()
+        ctx = mp.get_context("spawn")  # a clean interpreter: no copy of the hub's threads or DuckDB handles
+        self._conn, child_conn = ctx.Pipe(duplex=True)
+        self._proc = ctx.Process(target=io_main, args=(child_conn, self.config), name="cityhub-mqtt", daemon=True)
+        self._child_conn = child_conn
         self._worker = threading.Thread(target=self._run, name="mqtt-ingest", daemon=True)
         self._publisher = threading.Thread(target=self._publish_loop, name="mqtt-publish", daemon=True)
 
-    # -- connection ------------------------------------------------------------------------------------
-    def _make_client(self) -> mqtt.Client:
-        s = self.hub.settings
-        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=s.mqtt_client_id, protocol=mqtt.MQTTv5, manual_ack=True)
-        user = s.mqtt_username or self.address.username
-        if user:
-            c.username_pw_set(user, s.mqtt_password or self.address.password)
-        if self.tls is not None:
-            c.tls_set_context(self.tls)
-        c.max_inflight_messages_set(1000)
-        c.max_queued_messages_set(0)
-        c.reconnect_delay_set(1, 30)
-        c.on_connect = self._on_connect
-        c.on_disconnect = self._on_disconnect
-        c.on_message = self._on_message
-        return c
-
     def start(self) -> None:
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = SESSION_EXPIRY_S
-        props.ReceiveMaximum = 65535  # QoS 1 messages in flight to us: acks wait for the group commit
+        self._proc.start()
+        self._child_conn.close()  # the child's end lives in the child: EOF here when it dies, and there when we do
         self._worker.start()
         self._publisher.start()
         if self.publish & {"datastreams", "observations"}:
             self.hub.writer.add_listener(self._on_commit)
         if "entities" in self.publish:
             self.hub.sensorthings.entity_listeners.append(self._on_entity)
-        # Asynchronous: the hub serves HTTP even when the broker is down, and keeps trying.
-        self.client.connect_async(
-            self.address.host, self.address.port, keepalive=30, clean_start=False, properties=props
-        )
-        self.client.loop_start()
         log.info("MQTT bridge connecting to %s:%d", self.address.host, self.address.port)
 
     def close(self) -> None:
         self._stop.set()
-        with self._cond:
-            self._cond.notify_all()
-        self._worker.join(timeout=10)
         self._outbox.put(None)
         self._publisher.join(timeout=5)
-        self.client.disconnect()
-        self.client.loop_stop()
+        self._send(("stop",))
+        self._worker.join(timeout=10)
+        self._proc.join(timeout=10)
+        if self._proc.is_alive():
+            self._proc.kill()
+        self._conn.close()
 
-    def topics(self) -> list[str]:
-        return [OBSERVATIONS_TOPIC, "v1.1/+/Observations", *self.mappings.filters()]
-
-    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
-        if reason.is_failure:
-            self.stats.last_error = f"connect refused: {reason}"
-            log.error("MQTT broker refused the connection: %s", reason)
-            return
-        self.stats.connected = True
-        self.stats.connects += 1
-        opts = SubscribeOptions(qos=1, noLocal=True)
-        client.subscribe([(t, opts) for t in self.topics()])
-        log.info("MQTT bridge connected (session present: %s)", getattr(flags, "session_present", "?"))
-
-    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
-        self.stats.connected = False
-        if not self._stop.is_set():
-            log.warning("MQTT bridge disconnected (%s); reconnecting", reason)
-
-    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        m = Message(msg.topic, msg.payload, msg.qos, msg.mid, datetime.now(UTC))
-        with self._cond:
-            while len(self._inbox) >= MAX_INBOX and not self._stop.is_set():
-                self._cond.wait(0.1)  # stop reading the socket: the broker holds the rest
-            self._inbox.append(m)
-            self._cond.notify_all()
+    def _send(self, item: Any) -> None:
+        try:
+            with self._send_lock:
+                self._conn.send(item)
+        except (OSError, ValueError) as exc:  # the I/O process is gone; _run says so
+            self.stats.last_error = f"MQTT process unreachable: {exc}"
 
     # -- ingest ----------------------------------------------------------------------------------------
+    def _next_batch(self) -> list[Message] | None:
+        """Ask the I/O process for the next batch; None when it has gone (stop, or it died)."""
+        self._send(("next",))
+        while True:
+            try:
+                kind, *rest = self._conn.recv()
+            except (EOFError, OSError):
+                return None
+            if kind == "msgs":
+                return [Message(*raw) for raw in rest[0]]
+            if kind == "status":
+                info = rest[0]
+                if info.get("connected") and not self.stats.connected:
+                    self.stats.connects += 1
+                    log.info("MQTT bridge connected (session present: %s)", info.get("session_present"))
+                elif not info.get("connected") and self.stats.connected and not self._stop.is_set():
+                    log.warning("MQTT bridge disconnected (%s); reconnecting", info.get("last_error"))
+                self.stats.connected = bool(info.get("connected"))
+                if info.get("last_error"):
+                    self.stats.last_error = info["last_error"]
+            elif kind == "published":
+                self.stats.published += rest[0]
+
     def _run(self) -> None:
-        while not self._stop.is_set():
-            with self._cond:
-                while not self._inbox and not self._stop.is_set():
-                    self._cond.wait(0.5)
-            time.sleep(BATCH_WINDOW_S)
-            with self._cond:
-                batch, self._inbox = self._inbox, []
-                self._cond.notify_all()
-            if not batch:
-                continue
+        while True:
+            batch = self._next_batch()
+            if batch is None:
+                self.stats.connected = False
+                if not self._stop.is_set():
+                    self.stats.last_error = "the MQTT process exited"
+                    log.error("the MQTT process exited; MQTT ingestion stopped")
+                return
             delay = 0.5
             while not self._stop.is_set():
                 try:
@@ -290,9 +254,8 @@ class MqttBridge:
                     )
                     dead.append(_dead(by_id[row_id], reason, "phenomenonTime"))
         deadletters.record(self.hub.store, dead)
-        for m in batch:  # in the order received, as MQTT asks
-            if m.qos > 0:
-                self.client.ack(m.mid, m.qos)
+        # In the order received, as MQTT asks, and only now that everything is committed.
+        self._send(("ack", [(m.mid, m.qos) for m in batch if m.qos > 0]))
         self.stats.received += len(batch)
         self.stats.stored += stored
         self.stats.duplicates += dups
@@ -423,89 +386,30 @@ class MqttBridge:
             self.stats.last_error = "publish queue full: an entity change was not announced over MQTT"
 
     def _publish_loop(self) -> None:
-        stop = False
-        while not stop:
-            first = self._outbox.get()
-            items = [first]
-            while len(items) < 64:  # one write for whatever has queued up
-                try:
-                    items.append(self._outbox.get_nowait())
-                except queue.Empty:
-                    break
-            messages: list[tuple[str, bytes]] = []
+        per_ds, firehose = "datastreams" in self.publish, "observations" in self.publish
+        while True:
+            item = self._outbox.get()
+            if item is None:
+                return
             try:
-                for item in items:
-                    if item is None:
-                        stop = True
-                    elif isinstance(item, tuple):
-                        messages += self._entity_messages(*item)
-                    else:
-                        messages += self._observation_messages(item)
-                self._send(messages)
+                if isinstance(item, tuple):
+                    et, entity_id = item
+                    payload = orjson.dumps(self.hub.sensorthings._fetch(self.base, et, entity_id))
+                    topics = (f"v1.1/{et.plural}", f"v1.1/{et.plural}({entity_id})")
+                    self._send(("pub", [(t, payload) for t in topics], self.publish_qos))
+                else:
+                    tables = [item]
+                    while len(tables) < 64:  # one message to the I/O process for whatever has queued up
+                        try:
+                            nxt = self._outbox.get_nowait()
+                        except queue.Empty:
+                            break
+                        if nxt is None or isinstance(nxt, tuple):
+                            self._outbox.put(nxt)
+                            break
+                        tables.append(nxt)
+                    table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+                    self._send(("obs", table_to_ipc(table), self.base, per_ds, firehose, self.publish_qos))
             except Exception as exc:  # subscribers are best effort; keep going
                 self.stats.last_error = f"publish: {type(exc).__name__}: {exc}"
                 log.exception("MQTT publish failed")
-
-    def _send(self, messages: list[tuple[str, bytes]]) -> None:
-        if not messages:
-            return
-        if self.publish_qos == 0:
-            if not publish_batch(self.client, messages):
-                return  # not connected: subscribers of QoS 0 get what is published while we are
-        else:
-            for topic, payload in messages:
-                self.client.publish(topic, payload, qos=self.publish_qos)
-        self.stats.published += len(messages)
-
-    def _entity_messages(self, et: model.EntityType, entity_id: int) -> list[tuple[str, bytes]]:
-        entity = self.hub.sensorthings._fetch(self.base, et, entity_id)
-        payload = orjson.dumps(entity)
-        return [(f"v1.1/{et.plural}", payload), (f"v1.1/{et.plural}({entity_id})", payload)]
-
-    def _observation_messages(self, batch: pa.Table) -> list[tuple[str, bytes]]:
-        cols = {c: batch.column(c).to_pylist() for c in _PUBLISHED}
-        base = self.base
-        per_datastream, firehose = "datastreams" in self.publish, "observations" in self.publish
-        out: list[tuple[str, bytes]] = []
-        for i in range(batch.num_rows):
-            oid, ds = cols["id"][i], cols["datastream_id"][i]
-            link = f"{base}/Observations({oid})"
-            num, text, js = cols["result_number"][i], cols["result_string"][i], cols["result_json"][i]
-            quality, params = cols["result_quality"][i], cols["parameters"][i]
-            obs = {
-                "@iot.id": oid,
-                "@iot.selfLink": link,
-                "phenomenonTime": iso_time(cols["phenomenon_time"][i]),
-                "resultTime": iso_time(cols["result_time"][i]),
-                "result": num if num is not None else text if text is not None else orjson.loads(js) if js else None,
-                "resultQuality": orjson.loads(quality) if quality else None,
-                "validTime": _interval(cols["valid_time_start"][i], cols["valid_time_end"][i]),
-                "parameters": orjson.loads(params) if params else None,
-                "Datastream@iot.navigationLink": f"{link}/Datastream",
-                "FeatureOfInterest@iot.navigationLink": f"{link}/FeatureOfInterest",
-            }
-            payload = orjson.dumps(obs)
-            if per_datastream:
-                out.append((f"v1.1/Datastreams({ds})/Observations", payload))
-            if firehose:
-                out.append((OBSERVATIONS_TOPIC, payload))
-        return out
-
-
-_PUBLISHED = (
-    "id",
-    "datastream_id",
-    "phenomenon_time",
-    "result_time",
-    "result_number",
-    "result_string",
-    "result_json",
-    "parameters",
-    "result_quality",
-    "valid_time_start",
-    "valid_time_end",
-)
-
-
-def _interval(start: datetime | None, end: datetime | None) -> str | None:
-    return None if start is None else f"{iso_time(start)}/{iso_time(end or start)}"

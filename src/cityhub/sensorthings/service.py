@@ -24,6 +24,7 @@ from cityhub.sensorthings import model
 from cityhub.sensorthings.options import Expand, QueryOptions
 from cityhub.sensorthings.query import SqlBuilder, columns, filter_sql, orderby_sql, read_table
 from cityhub.store.base import QueryError, Store, Transaction
+from cityhub.timefmt import iso_time
 
 log = logging.getLogger(__name__)
 
@@ -144,14 +145,6 @@ def _ids_sql(builder: SqlBuilder, steps: list[Step]) -> str:
 
 
 # -- serialisation ---------------------------------------------------------------------------------------
-def iso_time(ts: datetime | None) -> str | None:
-    if ts is None:
-        return None
-    ts = ts.astimezone(UTC)
-    text = ts.strftime("%Y-%m-%dT%H:%M:%S")
-    if ts.microsecond:
-        text += f".{ts.microsecond:06d}".rstrip("0")
-    return text + "Z"
 
 
 def _json(text: Any) -> Any:

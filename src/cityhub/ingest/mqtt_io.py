@@ -1,0 +1,275 @@
+"""The MQTT connection of the hub, in a process of its own.
+
+paho-mqtt spends about 25 µs of Python per received message (packet decoding, MQTT 5 properties, callback
+dispatch) and more per sent one. In the hub's process that work competes for the GIL with validation,
+commits and HTTP; in a child process it runs on another core. The child owns the connection and the
+persistent session; the hub's ingest thread asks it for the next batch of messages (so at most one batch
+is in the pipe, and a busy hub slows the child, which then stops reading the socket: TCP back-pressure to
+the broker), and tells it which messages to acknowledge once their Observations are committed. New
+Observations to announce arrive as Arrow IPC and are formatted and published here. The child exits when
+the hub's end of the pipe closes, so a killed hub leaves no orphan holding its session.
+
+This module imports only what the child needs (no FastAPI, DuckDB or the store).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import ssl
+import threading
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import orjson
+import paho.mqtt.client as mqtt
+import pyarrow as pa
+import pyarrow.ipc as paipc
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from cityhub.ingest.mqtt_out import publish_batch
+from cityhub.timefmt import iso_time
+
+OBSERVATIONS_TOPIC = "v1.1/Observations"
+BATCH_WINDOW_S = 0.02  # gather a burst into one commit: each commit costs milliseconds whatever its size
+MAX_BATCH = 20_000
+MAX_INBOX = 100_000  # received but not handed over; beyond it paho's thread waits (TCP back-pressure)
+SESSION_EXPIRY_S = 7 * 24 * 3600  # how long the broker keeps the hub's queue while it is away
+
+# (topic, payload, qos, mid, received at as Unix seconds)
+RawMessage = tuple[str, bytes, int, int, float]
+
+
+@dataclass(frozen=True)
+class BrokerAddress:
+    host: str
+    port: int
+    tls: bool
+    username: str | None = None
+    password: str | None = None
+
+    @classmethod
+    def parse(cls, url: str) -> BrokerAddress:
+        """``mqtt://[user:pass@]host[:1883]`` or ``mqtts://host[:8883]`` (``tcp://`` and ``ssl://`` too)."""
+        parts = urlsplit(url if "://" in url else f"mqtt://{url}")
+        if parts.scheme not in ("mqtt", "tcp", "mqtts", "ssl"):
+            raise ValueError(f"MQTT URL scheme must be mqtt:// or mqtts://, not {parts.scheme}://")
+        tls = parts.scheme in ("mqtts", "ssl")
+        if not parts.hostname:
+            raise ValueError(f"MQTT URL {url!r} has no host")
+        return cls(
+            parts.hostname,
+            parts.port or (8883 if tls else 1883),
+            tls,
+            unquote(parts.username) if parts.username else None,
+            unquote(parts.password) if parts.password else None,
+        )
+
+
+@dataclass(frozen=True)
+class IoConfig:
+    """What the child needs to connect (picklable)."""
+
+    host: str
+    port: int
+    client_id: str
+    topics: tuple[str, ...]
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    tls_insecure: bool = False
+
+
+def tls_context(cfg: IoConfig) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=cfg.ca_file)
+    if cfg.cert_file:
+        ctx.load_cert_chain(cfg.cert_file, cfg.key_file)
+    if cfg.tls_insecure:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def observation_messages(batch: pa.Table, base: str, per_datastream: bool, firehose: bool) -> list[tuple[str, bytes]]:
+    """Each new Observation as the entity a GET returns, for its Datastream's topic and the firehose."""
+    cols = {c: batch.column(c).to_pylist() for c in _PUBLISHED}
+    out: list[tuple[str, bytes]] = []
+    for i in range(batch.num_rows):
+        oid, ds = cols["id"][i], cols["datastream_id"][i]
+        link = f"{base}/Observations({oid})"
+        num, text, js = cols["result_number"][i], cols["result_string"][i], cols["result_json"][i]
+        quality, params, vstart = cols["result_quality"][i], cols["parameters"][i], cols["valid_time_start"][i]
+        valid = None if vstart is None else f"{iso_time(vstart)}/{iso_time(cols['valid_time_end'][i] or vstart)}"
+        obs = {
+            "@iot.id": oid,
+            "@iot.selfLink": link,
+            "phenomenonTime": iso_time(cols["phenomenon_time"][i]),
+            "resultTime": iso_time(cols["result_time"][i]),
+            "result": num if num is not None else text if text is not None else orjson.loads(js) if js else None,
+            "resultQuality": orjson.loads(quality) if quality else None,
+            "validTime": valid,
+            "parameters": orjson.loads(params) if params else None,
+            "Datastream@iot.navigationLink": f"{link}/Datastream",
+            "FeatureOfInterest@iot.navigationLink": f"{link}/FeatureOfInterest",
+        }
+        payload = orjson.dumps(obs)
+        if per_datastream:
+            out.append((f"v1.1/Datastreams({ds})/Observations", payload))
+        if firehose:
+            out.append((OBSERVATIONS_TOPIC, payload))
+    return out
+
+
+_PUBLISHED = (
+    "id",
+    "datastream_id",
+    "phenomenon_time",
+    "result_time",
+    "result_number",
+    "result_string",
+    "result_json",
+    "parameters",
+    "result_quality",
+    "valid_time_start",
+    "valid_time_end",
+)
+
+
+def table_to_ipc(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with paipc.new_stream(sink, table.schema) as w:
+        w.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+class _Child:
+    def __init__(self, conn: Connection, cfg: IoConfig) -> None:
+        self.conn = conn
+        self.cfg = cfg
+        self.inbox: list[RawMessage] = []
+        self.first_at = 0.0
+        self.cond = threading.Condition()
+        self.send_lock = threading.Lock()
+        self.stopping = False
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cfg.client_id, protocol=mqtt.MQTTv5, manual_ack=True)
+        if cfg.username:
+            c.username_pw_set(cfg.username, cfg.password)
+        if cfg.tls or cfg.ca_file:
+            c.tls_set_context(tls_context(cfg))
+        c.max_inflight_messages_set(1000)
+        c.max_queued_messages_set(0)
+        c.reconnect_delay_set(1, 30)
+        c.on_connect = self.on_connect
+        c.on_disconnect = self.on_disconnect
+        c.on_message = self.on_message
+        self.client = c
+
+    def send(self, item: Any) -> None:
+        with self.send_lock:
+            self.conn.send(item)
+
+    def on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        if reason.is_failure:
+            self.send(("status", {"connected": False, "last_error": f"connect refused: {reason}"}))
+            return
+        opts = SubscribeOptions(qos=1, noLocal=True)  # never hear what the hub itself publishes
+        client.subscribe([(t, opts) for t in self.cfg.topics])
+        self.send(("status", {"connected": True, "session_present": bool(getattr(flags, "session_present", False))}))
+
+    def on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self.send(
+                ("status", {"connected": False, "last_error": None if self.stopping else f"disconnected: {reason}"})
+            )
+
+    def on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        with self.cond:
+            while len(self.inbox) >= MAX_INBOX and not self.stopping:
+                self.cond.wait(0.1)
+            if not self.inbox:
+                self.first_at = time.monotonic()
+            self.inbox.append((msg.topic, msg.payload, msg.qos, msg.mid, time.time()))
+            self.cond.notify_all()
+
+    def take(self) -> list[RawMessage]:
+        """The next batch: wait for a first message, then up to BATCH_WINDOW_S for more."""
+        with self.cond:
+            while not self.inbox and not self.stopping:
+                self.cond.wait(0.2)
+                if self.conn.poll():  # a command (stop, publish) while idle
+                    return []
+            delay = self.first_at + BATCH_WINDOW_S - time.monotonic()
+            while delay > 0 and len(self.inbox) < MAX_BATCH and not self.stopping:
+                self.cond.wait(delay)
+                delay = self.first_at + BATCH_WINDOW_S - time.monotonic()
+            batch, self.inbox = self.inbox[:MAX_BATCH], self.inbox[MAX_BATCH:]
+            if self.inbox:
+                self.first_at = time.monotonic()
+            self.cond.notify_all()
+            return batch
+
+    def run(self) -> None:
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = SESSION_EXPIRY_S
+        props.ReceiveMaximum = 65535  # QoS 1 messages in flight to us: acks wait for the group commit
+        self.client.connect_async(self.cfg.host, self.cfg.port, keepalive=30, clean_start=False, properties=props)
+        self.client.loop_start()
+        wanted = False
+        try:
+            while True:
+                if wanted:
+                    batch = self.take()  # returns early, empty, when a command is waiting
+                    if batch:
+                        self.send(("msgs", batch))
+                        wanted = False
+                timeout: float | None = 0 if wanted else None
+                while self.conn.poll(timeout):
+                    timeout = 0
+                    cmd = self.conn.recv()
+                    kind = cmd[0]
+                    if kind == "next":
+                        wanted = True
+                    elif kind == "ack":
+                        for mid, qos in cmd[1]:
+                            self.client.ack(mid, qos)
+                    elif kind == "pub":
+                        self.publish(cmd[1], cmd[2])
+                    elif kind == "obs":
+                        _, data, base, per_ds, firehose, qos = cmd
+                        table = paipc.open_stream(data).read_all()
+                        self.publish(observation_messages(table, base, per_ds, firehose), qos)
+                    elif kind == "stop":
+                        return
+        except (EOFError, OSError):
+            pass  # the hub is gone: let the broker redeliver whatever was not acknowledged
+        finally:
+            self.stopping = True
+            with self.cond:
+                self.cond.notify_all()
+            self.client.disconnect()
+            self.client.loop_stop()
+
+    def publish(self, messages: list[tuple[str, bytes]], qos: int) -> None:
+        if not messages:
+            return
+        if qos == 0:
+            ok = publish_batch(self.client, messages)
+        else:
+            ok = all(self.client.publish(t, p, qos=qos).rc == mqtt.MQTT_ERR_SUCCESS for t, p in messages)
+        if ok:
+            self.send(("published", len(messages)))
+
+
+def io_main(conn: Connection, cfg: IoConfig) -> None:
+    """Entry point of the child process."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the hub's to handle; it stops us
+    _Child(conn, cfg).run()
