@@ -14,8 +14,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# `make run MQTT=mqtt://127.0.0.1:1883` also bridges a broker; without it the hub takes HTTP only.
+MQTT ?=
 run: $(STAMP)
-	$(BIN)/cityhub serve --demo
+	$(BIN)/cityhub serve --demo $(if $(MQTT),--mqtt $(MQTT))
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests bench
