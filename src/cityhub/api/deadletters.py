@@ -3,29 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
+from cityhub.api.params import time_param
 from cityhub.app import JSONResponse, hub_of, principal, require
 from cityhub.errors import bad_request, not_found
 from cityhub.ingest import deadletters
 
 router = APIRouter(prefix="/api/v1/deadletters", tags=["Dead letters"])
-
-
-def _since(text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        ts = datetime.fromisoformat(text)
-    except ValueError:
-        raise bad_request("since must be an ISO 8601 time", field="since") from None
-    if ts.tzinfo is None:
-        raise bad_request("since must carry a time zone", field="since")
-    return ts
 
 
 @router.get(
@@ -44,7 +32,7 @@ async def list_deadletters(
 ) -> Response:
     require(principal(request), "operate")
     hub = hub_of(request)
-    when = _since(since)
+    when = time_param(since, "since")
     out: dict[str, Any] = await asyncio.to_thread(
         deadletters.query, hub.store, source=source, topic=topic, since=when, limit=limit, offset=offset
     )

@@ -20,37 +20,13 @@ import pyarrow.parquet as pq
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
+from cityhub.api.params import ids_param, time_param
 from cityhub.app import hub_of, principal, require
-from cityhub.errors import bad_request
 from cityhub.store.base import Store
 
 router = APIRouter(prefix="/api/v1", tags=["Extensions"])
 EXPORT_COLUMNS = ("thing", "latitude", "longitude", "datastream", "observed_property", "unit", "time", "result")
 MAX_ROWS = 10_000_000
-
-
-def _ids(text: str | None, field: str) -> list[int]:
-    if not text:
-        return []
-    try:
-        ids = [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise bad_request(f"{field} must be a comma-separated list of ids", field=field) from None
-    if any(not 0 <= i < 2**63 for i in ids):
-        raise bad_request(f"{field}: id out of range", field=field)
-    return ids
-
-
-def _time(text: str | None, field: str) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        ts = datetime.fromisoformat(text)
-    except ValueError:
-        raise bad_request(f"{field} must be an ISO 8601 time", field=field) from None
-    if ts.tzinfo is None:
-        raise bad_request(f"{field} must carry a time zone", field=field)
-    return ts
 
 
 def export_table(
@@ -137,8 +113,8 @@ async def export(
     limit: int = Query(1_000_000, ge=1, le=MAX_ROWS),
 ) -> Response:
     require(principal(request), "read")
-    ds_ids, thing_ids = _ids(datastreams, "datastreams"), _ids(things, "things")
-    t0, t1 = _time(start, "start"), _time(end, "end")
+    ds_ids, thing_ids = ids_param(datastreams, "datastreams"), ids_param(things, "things")
+    t0, t1 = time_param(start, "start"), time_param(end, "end")
     hub = hub_of(request)
 
     def build() -> bytes:
