@@ -113,6 +113,8 @@ def test_select_orderby_top_skip_count_and_paging(client: TestClient, city: dict
     page2 = client.get(nxt.replace("http://testserver", "")).json()
     assert [v["name"] for v in page2["value"]] == ["Trạm Hoàn Kiếm"]
     assert "@iot.nextLink" not in page2
+    only_count = client.get("/v1.1/Things", params={"$top": "0", "$count": "true"}).json()
+    assert only_count == {"@iot.count": 3, "value": []}  # no next page of nothing
     ds = city["Minh Khai"][1]
     obs = client.get(
         f"/v1.1/Datastreams({ds})/Observations", params={"$orderby": "phenomenonTime desc", "$top": "1"}

@@ -271,7 +271,7 @@ class SensorThings:
             body["@iot.count"] = self.store.query(f"SELECT count(*) FROM {read_table(et)} e WHERE {cwhere}", cb.params)[
                 0
             ][0]
-        if more:
+        if more and top > 0:  # $top=0 asks for the count only: a next page of nothing would never end
             body["@iot.nextLink"] = _next_link(base, res, query_string, opts.skip + top, top)
         pairs = [row_to_dict(et, r) for r in rows]
         if res.ref:
@@ -359,7 +359,7 @@ class SensorThings:
                 else:
                     kids = children.get(entity["@iot.id"], [])
                     entity[nav.name] = [self._shape(base, target, c, opts.select) for c, _ in kids]
-                    if len(kids) == top:
+                    if len(kids) == top and top > 0:
                         entity[f"{nav.name}@iot.nextLink"] = (
                             f"{self.self_link(base, et, entity['@iot.id'])}/{nav.name}"
                             f"?$top={top}&$skip={opts.skip + top}"
