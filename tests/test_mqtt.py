@@ -452,3 +452,60 @@ def test_broker_urls(url: str, expected: BrokerAddress) -> None:
 def test_bad_broker_url_is_refused() -> None:
     with pytest.raises(ValueError, match="scheme"):
         BrokerAddress.parse("http://x")
+
+
+def test_tls_and_credentials_with_a_broker_of_our_own(tmp_path: Path) -> None:
+    """mqtts:// with a CA file and a user name and password, against a Mosquitto started for this test."""
+    import getpass
+    import shutil
+    import subprocess
+
+    tools = [shutil.which(t) for t in ("mosquitto", "mosquitto_passwd", "openssl")]
+    if not all(tools):
+        if os.environ.get("CITYHUB_REQUIRE_SERVICES") == "1":
+            pytest.fail("mosquitto, mosquitto_passwd and openssl are needed (CITYHUB_REQUIRE_SERVICES=1)")
+        pytest.skip("mosquitto, mosquitto_passwd or openssl not installed")
+    run = lambda *a: subprocess.run(a, check=True, capture_output=True, cwd=tmp_path)  # noqa: E731
+    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=CityHub test CA",
+        "-keyout", "ca.key", "-out", "ca.crt")  # fmt: skip
+    run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", "server.key",
+        "-out", "server.csr")  # fmt: skip
+    (tmp_path / "san.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    run("openssl", "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+        "-days", "1", "-extfile", "san.ext", "-out", "server.crt")  # fmt: skip
+    run("mosquitto_passwd", "-c", "-b", "passwd", "hub", "s3cret:ok")
+    port = free_port()
+    (tmp_path / "m.conf").write_text(
+        # `user`: the files are in this test's private folder, which the default "mosquitto" user cannot read.
+        f"user {getpass.getuser()}\nlistener {port} 127.0.0.1\nallow_anonymous false\npassword_file {tmp_path}/passwd\n"
+        f"cafile {tmp_path}/ca.crt\ncertfile {tmp_path}/server.crt\nkeyfile {tmp_path}/server.key\n"
+    )
+    broker = subprocess.Popen(["mosquitto", "-c", str(tmp_path / "m.conf")], stderr=subprocess.PIPE)
+    try:
+        time.sleep(0.5)
+        assert broker.poll() is None, broker.stderr.read() if broker.stderr else ""
+        good = Settings(
+            data_dir=tmp_path / "var",
+            mqtt_url=f"mqtts://hub:s3cret%3Aok@localhost:{port}",
+            mqtt_client_id="tls-hub",
+            mqtt_ca_file=tmp_path / "ca.crt",
+        )
+        with TestClient(create_app(good)) as client:
+            wait_for(lambda: mqtt_connected(client), what="a TLS connection with a password")
+        bad = Settings(
+            data_dir=tmp_path / "var2",
+            mqtt_url=f"mqtts://hub:wrong@localhost:{port}",
+            mqtt_client_id="tls-hub-2",
+            mqtt_ca_file=tmp_path / "ca.crt",
+        )
+        with TestClient(create_app(bad)) as client:
+            health = wait_for(
+                lambda: (lambda m: m if m["last_error"] else None)(client.get("/healthz").json()["mqtt"]),
+                what="the refusal",
+            )
+            assert health["connected"] is False
+            # Mosquitto 2.0 closes the connection on a bad password; paho reports it as a disconnect.
+            assert health["stored"] == 0 and health["connects"] == 0, health
+    finally:
+        broker.terminate()
+        broker.wait(10)

@@ -160,6 +160,7 @@ class _Child:
         self.cond = threading.Condition()
         self.send_lock = threading.Lock()
         self.stopping = False
+        self.refused: str | None = None
         c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cfg.client_id, protocol=mqtt.MQTTv5, manual_ack=True)
         if cfg.username:
             c.username_pw_set(cfg.username, cfg.password)
@@ -179,8 +180,10 @@ class _Child:
 
     def on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         if reason.is_failure:
-            self.send(("status", {"connected": False, "last_error": f"connect refused: {reason}"}))
+            self.refused = f"connect refused: {reason}"  # the disconnect that follows must not hide why
+            self.send(("status", {"connected": False, "last_error": self.refused}))
             return
+        self.refused = None
         opts = SubscribeOptions(qos=1, noLocal=True)  # never hear what the hub itself publishes
         client.subscribe([(t, opts) for t in self.cfg.topics])
         self.send(("status", {"connected": True, "session_present": bool(getattr(flags, "session_present", False))}))
