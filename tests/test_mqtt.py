@@ -509,3 +509,23 @@ def test_tls_and_credentials_with_a_broker_of_our_own(tmp_path: Path) -> None:
     finally:
         broker.terminate()
         broker.wait(10)
+
+
+def test_deadletters_command_reads_the_store_when_no_hub_runs(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from cityhub.cli import app as cli
+    from cityhub.ingest import deadletters as dl
+    from cityhub.store.duckdb import DuckDBStore
+
+    store = DuckDBStore(tmp_path / "var" / "cityhub.duckdb")
+    dl.record(store, [dl.DeadLetter("mqtt", "hanoi/aq/x/pm25", b"thirty", "result is not a number", "result")])
+    store.close()
+    dead_port = free_port()
+    out = CliRunner().invoke(
+        cli, ["deadletters", "--url", f"http://127.0.0.1:{dead_port}", "--data-dir", str(tmp_path / "var"), "--json"]
+    )
+    assert out.exit_code == 0, out.output
+    data = orjson.loads(out.output)
+    assert data["count"] == 1
+    assert data["value"][0]["payload"] == "thirty" and data["value"][0]["field"] == "result"
