@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cityhub import __version__
 from cityhub.airquality.live import AirQuality
+from cityhub.alerts.engine import AlertEngine
 from cityhub.auth.keys import ANONYMOUS, KeyStore, Principal
 from cityhub.config import Settings
 from cityhub.errors import ProblemError
@@ -40,6 +41,7 @@ class Hub:
     sensorthings: SensorThings
     keys: KeyStore
     airquality: AirQuality
+    alerts: AlertEngine
     mqtt: MqttBridge | None = None
 
     def close(self) -> None:
@@ -47,6 +49,7 @@ class Hub:
             self.mqtt.close()  # stops taking messages before the writer drains
         self.writer.close()
         self.airquality.close()
+        self.alerts.close()  # after the writer and the indices, so that their last batches are evaluated
         self.store.close()
 
 
@@ -65,7 +68,11 @@ def open_hub(settings: Settings, store: Store | None = None) -> Hub:
     airquality = AirQuality(store, catalog, day_offset_minutes=settings.day_offset_minutes)
     writer.add_listener(airquality.on_commit)
     airquality.start()
-    hub = Hub(settings, store, writer, catalog, st, KeyStore(settings.keys_path), airquality)
+    alerts = AlertEngine(store, catalog)
+    writer.add_listener(alerts.on_commit)
+    airquality.listeners.append(alerts.on_commit)
+    hub = Hub(settings, store, writer, catalog, st, KeyStore(settings.keys_path), airquality, alerts)
+    alerts.start(mqtt=lambda: hub.mqtt)
     if settings.mqtt_url:
         hub.mqtt = MqttBridge(hub)
         hub.mqtt.start()
@@ -129,7 +136,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None, *, 
         stop_demo = None
         if demo:
             from cityhub import demo as demo_city
+            from cityhub.alerts.builtin import load_builtin
 
+            load_builtin(hub)  # the demo ships Hanoi's air advisories, Red River flood levels, silent sensors
             stop_demo = demo_city.start(hub)
         try:
             yield
@@ -196,6 +205,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None, *, 
             },
         )
 
+    from cityhub.api.alerts import router as alerts_router
     from cityhub.api.aqi import router as aqi_router
     from cityhub.api.deadletters import router as deadletters_router
     from cityhub.api.export import router as export_router
@@ -205,20 +215,13 @@ def create_app(settings: Settings | None = None, store: Store | None = None, *, 
     app.include_router(ext_router)
     app.include_router(aqi_router)
     app.include_router(deadletters_router)
+    app.include_router(alerts_router)
     app.include_router(export_router)
     app.include_router(st_router)
 
-    @app.get("/", tags=["operations"], summary="Where things are")
-    def index(request: Request) -> Any:
-        base = str(request.base_url).rstrip("/")
-        return {
-            "name": "CityHub",
-            "version": __version__,
-            "sensorthings": f"{base}/v1.1",
-            "docs": f"{base}/docs",
-            "openapi": f"{base}/openapi.json",
-            "extensions": {k: f"{base}/api/v1/{k}" for k in ("ingest", "latest", "aggregate", "info")},
-        }
+    from cityhub.web import mount as mount_web
+
+    mount_web(app)  # the dashboard at /, the JSON index at /api, the live Observation stream, metro lines
 
     @app.get("/healthz", tags=["operations"], summary="Liveness")
     def healthz(request: Request) -> Any:

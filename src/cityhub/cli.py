@@ -10,12 +10,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cityhub.alerts.cli import rules_app
 from cityhub.config import Settings
 from cityhub.sim.cli import simulate
 
 app = typer.Typer(help="CityHub: Hanoi's open smart-city data hub (OGC SensorThings API v1.1).", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys with roles admin, operator, device.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+app.add_typer(rules_app, name="rules")  # `cityhub rules list|apply|alerts` (cityhub.alerts.cli)
 console = Console()
 
 DataDir = Annotated[
@@ -79,7 +81,8 @@ def serve(
             raise typer.Exit(2) from None
     application = create_app(settings, demo=demo)
     console.print(f"CityHub on http://{host}:{port}  (API docs: /docs, data: {settings.db_path})")
-    uvicorn.run(application, host=host, port=port, log_level=log_level, access_log=False)
+    # Live streams (server-sent events) never end by themselves: give open requests 3 s at shutdown, then close.
+    uvicorn.run(application, host=host, port=port, log_level=log_level, access_log=False, timeout_graceful_shutdown=3)
 
 
 @app.command("import")

@@ -57,6 +57,10 @@ class Settings:
     mqtt_publish: str = field(default_factory=lambda: os.environ.get("CITYHUB_MQTT_PUBLISH", "datastreams,entities"))
     # QoS of what the hub publishes.
     mqtt_publish_qos: int = field(default_factory=lambda: int(os.environ.get("CITYHUB_MQTT_PUBLISH_QOS", "0")))
+    # The dashboard's basemap: an XYZ tile URL template ({z}/{x}/{y}) and its attribution; empty = a plain
+    # background (no network needed; the data layers are drawn either way).
+    tile_url: str = field(default_factory=lambda: os.environ.get("CITYHUB_TILE_URL", ""))
+    tile_attribution: str = field(default_factory=lambda: os.environ.get("CITYHUB_TILE_ATTRIBUTION", ""))
 
     @property
     def base_url(self) -> str:

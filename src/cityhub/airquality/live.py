@@ -13,7 +13,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -65,6 +65,22 @@ def floor_hour(ts: datetime) -> datetime:
     return ts.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
+def _grid(t: pa.Table, station: Station, start: datetime, n: int) -> dict[str, list[float | None]]:
+    """A station's dense hourly means in µg/m³ for the n hours from ``start``, from an hourly aggregate table."""
+    out: dict[str, list[float | None]] = {}
+    ds_col = t.column("datastream_id").to_numpy()
+    hours = (t.column("time").cast(pa.int64()).to_numpy() - int(start.timestamp() * 1e6)) // 3_600_000_000
+    values = t.column("value").to_numpy(zero_copy_only=False)
+    for pollutant, (ds_id, unit) in station.streams.items():
+        grid = np.full(n, np.nan)
+        sel = (ds_col == ds_id) & (hours >= 0) & (hours < n)
+        grid[hours[sel]] = values[sel]
+        if unit != "ugm3":
+            grid = np.array([aq.to_ugm3(pollutant, v, unit) if v == v else np.nan for v in grid])
+        out[pollutant] = [None if v != v else float(v) for v in grid]
+    return out
+
+
 class AirQuality:
     """Stations, hourly means and indices over a Store; keeps the VN_AQI Datastreams current."""
 
@@ -81,6 +97,8 @@ class AirQuality:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.updated_at: dict[int, float] = {}  # thing → monotonic time of the last derived update (for tests)
+        # Called with each batch of derived VN_AQI Observations after it is stored (the alert engine's index rules).
+        self.listeners: list[Callable[[pa.Table], None]] = []
 
     # -- stations ----------------------------------------------------------------------------------------
     def stations(self) -> dict[int, Station]:
@@ -132,18 +150,7 @@ class AirQuality:
         if n <= 0 or not station.streams:
             return out
         ids = [ds for ds, _ in station.streams.values()]
-        t = self.store.aggregate(ids, "avg", "hour", start, end, 0)
-        ds_col = t.column("datastream_id").to_numpy()
-        hours = (t.column("time").cast(pa.int64()).to_numpy() - int(start.timestamp() * 1e6)) // 3_600_000_000
-        values = t.column("value").to_numpy(zero_copy_only=False)
-        for pollutant, (ds_id, unit) in station.streams.items():
-            grid = np.full(n, np.nan)
-            sel = ds_col == ds_id
-            grid[hours[sel]] = values[sel]
-            if unit != "ugm3":
-                grid = np.array([aq.to_ugm3(pollutant, v, unit) if v == v else np.nan for v in grid])
-            out[pollutant] = [None if v != v else float(v) for v in grid]
-        return out
+        return _grid(self.store.aggregate(ids, "avg", "hour", start, end, 0), station, start, n)
 
     def latest_hour(self, station: Station) -> datetime | None:
         t = self.store.latest([ds for ds, _ in station.streams.values()])
@@ -158,6 +165,35 @@ class AirQuality:
             return None, None
         means = self.hourly_means(station, hour - 23 * HOUR, hour + HOUR)
         return hour, aq.hourly_index(standard, means)
+
+    def current_many(
+        self, stations: Iterable[Station], standard: str, at: datetime | None = None
+    ) -> list[tuple[datetime | None, aq.IndexResult | None]]:
+        """``current`` of many stations (or, with ``at``, their index in the hour holding ``at``) with one
+        latest-value query and one aggregate per distinct hour, instead of two queries per station."""
+        sts = list(stations)
+        if at is not None:
+            hours: list[datetime | None] = [floor_hour(at)] * len(sts)
+        else:
+            t = self.store.latest([ds for st in sts for ds, _ in st.streams.values()])
+            ds_ids, times_ = t.column("datastream_id").to_pylist(), t.column("phenomenon_time").to_pylist()
+            latest = dict(zip(ds_ids, times_, strict=True))
+            hours = []
+            for st in sts:
+                times = [latest[ds] for ds, _ in st.streams.values() if ds in latest]
+                hours.append(floor_hour(max(times)) if times else None)
+        groups: dict[datetime, list[int]] = {}
+        for i, hour in enumerate(hours):
+            if hour is not None and sts[i].streams:
+                groups.setdefault(hour, []).append(i)
+        out: list[tuple[datetime | None, aq.IndexResult | None]] = [(None, None)] * len(sts)
+        for hour, members in groups.items():
+            start = hour - 23 * HOUR
+            ids = [ds for i in members for ds, _ in sts[i].streams.values()]
+            t = self.store.aggregate(ids, "avg", "hour", start, hour + HOUR, 0)
+            for i in members:
+                out[i] = (hour, aq.hourly_index(standard, _grid(t, sts[i], start, 24)))
+        return out
 
     def history(
         self, station: Station, standard: str, period: str, start: datetime, end: datetime
@@ -329,3 +365,8 @@ class AirQuality:
             )
             self.store.append_observations(tx, batch)
             self.store.refresh_derived(tx, ds_id, times)
+        for listener in self.listeners:
+            try:
+                listener(batch)
+            except Exception:  # a subscriber must never break the index updates
+                log.exception("VN_AQI listener failed")

@@ -45,22 +45,39 @@ def _station(request: Request, thing: int) -> Station:
     return st
 
 
+AT_QUERY = Query(
+    None,
+    description="ISO 8601 with zone: the index of the hour holding this time (a past view); "
+    "default: each station's latest hour with data",
+)
+
+
+def _check_at(at: datetime | None) -> None:
+    if at is not None and at.tzinfo is None:
+        raise bad_request("at needs a time zone", field="at")
+
+
 @router.get("/stations", summary="Current index of every air-quality station")
-async def stations(request: Request, index: Standard = STANDARD_QUERY) -> Response:
+async def stations(request: Request, index: Standard = STANDARD_QUERY, at: datetime | None = AT_QUERY) -> Response:
     require(principal(request), "read")
+    _check_at(at)
     live = _aq(request)
 
     def compute() -> list[dict[str, Any]]:
-        return [_station_body(st, *live.current(st, index)) for st in live.stations().values()]
+        sts = list(live.stations().values())
+        return [_station_body(st, *cur) for st, cur in zip(sts, live.current_many(sts, index, at), strict=True)]
 
     return JSONResponse({"index": index, "value": await asyncio.to_thread(compute)})
 
 
 @router.get("/stations/{thing}", summary="Current index of one station")
-async def station(request: Request, thing: int, index: Standard = STANDARD_QUERY) -> Response:
+async def station(
+    request: Request, thing: int, index: Standard = STANDARD_QUERY, at: datetime | None = AT_QUERY
+) -> Response:
     require(principal(request), "read")
+    _check_at(at)
     st = _station(request, thing)
-    hour, result = await asyncio.to_thread(_aq(request).current, st, index)
+    [(hour, result)] = await asyncio.to_thread(_aq(request).current_many, [st], index, at)
     return JSONResponse(_station_body(st, hour, result))
 
 
@@ -103,7 +120,8 @@ async def summary(request: Request, index: Standard = STANDARD_QUERY) -> Respons
     live = _aq(request)
 
     def compute() -> dict[str, Any]:
-        bodies = [_station_body(st, *live.current(st, index)) for st in live.stations().values()]
+        sts = list(live.stations().values())
+        bodies = [_station_body(st, *cur) for st, cur in zip(sts, live.current_many(sts, index), strict=True)]
         rated = [b for b in bodies if b["aqi"] and b["aqi"]["value"] is not None]
         counts: dict[str, int] = {}
         for b in rated:

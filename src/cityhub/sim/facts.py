@@ -121,6 +121,12 @@ WATER_GAUGES: list[tuple[str, str, float, float, str, str | None, timedelta]] = 
     ("son-tay", "Sơn Tây", 21.1570, 105.5040, "Sông Hồng", "74162", HOUR),
     ("to-lich", "Tô Lịch (Cầu Giấy)", 21.0331, 105.8013, "Sông Tô Lịch", None, QUARTER),
 ]
+# Flood alarm levels I, II, III (cm, on the scale the gauges report) of Decision 05/2020/QĐ-TTg for the Red River;
+# the Tô Lịch has no official levels. Published as the Thing's ``alarmLevels`` so clients can show alarm states.
+ALARM_LEVELS_CM: dict[str, dict[str, float]] = {
+    "74165": {"I": 950, "II": 1050, "III": 1150},
+    "74162": {"I": 1240, "II": 1340, "III": 1440},
+}
 
 
 def sites() -> list[Site]:
@@ -138,5 +144,7 @@ def sites() -> list[Site]:
         props = {"river": river, "interval": "PT1H" if interval == HOUR else "PT15M"}
         if code:
             props["stationCode"] = code
+        if code in ALARM_LEVELS_CM:
+            props["alarmLevels"] = ALARM_LEVELS_CM[code]
         out.append(Site(key, name, lat, lon, "water gauge", props))
     return out

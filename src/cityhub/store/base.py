@@ -98,8 +98,9 @@ class Store(abc.ABC):
         """Run a read-only query and return an Arrow table (exports, analytics)."""
 
     @abc.abstractmethod
-    def transaction(self) -> AbstractContextManager[Transaction]:
-        """A serialised write transaction: committed on exit, rolled back on error."""
+    def transaction(self, *, fold_derived: bool = True) -> AbstractContextManager[Transaction]:
+        """A serialised write transaction: committed on exit, rolled back on error. ``fold_derived=False`` for
+        transactions that touch neither Observations nor their roll-ups (alerts), which need not wait for them."""
 
     @abc.abstractmethod
     def allocate_ids(self, table: str, n: int) -> np.ndarray:

@@ -20,7 +20,7 @@ import pyarrow as pa
 import shapely
 
 from cityhub.store.base import AppendResult, Dialect, QueryError, Store, Transaction
-from cityhub.store.schema import ENTITY_TABLES, ddl
+from cityhub.store.schema import ALERT_TABLES, ENTITY_TABLES, ddl
 
 # Errors raised by evaluating a (valid) query on particular values: overflow, failed casts, bad input.
 _DATA_ERRORS = (duckdb.ConversionException, duckdb.OutOfRangeException, duckdb.InvalidInputException)
@@ -173,7 +173,7 @@ class DuckDBStore(Store):
         self._pending_rows = 0
         self._recover_derived()
         self._next_id: dict[str, int] = {}
-        for table in (*ENTITY_TABLES, "api_keys", "deadletters"):
+        for table in (*ENTITY_TABLES, "api_keys", "deadletters", *ALERT_TABLES):
             (mx,) = self._con.execute(f"SELECT coalesce(max(id), 0) FROM {table}").fetchone()  # type: ignore[misc]
             self._next_id[table] = int(mx) + 1
 
@@ -205,10 +205,11 @@ class DuckDBStore(Store):
         return self._cursor().sql(sql, params=list(params) or None).to_arrow_table()
 
     @contextmanager
-    def transaction(self) -> Iterator[Transaction]:
+    def transaction(self, *, fold_derived: bool = True) -> Iterator[Transaction]:
         with self._write_lock:
             # Explicit transactions may recompute roll-ups from raw rows: fold pending ones in first.
-            self.flush_derived()
+            if fold_derived:
+                self.flush_derived()
             cur = self._cursor()
             cur.execute("BEGIN TRANSACTION")
             try:

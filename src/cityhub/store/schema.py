@@ -57,6 +57,31 @@ TABLES: dict[str, str] = {
     "deadletters": """
         id BIGINT PRIMARY KEY, received_at TIMESTAMPTZ NOT NULL, source VARCHAR NOT NULL, topic VARCHAR,
         payload VARCHAR, payload_encoding VARCHAR NOT NULL, reason VARCHAR NOT NULL, field VARCHAR""",
+    # Alerts (cityhub.alerts): rules, alerts with their event history, per-(rule, subject) evaluation state so a
+    # restart neither re-raises nor loses an alert, and webhooks with their delivery log.
+    "alert_rules": """
+        id BIGINT PRIMARY KEY, name VARCHAR NOT NULL, ruleset VARCHAR, enabled BOOLEAN NOT NULL, spec JSON NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL, updated_at TIMESTAMPTZ NOT NULL, created_by VARCHAR""",
+    "alerts": """
+        id BIGINT PRIMARY KEY, rule_id BIGINT NOT NULL, rule_name VARCHAR NOT NULL, subject_type VARCHAR NOT NULL,
+        subject_id BIGINT NOT NULL, subject_name VARCHAR, state VARCHAR NOT NULL, level INTEGER NOT NULL,
+        level_name VARCHAR, severity VARCHAR NOT NULL, opened_at TIMESTAMPTZ NOT NULL, updated_at TIMESTAMPTZ NOT NULL,
+        acknowledged_at TIMESTAMPTZ, acknowledged_by VARCHAR, resolved_at TIMESTAMPTZ, resolved_by VARCHAR,
+        trigger_time TIMESTAMPTZ, since TIMESTAMPTZ, value DOUBLE PRECISION, message VARCHAR, details JSON""",
+    "alert_events": """
+        id BIGINT PRIMARY KEY, alert_id BIGINT NOT NULL, time TIMESTAMPTZ NOT NULL, kind VARCHAR NOT NULL,
+        state VARCHAR NOT NULL, level INTEGER NOT NULL, actor VARCHAR, phenomenon_time TIMESTAMPTZ,
+        value DOUBLE PRECISION, payload JSON""",
+    "alert_state": """
+        state_key BIGINT PRIMARY KEY, rule_id BIGINT NOT NULL, subject_id BIGINT NOT NULL, state JSON NOT NULL""",
+    "webhooks": """
+        id BIGINT PRIMARY KEY, url VARCHAR NOT NULL, secret VARCHAR NOT NULL, filter JSON, description VARCHAR,
+        created_at TIMESTAMPTZ NOT NULL, created_by VARCHAR""",
+    "webhook_deliveries": """
+        id BIGINT PRIMARY KEY, webhook_id BIGINT NOT NULL, event_id BIGINT NOT NULL, alert_id BIGINT NOT NULL,
+        event VARCHAR NOT NULL, status VARCHAR NOT NULL, attempts INTEGER NOT NULL, created_at TIMESTAMPTZ NOT NULL,
+        next_attempt_at TIMESTAMPTZ, delivered_at TIMESTAMPTZ, last_status INTEGER, last_error VARCHAR,
+        payload VARCHAR NOT NULL, log JSON""",
     "api_keys": """
         id BIGINT PRIMARY KEY, name VARCHAR NOT NULL, role VARCHAR NOT NULL, key_hash VARCHAR NOT NULL UNIQUE,
         thing_id BIGINT, created_at TIMESTAMPTZ NOT NULL, revoked BOOLEAN NOT NULL DEFAULT FALSE""",
@@ -83,6 +108,9 @@ ENTITY_TABLES = (
     "features_of_interest",
     "observations",
 )
+
+# Tables of cityhub.alerts whose ids come from Store.allocate_ids.
+ALERT_TABLES = ("alert_rules", "alerts", "alert_events", "webhooks", "webhook_deliveries")
 
 
 def ddl() -> list[str]:

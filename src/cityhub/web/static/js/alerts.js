@@ -1,0 +1,99 @@
+// The alerts panel: active alerts from GET /api/v1/alerts?state=active, kept current by the SSE stream
+// /api/v1/alerts/stream (`event: alert`, JSON {id, event, alert: {...}}). Hubs without the alerts module say so.
+
+import { escapeHtml, fmtTime } from "./format.js";
+import { t } from "./i18n.js";
+
+const RANK = { critical: 0, warning: 1, info: 2 };
+const ACTIVE = new Set(["open", "acknowledged"]);
+
+export class AlertsPanel {
+  constructor(el, onChange) {
+    this.el = el;
+    this.onChange = onChange;
+    this.alerts = new Map(); // id → alert
+    this.available = null; // null: not known yet
+    this.fresh = new Set();
+  }
+
+  setUnavailable() {
+    this.available = false;
+    this.alerts.clear();
+    this.render();
+    this.onChange();
+  }
+
+  setAll(list) {
+    this.available = true;
+    this.alerts = new Map(list.filter((a) => ACTIVE.has(a.state)).map((a) => [a.id, a]));
+    this.render();
+    this.onChange();
+  }
+
+  // One alert event from the stream: an alert opened, escalated, acknowledged or resolved.
+  apply(payload) {
+    const a = payload.alert ?? payload;
+    if (!a || a.id === undefined) return;
+    if (ACTIVE.has(a.state)) {
+      this.alerts.set(a.id, a);
+      this.fresh.add(a.id);
+      setTimeout(() => {
+        this.fresh.delete(a.id);
+        this.el.querySelector(`[data-alert-id="${a.id}"]`)?.classList.remove("flash");
+      }, 4000);
+    } else {
+      this.alerts.delete(a.id);
+    }
+    this.render();
+    this.onChange();
+  }
+
+  get count() {
+    return this.available ? this.alerts.size : null;
+  }
+
+  // Things with an active alert (subjects that are Things, or Datastreams resolved by the caller).
+  subjects() {
+    return [...this.alerts.values()].map((a) => a.subject).filter(Boolean);
+  }
+
+  render() {
+    this.el.dataset.available = String(this.available);
+    if (this.available === null) {
+      this.el.innerHTML = `<p class="muted">${t("alerts.loading")}</p>`;
+      return;
+    }
+    if (!this.available) {
+      this.el.innerHTML = `<p class="muted unavailable">${t("alerts.unavailable")}</p>`;
+      return;
+    }
+    const list = [...this.alerts.values()].sort(
+      (a, b) =>
+        (RANK[a.severity] ?? 3) - (RANK[b.severity] ?? 3) ||
+        String(b.openedAt ?? "").localeCompare(String(a.openedAt ?? "")),
+    );
+    if (!list.length) {
+      this.el.innerHTML = `<p class="muted none">${t("alerts.none")}</p>`;
+      return;
+    }
+    this.el.innerHTML =
+      `<ul class="alert-list">` +
+      list
+        .map((a) => {
+          const sev = a.severity ?? "info";
+          const subject = typeof a.subject === "object" ? a.subject?.name ?? "" : String(a.subject ?? "");
+          const rule = typeof a.rule === "object" ? a.rule?.name ?? "" : String(a.rule ?? "");
+          const level = a.levelName ? ` · ${escapeHtml(a.levelName)}` : "";
+          return (
+            `<li class="alert sev-${escapeHtml(sev)} state-${escapeHtml(a.state)}${this.fresh.has(a.id) ? " flash" : ""}" ` +
+            `data-alert-id="${escapeHtml(a.id)}"><div class="alert-top"><span class="sev">` +
+            `${escapeHtml(t(`alerts.severity.${sev}`))}</span><span class="state">${escapeHtml(t(`alerts.state.${a.state}`))}</span>` +
+            `<time>${fmtTime(a.triggerTime ?? a.openedAt)}</time></div>` +
+            `<div class="msg">${escapeHtml(a.message || rule)}</div>` +
+            `<div class="meta">${escapeHtml(subject)}${level}${rule && a.message ? ` · ${escapeHtml(rule)}` : ""}</div></li>`
+          );
+        })
+        .join("") +
+      `</ul>`;
+  }
+}

@@ -1,0 +1,46 @@
+// Formatting: Hanoi local time (UTC+7, no daylight saving), numbers in the page's language, readable text colours.
+
+import { locale, t } from "./i18n.js";
+
+const ZONE = "Asia/Ho_Chi_Minh";
+
+export function fmtTime(value, { date = true, seconds = false } = {}) {
+  if (!value) return "–";
+  const d = value instanceof Date ? value : new Date(value);
+  const opts = { timeZone: ZONE, hour: "2-digit", minute: "2-digit", hourCycle: "h23" };
+  if (seconds) opts.second = "2-digit";
+  if (date) Object.assign(opts, { weekday: "short", day: "2-digit", month: "2-digit" });
+  return new Intl.DateTimeFormat(locale(), opts).format(d);
+}
+
+export const fmtHour = (value) =>
+  new Intl.DateTimeFormat(locale(), { timeZone: ZONE, hour: "2-digit", hourCycle: "h23" }).format(new Date(value));
+
+export function fmtNum(value, digits = 0) {
+  if (value === null || value === undefined || Number.isNaN(value)) return "–";
+  return new Intl.NumberFormat(locale(), { maximumFractionDigits: digits, minimumFractionDigits: digits }).format(
+    value,
+  );
+}
+
+// Black or white text, whichever reads better on the background colour (#rrggbb).
+export function textOn(hex) {
+  const m = /^#?([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i.exec(hex || "");
+  if (!m) return "#fff";
+  const [r, g, b] = m.slice(1).map((x) => parseInt(x, 16) / 255);
+  const lin = (c) => (c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4);
+  const lum = 0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b);
+  return lum > 0.35 ? "#111" : "#fff";
+}
+
+export const pollutantName = (key) => t(`pollutant.${key}`);
+
+export function escapeHtml(text) {
+  return String(text ?? "").replace(
+    /[&<>"']/g,
+    (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c],
+  );
+}
+
+// The category's name in the page's language (the API gives both).
+export const categoryName = (cat, lang) => (cat ? (lang === "vi" ? cat.name_vi : cat.name_en) : "");
