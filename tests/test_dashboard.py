@@ -291,6 +291,22 @@ def test_page_loads_with_one_marker_per_station(page: Page, city: dict[str, Any]
     page.shot("laptop-vi")
 
 
+@pytest.mark.parametrize("index", ["us", "us2012", "kr"])
+def test_index_switch_recolours_with_the_api_values(page: Page, city: dict[str, Any], index: str) -> None:
+    pg = page.page
+    pg.locator("#index-select").select_option(index)
+    stations = [s for s in city["client"].get(f"/api/v1/aqi/stations?index={index}").json()["value"] if s["aqi"]]
+    first = stations[0]
+    pg.wait_for_function(
+        f"document.querySelector(\".aq-marker[data-thing='{first['thing']}']\")?.textContent === "
+        f"'{first['aqi']['value']}'",
+        timeout=5000,
+    )
+    marker = pg.locator(f".aq-marker[data-thing='{first['thing']}']")
+    assert marker.get_attribute("data-category") == first["aqi"]["category"]["key"]
+    pg.locator("#index-select").select_option("vn")
+
+
 def test_station_click_shows_chart_advice_and_school_guidance(page: Page, city: dict[str, Any]) -> None:
     pg = page.page
     thing = city["stations"][1]["thing"]

@@ -17,7 +17,7 @@ export class DetailPanel {
     this.token = 0;
   }
 
-  // ctx: {index: "vn"|"us"|"kr", at: Date|null (null: live)}
+  // ctx: {index: "vn"|"us"|"us2012"|"kr", at: Date|null (null: live)}
   async show(thing, ctx) {
     const token = ++this.token;
     if (this.thing !== thing) {

@@ -11,7 +11,7 @@ const HOUR = 3600e3;
 // A sensor is silent when its latest data is older than this (hourly stations report once an hour, detectors
 // every 5 minutes).
 const SILENT_MS = { aq: 3 * HOUR, traffic: 30 * 60e3, water: 3 * HOUR };
-const INDEX_NAMES = { vn: "VN_AQI", us: "US AQI", kr: "KR CAI" };
+const INDEX_NAMES = { vn: "VN_AQI", us: "US AQI", us2012: "US AQI (2012)", kr: "KR CAI" };
 // Traffic detectors and water gauges with their Locations and Datastreams, in one GeoJSON document.
 const GEO_URL = "/api/v1/geo/things?kind=traffic%20detector&kind=water%20gauge";
 // What a Datastream measures, from its unit: speed and flow of a detector, the level of a gauge.
@@ -21,7 +21,7 @@ const $ = (sel) => document.querySelector(sel);
 const hub = (window.cityhub = { ready: false, changes: [], state: null });
 
 const state = {
-  index: stored("cityhub.index", ["vn", "us", "kr"]) ?? "vn",
+  index: stored("cityhub.index", ["vn", "us", "us2012", "kr"]) ?? "vn",
   at: null, // Date of the hour looked at, null: live
   aq: new Map(), // thing → body of /api/v1/aqi/stations
   traffic: new Map(), // thing → {thing, name, props, geometry, speedDs, flowDs, freeFlow, speed, flow, time}
