@@ -55,6 +55,7 @@ def serve(
 
     from cityhub.app import create_app
 
+    faulthandler.enable()  # a crash in native code (Arrow, DuckDB) prints every thread's Python stack
     faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` prints every thread's stack to stderr
 
     settings = Settings(data_dir=data_dir, host=host, port=port)

@@ -213,41 +213,59 @@ def parse_body(body: bytes, fmt: str) -> pa.Table:
                     null_values=[""],  # keep NaN/NA visible so validation can name them
                 ),
             )
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError) as exc:
             raise bad_request(f"CSV could not be read: {exc}", field="body") from None
     elif fmt == "ndjson":
-        try:
-            table = pajson.read_json(
-                io.BytesIO(body),
-                parse_options=pajson.ParseOptions(
-                    # Times stay text so validation can see whether they carry a zone.
-                    explicit_schema=pa.schema(
-                        [("phenomenonTime", pa.string()), ("resultTime", pa.string()), ("unit", pa.string())]
-                    ),
-                    unexpected_field_behavior="infer",
-                ),
-            )
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-            # Mixed result types, or a broken line: the slow path says exactly which line.
-            table = _ndjson_rows(body)
+        # Arrow's JSON reader wants one object per line, and pyarrow 26 crashes the process on a line that is a
+        # bare `null`: such bodies take the line-by-line path, which names the line at fault.
+        table = _ndjson_rows(body) if _NOT_AN_OBJECT_LINE.search(body) else _read_ndjson_objects(body)
     elif fmt == "arrow":
         try:
             reader = paipc.open_stream(io.BytesIO(body))
             table = reader.read_all()
-        except (pa.ArrowInvalid, pa.ArrowTypeError, OSError):
+        except (pa.ArrowException, OSError, UnicodeDecodeError, ValueError):
             try:
                 table = paipc.open_file(io.BytesIO(body)).read_all()
-            except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
+            except (pa.ArrowException, OSError, UnicodeDecodeError, ValueError) as exc:
                 raise bad_request(f"Arrow IPC body could not be read: {exc}", field="body") from None
+        try:  # IPC buffers come from the client: check offsets and lengths before any kernel reads them
+            table.validate(full=True)
+        except (pa.ArrowException, UnicodeDecodeError) as exc:  # a name that is not UTF-8 fails in the message
+            raise bad_request(f"Arrow IPC body is not consistent: {exc}", field="body") from None
     else:
         raise bad_request(f"unknown format {fmt!r}; use csv, ndjson or arrow", field="format")
-    unknown = [c for c in table.column_names if c not in COLUMNS]
+    try:
+        names = table.column_names
+    except UnicodeDecodeError:  # a header that is not UTF-8
+        raise bad_request("column names must be UTF-8 text", field="body") from None
+    unknown = [c for c in names if c not in COLUMNS]
     if unknown:
         raise bad_request(f"unknown column(s) {unknown}; allowed: {list(COLUMNS)}", field=unknown[0])
     for col in ("datastream", "phenomenonTime", "result"):
         if col not in table.column_names:
             raise bad_request(f"column {col!r} is required", field=col)
     return table
+
+
+# A line whose first non-blank character does not open an object.
+_NOT_AN_OBJECT_LINE = re.compile(rb"(?m)^[ \t\r]*[^{\s]")
+
+
+def _read_ndjson_objects(body: bytes) -> pa.Table:
+    try:
+        return pajson.read_json(
+            io.BytesIO(body),
+            parse_options=pajson.ParseOptions(
+                # Times stay text so validation can see whether they carry a zone.
+                explicit_schema=pa.schema(
+                    [("phenomenonTime", pa.string()), ("resultTime", pa.string()), ("unit", pa.string())]
+                ),
+                unexpected_field_behavior="infer",
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        # Mixed result types, or a broken line: the slow path says exactly which line.
+        return _ndjson_rows(body)
 
 
 def _ndjson_rows(body: bytes) -> pa.Table:
