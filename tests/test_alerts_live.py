@@ -17,8 +17,6 @@ import orjson
 import paho.mqtt.client as mqtt
 from fastapi.testclient import TestClient
 from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from cityhub.app import create_app
 from cityhub.auth.keys import KeyStore
@@ -26,8 +24,7 @@ from cityhub.config import Settings
 from tests.conftest import require_service
 from tests.servers import free_port, start_server, stop_server
 from tests.test_alerts import add_rule, alerts, gauge_body, hours, ingest, make_gauge, wait_for
-
-BROKER = ("127.0.0.1", 1883)
+from tests.test_mqtt import BROKER, drop_session
 
 
 class SSE:
@@ -160,14 +157,4 @@ def test_alerts_are_published_on_mqtt(tmp_path: Path) -> None:
     finally:
         sub.disconnect()
         sub.loop_stop()
-        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cid, protocol=mqtt.MQTTv5)
-        try:  # drop the hub's persistent session from the broker
-            props = Properties(PacketTypes.CONNECT)
-            props.SessionExpiryInterval = 0
-            c.connect(*BROKER, clean_start=True, properties=props)
-            c.loop_start()
-            time.sleep(0.2)
-            c.disconnect()
-            c.loop_stop()
-        except OSError:
-            pass
+        drop_session(cid)  # the hub's persistent session

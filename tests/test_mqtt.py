@@ -45,6 +45,11 @@ def client_id() -> Iterator[str]:
     """A hub client id of this test's own; its persistent session is removed from the broker afterwards."""
     cid = f"cityhub-test-{uuid.uuid4().hex[:10]}"
     yield cid
+    drop_session(cid)
+
+
+def drop_session(cid: str) -> None:
+    """Remove a client's persistent session (and its queue) from the broker."""
     c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cid, protocol=mqtt.MQTTv5)
     props = Properties(PacketTypes.CONNECT)
     props.SessionExpiryInterval = 0

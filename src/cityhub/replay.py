@@ -18,7 +18,6 @@ at QoS 1.
 
 from __future__ import annotations
 
-import io
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,8 +30,9 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-import pyarrow.ipc as paipc
 import pyarrow.parquet as pq
+
+from cityhub.ipc import table_to_ipc
 
 OM_MEASUREMENT = "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_Measurement"
 HANOI = "+07:00"
@@ -370,13 +370,10 @@ class HttpSink:
 
     def send(self, ds: np.ndarray, times: pa.Array, values: pa.Array, stats: ReplayStats) -> None:
         batch = pa.table({"datastream": pa.array(ds, pa.int64()), "phenomenonTime": times, "result": values})
-        sink = io.BytesIO()
-        with paipc.new_stream(sink, batch.schema) as w:
-            w.write_table(batch)
         r = self.client.post(
             "/api/v1/ingest",
             params={"partial": "true"},
-            content=sink.getvalue(),
+            content=table_to_ipc(batch),
             headers={"Content-Type": "application/vnd.apache.arrow.stream"},
         )
         _check(r)

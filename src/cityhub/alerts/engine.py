@@ -48,7 +48,7 @@ from cityhub.alerts.evaluate import (
 from cityhub.alerts.notify import Broadcaster, Webhooks, sse_message
 from cityhub.alerts.rules import RuleSpec, parse_rule, seconds
 from cityhub.alerts.scope import ModelSnapshot, Resolved, resolve
-from cityhub.errors import ProblemError, bad_request, conflict, not_found
+from cityhub.errors import ProblemError, conflict, not_found
 from cityhub.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -1079,15 +1079,3 @@ class AlertEngine:
                 "webhooksPending": self.webhooks.pending(),
                 **self.stats.as_dict(),
             }
-
-
-def since_param(text: str | None, field: str = "since") -> datetime | None:
-    if text is None:
-        return None
-    try:
-        ts = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise bad_request(f"{field} must be an ISO 8601 time", field=field) from None
-    if ts.tzinfo is None:
-        raise bad_request(f"{field} must carry a time zone", field=field)
-    return ts

@@ -18,9 +18,9 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cityhub.alerts.builtin import builtin_names, read_builtin
-from cityhub.alerts.engine import since_param
 from cityhub.alerts.notify import sse_message
 from cityhub.alerts.rules import Id, RuleSpec, Severity, check, parse_ruleset
+from cityhub.api.params import time_param
 from cityhub.app import JSONResponse, hub_of, principal, require
 from cityhub.auth.keys import Principal
 from cityhub.errors import bad_request, not_found
@@ -189,7 +189,7 @@ async def list_alerts(
     offset: int = Query(0, ge=0, le=MAX_ID),
 ) -> Response:
     _reader(request)
-    when = since_param(since)
+    when = time_param(since, "since")
     out = await asyncio.to_thread(hub_of(request).alerts.query_alerts, state, rule, subject, subject_type, when,
                                   severity, limit, offset)  # fmt: skip
     return JSONResponse(out)

@@ -9,7 +9,6 @@ from typing import Annotated, Any, Literal
 import numpy as np
 import orjson
 import pyarrow as pa
-import pyarrow.ipc as paipc
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
@@ -18,6 +17,7 @@ from cityhub.app import Hub, JSONResponse, hub_of, principal, require
 from cityhub.auth.keys import Principal
 from cityhub.errors import ProblemError, bad_request
 from cityhub.ingest import observations as obsin
+from cityhub.ipc import table_to_ipc
 from cityhub.sensorthings.service import parse_time
 
 router = APIRouter(prefix="/api/v1", tags=["CityHub extensions"])
@@ -329,10 +329,7 @@ def _aggregate(hub: Hub, q: AggregateQuery, arrow: bool) -> Any:
 
 def _aggregate_response(result: Any) -> Response:
     if isinstance(result, pa.Table):
-        sink = pa.BufferOutputStream()
-        with paipc.new_stream(sink, result.schema) as w:
-            w.write_table(result)
-        return Response(sink.getvalue().to_pybytes(), media_type=ARROW_STREAM)
+        return Response(table_to_ipc(result), media_type=ARROW_STREAM)
     return JSONResponse(result)
 
 

@@ -37,7 +37,8 @@ from cityhub.errors import ProblemError
 from cityhub.ingest import deadletters
 from cityhub.ingest import observations as obsin
 from cityhub.ingest.mappings import Mappings, load_mappings
-from cityhub.ingest.mqtt_io import OBSERVATIONS_TOPIC, BrokerAddress, IoConfig, io_main, table_to_ipc
+from cityhub.ingest.mqtt_io import OBSERVATIONS_TOPIC, BrokerAddress, IoConfig, io_main
+from cityhub.ipc import table_to_ipc
 from cityhub.sensorthings import model
 
 if TYPE_CHECKING:

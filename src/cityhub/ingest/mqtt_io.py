@@ -144,13 +144,6 @@ _PUBLISHED = (
 )
 
 
-def table_to_ipc(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    with paipc.new_stream(sink, table.schema) as w:
-        w.write_table(table)
-    return sink.getvalue().to_pybytes()
-
-
 class _Child:
     def __init__(self, conn: Connection, cfg: IoConfig) -> None:
         self.conn = conn
