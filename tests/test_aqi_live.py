@@ -146,3 +146,82 @@ def test_not_a_station_is_404(client: TestClient, station: dict) -> None:
     assert client.get(f"/api/v1/aqi/stations/{thing}").status_code == 404
     assert client.get(f"/api/v1/aqi/stations/{station['thing']}").status_code == 200
     assert client.get("/api/v1/aqi/stations", params={"index": "xx"}).status_code == 400
+
+
+def _vn_hourly(client: TestClient, thing: int) -> int | None:
+    ds = client.get(f"/v1.1/Things({thing})/Datastreams", params={"$filter": "name eq 'VN_AQI hourly'"}).json()
+    return ds["value"][0]["@iot.id"] if ds["value"] else None
+
+
+def test_derived_observations_keep_their_ids_when_recomputed(client: TestClient) -> None:
+    """Issue 10: every recompute deleted and re-inserted the derived Observation (Observations(5) became
+    Observations(9) and the old link answered 404). Now it is updated in place."""
+    thing, pm, _ = make_station(client)
+    hour = datetime(2026, 1, 15, 3, tzinfo=UTC)
+
+    def post(minutes: int, value: float) -> None:
+        r = client.post(
+            f"/v1.1/Datastreams({pm})/Observations",
+            json={"phenomenonTime": (hour + timedelta(minutes=minutes)).isoformat(), "result": value},
+        )
+        assert r.status_code == 201, r.text
+
+    hub = client.app.state.hub  # type: ignore[attr-defined]
+    for h in range(3):  # NowCast needs two of the last three hours
+        post(60 * h, 40.0)
+    assert hub.airquality.wait_idle()
+    ds = _vn_hourly(client, thing)
+    assert ds is not None
+    first = client.get(f"/v1.1/Datastreams({ds})/Observations", params={"$orderby": "id"}).json()["value"]
+    assert len(first) >= 2
+    ids = [o["@iot.id"] for o in first]
+    last = (
+        first[-1]
+        if first[-1]["phenomenonTime"].startswith("2026-01-15T05")
+        else max(first, key=lambda o: o["phenomenonTime"])
+    )
+    oid, value = last["@iot.id"], last["result"]
+    post(150, 400.0)  # the last hour's mean rises: its index is recomputed
+    assert hub.airquality.wait_idle()
+    again = client.get(f"/v1.1/Observations({oid})")
+    assert again.status_code == 200, "the derived Observation's link must survive a recompute"
+    assert again.json()["result"] > value
+    after = client.get(f"/v1.1/Datastreams({ds})/Observations", params={"$orderby": "id"}).json()["value"]
+    assert [o["@iot.id"] for o in after] == ids
+    # The roll-ups follow the replaced value: latest and the hourly aggregate show the new index.
+    latest = client.get("/api/v1/latest", params={"datastreams": str(ds)}).json()["value"][0]
+    assert latest["result"] == again.json()["result"]
+    assert latest["count"] == len(ids)
+    agg = client.get("/api/v1/aggregate", params={"datastreams": str(ds), "function": "max"}).json()["value"][0]
+    assert agg["value"][-1] == again.json()["result"] and agg["count"][-1] == 1
+
+
+def test_derived_observations_and_entities_go_out_on_the_bus(client: TestClient) -> None:
+    """Issue 10: derived VN_AQI was written on a second write path with its own listeners, so it never reached
+    MQTT, and the Datastreams made for it were never announced. Both now go through the one bus."""
+    from cityhub.bus import ENTITIES, OBSERVATIONS, EntityChanged, ObservationsCommitted
+
+    hub = client.app.state.hub  # type: ignore[attr-defined]
+    seen: list[object] = []
+    subs = [hub.bus.subscribe(OBSERVATIONS, seen.append), hub.bus.subscribe(ENTITIES, seen.append)]
+    try:
+        thing, pm, _ = make_station(client)
+        for h in range(3):
+            r = client.post(
+                f"/v1.1/Datastreams({pm})/Observations",
+                json={"phenomenonTime": f"2026-01-15T0{h}:00:00Z", "result": 40},
+            )
+            assert r.status_code == 201
+        assert hub.airquality.wait_idle()
+        ds = _vn_hourly(client, thing)
+        created = {(e.entity_set, e.entity_id) for e in seen if isinstance(e, EntityChanged)}
+        assert ("Things", thing) in created
+        assert ("Datastreams", ds) in created
+        batches = [e.batch for e in seen if isinstance(e, ObservationsCommitted)]
+        stored = client.get(f"/v1.1/Datastreams({ds})/Observations").json()["value"]
+        published = [row for b in batches for row in b.to_pylist() if row["datastream_id"] == ds]
+        # Recomputes publish an Observation again under the same id: the set of ids is the stored one.
+        assert {row["id"] for row in published} == {o["@iot.id"] for o in stored}
+    finally:
+        for s in subs:
+            s.close()

@@ -61,3 +61,48 @@ def test_kill_9_after_acknowledged_writes_loses_nothing(tmp_path: Path) -> None:
             assert latest["phenomenonTime"] == "2026-01-02T23:59:00Z"
     finally:
         stop_server(proc)
+
+
+def test_sigterm_under_load_finishes_the_derived_indices(tmp_path: Path) -> None:
+    """Issue 10: shutdown closed the store under a running air-quality thread after a 10 s timeout, so VN_AQI of
+    data acknowledged just before SIGTERM could be lost. Now the hub stops in the order data flows: every
+    acknowledged pollutant hour has its index stored before the process exits, and it exits cleanly."""
+    data_dir = tmp_path / "var"
+    key = KeyStore(data_dir / "keys.json").create("admin", "test")
+    auth = {"Authorization": f"Bearer {key}"}
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = start_server(data_dir, port)
+    try:
+        thing = httpx.post(f"{url}/v1.1/Things", json=station_body(), headers=auth).json()["@iot.id"]
+        ds = httpx.get(f"{url}/v1.1/Things({thing})/Datastreams").json()["value"][0]["@iot.id"]
+        hours = 24 * 30
+        body = "datastream,phenomenonTime,result\n" + "".join(
+            f"{ds},{_iso(1767225600 + 3600 * h)},{20 + h % 50}\n" for h in range(hours)
+        )
+        r = httpx.post(f"{url}/api/v1/ingest", content=body, headers={**auth, "Content-Type": "text/csv"}, timeout=60)
+        assert r.status_code == 200 and r.json()["stored"] == hours
+        proc.send_signal(signal.SIGTERM)  # at once: the air-quality thread has a month of hours to index
+        # uvicorn re-raises SIGTERM once its graceful shutdown (our lifespan's close) is over.
+        assert proc.wait(120) in (0, -signal.SIGTERM)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    log = (data_dir / "server.log").read_text()
+    assert "Traceback" not in log, log[-3000:]
+    proc = start_server(data_dir, port)
+    try:
+        streams = httpx.get(f"{url}/v1.1/Things({thing})/Datastreams", params={"$top": "10"}).json()["value"]
+        vn = {d["name"]: d["@iot.id"] for d in streams}
+        count = httpx.get(
+            f"{url}/v1.1/Datastreams({vn['VN_AQI hourly']})/Observations", params={"$count": "true", "$top": "0"}
+        ).json()["@iot.count"]
+        assert count == hours - 1  # every hour but the first has a NowCast (two of the last three hours)
+    finally:
+        stop_server(proc)
+
+
+def _iso(epoch: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

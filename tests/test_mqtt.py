@@ -173,11 +173,13 @@ def test_subscribers_receive_observations_posted_over_http(tmp_path: Path, broke
             )
             assert r.status_code == 201
             oid = r.json()["@iot.id"]
+            # Only the hub's own messages (with @iot.id): the broker is shared with other tests' devices.
+            ours = lambda: [(t, p) for t, p in sub.messages if isinstance(p, dict) and "@iot.id" in p]  # noqa: E731
             topics = wait_for(
                 lambda: (
-                    {t for t, _ in sub.messages}
+                    {t for t, _ in ours()}
                     >= {f"v1.1/Datastreams({ds})/Observations", "v1.1/Observations", "v1.1/Things"}
-                    and sub.messages
+                    and ours()
                 ),
                 what="three messages",
             )
@@ -438,7 +440,7 @@ def test_topic_patterns_capture_levels(tmp_path: Path) -> None:
         "city/BaDinh/aq/pm25", b" 12.5 ", datetime(2026, 1, 1, tzinfo=UTC), lambda n: names.append(n) or 7
     )
     assert names == ["BaDinh:aq/pm25"]
-    assert bodies == [({"phenomenonTime": "2026-01-01T00:00:00+00:00", "result": 12.5}, 7)]
+    assert bodies == [({"phenomenonTime": "2026-01-01T00:00:00Z", "result": 12.5}, 7)]
 
 
 @pytest.mark.parametrize(
@@ -534,3 +536,37 @@ def test_deadletters_command_reads_the_store_when_no_hub_runs(tmp_path: Path) ->
     data = orjson.loads(out.output)
     assert data["count"] == 1
     assert data["value"][0]["payload"] == "thirty" and data["value"][0]["field"] == "result"
+
+
+def test_derived_vn_aqi_is_published_like_any_observation(tmp_path: Path, broker: str, client_id: str) -> None:
+    """Issue 10: derived VN_AQI was stored on a write path of its own and never published (6 PM2.5 stored and
+    published, 5 VN_AQI stored, 0 published). It now goes through the writer and the bus like the rest."""
+    settings = hub_settings(tmp_path, broker, client_id)
+    with TestClient(create_app(settings)) as client:
+        client.headers.update(admin(settings))
+        wait_for(lambda: mqtt_connected(client), what="the bridge to connect")
+        sub = Subscriber("v1.1/+/Observations")
+        try:
+            ds = make_station(client)  # PM2.5 in µg/m³: an air-quality station
+            for h in range(6):
+                r = client.post(
+                    f"/v1.1/Datastreams({ds})/Observations",
+                    json={"phenomenonTime": f"2026-11-23T0{h}:00:00Z", "result": 30 + h},
+                )
+                assert r.status_code == 201
+            hub = client.app.state.hub  # type: ignore[attr-defined]
+            assert hub.airquality.wait_idle()
+            thing = client.get(f"/v1.1/Datastreams({ds})/Thing").json()["@iot.id"]
+            vn = client.get(
+                f"/v1.1/Things({thing})/Datastreams", params={"$filter": "name eq 'VN_AQI hourly'"}
+            ).json()["value"][0]["@iot.id"]
+            stored = client.get(f"/v1.1/Datastreams({vn})/Observations", params={"$top": "100"}).json()["value"]
+            assert len(stored) == 5  # hours 01..05 have a NowCast
+            topic = f"v1.1/Datastreams({vn})/Observations"
+            wait_for(
+                lambda: {p["@iot.id"] for t, p in sub.messages if t == topic} >= {o["@iot.id"] for o in stored},
+                what="every stored VN_AQI Observation on its Datastream's topic",
+            )
+            assert len([p for t, p in sub.messages if t == f"v1.1/Datastreams({ds})/Observations"]) == 6
+        finally:
+            sub.close()

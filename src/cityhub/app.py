@@ -1,129 +1,31 @@
-"""The ASGI application: one process owning the store, its writer, and the HTTP API."""
+"""The ASGI application: the HTTP face of one hub (:mod:`cityhub.hub`), its routers and error handlers."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
-import orjson
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cityhub import __version__
-from cityhub.airquality.live import AirQuality
-from cityhub.alerts.engine import AlertEngine
-from cityhub.auth.keys import ANONYMOUS, KeyStore, Principal
+from cityhub.api.deps import JSONResponse, declare_security, hub_of, problem
+from cityhub.api.export import router as export_router
+from cityhub.api.ext import router as ext_router
+from cityhub.api.limits import BodyLimit
 from cityhub.config import Settings
 from cityhub.errors import ProblemError
-from cityhub.ingest.mqtt import MqttBridge
-from cityhub.ingest.observations import DatastreamCatalog
-from cityhub.ingest.writer import ObservationWriter
-from cityhub.sensorthings.service import SensorThings
+from cityhub.hub import open_hub
+from cityhub.plugins import PLUGINS
+from cityhub.sensorthings.api import router as st_router
 from cityhub.store.base import Store
-from cityhub.store.duckdb import DuckDBStore
+from cityhub.web import mount as mount_web
 
 log = logging.getLogger("cityhub")
-
-
-@dataclass
-class Hub:
-    """Everything one serving process shares between requests."""
-
-    settings: Settings
-    store: Store
-    writer: ObservationWriter
-    catalog: DatastreamCatalog
-    sensorthings: SensorThings
-    keys: KeyStore
-    airquality: AirQuality
-    alerts: AlertEngine
-    mqtt: MqttBridge | None = None
-
-    def close(self) -> None:
-        if self.mqtt is not None:
-            self.mqtt.close()  # stops taking messages before the writer drains
-        self.writer.close()
-        self.airquality.close()
-        self.alerts.close()  # after the writer and the indices, so that their last batches are evaluated
-        self.store.close()
-
-
-def open_hub(settings: Settings, store: Store | None = None) -> Hub:
-    store = store or DuckDBStore(settings.db_path)
-    writer = ObservationWriter(store)
-    catalog = DatastreamCatalog(store)
-    st = SensorThings(
-        store,
-        writer,
-        catalog,
-        max_top=settings.max_top,
-        default_top=settings.default_top,
-        max_future=settings.max_future,
-    )
-    airquality = AirQuality(store, catalog, day_offset_minutes=settings.day_offset_minutes)
-    writer.add_listener(airquality.on_commit)
-    airquality.start()
-    alerts = AlertEngine(store, catalog)
-    writer.add_listener(alerts.on_commit)
-    airquality.listeners.append(alerts.on_commit)
-    hub = Hub(settings, store, writer, catalog, st, KeyStore(settings.keys_path), airquality, alerts)
-    alerts.start(mqtt=lambda: hub.mqtt)
-    if settings.mqtt_url:
-        hub.mqtt = MqttBridge(hub)
-        hub.mqtt.start()
-    return hub
-
-
-class JSONResponse(Response):
-    media_type = "application/json"
-
-    def render(self, content: Any) -> bytes:
-        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
-
-
-def problem(status: int, body: dict[str, Any]) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type="application/problem+json")
-
-
-def hub_of(request: Request) -> Hub:
-    return request.app.state.hub
-
-
-def principal(request: Request) -> Principal:
-    """Authenticate from ``Authorization: Bearer <key>`` or ``X-API-Key``."""
-    hub = hub_of(request)
-    auth = request.headers.get("authorization", "")
-    key = auth[7:].strip() if auth.lower().startswith("bearer ") else request.headers.get("x-api-key")
-    if key:
-        who = hub.keys.authenticate(key)
-        if who is None:
-            raise ProblemError(401, "Unauthorized", "unknown or revoked API key", field="authorization")
-        return who
-    if not hub.settings.anonymous_read:
-        raise ProblemError(401, "Unauthorized", "an API key is required", field="authorization")
-    return ANONYMOUS
-
-
-def require(who: Principal, what: str) -> None:
-    ok = {
-        "read": who.can_read,
-        "model": who.can_manage_model,
-        "observations": who.can_write_observations,
-        "operate": who.can_operate,
-    }[what]
-    if not ok:
-        status = 401 if who.role == "anonymous" else 403
-        raise ProblemError(
-            status,
-            "Unauthorized" if status == 401 else "Forbidden",
-            f"the {who.role} role may not do this" if status == 403 else "this needs an API key",
-            field="authorization",
-        )
 
 
 def create_app(settings: Settings | None = None, store: Store | None = None, *, demo: bool = False) -> FastAPI:
@@ -157,6 +59,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None, *, 
         ),
         lifespan=lifespan,
         default_response_class=JSONResponse,
+        dependencies=[Depends(declare_security)],
     )
 
     @app.exception_handler(ProblemError)
@@ -205,22 +108,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None, *, 
             },
         )
 
-    from cityhub.api.alerts import router as alerts_router
-    from cityhub.api.aqi import router as aqi_router
-    from cityhub.api.deadletters import router as deadletters_router
-    from cityhub.api.export import router as export_router
-    from cityhub.api.ext import router as ext_router
-    from cityhub.sensorthings.api import router as st_router
-
-    app.include_router(ext_router)
-    app.include_router(aqi_router)
-    app.include_router(deadletters_router)
-    app.include_router(alerts_router)
-    app.include_router(export_router)
-    app.include_router(st_router)
-
-    from cityhub.web import mount as mount_web
-
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    for r in (ext_router, *(r for p in PLUGINS for r in p.routers), export_router, st_router):
+        app.include_router(r)
     mount_web(app)  # the dashboard at /, the JSON index at /api, the live Observation stream, metro lines
 
     @app.get("/healthz", tags=["operations"], summary="Liveness")

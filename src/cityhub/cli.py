@@ -10,14 +10,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cityhub.alerts.cli import rules_app
 from cityhub.config import Settings
+from cityhub.plugins import PLUGINS
 from cityhub.sim.cli import simulate
 
 app = typer.Typer(help="CityHub: Hanoi's open smart-city data hub (OGC SensorThings API v1.1).", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys with roles admin, operator, device.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
-app.add_typer(rules_app, name="rules")  # `cityhub rules list|apply|alerts` (cityhub.alerts.cli)
+for plugin in PLUGINS:  # `cityhub rules list|apply|alerts` (cityhub.alerts.cli), and later domains' commands
+    for name, sub in plugin.commands:
+        app.add_typer(sub, name=name)
 console = Console()
 
 DataDir = Annotated[

@@ -35,7 +35,10 @@ class Settings:
     default_top: int = 100
     # Local days for aggregates: Hanoi is UTC+7 all year (no daylight saving).
     day_offset_minutes: int = field(default_factory=lambda: int(os.environ.get("CITYHUB_DAY_OFFSET_MIN", "420")))
-    max_body_bytes: int = 256 * 1024 * 1024
+    # Request bodies over this many bytes are refused with a 413 before they are read.
+    max_body_bytes: int = field(
+        default_factory=lambda: int(os.environ.get("CITYHUB_MAX_BODY_BYTES", str(256 * 1024 * 1024)))
+    )
     # Base of @iot.selfLink in messages published outside a request (MQTT); default http://host:port.
     public_url: str | None = field(default_factory=lambda: os.environ.get("CITYHUB_PUBLIC_URL"))
     # MQTT bridge (off unless a broker URL is given): mqtt://host:1883 or mqtts://host:8883, with

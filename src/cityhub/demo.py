@@ -17,7 +17,6 @@ from typing import Any
 
 import pyarrow as pa
 
-from cityhub.ingest import observations as obsin
 from cityhub.sim.entities import LocalBackend, provision
 from cityhub.sim.faults import FaultConfig
 from cityhub.sim.generator import Reading, Simulator
@@ -55,12 +54,10 @@ def submit(hub: Any, readings: list[Reading], ids: dict[str, int]) -> int:
     stored = 0
     for k in range(0, len(readings), BATCH_ROWS):
         raw = readings_table(readings[k : k + BATCH_ROWS], ids)
-        v = obsin.validate(raw, hub.catalog.table(), max_future=hub.settings.max_future)
-        batch = obsin.resolve_features(v, hub.catalog).good
-        if not batch.num_rows:
+        prep = hub.pipeline.prepare(raw, partial=True)
+        if not prep.batch.num_rows:
             continue
-        obs_ids = hub.store.allocate_ids("observations", batch.num_rows)
-        result = hub.writer.submit(obsin.with_ids(batch, obs_ids), all_or_nothing=False).result(SUBMIT_TIMEOUT_S)
+        result = hub.pipeline.submit(prep).result(SUBMIT_TIMEOUT_S)
         stored += int(result.inserted.size)
     return stored
 

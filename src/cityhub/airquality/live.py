@@ -13,7 +13,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,7 +23,8 @@ import orjson
 import pyarrow as pa
 
 from cityhub import airquality as aq
-from cityhub.ingest import observations as obsin
+from cityhub.bus import OBSERVATIONS, Handler, on_observations
+from cityhub.core import Core
 from cityhub.sensorthings import model
 from cityhub.store.base import Store
 
@@ -84,9 +85,13 @@ def _grid(t: pa.Table, station: Station, start: datetime, n: int) -> dict[str, l
 class AirQuality:
     """Stations, hourly means and indices over a Store; keeps the VN_AQI Datastreams current."""
 
-    def __init__(self, store: Store, catalog: obsin.DatastreamCatalog, *, day_offset_minutes: int = 420) -> None:
-        self.store = store
-        self.catalog = catalog
+    name = "airquality"
+
+    def __init__(self, core: Core, *, day_offset_minutes: int = 420) -> None:
+        self.store: Store = core.store
+        self.catalog = core.catalog
+        self.pipeline = core.pipeline
+        self.bus = core.bus
         self.offset = timedelta(minutes=day_offset_minutes)
         self._lock = threading.Lock()
         self._stations: dict[int, Station] | None = None
@@ -97,8 +102,8 @@ class AirQuality:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.updated_at: dict[int, float] = {}  # thing → monotonic time of the last derived update (for tests)
-        # Called with each batch of derived VN_AQI Observations after it is stored (the alert engine's index rules).
-        self.listeners: list[Callable[[pa.Table], None]] = []
+        self._idle = threading.Event()
+        self._idle.set()
 
     # -- stations ----------------------------------------------------------------------------------------
     def stations(self) -> dict[int, Station]:
@@ -221,18 +226,28 @@ class AirQuality:
         return local.replace(hour=0, minute=0, second=0, microsecond=0) - self.offset
 
     # -- live derived Datastreams -----------------------------------------------------------------------
+    def subscriptions(self) -> list[tuple[str, Handler]]:
+        return [(OBSERVATIONS, on_observations(self.on_commit))]
+
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="airquality", daemon=True)
         self._thread.start()
 
-    def close(self) -> None:
+    def stop(self) -> None:
+        """Compute the indices of every station-hour already noted, then stop (the writer is still running)."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
-            self._thread.join(timeout=10)
+            self._thread.join()
+
+    close = stop
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Wait until every noted station-hour has its index stored (for tests and the replay)."""
+        return self._idle.wait(timeout)
 
     def on_commit(self, batch: pa.Table) -> None:
-        """Writer listener: note the station-hours whose pollutant Observations just changed (cheap)."""
+        """Bus handler: note the station-hours whose pollutant Observations just changed (cheap)."""
         self.stations()
         by_ds = self._by_datastream
         if not by_ds:
@@ -245,20 +260,26 @@ class AirQuality:
         keys = {(by_ds[int(d)], int(h)) for d, h in zip(ds[mask], us // 3_600_000_000, strict=True)}
         with self._lock:
             self._pending.update((t, datetime.fromtimestamp(h * 3600, UTC)) for t, h in keys)
+            self._idle.clear()
         self._wake.set()
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait(timeout=1.0)
-            self._wake.clear()
+        while True:
+            stopping = self._stop.is_set()
+            if not stopping:
+                self._wake.wait(timeout=1.0)
+                self._wake.clear()
             with self._lock:
                 pending, self._pending = self._pending, set()
-            if not pending:
-                continue
-            try:
-                self.update(pending)
-            except Exception:
-                log.exception("updating VN_AQI failed")
+                if not pending:
+                    self._idle.set()
+            if pending:
+                try:
+                    self.update(pending)
+                except Exception:
+                    log.exception("updating VN_AQI failed")
+            elif stopping:
+                return
 
     def update(self, station_hours: Iterable[tuple[int, datetime]]) -> None:
         """Recompute VN_AQI for these (Thing, hour) pairs: the hours themselves and the next 11 (their NowCast
@@ -316,11 +337,16 @@ class AirQuality:
                 {"name": "CityHub VN_AQI", "description": "VN_AQI computed by CityHub from the station's pollutants",
                  "encoding_type": "text/html", "metadata": "https://cityhub.hanoi/docs/airquality"},
             )  # fmt: skip
+            created: list[tuple[str, int]] = []
+            if not op:
+                created.append(("ObservedProperties", op_id))
+            if not sensor:
+                created.append(("Sensors", sensor_id))
             for period in ("hour", "day"):
                 if period in st.derived:
                     continue
                 label = "hourly" if period == "hour" else "daily"
-                tx.insert(
+                ds_id = tx.insert(
                     "datastreams",
                     {
                         "name": f"VN_AQI {label}",
@@ -333,19 +359,22 @@ class AirQuality:
                         "observed_property_id": op_id,
                     },
                 )
+                created.append(("Datastreams", ds_id))
         self.catalog.invalidate()
+        for entity_set, entity_id in created:
+            self.bus.entity(entity_set, entity_id)
 
     def _write(self, ds_id: int, rows: list[tuple[datetime, datetime, aq.IndexResult]]) -> None:
         rows = [r for r in rows if r[2].value is not None]
         if not rows:
             return
         foi = self.catalog.default_fois([ds_id])[ds_id]
-        ids = self.store.allocate_ids("observations", len(rows))
-        batch = obsin.rows_to_batch(
+        now = datetime.now(UTC)
+        self.pipeline.write_derived(
             [
                 {
-                    "id": int(i), "datastream_id": ds_id, "phenomenon_time": start, "phenomenon_time_end": end,
-                    "result_time": datetime.now(UTC), "result_number": float(res.value),  # type: ignore[arg-type]
+                    "datastream_id": ds_id, "phenomenon_time": start, "phenomenon_time_end": end,
+                    "result_time": now, "result_number": float(res.value),  # type: ignore[arg-type]
                     "result_string": None, "result_json": None, "result_quality": None, "valid_time_start": None,
                     "valid_time_end": None, "feature_of_interest_id": foi,
                     "parameters": orjson.dumps({
@@ -354,19 +383,6 @@ class AirQuality:
                         "concentrations": res.concentrations,
                     }).decode(),
                 }
-                for i, (start, end, res) in zip(ids, rows, strict=True)
+                for start, end, res in rows
             ]
-        )  # fmt: skip
-        times = [start for start, _, _ in rows]
-        with self.store.transaction() as tx:
-            marks = ", ".join("?" for _ in times)
-            tx.execute(
-                f"DELETE FROM observations WHERE datastream_id = ? AND phenomenon_time IN ({marks})", [ds_id, *times]
-            )
-            self.store.append_observations(tx, batch)
-            self.store.refresh_derived(tx, ds_id, times)
-        for listener in self.listeners:
-            try:
-                listener(batch)
-            except Exception:  # a subscriber must never break the index updates
-                log.exception("VN_AQI listener failed")
+        ).result()  # fmt: skip

@@ -48,8 +48,10 @@ from cityhub.alerts.evaluate import (
 from cityhub.alerts.notify import Broadcaster, Webhooks, sse_message
 from cityhub.alerts.rules import RuleSpec, parse_rule, seconds
 from cityhub.alerts.scope import ModelSnapshot, Resolved, resolve
+from cityhub.bus import ALERTS, OBSERVATIONS, AlertEvent, EventBus, Handler, on_observations
 from cityhub.errors import ProblemError, conflict, not_found
 from cityhub.store.base import Store
+from cityhub.timefmt import iso_time
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +83,7 @@ def _dt(us: int | None) -> datetime | None:
 
 
 def _iso(ts: datetime | None) -> str | None:
-    return None if ts is None else ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return iso_time(ts)
 
 
 class _Safe(dict):
@@ -110,8 +112,8 @@ class RuleRow:
         return self.spec.name
 
     def to_json(self, **extra: Any) -> dict[str, Any]:
-        return {"id": self.id, **self.spec.dump(), "ruleset": self.ruleset, "createdAt": self.created_at,
-                "updatedAt": self.updated_at, "createdBy": self.created_by, **extra}  # fmt: skip
+        return {"id": self.id, **self.spec.dump(), "ruleset": self.ruleset, "createdAt": _iso(self.created_at),
+                "updatedAt": _iso(self.updated_at), "createdBy": self.created_by, **extra}  # fmt: skip
 
 
 @dataclass
@@ -227,8 +229,10 @@ class AlertEngine:
         state_flush_s: float = 1.0,
         clock: Callable[[], float] = time.time,
         webhooks: Webhooks | None = None,
+        bus: EventBus | None = None,
     ) -> None:
         self.store = store
+        self.bus = bus
         self.catalog = catalog
         self.stale_check_s = stale_check_s
         self.state_flush_s = state_flush_s
@@ -246,7 +250,6 @@ class AlertEngine:
         self.snapshot: ModelSnapshot | None = None
         self.broadcaster = Broadcaster()
         self.webhooks = webhooks or Webhooks(store)
-        self.mqtt: Callable[[], Any] | None = None  # the MQTT bridge, when the hub has one
         self.stats = EngineStats()
         self._rules_version = 0
         self._enabled_cache: tuple[int, list[RuleRow]] | None = None
@@ -266,8 +269,15 @@ class AlertEngine:
         self._closed = False
 
     # -- life cycle -----------------------------------------------------------------------------------------------
-    def start(self, mqtt: Callable[[], Any] | None = None) -> None:
-        self.mqtt = mqtt
+    name = "alerts"
+
+    def subscriptions(self) -> list[tuple[str, Handler]]:
+        return [(OBSERVATIONS, on_observations(self.on_commit))]
+
+    def stop(self) -> None:
+        self.close()
+
+    def start(self) -> None:
         self._load()
         if self._enabled():
             with self.lock:  # positions now, before any batch is committed: evaluation resumes where it stopped
@@ -282,21 +292,20 @@ class AlertEngine:
         self._closed = True
         self._queue.put(None)
         if self._thread.is_alive():
-            self._thread.join(timeout=30)
+            self._thread.join()  # evaluates what is queued first; the store is closed only after this
         with self.lock:
             self._flush_states(force=True)
         self.webhooks.close()
         self.broadcaster.close()
 
     def on_commit(self, batch: pa.Table) -> None:
-        """Writer listener: queue the committed batch (called in the writer thread, so nothing more)."""
+        """Bus handler: queue the committed batch (called in the writer thread, so nothing more)."""
         self._idle.clear()
         self._queue.put((batch, time.time()))
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Wait until every queued batch is evaluated (for tests and the replay)."""
         deadline = time.monotonic() + timeout
-        time.sleep(0.02)  # a request is answered just before its batch reaches the listeners
         while time.monotonic() < deadline:
             if self._queue.empty() and self._idle.wait(0.05) and self._queue.empty():
                 return True
@@ -815,17 +824,12 @@ class AlertEngine:
         self._dirty.clear()
 
     def _publish(self, events: list[dict[str, Any]]) -> None:
-        bridge = self.mqtt() if self.mqtt is not None else None
         for e in events:
             payload = orjson.dumps(e, option=orjson.OPT_SERIALIZE_NUMPY)
             self.broadcaster.publish(sse_message(e["id"], payload))
-            if bridge is not None:
+            if self.bus is not None:  # MQTT republishes them; SSE, webhooks and the store have them anyway
                 a = e["alert"]
-                topic = f"cityhub/alerts/{a['rule']['id']}/{a['subject']['type']}/{a['subject']['id']}"
-                try:
-                    bridge.client.publish(topic, payload, qos=1)
-                except Exception:  # MQTT is best effort here; SSE, webhooks and the store have it
-                    log.exception("publishing alert event %s on MQTT failed", e["id"])
+                self.bus.publish(ALERTS, AlertEvent(a["rule"]["id"], a["subject"]["type"], a["subject"]["id"], payload))
 
     # -- lifecycle by hand ----------------------------------------------------------------------------------------
     def _close_alert(self, changes: _Changes, alert: Alert, who: str, now: datetime, note: str | None) -> None:

@@ -24,6 +24,7 @@ import orjson
 import pyarrow as pa
 
 from cityhub.store.base import Store
+from cityhub.timefmt import iso_time
 
 log = logging.getLogger(__name__)
 
@@ -327,7 +328,7 @@ class Webhooks:
         if self._stop:
             return  # shutting down: not an attempt; the delivery stays pending
         ms = round((time.perf_counter() - t0) * 1000, 1)
-        d.log.append({"attempt": d.attempts, "at": started.isoformat(), "status": status, "error": error, "ms": ms})
+        d.log.append({"attempt": d.attempts, "at": iso_time(started), "status": status, "error": error, "ms": ms})
         now = datetime.now(UTC)
         if error is None:
             state, next_at, delivered = "delivered", None, now

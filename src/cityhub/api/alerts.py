@@ -20,8 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from cityhub.alerts.builtin import builtin_names, read_builtin
 from cityhub.alerts.notify import sse_message
 from cityhub.alerts.rules import Id, RuleSpec, Severity, check, parse_ruleset
+from cityhub.api.deps import JSONResponse, hub_of, principal, require
 from cityhub.api.params import time_param
-from cityhub.app import JSONResponse, hub_of, principal, require
 from cityhub.auth.keys import Principal
 from cityhub.errors import bad_request, not_found
 

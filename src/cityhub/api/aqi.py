@@ -13,8 +13,9 @@ from fastapi.responses import Response
 
 from cityhub import airquality as aq
 from cityhub.airquality.live import AirQuality, Station
-from cityhub.app import JSONResponse, hub_of, principal, require
+from cityhub.api.deps import JSONResponse, hub_of, principal, require
 from cityhub.errors import bad_request, not_found
+from cityhub.timefmt import iso_time
 
 router = APIRouter(prefix="/api/v1/aqi", tags=["Air quality"])
 Standard = Literal["vn", "us", "us2012", "kr"]
@@ -33,7 +34,7 @@ def _station_body(st: Station, hour: datetime | None, result: aq.IndexResult | N
         "location": st.location,
         "coordinates": coords,
         "pollutants": sorted(st.streams),
-        "hour": hour.isoformat().replace("+00:00", "Z") if hour else None,
+        "hour": iso_time(hour),
         "aqi": result.to_dict() if result else None,
     }
 
@@ -108,7 +109,7 @@ async def history(
             "index": index,
             "period": period,
             "value": [
-                {"time": t.isoformat().replace("+00:00", "Z"), **r.to_dict()} for t, r in rows if r.value is not None
+                {"time": iso_time(t), **r.to_dict()} for t, r in rows if r.value is not None
             ],
         }
     )
@@ -147,5 +148,5 @@ async def school(request: Request, thing: int) -> Response:
     if result is None or result.value is None:
         raise not_found("the station has no recent PM data to compute VN_AQI from", field="thing")
     return JSONResponse(
-        {"thing": thing, "name": st.name, "hour": hour.isoformat() if hour else None, **aq.school_guidance(result)}
+        {"thing": thing, "name": st.name, "hour": iso_time(hour), **aq.school_guidance(result)}
     )

@@ -8,8 +8,8 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
+from cityhub.api.deps import JSONResponse, hub_of, principal, require
 from cityhub.api.params import time_param
-from cityhub.app import JSONResponse, hub_of, principal, require
 from cityhub.errors import bad_request, not_found
 from cityhub.ingest import deadletters
 

@@ -20,8 +20,8 @@ import pyarrow.parquet as pq
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
+from cityhub.api.deps import hub_of, principal, require
 from cityhub.api.params import ids_param, time_param
-from cityhub.app import hub_of, principal, require
 from cityhub.store.base import Store
 
 router = APIRouter(prefix="/api/v1", tags=["Extensions"])

@@ -13,84 +13,25 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from cityhub.app import Hub, JSONResponse, hub_of, principal, require
+from cityhub.api.deps import JSONResponse, hub_of, principal, require
 from cityhub.auth.keys import Principal
 from cityhub.errors import ProblemError, bad_request
+from cityhub.hub import Hub
 from cityhub.ingest import observations as obsin
 from cityhub.ipc import table_to_ipc
-from cityhub.sensorthings.service import parse_time
+from cityhub.timefmt import iso_array, iso_time, parse_time
 
 router = APIRouter(prefix="/api/v1", tags=["CityHub extensions"])
 Id = Annotated[int, Field(ge=0, le=2**63 - 1)]
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 
 
-def iso_array(ts: pa.Array | pa.ChunkedArray) -> list[Any]:
-    """Vectorised UTC ISO 8601 strings, to the second unless a value has a fraction."""
-    arr = ts.cast(pa.timestamp("us", tz="UTC"))
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    mask = arr.is_null().to_numpy(zero_copy_only=False)
-    us = arr.cast(pa.int64()).fill_null(0).to_numpy().astype("datetime64[us]")
-    whole = (us.astype(np.int64) % 1_000_000) == 0
-    if whole.all():
-        text = np.datetime_as_string(us, unit="s")
-    else:
-        text = np.where(whole, np.datetime_as_string(us, unit="s"), np.datetime_as_string(us, unit="us"))
-    out = [t + "Z" for t in text.tolist()]
-    if mask.any():
-        for i in np.flatnonzero(mask):
-            out[i] = None
-    return out
-
-
 # -- bulk ingest -------------------------------------------------------------------------------------------
 async def ingest_table(hub: Hub, raw: pa.Table, who: Principal, partial: bool) -> dict[str, Any]:
-    """Validate and store a raw table; the shared core of every bulk path."""
-    v = await asyncio.to_thread(lambda: obsin.validate(raw, hub.catalog.table(), max_future=hub.settings.max_future))
-    if who.role == "device" and v.good.num_rows and (v.thing_ids != who.thing_id).any():
-        raise ProblemError(
-            403, "Forbidden", "this device key may only write its own Thing's Datastreams", field="datastream"
-        )
-    v = await asyncio.to_thread(obsin.resolve_features, v, hub.catalog)
-    batch = v.good
-    if v.bad_count and not partial:
-        raise obsin.problem_for_bad_rows(v, raw.num_rows)
-    ids = hub.store.allocate_ids("observations", batch.num_rows)
-    result = await asyncio.wrap_future(hub.writer.submit(obsin.with_ids(batch, ids), all_or_nothing=not partial))
-    conflicts = sorted(result.conflicting)
-    if conflicts and not partial:
-        index = {int(i): int(k) for k, i in zip(v.good_index, ids, strict=True)}
-        raise ProblemError(
-            409,
-            "Conflict",
-            f"{len(conflicts)} rows repeat a stored (datastream, phenomenonTime) with another result; "
-            "nothing was stored",
-            field="rows",
-            errors=[
-                {
-                    "index": index[c],
-                    "field": "result",
-                    "reason": f"conflicts with stored Observation {result.duplicate_of[c]}",
-                }
-                for c in conflicts[: obsin.MAX_BAD_ROWS_LISTED]
-            ],
-        )
-    rejected = v.bad + [
-        {
-            "index": int(v.good_index[int(np.searchsorted(ids, c))]),
-            "field": "result",
-            "reason": f"conflicts with stored Observation {result.duplicate_of[c]}",
-        }
-        for c in conflicts
-    ]
-    return {
-        "received": raw.num_rows,
-        "stored": int(result.inserted.size),
-        "duplicates": len(result.duplicate_of) - len(conflicts),
-        "rejected": v.bad_count + len(conflicts),
-        "errors": sorted(rejected, key=lambda e: e["index"])[: obsin.MAX_BAD_ROWS_LISTED],
-    }
+    """Validate and store a raw table through the ingest pipeline, without blocking the event loop."""
+    prep = await asyncio.to_thread(hub.pipeline.prepare, raw, who, partial=partial)
+    result = await asyncio.wrap_future(hub.pipeline.submit(prep))
+    return hub.pipeline.outcome(prep, result)
 
 
 class IngestResult(BaseModel):
@@ -360,8 +301,8 @@ async def aggregate_get(
         observedProperty=observedProperty,
         function=function,
         interval=interval,
-        start=start.isoformat() if start else None,
-        end=end.isoformat() if end else None,
+        start=iso_time(start),
+        end=iso_time(end),
     )
     arrow = ARROW_STREAM in request.headers.get("accept", "")
     result = await asyncio.to_thread(_aggregate, hub, q, arrow)
@@ -384,5 +325,5 @@ async def info(request: Request) -> Response:
     data = await asyncio.to_thread(hub.store.info)
     for k in ("observations_from", "observations_to"):
         if isinstance(data.get(k), datetime):
-            data[k] = data[k].isoformat()
+            data[k] = iso_time(data[k])
     return JSONResponse(data)

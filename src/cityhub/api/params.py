@@ -5,19 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from cityhub.errors import bad_request
+from cityhub.timefmt import parse_time
 
 
 def time_param(text: str | None, field: str) -> datetime | None:
-    """An ISO 8601 time that must carry its offset (a time without one is ambiguous in a city at UTC+7)."""
-    if text is None:
-        return None
-    try:
-        ts = datetime.fromisoformat(text)
-    except ValueError:
-        raise bad_request(f"{field} must be an ISO 8601 time", field=field) from None
-    if ts.tzinfo is None:
-        raise bad_request(f"{field} must carry a time zone", field=field)
-    return ts
+    """An optional ISO 8601 time that must carry its offset (a time without one is ambiguous at UTC+7)."""
+    return None if text is None else parse_time(text, field)
 
 
 def ids_param(text: str | None, field: str) -> list[int]:

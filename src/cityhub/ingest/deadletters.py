@@ -14,6 +14,7 @@ from typing import Any
 import pyarrow as pa
 
 from cityhub.store.base import Store
+from cityhub.timefmt import iso_time
 
 MAX_PAYLOAD_BYTES = 64 * 1024  # a dead letter keeps enough of a payload to diagnose it, not a whole dump
 
@@ -89,7 +90,7 @@ def query(
     items = []
     for r in rows:
         item = dict(zip(keys, r, strict=True))
-        item["receivedAt"] = r[1].astimezone(UTC).isoformat().replace("+00:00", "Z")
+        item["receivedAt"] = iso_time(r[1])
         items.append(item)
     return {"count": int(total), "value": items}
 

@@ -13,10 +13,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from cityhub.config import Settings
+from cityhub.core import open_core
 from cityhub.errors import ProblemError
 from cityhub.ingest import observations as obsin
 from cityhub.store.base import AppendResult
-from cityhub.store.duckdb import DuckDBStore
 
 
 def _batches(path: Path, rows: int) -> Iterator[pa.Table]:
@@ -76,8 +76,10 @@ def _count_rows(path: Path) -> int | None:
 
 
 def import_files(files: list[Path], settings: Settings, *, partial: bool, batch_rows: int, console: Console) -> int:
-    store = DuckDBStore(settings.db_path)
-    catalog = obsin.DatastreamCatalog(store)
+    """Import files through the same ingest pipeline as the HTTP API; 0, 1 (bad or conflicting rows without
+    ``partial``: nothing more is imported) or 2 (an unreadable file)."""
+    core = open_core(settings)
+    pipeline = core.pipeline
     totals = {"stored": 0, "duplicates": 0, "rejected": 0}
     code = 0
     try:
@@ -92,28 +94,21 @@ def import_files(files: list[Path], settings: Settings, *, partial: bool, batch_
                 task = progress.add_task(path.name, total=_count_rows(path))
                 offset = 0
                 for raw in _batches(path, batch_rows):
-                    v = obsin.validate(raw, catalog.table(), max_future=settings.max_future)
-                    v = obsin.resolve_features(v, catalog)
-                    batch, bad = v.good, v.bad_count
+                    # Validated as partial so that the bad rows can be listed here rather than raised.
+                    prep = pipeline.prepare(raw, partial=True)
+                    bad = prep.validated.bad_count
                     if bad and not partial:
-                        for e in v.bad[:20]:
+                        for e in prep.validated.bad[:20]:
                             console.print(f"[red]{path}: row {offset + e['index']}: {e['field']} {e['reason']}[/red]")
                         console.print(f"[red]{path}: {bad} bad rows; nothing more imported (use --partial)[/red]")
                         return 1
-                    ids = store.allocate_ids("observations", batch.num_rows)
-                    full = obsin.with_ids(batch, ids)
-
-                    def refuse_conflicts(result: AppendResult, ids: np.ndarray = ids, full: pa.Table = full) -> None:
-                        if result.conflicting and not partial:
-                            raise _Conflicts(result, ids, full)
-
-                    try:
-                        res = store.append_batch(full, refuse_conflicts)
-                    except _Conflicts as exc:
-                        for line in exc.describe()[:20]:
+                    prep.partial = partial
+                    res = pipeline.submit(prep).result()
+                    if res.conflicting and not partial:
+                        for line in _Conflicts(res, prep.ids, prep.batch).describe()[:20]:
                             console.print(f"[red]{path}: {line}[/red]")
                         console.print(
-                            f"[red]{path}: {len(exc.result.conflicting)} rows conflict with stored "
+                            f"[red]{path}: {len(res.conflicting)} rows conflict with stored "
                             "Observations; nothing more imported (use --partial)[/red]"
                         )
                         return 1
@@ -126,6 +121,7 @@ def import_files(files: list[Path], settings: Settings, *, partial: bool, batch_
         console.print(f"[red]{exc.detail}[/red]")
         code = 2
     finally:
-        store.close()
+        core.writer.close()
+        core.store.close()
     console.print(f"stored {totals['stored']:,}, duplicates {totals['duplicates']:,}, rejected {totals['rejected']:,}")
     return code

@@ -40,6 +40,7 @@ from typing import Any
 import orjson
 import yaml
 
+from cityhub import timefmt
 from cityhub.errors import ProblemError
 
 FORMATS = ("number", "json", "csv")
@@ -130,7 +131,7 @@ class Mapping:
             # Text formats carry numbers; JSON keeps its types and the Datastream's observationType judges them.
             result = raw if self.format == "json" else _number(raw, target.value or "payload")
             ds_id = target.resolve(captures, by_name)
-            out.append(({"phenomenonTime": _iso(when), "result": result}, ds_id))
+            out.append(({"phenomenonTime": timefmt.iso_time(when), "result": result}, ds_id))
         return out
 
 
@@ -207,16 +208,11 @@ def _time(raw: Any) -> datetime:
     if text.replace(".", "", 1).isdigit():
         return _time(float(text))
     try:
-        ts = datetime.fromisoformat(text)
-    except ValueError:
+        return timefmt.parse_iso(text)
+    except timefmt.TimeFormatError as exc:
+        if exc.reason == timefmt.NO_ZONE:
+            raise _bad(f"time {text[:40]!r} has no time zone", "time") from None
         raise _bad(f"time {text[:40]!r} is not ISO 8601 or epoch seconds", "time") from None
-    if ts.tzinfo is None:
-        raise _bad(f"time {text[:40]!r} has no time zone", "time")
-    return ts
-
-
-def _iso(ts: datetime) -> str:
-    return ts.astimezone(UTC).isoformat()
 
 
 # -- loading ---------------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import pyarrow as pa
 
+from cityhub.bus import ALERTS, ENTITIES, OBSERVATIONS, AlertEvent, EntityChanged, Event, Handler, on_observations
 from cityhub.errors import ProblemError
 from cityhub.ingest import deadletters
 from cityhub.ingest import observations as obsin
@@ -42,8 +43,8 @@ from cityhub.ipc import table_to_ipc
 from cityhub.sensorthings import model
 
 if TYPE_CHECKING:
-    from cityhub.app import Hub
     from cityhub.config import Settings
+    from cityhub.core import Core
 
 __all__ = ["BrokerAddress", "MqttBridge", "check_settings"]
 
@@ -117,7 +118,9 @@ class _Publisher:
 class MqttBridge:
     """The MQTT side of ``cityhub serve``: ingest from the broker, publish what the hub stores."""
 
-    def __init__(self, hub: Hub) -> None:
+    name = "mqtt"
+
+    def __init__(self, hub: Core) -> None:
         s = hub.settings
         assert s.mqtt_url
         self.hub = hub
@@ -152,27 +155,43 @@ class MqttBridge:
         self._worker = threading.Thread(target=self._run, name="mqtt-ingest", daemon=True)
         self._publisher = threading.Thread(target=self._publish_loop, name="mqtt-publish", daemon=True)
 
+    def subscriptions(self) -> list[tuple[str, Handler]]:
+        subs: list[tuple[str, Handler]] = [(ALERTS, self._on_alert)]
+        if self.publish & {"datastreams", "observations"}:
+            subs.append((OBSERVATIONS, on_observations(self._on_commit)))
+        if "entities" in self.publish:
+            subs.append((ENTITIES, self._on_entity))
+        return subs
+
     def start(self) -> None:
         self._proc.start()
         self._child_conn.close()  # the child's end lives in the child: EOF here when it dies, and there when we do
         self._worker.start()
         self._publisher.start()
-        if self.publish & {"datastreams", "observations"}:
-            self.hub.writer.add_listener(self._on_commit)
-        if "entities" in self.publish:
-            self.hub.sensorthings.entity_listeners.append(self._on_entity)
         log.info("MQTT bridge connecting to %s:%d", self.address.host, self.address.port)
 
-    def close(self) -> None:
+    def stop_ingest(self) -> None:
+        """Stop taking messages from the broker; what was taken is committed and acknowledged first."""
+        if self._stop.is_set():
+            return
         self._stop.set()
+        self._send(("pause",))
+        if self._worker.is_alive():
+            self._worker.join()
+
+    def stop(self) -> None:
+        """After the other domains stopped: announce what is still queued, then end the I/O process."""
+        self.stop_ingest()
         self._outbox.put(None)
-        self._publisher.join(timeout=5)
+        self._publisher.join()
         self._send(("stop",))
-        self._worker.join(timeout=10)
-        self._proc.join(timeout=10)
+        self._proc.join(timeout=10)  # the child only flushes its sockets now; a wedged one is killed
         if self._proc.is_alive():
             self._proc.kill()
         self._conn.close()
+
+    def close(self) -> None:
+        self.stop()
 
     def _send(self, item: Any) -> None:
         try:
@@ -206,8 +225,10 @@ class MqttBridge:
                 self.stats.published += rest[0]
 
     def _run(self) -> None:
-        while True:
+        while not self._stop.is_set():
             batch = self._next_batch()
+            if self._stop.is_set() and not batch:
+                return
             if batch is None:
                 self.stats.connected = False
                 if not self._stop.is_set():
@@ -234,12 +255,12 @@ class MqttBridge:
             dead += refused[0]
             slow += refused[1]
             if table is not None:
-                future = self.hub.writer.submit(table, all_or_nothing=False)
+                future = self.hub.pipeline.writer.submit(table, all_or_nothing=False)
                 pending.append((future, table.column("id").to_pylist(), msgs))
         if slow:
             rows, origin = self._rows_slow(slow, dead)
             if rows:
-                future = self.hub.writer.submit(rows, all_or_nothing=False)
+                future = self.hub.pipeline.submit_rows(rows, all_or_nothing=False)
                 pending.append((future, [r["id"] for r in rows], origin))
         stored = dups = 0
         for future, ids, msgs in pending:
@@ -380,9 +401,16 @@ class MqttBridge:
         except queue.Full:  # subscribers are best effort; ingestion never waits for them
             self.stats.last_error = "publish queue full: some new Observations were not announced over MQTT"
 
-    def _on_entity(self, et: model.EntityType, entity_id: int) -> None:
+    def _on_alert(self, event: Event) -> None:
+        if isinstance(event, AlertEvent):
+            topic = f"cityhub/alerts/{event.rule_id}/{event.subject_type}/{event.subject_id}"
+            self.client.publish(topic, event.payload, qos=1)
+
+    def _on_entity(self, event: Event) -> None:
+        if not isinstance(event, EntityChanged) or event.op == "deleted":
+            return
         try:
-            self._outbox.put_nowait((et, entity_id))
+            self._outbox.put_nowait((model.BY_PLURAL[event.entity_set], event.entity_id))
         except queue.Full:
             self.stats.last_error = "publish queue full: an entity change was not announced over MQTT"
 

@@ -243,6 +243,9 @@ class _Child:
                         _, data, base, per_ds, firehose, qos = cmd
                         table = paipc.open_stream(data).read_all()
                         self.publish(observation_messages(table, base, per_ds, firehose), qos)
+                    elif kind == "pause":  # the hub stops ingesting: answer its pending "next" with nothing
+                        wanted = False
+                        self.send(("msgs", []))
                     elif kind == "stop":
                         return
         except (EOFError, OSError):

@@ -7,7 +7,6 @@ here as a compute engine, whatever the store) and each row gets the first reason
 from __future__ import annotations
 
 import io
-import math
 import re
 import threading
 from dataclasses import dataclass
@@ -23,8 +22,9 @@ import pyarrow.csv as pacsv
 import pyarrow.ipc as paipc
 import pyarrow.json as pajson
 
+from cityhub import timefmt
 from cityhub.errors import ProblemError, bad_request
-from cityhub.sensorthings import model
+from cityhub.sensorthings import results
 from cityhub.store.base import OBSERVATION_BATCH_SCHEMA, Store, Transaction
 
 FORMATS = {
@@ -37,7 +37,6 @@ FORMATS = {
 }
 COLUMNS = ("datastream", "phenomenonTime", "result", "resultTime", "unit", "featureOfInterest", "parameters")
 MAX_BAD_ROWS_LISTED = 1000
-_ZONE = r"(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)$"
 _local = threading.local()
 
 
@@ -238,7 +237,9 @@ def parse_body(body: bytes, fmt: str) -> pa.Table:
         names = table.column_names
     except UnicodeDecodeError:  # a header that is not UTF-8
         raise bad_request("column names must be UTF-8 text", field="body") from None
-    unknown = [c for c in names if c not in COLUMNS]
+    # The JSON paths add result_text/result_json themselves (rows_to_table); a client's are refused there.
+    internal = _JSON_RESULT if fmt == "ndjson" else ()
+    unknown = [c for c in names if c not in COLUMNS and c not in internal]
     if unknown:
         raise bad_request(f"unknown column(s) {unknown}; allowed: {list(COLUMNS)}", field=unknown[0])
     for col in ("datastream", "phenomenonTime", "result"):
@@ -247,13 +248,14 @@ def parse_body(body: bytes, fmt: str) -> pa.Table:
     return table
 
 
+_JSON_RESULT = ("result_text", "result_json")
 # A line whose first non-blank character does not open an object.
 _NOT_AN_OBJECT_LINE = re.compile(rb"(?m)^[ \t\r]*[^{\s]")
 
 
 def _read_ndjson_objects(body: bytes) -> pa.Table:
     try:
-        return pajson.read_json(
+        table = pajson.read_json(
             io.BytesIO(body),
             parse_options=pajson.ParseOptions(
                 # Times stay text so validation can see whether they carry a zone.
@@ -266,6 +268,34 @@ def _read_ndjson_objects(body: bytes) -> pa.Table:
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
         # Mixed result types, or a broken line: the slow path says exactly which line.
         return _ndjson_rows(body)
+    typed = _json_typed_results(table)
+    return _ndjson_rows(body) if typed is None else typed
+
+
+def _json_typed_results(table: pa.Table) -> pa.Table | None:
+    """Split a JSON-read ``result`` column into the columns ``rows_to_table`` makes, so that a JSON string
+    stays a string (``"7"`` is no number, ``"true"`` no boolean) as it does on every other JSON path.
+    None for objects and arrays, which the line-by-line path turns back into JSON text."""
+    sent = [c for c in _JSON_RESULT if c in table.column_names]
+    if sent:
+        raise bad_request(f"unknown field(s) {sent}; allowed: {list(COLUMNS)}", field=sent[0])
+    if "result" not in table.column_names:
+        return table  # parse_body names the missing column
+    col = table.column("result")
+    typ = col.type
+    n = table.num_rows
+    number, text, js = pa.nulls(n, pa.float64()), pa.nulls(n, pa.string()), pa.nulls(n, pa.string())
+    if pa.types.is_integer(typ) or pa.types.is_floating(typ):
+        number = pc.cast(col, pa.float64(), safe=False)  # an integer beyond 2**53 is stored as its double
+    elif pa.types.is_string(typ) or pa.types.is_large_string(typ):
+        text = pc.cast(col, pa.string())
+    elif pa.types.is_boolean(typ):
+        js = pc.if_else(col, "true", "false")
+    elif not pa.types.is_null(typ):
+        return None
+    i = table.schema.get_field_index("result")
+    table = table.set_column(i, "result", number)
+    return table.append_column("result_text", text).append_column("result_json", js)
 
 
 def _ndjson_rows(body: bytes) -> pa.Table:
@@ -342,17 +372,19 @@ def _time_exprs(table: pa.Table, col: str) -> tuple[str, str]:
     q = f'"{col}"'
     if pa.types.is_timestamp(typ):
         if typ.tz is None:
-            return "CAST(NULL AS TIMESTAMPTZ)", f"CASE WHEN {q} IS NOT NULL THEN 'has no time zone' END"
+            return "CAST(NULL AS TIMESTAMPTZ)", f"CASE WHEN {q} IS NOT NULL THEN '{timefmt.NO_ZONE}' END"
         return f"CAST({q} AS TIMESTAMPTZ)", "NULL"
     if pa.types.is_string(typ) or pa.types.is_large_string(typ):
-        value = f"TRY_CAST({q} AS TIMESTAMPTZ)"
+        # DuckDB, like fromisoformat, does not read a lowercase z; timefmt.parse_iso accepts it, so here too.
+        value = f"TRY_CAST(regexp_replace(trim({q}), 'z$', 'Z') AS TIMESTAMPTZ)"
+        zone = f"regexp_matches(trim({q}), '{timefmt.ZONE}')"
         error = (
             f"CASE WHEN {q} IS NULL THEN NULL "
-            f"WHEN NOT regexp_matches(trim({q}), '{_ZONE}') AND {value} IS NOT NULL THEN 'has no time zone' "
-            f"WHEN {value} IS NULL THEN 'is not an ISO 8601 time' END"
+            f"WHEN NOT {zone} AND {value} IS NOT NULL THEN '{timefmt.NO_ZONE}' "
+            f"WHEN {value} IS NULL THEN '{timefmt.NOT_ISO}' END"
         )
-        return f"CASE WHEN regexp_matches(trim({q}), '{_ZONE}') THEN {value} END", error
-    return "CAST(NULL AS TIMESTAMPTZ)", f"CASE WHEN {q} IS NOT NULL THEN 'is not an ISO 8601 time' END"
+        return f"CASE WHEN {zone} THEN {value} END", error
+    return "CAST(NULL AS TIMESTAMPTZ)", f"CASE WHEN {q} IS NOT NULL THEN '{timefmt.NOT_ISO}' END"
 
 
 def validate(
@@ -380,12 +412,8 @@ def validate(
     from_json = "result_text" in cols
     if from_json:
         text, js = "result_text", "result_json"
-    text_number = "CAST(NULL AS DOUBLE)" if from_json else "TRY_CAST(txt_in AS DOUBLE)"
-    text_truth = (
-        "CAST(NULL AS VARCHAR)"
-        if from_json
-        else "CASE lower(txt_in) WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' END"
-    )
+    kinds = results.sql_kinds(text_source=not from_json)
+    result_number, result_string, result_json, result_err = results.sql_stored()
     pt, pt_err = _time_exprs(table, "phenomenonTime")
     rt, rt_err = _time_exprs(table, "resultTime")
     unit = '"unit"' if "unit" in cols else "CAST(NULL AS VARCHAR)"
@@ -396,7 +424,6 @@ def validate(
         else "FALSE"
     )
     params = '"parameters"' if "parameters" in cols else "CAST(NULL AS VARCHAR)"
-    numeric = f"('{model.OM_MEASUREMENT}', '{model.OM_COUNT}')"
     raw = table.append_column("_idx", pa.array(np.arange(table.num_rows, dtype=np.int64)))
     con = _engine()
     con.register("_raw", raw)
@@ -411,18 +438,14 @@ def validate(
                      {foi} AS foi, {foi_bad} AS foi_bad, {params} AS params
               FROM _raw),
             j AS (
-              SELECT r.*, d.observation_type AS ot, d.unit_symbol, d.thing_id,
-                     CASE WHEN d.observation_type IN {numeric}
-                          THEN coalesce(num_in, {text_number}) ELSE num_in END AS num
-              FROM r LEFT JOIN _ds d ON d.id = r.ds)
-            SELECT _idx, ds, pt, rt, thing_id, foi, params,
-              CASE WHEN ot IN {numeric} THEN num
-                   WHEN ot = '{model.OM_OBSERVATION}' THEN num_in END AS result_number,
-              CASE WHEN ot = '{model.OM_CATEGORY}' THEN coalesce(txt_in, CAST(num_in AS VARCHAR))
-                   WHEN ot = '{model.OM_OBSERVATION}' THEN txt_in END AS result_string,
-              CASE WHEN ot = '{model.OM_TRUTH}' THEN
-                     coalesce(js_in, {text_truth})
-                   WHEN ot = '{model.OM_OBSERVATION}' THEN js_in END AS result_json,
+              SELECT r.*, d.observation_type AS ot, d.unit_symbol, d.thing_id
+              FROM r LEFT JOIN _ds d ON d.id = r.ds),
+            k AS (SELECT j.*, {kinds} FROM j),
+            s AS (
+              SELECT k.*, {result_number} AS result_number, {result_string} AS result_string,
+                     {result_json} AS result_json, {result_err} AS result_err
+              FROM k)
+            SELECT _idx, ds, pt, rt, thing_id, foi, params, result_number, result_string, result_json,
               CASE
                 WHEN ds_raw IS NULL THEN 'datastream: is missing'
                 WHEN ds IS NULL THEN 'datastream: is not an integer id'
@@ -432,22 +455,15 @@ def validate(
                 WHEN pt > ?::TIMESTAMPTZ THEN 'phenomenonTime: is too far in the future'
                 WHEN pt < TIMESTAMPTZ '1900-01-01 00:00:00+00' THEN 'phenomenonTime: is before 1900'
                 WHEN rt_err IS NOT NULL THEN 'resultTime: ' || rt_err
-                WHEN num_in IS NULL AND txt_in IS NULL AND js_in IS NULL THEN 'result: is missing'
-                WHEN ot IN {numeric} AND num IS NULL
-                  THEN 'result: is not a number (the Datastream is ' || regexp_extract(ot, '[A-Za-z]+$') || ')'
-                WHEN ot IN {numeric} AND (isnan(num) OR isinf(num)) THEN 'result: NaN and infinity are not values'
-                WHEN ot = '{model.OM_OBSERVATION}' AND num_in IS NOT NULL AND (isnan(num_in) OR isinf(num_in))
-                  THEN 'result: NaN and infinity are not values'
-                WHEN ot = '{model.OM_COUNT}' AND num <> floor(num) THEN 'result: a count must be an integer'
-                WHEN ot = '{model.OM_TRUTH}' AND result_json IS NULL THEN 'result: must be true or false'
-                WHEN ot = '{model.OM_CATEGORY}' AND result_string IS NULL THEN 'result: must be a category'
+                WHEN num_in IS NULL AND txt_in IS NULL AND js_in IS NULL THEN 'result: {results.MISSING}'
+                WHEN result_err IS NOT NULL THEN 'result: ' || result_err
                 WHEN unit IS NOT NULL AND unit IS DISTINCT FROM unit_symbol
                   THEN 'unit: ' || unit || ' does not match the Datastream''s unit '
                        || coalesce(unit_symbol, '(none)')
                 WHEN foi_bad THEN 'featureOfInterest: is not an integer id'
                 WHEN params IS NOT NULL AND json_valid(params) IS NOT TRUE THEN 'parameters: is not JSON'
               END AS error
-            FROM j ORDER BY _idx""",
+            FROM s ORDER BY _idx""",
             params=[now + max_future],
         ).to_arrow_table()
     finally:
@@ -556,37 +572,7 @@ def validate_one(
     if pt.year < 1900:
         raise fail("phenomenonTime", "is before 1900")
     rt = _one_time(record.get("resultTime"), "resultTime", fail)
-    r = record.get("result")
-    number = string = js = None
-    ot = info.observation_type
-    if r is None:
-        raise fail("result", "is missing")
-    is_number = isinstance(r, (int, float)) and not isinstance(r, bool)
-    if is_number and not math.isfinite(r):
-        raise fail("result", "NaN and infinity are not values")
-    if ot in (model.OM_MEASUREMENT, model.OM_COUNT):
-        if not is_number:
-            raise fail("result", f"is not a number (the Datastream is {ot.rsplit('OM_', 1)[1]})")
-        if ot == model.OM_COUNT and float(r) != math.floor(r):
-            raise fail("result", "a count must be an integer")
-        number = float(r)
-    elif ot == model.OM_TRUTH:
-        if not isinstance(r, bool):
-            raise fail("result", "must be true or false")
-        js = "true" if r else "false"
-    elif ot == model.OM_CATEGORY:
-        if isinstance(r, str):
-            string = r
-        elif is_number:
-            string = str(float(r))
-        else:
-            raise fail("result", "must be a category")
-    elif is_number:
-        number = float(r)
-    elif isinstance(r, str):
-        string = r
-    else:
-        js = orjson.dumps(r).decode()
+    stored = results.result_columns(record.get("result"), info.observation_type)
     params = record.get("parameters")
     return {
         "id": None,
@@ -594,9 +580,7 @@ def validate_one(
         "phenomenon_time": pt,
         "phenomenon_time_end": None,
         "result_time": rt,
-        "result_number": number,
-        "result_string": string,
-        "result_json": js,
+        **stored,
         "result_quality": None,
         "valid_time_start": None,
         "valid_time_end": None,
@@ -610,22 +594,16 @@ def rows_to_batch(rows: list[dict[str, Any]]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=OBSERVATION_BATCH_SCHEMA)
 
 
-_ZONE_RE = re.compile(_ZONE)
-
-
 def _one_time(value: Any, field: str, fail: Any) -> datetime | None:
+    # The reasons are the vectorised check's (``_time_exprs``), not parse_time's wordier messages.
     if value is None:
         return None
     if not isinstance(value, str):
-        raise fail(field, "is not an ISO 8601 time")
-    text = value.strip()
+        raise fail(field, timefmt.NOT_ISO)
     try:
-        ts = datetime.fromisoformat(text)
-    except ValueError:
-        raise fail(field, "is not an ISO 8601 time") from None
-    if ts.tzinfo is None or not _ZONE_RE.search(text):
-        raise fail(field, "has no time zone")
-    return ts.astimezone(UTC)
+        return timefmt.parse_iso(value)
+    except timefmt.TimeFormatError as exc:
+        raise fail(field, exc.reason) from None
 
 
 def with_ids(batch: pa.Table, ids: np.ndarray) -> pa.Table:

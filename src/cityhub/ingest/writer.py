@@ -12,7 +12,6 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,11 +19,11 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from cityhub.bus import EventBus
 from cityhub.store.base import OBSERVATION_BATCH_SCHEMA, AppendResult, Store
 
 log = logging.getLogger(__name__)
 
-CommitListener = Callable[[pa.Table], None]
 # Roll-ups (latest values, hourly aggregates) cost ~3 ms per statement whatever the rows, so they are
 # folded in after a quiet moment, or at least this often under load. Reads of them fold first.
 IDLE_FLUSH_S = 0.05
@@ -35,6 +34,7 @@ MAX_FLUSH_DELAY_S = 0.5
 class _Item:
     batch: pa.Table | list[dict[str, Any]]
     all_or_nothing: bool
+    replace: bool = False
     future: Future[AppendResult] = field(default_factory=Future)
 
     @property
@@ -55,34 +55,49 @@ class _Conflict(Exception):
 class ObservationWriter:
     """Serialises Observation appends and commits them in groups of up to ``max_rows`` rows."""
 
-    def __init__(self, store: Store, max_rows: int = 100_000) -> None:
+    def __init__(self, store: Store, bus: EventBus | None = None, max_rows: int = 100_000) -> None:
         self.store = store
+        self.bus = bus or EventBus()
         self.max_rows = max_rows
         self._queue: queue.Queue[_Item | None] = queue.Queue()
-        self._listeners: list[CommitListener] = []
         self._flushed = time.monotonic()
+        self._closed = False
         self._thread = threading.Thread(target=self._run, name="observation-writer", daemon=True)
         self._thread.start()
 
-    def add_listener(self, listener: CommitListener) -> None:
-        """Call ``listener`` with each committed batch of new Observations (for live subscribers)."""
-        self._listeners.append(listener)
-
-    def submit(self, batch: pa.Table | list[dict[str, Any]], *, all_or_nothing: bool = True) -> Future[AppendResult]:
+    def submit(
+        self, batch: pa.Table | list[dict[str, Any]], *, all_or_nothing: bool = True, replace: bool = False
+    ) -> Future[AppendResult]:
         """Queue a batch whose ``id`` column was allocated with ``store.allocate_ids``: an Arrow table, or
         rows (dicts with the columns of OBSERVATION_BATCH_SCHEMA; single POSTs skip Arrow until the group
         is committed).
 
         With ``all_or_nothing`` a batch holding a conflicting duplicate (same key, other result) stores
-        nothing and its result lists the conflicts.
+        nothing and its result lists the conflicts. With ``replace`` (derived Observations, recomputed as
+        their inputs change) a row whose key is stored updates that Observation in place, keeping its id.
+
+        Every committed row, new or replaced, is published on the bus (subject ``observations``) before the
+        returned future resolves.
         """
-        item = _Item(batch, all_or_nothing)
+        if self._closed:
+            raise RuntimeError("the Observation writer is closed")
+        item = _Item(batch, all_or_nothing, replace)
         self._queue.put(item)
         return item.future
 
+    def drain(self) -> None:
+        """Wait until everything submitted so far is committed (and published)."""
+        marker = self.submit([], all_or_nothing=False)
+        marker.result()
+
     def close(self) -> None:
+        """Commit what is queued, fold the roll-ups in, and stop; waits for the thread however long it takes,
+        since the store must not be closed under a commit."""
+        if self._closed:
+            return
+        self._closed = True
         self._queue.put(None)
-        self._thread.join(timeout=30)
+        self._thread.join()
 
     def _run(self) -> None:
         while True:
@@ -122,6 +137,9 @@ class ObservationWriter:
         self._flushed = time.monotonic()
 
     def _commit_group(self, items: list[_Item]) -> None:
+        for item in [i for i in items if i.replace or not i.rows]:
+            items.remove(item)
+            self._commit_replace(item)
         while items:
             try:
                 self._try_commit(items)
@@ -153,16 +171,31 @@ class ObservationWriter:
                 raise _Conflict(bad)
 
         result = self.store.append_batch(batch, check)
+        # Published before the requests are answered: a client holding its 2xx can count on every subscriber
+        # (alerts, MQTT, SSE) having the batch.
+        if result.inserted.size:
+            mask = np.isin(batch.column("id").to_numpy(), result.inserted)
+            self.bus.observations(batch if mask.all() else batch.filter(pa.array(mask)))
         for item, res in zip(items, per_item, strict=True):
             item.future.set_result(res)
-        if result.inserted.size and self._listeners:
-            mask = np.isin(batch.column("id").to_numpy(), result.inserted)
-            new = batch.filter(pa.array(mask))
-            for listener in self._listeners:
-                try:
-                    listener(new)
-                except Exception:  # a subscriber must never break ingestion
-                    log.exception("commit listener failed")
+
+    def _commit_replace(self, item: _Item) -> None:
+        if not item.rows:  # a drain marker: everything queued before it is committed
+            item.future.set_result(AppendResult(np.empty(0, np.int64)))
+            return
+        try:
+            batch = _combine([item])
+            result = self.store.replace_batch(batch)
+        except Exception as exc:
+            log.exception("replacing derived Observations failed")
+            item.future.set_exception(exc)
+            return
+        if result.replaced:
+            ids = batch.column("id").to_numpy()
+            stored = np.array([result.replaced.get(int(i), int(i)) for i in ids], np.int64)
+            batch = batch.set_column(batch.schema.get_field_index("id"), "id", pa.array(stored, pa.int64()))
+        self.bus.observations(batch)
+        item.future.set_result(result)
 
 
 def _combine(items: list[_Item]) -> pa.Table:

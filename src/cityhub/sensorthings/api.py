@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from cityhub.app import JSONResponse, hub_of, principal, require
+from cityhub.api.deps import JSONResponse, hub_of, principal, require
 from cityhub.errors import ProblemError, bad_request
 from cityhub.sensorthings import model
 from cityhub.sensorthings.options import parse_options

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,14 +16,15 @@ import numpy as np
 import orjson
 import shapely.geometry
 
+from cityhub.bus import EntityOp, EventBus
 from cityhub.errors import ProblemError, bad_request, conflict, not_found
 from cityhub.ingest import observations as obsin
-from cityhub.ingest.writer import ObservationWriter
-from cityhub.sensorthings import model
+from cityhub.ingest.pipeline import IngestPipeline
+from cityhub.sensorthings import model, results
 from cityhub.sensorthings.options import Expand, QueryOptions
 from cityhub.sensorthings.query import SqlBuilder, columns, filter_sql, orderby_sql, read_table
 from cityhub.store.base import QueryError, Store, Transaction
-from cityhub.timefmt import iso_time
+from cityhub.timefmt import iso_time, parse_interval, parse_time
 
 log = logging.getLogger(__name__)
 
@@ -192,29 +192,25 @@ class SensorThings:
     def __init__(
         self,
         store: Store,
-        writer: ObservationWriter,
+        pipeline: IngestPipeline,
         catalog: obsin.DatastreamCatalog,
+        bus: EventBus,
         *,
         max_top: int = 10_000,
         default_top: int = 100,
         max_future: timedelta = timedelta(days=1),
     ) -> None:
         self.store = store
-        self.writer = writer
+        self.pipeline = pipeline
+        self.bus = bus
         self.catalog = catalog
         self.max_top = max_top
         self.default_top = default_top
         self.max_future = max_future
-        # Called with (entity type, id) after an entity is created or updated through the API (MQTT
-        # subscribers of entity sets); Observations are announced by the writer's commit listeners instead.
-        self.entity_listeners: list[Callable[[model.EntityType, int], None]] = []
 
-    def _announce(self, et: model.EntityType, entity_id: int) -> None:
-        for listener in self.entity_listeners:
-            try:
-                listener(et, entity_id)
-            except Exception:  # a subscriber must never fail the request
-                log.exception("entity listener failed")
+    def _announce(self, et: model.EntityType, entity_id: int, op: EntityOp = "created") -> None:
+        # Entity changes go out on the bus (MQTT entity topics); Observations are published by the writer.
+        self.bus.entity(et.plural, entity_id, op)
 
     # -- reading ---------------------------------------------------------------------------------------
     def read(self, res: Resource, opts: QueryOptions, base: str, query_string: str) -> Any:
@@ -528,6 +524,8 @@ class SensorThings:
             field = prefix + p.name
             if p.read_only:
                 raise bad_request(f"{p.name} is computed by the server", field=field)
+            if p.kind == model.RESULT:
+                continue  # judged by the Datastream's observationType (results.result_columns), null included
             if v is None:
                 if p.required:
                     raise bad_request(f"{p.name} may not be null", field=field)
@@ -624,7 +622,7 @@ class SensorThings:
             foi_id = await asyncio.to_thread(self._feature_of_interest, body, extra["datastream_id"])
         row["feature_of_interest_id"] = foi_id
         new_id = row["id"] = int(self.store.allocate_ids("observations", 1)[0])
-        result = await asyncio.wrap_future(self.writer.submit([row]))
+        result = await asyncio.wrap_future(self.pipeline.submit_rows([row]))
         if new_id in result.conflicting:
             stored = result.duplicate_of[new_id]
             raise conflict(
@@ -732,7 +730,7 @@ class SensorThings:
                 sets = ", ".join(f"{c} = ?" for c in values)
                 tx.execute(f"UPDATE {et.table} SET {sets} WHERE id = ?", [*values.values(), entity_id])
         self.catalog.invalidate()
-        self._announce(et, entity_id)
+        self._announce(et, entity_id, "updated")
         return self._fetch(base, et, entity_id)
 
     def _update_observation(self, tx: Transaction, obs_id: int, body: dict[str, Any], values: dict) -> None:
@@ -742,7 +740,7 @@ class SensorThings:
             r = body["result"]
             values.pop("result", None)
             ot = tx.execute("SELECT observation_type FROM datastreams WHERE id = ?", [ds_id])[0][0]
-            values.update(_result_columns(r, ot))
+            values.update(results.result_columns(r, ot))
         if "Datastream" in body:
             raise bad_request(
                 "an Observation cannot move to another Datastream; delete and recreate it", field="Datastream"
@@ -818,6 +816,7 @@ class SensorThings:
         with self.store.transaction() as tx:
             self._delete(tx, res.et, entity_id)
         self.catalog.invalidate()
+        self._announce(res.et, entity_id, "deleted")
 
     def _delete(self, tx: Transaction, et: model.EntityType, entity_id: int) -> None:
         if et is model.THING:
@@ -888,28 +887,6 @@ def _inverse(p_et: model.EntityType, p_nav: model.Nav, et: model.EntityType) -> 
     return None
 
 
-def _result_columns(r: Any, observation_type: str) -> dict[str, Any]:
-    numeric = observation_type in (model.OM_MEASUREMENT, model.OM_COUNT)
-    cols: dict[str, Any] = {"result_number": None, "result_string": None, "result_json": None}
-    if isinstance(r, bool) or r is None or isinstance(r, (dict, list)):
-        if numeric or observation_type == model.OM_CATEGORY:
-            raise bad_request("result has the wrong type for this Datastream", field="result")
-        if observation_type == model.OM_TRUTH and not isinstance(r, bool):
-            raise bad_request("result must be true or false", field="result")
-        cols["result_json"] = orjson.dumps(r).decode()
-    elif isinstance(r, (int, float)):
-        if r != r or r in (float("inf"), float("-inf")):
-            raise bad_request("NaN and infinity are not values", field="result")
-        if observation_type in (model.OM_TRUTH, model.OM_CATEGORY):
-            raise bad_request("result has the wrong type for this Datastream", field="result")
-        cols["result_number"] = float(r)
-    else:
-        if numeric or observation_type == model.OM_TRUTH:
-            raise bad_request("result must be a number", field="result")
-        cols["result_string"] = str(r)
-    return cols
-
-
 def _check_uom(v: Any, field: str) -> None:
     if not isinstance(v, dict):
         raise bad_request("unitOfMeasurement must be an object with name, symbol and definition", field=field)
@@ -933,34 +910,6 @@ def _check_geojson(v: Any, field: str) -> None:
             raise ValueError("coordinates must be finite numbers")
     except Exception as exc:  # shapely raises several types for malformed GeoJSON
         raise bad_request(f"not valid GeoJSON: {exc}", field=field) from None
-
-
-_ZONE_RE = re.compile(r"(Z|z|[+-]\d{2}(:?\d{2})?)$")
-
-
-def parse_time(v: Any, field: str) -> datetime:
-    if not isinstance(v, str):
-        raise bad_request("must be an ISO 8601 time string", field=field)
-    text = v.strip()
-    if not _ZONE_RE.search(text):
-        raise bad_request(f"{v!r} has no time zone; add Z or an offset such as +07:00", field=field)
-    try:
-        ts = datetime.fromisoformat(text.replace("z", "Z"))
-    except ValueError:
-        raise bad_request(f"{v!r} is not an ISO 8601 time", field=field) from None
-    if ts.tzinfo is None:
-        raise bad_request(f"{v!r} has no time zone", field=field)
-    return ts.astimezone(UTC)
-
-
-def parse_interval(v: Any, field: str) -> tuple[datetime, datetime | None]:
-    if isinstance(v, str) and "/" in v:
-        a, b = v.split("/", 1)
-        start, end = parse_time(a, field), parse_time(b, field)
-        if end < start:
-            raise bad_request("interval ends before it starts", field=field)
-        return start, end
-    return parse_time(v, field), None
 
 
 def _next_link(base: str, res: Resource, query_string: str, skip: int, top: int) -> str:

@@ -18,6 +18,8 @@ from urllib.parse import unquote, urlsplit
 
 import typer
 
+from cityhub.timefmt import TimeFormatError, iso_time, parse_iso
+
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -41,10 +43,9 @@ def parse_start(text: str | None) -> datetime | None:
     if not text:
         return None
     try:
-        t = datetime.fromisoformat(text)
-    except ValueError:
+        return parse_iso(text, assume=UTC)  # a start on the command line may omit the zone: UTC
+    except TimeFormatError:
         raise typer.BadParameter(f"{text!r} is not an ISO 8601 date or time") from None
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
 
 @dataclass
@@ -67,7 +68,7 @@ class HttpSink:
 
         for k in range(0, len(rows), 20_000):
             body = b"\n".join(
-                orjson.dumps({"datastream": ds, "phenomenonTime": t.isoformat(), "result": v})
+                orjson.dumps({"datastream": ds, "phenomenonTime": iso_time(t), "result": v})
                 for ds, t, v in rows[k : k + 20_000]
             )
             r = self.client.post(
@@ -110,7 +111,7 @@ class MqttSink:
         infos = [
             self.client.publish(
                 f"v1.1/Datastreams({ds})/Observations",
-                orjson.dumps({"phenomenonTime": t.isoformat(), "result": v}),
+                orjson.dumps({"phenomenonTime": iso_time(t), "result": v}),
                 qos=1,
             )
             for ds, t, v in rows

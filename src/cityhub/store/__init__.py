@@ -1,0 +1,20 @@
+"""Storage: the :class:`~cityhub.store.base.Store` boundary and its backends (one folder each)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from cityhub.store.base import Store
+
+if TYPE_CHECKING:
+    from cityhub.config import Settings
+
+
+def open_store(settings: Settings) -> Store:
+    """The store a deployment's settings name: today the embedded DuckDB file under the data directory."""
+    from cityhub.store.duckdb import DuckDBStore
+
+    return DuckDBStore(settings.db_path)
+
+
+__all__ = ["Store", "open_store"]

@@ -60,6 +60,8 @@ class AppendResult:
     inserted: np.ndarray
     duplicate_of: dict[int, int] = field(default_factory=dict)
     conflicting: set[int] = field(default_factory=set)
+    # Rows of a replacing batch (derived Observations) that updated a stored Observation: new id → stored id.
+    replaced: dict[int, int] = field(default_factory=dict)
 
 
 class Dialect(abc.ABC):
@@ -121,6 +123,12 @@ class Store(abc.ABC):
             result = self.append_observations(tx, batch)
             before_commit(result)
         return result
+
+    @abc.abstractmethod
+    def replace_batch(self, batch: pa.Table) -> AppendResult:
+        """Store a batch of derived Observations in a transaction of its own: a row whose key is stored
+        replaces that Observation's result in place (its id stays, listed in ``replaced``); the others are
+        appended. Roll-ups are kept in step."""
 
     def flush_derived(self) -> None:  # noqa: B027 - optional hook, a no-op for backends that never defer
         """Bring derived tables (latest values, roll-ups) up to date, for backends that defer them."""

@@ -17,6 +17,7 @@ import duckdb
 import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
 
 from cityhub.store.base import AppendResult, Dialect, QueryError, Store, Transaction
@@ -287,6 +288,72 @@ class DuckDBStore(Store):
                 cur.unregister("_ch_batch")
                 cur.unregister("_ch_ranges")
         return super().append_batch(batch, before_commit)
+
+    def replace_batch(self, batch: pa.Table) -> AppendResult:
+        """Store derived Observations in place: a row whose (Datastream, phenomenonTime) is stored updates that
+        Observation's result and keeps its id; the others are appended. Roll-ups are refreshed in the same
+        transaction."""
+        with self.transaction() as tx:
+            assert isinstance(tx, _DuckTransaction)
+            cur = tx.cur
+            cur.register("_ch_replace", batch)
+            try:
+                pairs = cur.execute(
+                    """SELECT b.id, o.id FROM _ch_replace b JOIN observations o
+                       ON o.datastream_id = b.datastream_id AND o.phenomenon_time = b.phenomenon_time"""
+                ).fetchall()
+                if pairs:
+                    cur.execute(
+                        """UPDATE observations o SET phenomenon_time_end = b.phenomenon_time_end,
+                               result_time = b.result_time, result_number = b.result_number,
+                               result_string = b.result_string, result_json = b.result_json,
+                               result_quality = b.result_quality, valid_time_start = b.valid_time_start,
+                               valid_time_end = b.valid_time_end, parameters = b.parameters,
+                               feature_of_interest_id = b.feature_of_interest_id
+                           FROM _ch_replace b
+                           WHERE o.datastream_id = b.datastream_id AND o.phenomenon_time = b.phenomenon_time"""
+                    )
+                    self._refresh_keys(cur, "_ch_replace")
+                fresh = batch
+                if pairs:
+                    old = pa.array([p[0] for p in pairs], pa.int64())
+                    fresh = batch.filter(pc.invert(pc.is_in(batch.column("id"), old)))
+            finally:
+                cur.unregister("_ch_replace")
+            result = self.append_observations(tx, fresh) if fresh.num_rows else AppendResult(np.empty(0, np.int64))
+            result.replaced = {int(new): int(stored) for new, stored in pairs}
+        return result
+
+    def _refresh_keys(self, cur: duckdb.DuckDBPyConnection, source: str) -> None:
+        """Recompute the roll-ups of the (Datastream, hour) pairs of ``source``'s rows from the stored rows."""
+        cur.execute(
+            f"""CREATE OR REPLACE TEMP TABLE _ch_keys AS
+                SELECT DISTINCT datastream_id, date_trunc('hour', phenomenon_time) AS hour FROM {source}"""
+        )
+        try:
+            cur.execute("DELETE FROM obs_hourly h USING _ch_keys k WHERE h.datastream_id = k.datastream_id "
+                        "AND h.hour = k.hour")
+            cur.execute(
+                """INSERT INTO obs_hourly
+                   SELECT o.datastream_id, date_trunc('hour', o.phenomenon_time) AS hour, count(*),
+                          sum(o.result_number), min(o.result_number), max(o.result_number)
+                   FROM observations o
+                   JOIN _ch_keys k ON o.datastream_id = k.datastream_id
+                    AND o.phenomenon_time >= k.hour AND o.phenomenon_time < k.hour + INTERVAL 1 HOUR
+                   WHERE o.result_number IS NOT NULL
+                   GROUP BY o.datastream_id, date_trunc('hour', o.phenomenon_time)"""
+            )
+            cur.execute("DELETE FROM ds_latest WHERE datastream_id IN (SELECT datastream_id FROM _ch_keys)")
+            cur.execute(
+                """INSERT INTO ds_latest
+                   SELECT datastream_id, max(phenomenon_time), arg_max(result_number, phenomenon_time),
+                          arg_max(result_string, phenomenon_time), arg_max(result_json, phenomenon_time),
+                          arg_max(id, phenomenon_time), min(phenomenon_time), count(*)
+                   FROM observations WHERE datastream_id IN (SELECT DISTINCT datastream_id FROM _ch_keys)
+                   GROUP BY datastream_id"""
+            )
+        finally:
+            cur.execute("DROP TABLE IF EXISTS _ch_keys")
 
     def pending_derived(self) -> int:
         return self._pending_rows

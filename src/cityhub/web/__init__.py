@@ -1,30 +1,59 @@
 """The operations dashboard: a live map of Hanoi served at ``/``.
 
 The page (``static/``: HTML, CSS and plain ES modules) reads only the public API, like any other client. Its
-map library comes from npm: ``make web`` runs ``npm ci`` in ``web/`` and copies Leaflet into
-``static/vendor/`` (git-ignored). This package adds the page, the JSON index of the API at ``/api``, the live
+libraries come from npm: ``make web`` runs ``npm ci`` in ``web/``, and the runtime dependencies of
+``web/package.json`` are served from ``web/node_modules`` at ``/static/vendor/<package>/``, where the page's
+import map finds them. This package adds the page, the JSON index of the API at ``/api``, the live
 Observation stream (``live.py``), Things as GeoJSON (``geo.py``) and the metro fact table (``metro.py``).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+import orjson
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from cityhub import __version__
-from cityhub.app import JSONResponse, hub_of
+from cityhub.api.deps import JSONResponse, hub_of
 
 STATIC = Path(__file__).with_name("static")
-VENDOR = STATIC / "vendor"
+WEB = Path(__file__).resolve().parents[3] / "web"  # the checkout's web/, where `make web` runs npm ci
+NODE_MODULES = WEB / "node_modules"
 
 router = APIRouter()
 
 
+def vendor_packages() -> list[str]:
+    """The page's libraries: the runtime ``dependencies`` of web/package.json (dev tools such as eslint are not
+    served)."""
+    try:
+        deps = orjson.loads((WEB / "package.json").read_bytes()).get("dependencies") or {}
+    except (OSError, orjson.JSONDecodeError):
+        return []
+    return list(deps)
+
+
 def vendor_built() -> bool:
-    return (VENDOR / "leaflet" / "leaflet.js").is_file()
+    packages = vendor_packages()
+    return bool(packages) and all((NODE_MODULES / p / "package.json").is_file() for p in packages)
+
+
+class _Vendor(StaticFiles):
+    """web/node_modules, limited to the page's packages. Looked up on each request, so that a ``make web`` run
+    after the hub started is served without a restart, and a missing folder is a 404, not a 500."""
+
+    async def check_config(self) -> None:
+        return None
+
+    def lookup_path(self, path: str) -> tuple[str, os.stat_result | None]:
+        parts = Path(path).parts
+        if not any(parts[: len(Path(p).parts)] == Path(p).parts for p in vendor_packages()):  # "@scope/name" too
+            return "", None
+        return super().lookup_path(path)
 
 
 @router.get("/", tags=["operations"], summary="The operations dashboard (HTML)", response_class=FileResponse)
@@ -79,6 +108,8 @@ def mount(app: FastAPI) -> None:
     app.include_router(live_router)
     app.include_router(geo_router)
     app.include_router(metro_router)
+    # Before /static, which would otherwise take /static/vendor/... too.
+    app.mount("/static/vendor", _Vendor(directory=NODE_MODULES, check_dir=False), name="vendor")
     app.mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static")
 
 

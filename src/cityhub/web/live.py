@@ -1,6 +1,6 @@
 """Server-sent events of newly committed Observations: ``GET /api/v1/observations/stream``.
 
-The writer calls :meth:`ObservationFanout.on_commit` in its own thread with each committed batch. That call only
+The event bus calls :meth:`ObservationFanout.on_commit` in the writer's thread with each committed batch. That call only
 hands the batch (a shared, immutable Arrow table) to the event loop; there each client's bounded queue gets a
 reference, and each client filters and serialises on its own. A client whose queue overflows (it reads slower
 than the city writes) is dropped with a last ``event: overflow``; ``EventSource`` reconnects by itself and the
@@ -23,9 +23,11 @@ import pyarrow as pa
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
-from cityhub.api.ext import iso_array
-from cityhub.app import Hub, hub_of, principal, require
+from cityhub.api.deps import hub_of, principal, require
+from cityhub.bus import OBSERVATIONS, on_observations
 from cityhub.errors import bad_request
+from cityhub.hub import Hub
+from cityhub.timefmt import iso_array
 
 log = logging.getLogger(__name__)
 
@@ -56,15 +58,10 @@ class ObservationFanout:
         self.loop = loop
         self.clients: set[_Client] = set()
         self.dropped = 0
-        hub.writer.add_listener(self.on_commit)
-        # Derived VN_AQI values are stored by the air-quality thread, not the writer: stream them too where it
-        # offers listeners.
-        derived = getattr(hub.airquality, "listeners", None)
-        if isinstance(derived, list):
-            derived.append(self.on_commit)
+        self.subscription = hub.bus.subscribe(OBSERVATIONS, on_observations(self.on_commit))
 
     def on_commit(self, batch: pa.Table) -> None:
-        """Writer listener (writer thread): hand the batch to the loop, nothing more."""
+        """Bus handler (writer thread): hand the batch to the loop, nothing more."""
         if self.clients and batch.num_rows:
             with contextlib.suppress(RuntimeError):  # the loop is closed: the server is stopping
                 self.loop.call_soon_threadsafe(self._dispatch, batch)

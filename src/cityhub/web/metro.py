@@ -19,7 +19,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from cityhub.app import JSONResponse, principal, require
+from cityhub.api.deps import JSONResponse, principal, require
 
 router = APIRouter(prefix="/api/v1/transit", tags=["Transit"])
 

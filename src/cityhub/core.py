@@ -1,0 +1,45 @@
+"""The core every domain and router shares: settings, store, event bus, ingest pipeline, SensorThings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cityhub.auth.keys import KeyStore
+from cityhub.bus import EventBus
+from cityhub.config import Settings
+from cityhub.ingest.observations import DatastreamCatalog
+from cityhub.ingest.pipeline import IngestPipeline
+from cityhub.ingest.writer import ObservationWriter
+from cityhub.sensorthings.service import SensorThings
+from cityhub.store import open_store
+from cityhub.store.base import Store
+
+
+@dataclass
+class Core:
+    settings: Settings
+    store: Store
+    bus: EventBus
+    writer: ObservationWriter
+    catalog: DatastreamCatalog
+    pipeline: IngestPipeline
+    sensorthings: SensorThings
+    keys: KeyStore
+
+
+def open_core(settings: Settings, store: Store | None = None) -> Core:
+    store = store or open_store(settings)
+    bus = EventBus()
+    writer = ObservationWriter(store, bus)
+    catalog = DatastreamCatalog(store)
+    pipeline = IngestPipeline(store, catalog, writer, max_future=settings.max_future)
+    st = SensorThings(
+        store,
+        pipeline,
+        catalog,
+        bus,
+        max_top=settings.max_top,
+        default_top=settings.default_top,
+        max_future=settings.max_future,
+    )
+    return Core(settings, store, bus, writer, catalog, pipeline, st, KeyStore(settings.keys_path))
