@@ -25,6 +25,7 @@ import pyarrow as pa
 import pytest
 
 from cityhub.auth.keys import KeyStore
+from cityhub.bus import EventBus
 from cityhub.store.base import OBSERVATION_BATCH_SCHEMA
 from cityhub.web import live as web_live
 from cityhub.web import vendor_built
@@ -90,6 +91,13 @@ def test_index_and_dashboard_are_served(city: dict[str, Any]) -> None:
     page = c.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "/static/js/main.js" in page.text and "cdn" not in page.text.lower()
+    # The libraries by name through the import map, from web/node_modules (runtime dependencies only).
+    assert '<script type="importmap">' in page.text
+    if vendor_built():
+        for path in ("leaflet/dist/leaflet-src.esm.js", "leaflet/dist/leaflet.css", "lit-html/lit-html.js"):
+            assert c.get(f"/static/vendor/{path}").status_code == 200, path
+    assert c.get("/static/vendor/eslint/package.json").status_code == 404
+    assert c.get("/static/vendor/leaflet/%2e%2e/eslint/package.json").status_code == 404
     index = c.get("/api").json()
     assert index["name"] == "CityHub" and index["sensorthings"].endswith("/v1.1")
     assert {"latest", "aggregate", "aqi", "observations/stream", "geo/things", "transit/metro"} <= set(
@@ -139,6 +147,15 @@ def test_things_as_geojson(city: dict[str, Any]) -> None:
     assert hanoi["properties"]["properties"]["alarmLevels"] == {"I": 950, "II": 1050, "III": 1150}
     assert len(c.get("/api/v1/geo/things").json()["features"]) == 46  # no kind: every Thing
     assert c.get("/api/v1/geo/things", params={"kind": "no such kind"}).json()["features"] == []
+    # By ObservedProperty (definition or name): what the dashboard's views ask for.
+    level = c.get("/api/v1/geo/things", params={"observedProperty": "https://cityhub.hanoi/def/WaterLevel"}).json()
+    assert sorted(f["id"] for f in level["features"]) == sorted(t["@iot.id"] for t in st)
+    speed = c.get("/api/v1/geo/things", params=[("observedProperty", "Traffic speed")]).json()["features"]
+    assert len(speed) == 28 and all(
+        any(d["observedProperty"]["name"] == "Traffic speed" for d in f["properties"]["Datastreams"]) for f in speed
+    )
+    both = [("observedProperty", "Traffic speed"), ("kind", "water gauge")]  # a Thing passes both
+    assert c.get("/api/v1/geo/things", params=both).json()["features"] == []
 
 
 def test_observation_stream_sends_new_observations(city: dict[str, Any]) -> None:
@@ -176,13 +193,8 @@ def test_observation_stream_sends_new_observations(city: dict[str, Any]) -> None
 
 
 def test_a_slow_client_is_dropped_and_ingestion_never_waits() -> None:
-    class Writer:
-        def add_listener(self, fn: Any) -> None:
-            self.listener = fn
-
     class Hub:
-        writer = Writer()
-        airquality = object()
+        bus = EventBus()
 
     batch = pa.Table.from_pylist(
         [{"id": 1, "datastream_id": 7, "phenomenon_time": datetime(2026, 1, 1, tzinfo=UTC), "result_number": 1.0}],
@@ -195,7 +207,7 @@ def test_a_slow_client_is_dropped_and_ingestion_never_waits() -> None:
         other = fan.subscribe([8])  # another Datastream: gets nothing
         start = time.perf_counter()
         for _ in range(web_live.MAX_QUEUED_BATCHES + 10):
-            Hub.writer.listener(batch)  # what the writer thread calls
+            Hub.bus.observations(batch)  # what the writer thread does
         took = time.perf_counter() - start
         await asyncio.sleep(0.05)
         return took, slow, other
@@ -217,7 +229,7 @@ def browser(city: dict[str, Any]) -> Iterator[Any]:
     if not vendor_built():
         subprocess.run(["make", "-C", str(ROOT), "web"], check=False, timeout=600)
         if not vendor_built():
-            _missing("make web did not build src/cityhub/web/static/vendor/ (npm ci in web/)")
+            _missing("make web did not install web/node_modules/ (npm ci in web/)")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:

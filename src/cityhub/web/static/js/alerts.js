@@ -1,7 +1,8 @@
 // The alerts panel: active alerts from GET /api/v1/alerts?state=active, kept current by the SSE stream
 // /api/v1/alerts/stream (`event: alert`, JSON {id, event, alert: {...}}). Hubs without the alerts module say so.
 
-import { escapeHtml, fmtTime } from "./format.js";
+import { html, render } from "lit-html";
+import { fmtTime } from "./format.js";
 import { t } from "./i18n.js";
 
 const RANK = { critical: 0, warning: 1, info: 2 };
@@ -39,7 +40,7 @@ export class AlertsPanel {
       this.fresh.add(a.id);
       setTimeout(() => {
         this.fresh.delete(a.id);
-        this.el.querySelector(`[data-alert-id="${a.id}"]`)?.classList.remove("flash");
+        this.render();
       }, 4000);
     } else {
       this.alerts.delete(a.id);
@@ -59,41 +60,35 @@ export class AlertsPanel {
 
   render() {
     this.el.dataset.available = String(this.available);
-    if (this.available === null) {
-      this.el.innerHTML = `<p class="muted">${t("alerts.loading")}</p>`;
-      return;
-    }
-    if (!this.available) {
-      this.el.innerHTML = `<p class="muted unavailable">${t("alerts.unavailable")}</p>`;
-      return;
-    }
+    render(this.template(), this.el);
+  }
+
+  template() {
+    if (this.available === null) return html`<p class="muted">${t("alerts.loading")}</p>`;
+    if (!this.available) return html`<p class="muted unavailable">${t("alerts.unavailable")}</p>`;
     const list = [...this.alerts.values()].sort(
       (a, b) =>
         (RANK[a.severity] ?? 3) - (RANK[b.severity] ?? 3) ||
         String(b.openedAt ?? "").localeCompare(String(a.openedAt ?? "")),
     );
-    if (!list.length) {
-      this.el.innerHTML = `<p class="muted none">${t("alerts.none")}</p>`;
-      return;
-    }
-    this.el.innerHTML =
-      `<ul class="alert-list">` +
-      list
-        .map((a) => {
-          const sev = a.severity ?? "info";
-          const subject = typeof a.subject === "object" ? a.subject?.name ?? "" : String(a.subject ?? "");
-          const rule = typeof a.rule === "object" ? a.rule?.name ?? "" : String(a.rule ?? "");
-          const level = a.levelName ? ` · ${escapeHtml(a.levelName)}` : "";
-          return (
-            `<li class="alert sev-${escapeHtml(sev)} state-${escapeHtml(a.state)}${this.fresh.has(a.id) ? " flash" : ""}" ` +
-            `data-alert-id="${escapeHtml(a.id)}"><div class="alert-top"><span class="sev">` +
-            `${escapeHtml(t(`alerts.severity.${sev}`))}</span><span class="state">${escapeHtml(t(`alerts.state.${a.state}`))}</span>` +
-            `<time>${fmtTime(a.triggerTime ?? a.openedAt)}</time></div>` +
-            `<div class="msg">${escapeHtml(a.message || rule)}</div>` +
-            `<div class="meta">${escapeHtml(subject)}${level}${rule && a.message ? ` · ${escapeHtml(rule)}` : ""}</div></li>`
-          );
-        })
-        .join("") +
-      `</ul>`;
+    if (!list.length) return html`<p class="muted none">${t("alerts.none")}</p>`;
+    return html`<ul class="alert-list">
+      ${list.map((a) => this.item(a))}
+    </ul>`;
+  }
+
+  item(a) {
+    const sev = a.severity ?? "info";
+    const subject = typeof a.subject === "object" ? (a.subject?.name ?? "") : String(a.subject ?? "");
+    const rule = typeof a.rule === "object" ? (a.rule?.name ?? "") : String(a.rule ?? "");
+    const meta = [subject + (a.levelName ? ` · ${a.levelName}` : ""), rule && a.message ? rule : ""].filter(Boolean);
+    return html`<li class="alert sev-${sev} state-${a.state} ${this.fresh.has(a.id) ? "flash" : ""}" data-alert-id=${a.id}>
+      <div class="alert-top">
+        <span class="sev">${t(`alerts.severity.${sev}`)}</span><span class="state">${t(`alerts.state.${a.state}`)}</span
+        ><time>${fmtTime(a.triggerTime ?? a.openedAt)}</time>
+      </div>
+      <div class="msg">${a.message || rule}</div>
+      <div class="meta">${meta.join(" · ")}</div>
+    </li>`;
   }
 }

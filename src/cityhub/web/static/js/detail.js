@@ -3,7 +3,8 @@
 
 import { getJSON, iso } from "./api.js";
 import { indexChart } from "./chart.js";
-import { categoryName, escapeHtml, fmtNum, fmtTime, pollutantName, textOn } from "./format.js";
+import { html, nothing, render } from "lit-html";
+import { categoryName, fmtNum, fmtTime, pollutantName, textOn } from "./format.js";
 import { getLang, t } from "./i18n.js";
 
 const ORDER = ["pm25", "pm10", "o3", "no2", "so2", "co"];
@@ -25,7 +26,7 @@ export class DetailPanel {
       this.data = null;
       this.el.hidden = false;
       this.el.dataset.thing = thing;
-      this.el.innerHTML = `<p class="muted">${t("detail.loading")}</p>`;
+      render(html`<p class="muted">${t("detail.loading")}</p>`, this.el);
     }
     const at = ctx.at;
     const q = `index=${ctx.index}${at ? `&at=${encodeURIComponent(iso(at))}` : ""}`;
@@ -34,7 +35,9 @@ export class DetailPanel {
     const base = `/api/v1/aqi/stations/${thing}`;
     const [station, history] = await Promise.all([
       getJSON(`${base}?${q}`),
-      getJSON(`${base}/history?index=${ctx.index}&start=${encodeURIComponent(iso(start))}&end=${encodeURIComponent(iso(end))}`),
+      getJSON(
+        `${base}/history?index=${ctx.index}&start=${encodeURIComponent(iso(start))}&end=${encodeURIComponent(iso(end))}`,
+      ),
     ]);
     let school = null;
     if (!at) {
@@ -48,70 +51,89 @@ export class DetailPanel {
   }
 
   render() {
-    if (!this.data) return;
+    if (this.data) render(this.template(), this.el);
+  }
+
+  template() {
     const lang = getLang();
     const { station, history, school, start, live } = this.data;
     const a = station.aqi;
     const value = a?.value ?? null;
     const color = value === null ? "#9aa0a6" : a.category.color;
-    const subs = a ? ORDER.filter((p) => p in a.sub_indices).concat(Object.keys(a.sub_indices).filter((p) => !ORDER.includes(p))) : [];
-    const rows = subs
-      .map(
-        (p) =>
-          `<tr class="${p === a.dominant ? "dominant" : ""}" data-pollutant="${p}"><td>${pollutantName(p)}</td>` +
-          `<td class="num">${fmtNum(a.concentrations?.[p], 1)}</td><td class="num">${fmtNum(a.sub_indices[p])}</td></tr>`,
-      )
-      .join("");
-    const advice = a?.advice
-      ? Object.entries(a.advice)
-          .map(
-            ([group, text]) =>
-              `<dt>${escapeHtml(t(`detail.advice.${group}`))}</dt><dd>${escapeHtml(text[lang] ?? text.vi ?? "")}</dd>`,
-          )
-          .join("")
-      : "";
-    let schoolHtml;
-    if (!live) schoolHtml = `<p class="muted">${t("detail.schoolPast")}</p>`;
+    const subs = a
+      ? ORDER.filter((p) => p in a.sub_indices).concat(Object.keys(a.sub_indices).filter((p) => !ORDER.includes(p)))
+      : [];
+    const advice = Object.entries(a?.advice ?? {});
+    let schoolPart;
+    if (!live) schoolPart = html`<p class="muted">${t("detail.schoolPast")}</p>`;
     else if (school)
-      schoolHtml =
-        `<div class="school level-${escapeHtml(school.level ?? "none")}"><strong>${escapeHtml(school[lang])}</strong>` +
-        `<p>${escapeHtml(school.reason?.[lang] ?? "")}</p></div>`;
-    else schoolHtml = `<p class="muted">${t("detail.noIndex")}</p>`;
-
-    this.el.innerHTML = `
-      <header class="detail-head">
-        <div>
-          <div class="kicker">${t("detail.station")}</div>
-          <h2 id="detail-name">${escapeHtml(station.name)}</h2>
-          <div class="muted">${station.hour ? t("detail.hour", { time: fmtTime(station.hour) }) : t("common.noData")}</div>
-        </div>
-        <button class="close" type="button" aria-label="${t("detail.close")}" title="${t("detail.close")}">×</button>
-      </header>
-      <div class="detail-index" style="background:${color};color:${textOn(color)}">
-        <span class="big" id="detail-value">${value === null ? "–" : fmtNum(value)}</span>
-        <span class="cat">${value === null ? t("detail.noIndex") : escapeHtml(categoryName(a.category, lang))}</span>
-        <span class="idx">${escapeHtml(a?.index_name ?? "")}</span>
-      </div>
-      ${a?.dominant ? `<p class="dominant-line">${t("detail.dominant")}: <strong>${pollutantName(a.dominant)}</strong></p>` : ""}
-      <h3>${t("detail.subIndices")}</h3>
-      <table class="subindices"><thead><tr><th>${t("detail.pollutant")}</th><th class="num">${t("detail.concentration")}</th>
-        <th class="num">${t("detail.subIndex")}</th></tr></thead><tbody>${rows}</tbody></table>
-      <h3>${t("detail.chart")}</h3>
-      <div class="chart-box" id="detail-chart"></div>
-      <h3>${t("detail.advice")}</h3>
-      <dl class="advice" id="detail-advice">${advice || `<dd class="muted">${t("detail.noIndex")}</dd>`}</dl>
-      <h3>${t("detail.school")}</h3>
-      <div id="detail-school">${schoolHtml}</div>`;
+      schoolPart = html`<div class="school level-${school.level ?? "none"}">
+        <strong>${school[lang]}</strong>
+        <p>${school.reason?.[lang] ?? ""}</p>
+      </div>`;
+    else schoolPart = html`<p class="muted">${t("detail.noIndex")}</p>`;
     const points = history.value.map((h) => ({
       time: h.time,
       value: h.value,
       color: h.category?.color,
       label: categoryName(h.category, lang),
     }));
-    const box = this.el.querySelector("#detail-chart");
-    if (points.length) box.append(indexChart(points, start, 48, `${t("detail.chart")}: ${station.name}`));
-    else box.innerHTML = `<p class="muted">${t("detail.chartEmpty")}</p>`;
-    this.el.querySelector(".close").addEventListener("click", () => this.close());
+    const chart = points.length
+      ? indexChart(points, start, 48, `${t("detail.chart")}: ${station.name}`)
+      : html`<p class="muted">${t("detail.chartEmpty")}</p>`;
+    return html`
+      <header class="detail-head">
+        <div>
+          <div class="kicker">${t("detail.station")}</div>
+          <h2 id="detail-name">${station.name}</h2>
+          <div class="muted">${station.hour ? t("detail.hour", { time: fmtTime(station.hour) }) : t("common.noData")}</div>
+        </div>
+        <button class="close" type="button" aria-label=${t("detail.close")} title=${t("detail.close")} @click=${() => this.close()}>×</button>
+      </header>
+      <div class="detail-index" style="background:${color};color:${textOn(color)}">
+        <span class="big" id="detail-value">${value === null ? "–" : fmtNum(value)}</span>
+        <span class="cat">${value === null ? t("detail.noIndex") : categoryName(a.category, lang)}</span>
+        <span class="idx">${a?.index_name ?? ""}</span>
+      </div>
+      ${
+        a?.dominant
+          ? html`<p class="dominant-line">${t("detail.dominant")}: <strong>${pollutantName(a.dominant)}</strong></p>`
+          : nothing
+      }
+      <h3>${t("detail.subIndices")}</h3>
+      <table class="subindices">
+        <thead>
+          <tr>
+            <th>${t("detail.pollutant")}</th>
+            <th class="num">${t("detail.concentration")}</th>
+            <th class="num">${t("detail.subIndex")}</th>
+          </tr>
+        </thead>
+        <tbody>
+          ${subs.map(
+            (p) =>
+              html`<tr class=${p === a.dominant ? "dominant" : ""} data-pollutant=${p}>
+                <td>${pollutantName(p)}</td>
+                <td class="num">${fmtNum(a.concentrations?.[p], 1)}</td>
+                <td class="num">${fmtNum(a.sub_indices[p])}</td>
+              </tr>`,
+          )}
+        </tbody>
+      </table>
+      <h3>${t("detail.chart")}</h3>
+      <div class="chart-box" id="detail-chart">${chart}</div>
+      <h3>${t("detail.advice")}</h3>
+      <dl class="advice" id="detail-advice">
+        ${
+          advice.length
+            ? advice.map(
+                ([group, text]) => html`<dt>${t(`detail.advice.${group}`)}</dt><dd>${text[lang] ?? text.vi ?? ""}</dd>`,
+              )
+            : html`<dd class="muted">${t("detail.noIndex")}</dd>`
+        }
+      </dl>
+      <h3>${t("detail.school")}</h3>
+      <div id="detail-school">${schoolPart}</div>`;
   }
 
   close() {
@@ -119,7 +141,7 @@ export class DetailPanel {
     this.thing = null;
     this.data = null;
     this.el.hidden = true;
-    this.el.innerHTML = "";
+    render(nothing, this.el);
     delete this.el.dataset.thing;
     this.onClose();
   }

@@ -35,12 +35,5 @@ export function textOn(hex) {
 
 export const pollutantName = (key) => t(`pollutant.${key}`);
 
-export function escapeHtml(text) {
-  return String(text ?? "").replace(
-    /[&<>"']/g,
-    (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c],
-  );
-}
-
 // The category's name in the page's language (the API gives both).
 export const categoryName = (cat, lang) => (cat ? (lang === "vi" ? cat.name_vi : cat.name_en) : "");

@@ -1,0 +1,185 @@
+// Air quality: every station's index (VN_AQI, US AQI or KR CAI) from /api/v1/aqi/stations. Which Things are
+// stations is the hub's call, from their ObservedProperties (a known pollutant by definition URI or name); a
+// pollutant Observation of a station re-reads its index, which the hub derives.
+
+import * as L from "leaflet";
+import { html, nothing, render } from "lit-html";
+import { getJSON, iso } from "../api.js";
+import { categoryName, fmtNum, textOn } from "../format.js";
+import { t } from "../i18n.js";
+import { SILENT_COLOR, silentSwatch, swatch } from "../map.js";
+import { HOUR, INDEX_NAMES, refTime, state } from "../state.js";
+
+// An hourly station is silent when its latest hour is older than this.
+const SILENT_MS = 3 * HOUR;
+
+const shortName = (name) => name.replace(/^(Trạm quan trắc|Cảm biến bụi|Trạm đo mực nước|Trạm thủy văn|Trạm)\s+/u, "");
+const hasCoords = (st) => Array.isArray(st.coordinates) && st.coordinates.length >= 2;
+
+function silent(st) {
+  if (!st.aqi || st.aqi.value === null || !st.hour) return true;
+  return refTime() - new Date(st.hour).getTime() > SILENT_MS + HOUR;
+}
+
+let hooks = null;
+let group = null;
+const markers = new Map(); // thing → L.Marker (marker.view: what it shows)
+
+// alerting: the Things with an active alert.
+function viewOf(st, alerting) {
+  const a = st.aqi;
+  const value = a?.value ?? null;
+  const off = silent(st);
+  return {
+    thing: st.thing,
+    name: st.name,
+    short: shortName(st.name),
+    value,
+    category: a?.category?.key ?? "none",
+    categoryName: categoryName(a?.category, state.lang),
+    indexName: a?.index_name ?? INDEX_NAMES[state.index],
+    color: off || value === null ? SILENT_COLOR : a.category.color,
+    silent: off,
+    selected: state.selected === st.thing,
+    alert: alerting.has(st.thing),
+  };
+}
+
+const badge = (v) =>
+  html`<div
+      class="aq-marker ${v.silent ? "silent" : ""} ${v.selected ? "selected" : ""} ${v.alert ? "alerting" : ""}"
+      data-thing=${v.thing}
+      data-category=${v.category}
+      data-color=${v.color}
+      style="background:${v.color};color:${textOn(v.color)}"
+    >${v.value === null ? "–" : fmtNum(v.value)}</div>
+    <div class="aq-name">${v.short}</div>`;
+
+// The marker's element stays and only its attributes and text change (an observer sees the change in place).
+function show(m) {
+  const el = m.getElement();
+  if (el) render(badge(m.view), el);
+  if (m.isTooltipOpen()) m.getTooltip().update();
+}
+
+function add(v, coords) {
+  const icon = L.divIcon({ className: "aq-icon", html: "", iconSize: null });
+  const m = L.marker([coords[1], coords[0]], {
+    icon,
+    title: v.name,
+    alt: v.name,
+    riseOnHover: true,
+    zIndexOffset: 1000,
+  });
+  m.view = v;
+  m.on("add", () => show(m)); // a new element each time the layer is shown
+  m.on("click", () => hooks.select(v.thing));
+  m.bindTooltip(() => hooks.content(popup(v.thing)), { direction: "top", offset: [0, -14] });
+  markers.set(v.thing, m);
+  group.addLayer(m);
+}
+
+function update(st, alerting) {
+  const m = markers.get(st.thing);
+  if (!m) return add(viewOf(st, alerting), st.coordinates);
+  m.view = viewOf(st, alerting);
+  show(m);
+}
+
+export const key = "aq";
+
+export async function load() {
+  const at = state.at ? `&at=${encodeURIComponent(iso(state.at))}` : "";
+  const body = await getJSON(`/api/v1/aqi/stations?index=${state.index}${at}`);
+  state.aq = new Map(body.value.filter(hasCoords).map((s) => [s.thing, s]));
+}
+
+export function layer(map, h) {
+  hooks = h;
+  group = L.layerGroup();
+  return group;
+}
+
+// Markers change in place: a new index, a selection, an alert, silence.
+export function draw() {
+  const alerting = hooks.alerting();
+  for (const st of state.aq.values()) update(st, alerting);
+  for (const [thing, m] of markers) {
+    if (!state.aq.has(thing)) {
+      group.removeLayer(m);
+      markers.delete(thing);
+    }
+  }
+}
+
+// -- live: a burst of Observations (a station's six pollutants) is one re-read per station ----------------------
+const pending = new Set();
+let timer = null;
+
+export function live(o, notify) {
+  if (!state.aq.has(o.thing)) return;
+  pending.add(o.thing);
+  if (!timer) timer = setTimeout(() => refresh(notify).catch((e) => console.warn("live refresh failed", e)), 30);
+}
+
+async function refresh(notify) {
+  const things = [...pending];
+  pending.clear();
+  timer = null;
+  if (state.at) return;
+  const bodies =
+    things.length > 20
+      ? (await getJSON(`/api/v1/aqi/stations?index=${state.index}`)).value
+      : await Promise.all(things.map((th) => getJSON(`/api/v1/aqi/stations/${th}?index=${state.index}`)));
+  if (state.at) return;
+  const alerting = hooks.alerting();
+  for (const st of bodies) {
+    if (!hasCoords(st)) continue;
+    state.aq.set(st.thing, st);
+    update(st, alerting);
+    notify(st.thing);
+  }
+}
+
+export function popup(thing) {
+  const m = markers.get(thing);
+  if (!m) return nothing;
+  const v = m.view;
+  return html`<strong>${v.name}</strong><br />${v.indexName}:
+    ${v.value === null ? t("common.noData") : `${fmtNum(v.value)} · ${v.categoryName}`}
+    ${v.silent ? html`<br />${t("legend.silent")}` : nothing}`;
+}
+
+export function kpis() {
+  const all = [...state.aq.values()];
+  const worst = all.filter((s) => !silent(s)).reduce((w, s) => (!w || s.aqi.value > w.aqi.value ? s : w), null);
+  return {
+    total: all.length,
+    silent: all.filter(silent).map((s) => s.name),
+    worst: worst && {
+      thing: worst.thing,
+      name: shortName(worst.name),
+      value: worst.aqi.value,
+      color: worst.aqi.category.color,
+      category: categoryName(worst.aqi.category, state.lang),
+    },
+  };
+}
+
+// The categories on the map now, in index order.
+export function legend() {
+  const cats = new Map();
+  for (const st of state.aq.values()) {
+    const c = st.aqi?.category;
+    if (!c || st.aqi.value === null) continue;
+    const cur = cats.get(c.key);
+    if (!cur || st.aqi.value < cur.min) cats.set(c.key, { ...c, min: st.aqi.value });
+  }
+  const list = [...cats.values()].sort((a, b) => a.min - b.min);
+  return html`<h3>${INDEX_NAMES[state.index]}</h3>
+    <ul>
+      ${list.map((c) => swatch(c.color, categoryName(c, state.lang)))}${silentSwatch()}
+    </ul>`;
+}
+
+export const points = () => [...state.aq.values()].map((st) => [st.coordinates[1], st.coordinates[0]]);
