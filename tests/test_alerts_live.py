@@ -117,10 +117,9 @@ def test_sse_stream_and_restart_after_kill(tmp_path: Path) -> None:
             assert (ev["event"], ev["alert"]["id"]) == ("resolved", aid)  # the first event after the restart
             assert c.get("/api/v1/alerts").json()["count"] == 1
         # SIGTERM with a stream open: the server ends the stream and exits cleanly.
-        t = time.monotonic()
         stop_server(proc)
         # uvicorn re-raises the SIGTERM it handled once shut down: -15 after a graceful stop, -9 had it hung
-        assert proc.returncode in (0, -signal.SIGTERM) and time.monotonic() - t < 10
+        assert proc.returncode in (0, -signal.SIGTERM)
         assert stream.ended.wait(5)
         stream.close()
     finally:

@@ -32,6 +32,8 @@ from cityhub.sensorthings.filter import (
     parse_filter,
     to_text,
 )
+from cityhub.store.base import Dialect
+from cityhub.store.duckdb import DuckDBDialect
 
 UTC = dt.UTC
 FIXED_ZONES = [
@@ -547,9 +549,11 @@ COLUMNS: dict[tuple[str, ...], Resolved] = {
 
 
 class DuckCtx:
-    """The SqlContext contract over the DuckDB test table, with positional ``?`` parameters."""
+    """The SqlContext contract over the DuckDB test table. Placeholders, lenient casts and the clock come
+    from the backend's dialect, as in ``query.SqlBuilder``; geo functions are Python UDFs."""
 
-    def __init__(self) -> None:
+    def __init__(self, dialect: Dialect | None = None) -> None:
+        self.dialect = DuckDBDialect() if dialect is None else dialect
         self.params: list[object] = []
         self.geo_calls: list[tuple[str, int]] = []
 
@@ -562,23 +566,25 @@ class DuckCtx:
 
     def param(self, value: object) -> str:
         self.params.append(value)
-        return "?"
+        return self.dialect.placeholder
 
     def json_value(self, base_sql: str, keys: tuple[str, ...], as_type: str) -> str:
         # The JSON path is itself a parameter, which checks the compiler's placeholder ordering.
-        sql = f"json_extract_string({base_sql}, {self.param('$.' + '.'.join(keys))})"
-        casts = {"string": None, "number": "DOUBLE", "boolean": "BOOLEAN"}
-        return sql if casts[as_type] is None else f"TRY_CAST({sql} AS {casts[as_type]})"
+        return self.json_cast(f"json_extract_string({base_sql}, {self.param('$.' + '.'.join(keys))})", as_type)
+
+    def json_cast(self, text_sql: str, as_type: str) -> str:
+        casts = {"string": None, "number": "DOUBLE PRECISION", "boolean": "BOOLEAN"}
+        return text_sql if casts[as_type] is None else self.dialect.try_cast(text_sql, casts[as_type])
 
     def geo(self, func: str, args: list[str]) -> str:
         self.geo_calls.append((func, len(args)))
         return f"py_{func.replace('.', '_')}({', '.join(args)})"
 
     def geometry_literal(self, wkt: str) -> str:
-        return f"CAST({self.param(wkt)} AS VARCHAR)"
+        return self.dialect.geometry_literal(self.param(wkt))
 
     def now(self) -> str:
-        return "now()"
+        return self.dialect.now()
 
 
 def _geo_udfs() -> dict[str, tuple[object, list[object], object]]:
@@ -626,7 +632,7 @@ def con() -> Iterator[duckdb.DuckDBPyConnection]:
 def select_ids(con: duckdb.DuckDBPyConnection, text: str) -> set[int]:
     ctx = DuckCtx()
     sql = compile_filter(parse_filter(text), ctx)
-    assert sql.count("?") == len(ctx.params)
+    assert sql.count(ctx.dialect.placeholder) == len(ctx.params)
     rows = con.execute(f"SELECT obs.id FROM obs WHERE {sql} ORDER BY obs.id", ctx.params).fetchall()
     return {r[0] for r in rows}
 
@@ -764,7 +770,7 @@ def test_geo_calls_go_through_context() -> None:
     sql = compile_filter(parse_filter(text), ctx)
     assert ctx.geo_calls == [("geo.distance", 2), ("st_relate", 3)]
     assert ctx.params == ["POINT (1 2)", 1, "T*F**F***"]
-    assert sql.count("?") == 3
+    assert sql.count(ctx.dialect.placeholder) == 3
 
 
 def test_exists_template_may_contain_braces() -> None:
@@ -905,7 +911,8 @@ booleans: st.SearchStrategy[Node] = st.deferred(
 def test_compiled_sql_runs(con: duckdb.DuckDBPyConnection, node: Node) -> None:
     ctx = DuckCtx()
     sql = compile_filter(node, ctx)
-    assert sql.count("?") == len(ctx.params)
+    assert sql.count(ctx.dialect.placeholder) == len(ctx.params)
+    assert "%" not in sql  # a driver with %s placeholders would take it for one
     # 1e300 mod 2 overflows DECIMAL(38, 9): the engine's numeric limits, not a compiler bug.
     with contextlib.suppress(duckdb.OutOfRangeException, duckdb.ConversionException):
         con.execute(f"SELECT count(*) FROM obs WHERE {sql}", ctx.params).fetchall()

@@ -8,6 +8,7 @@ import time
 import uuid
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -95,11 +96,22 @@ def test_replay_keeps_the_original_timing_compressed(hub: TestClient, tmp_path: 
     path.write_text(csv_text)
     feed = rp.read_feed(path)
     ids = rp.ensure_datastreams(hub, feed)
-    t0 = time.monotonic()
-    stats = rp.play(feed, ids, rp.HttpSink(hub), rp.parse_speed("36000x"))  # an hour in 0.1 s
-    elapsed = time.monotonic() - t0
+    sink = rp.HttpSink(hub)
+    sent: list[tuple[float, int]] = []  # when each body went out, and its rows
+
+    class Timed:
+        def send(self, ds: np.ndarray, times: pa.Array, values: pa.Array, stats: rp.ReplayStats) -> None:
+            sent.append((time.monotonic(), len(ds)))
+            sink.send(ds, times, values, stats)
+
+        def close(self) -> None:
+            sink.close()
+
+    stats = rp.play(feed, ids, Timed(), rp.parse_speed("36000x"))  # type: ignore[arg-type]  # an hour in 0.1 s
     assert stats.stored == 5
-    assert 0.38 <= elapsed < 3.0, elapsed
+    # Each hourly row went out on its own, not before its compressed time (k hours after the first: k × 0.1 s).
+    assert [n for _, n in sent] == [1] * 5
+    assert all(at - sent[0][0] >= k * 0.1 - 0.01 for k, (at, _) in enumerate(sent)), sent
     assert rp.parse_speed("max") is None and rp.parse_speed("600") == 600.0
     with pytest.raises(ValueError, match="speed"):
         rp.parse_speed("fast")

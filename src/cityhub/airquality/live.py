@@ -114,34 +114,25 @@ class AirQuality:
             return self._stations
 
     def _load(self) -> tuple[dict[int, Station], dict[int, int]]:
-        rows = self.store.query(
-            """SELECT d.id, d.thing_id, t.name, op.name, op.definition, d.unit_of_measurement, d.properties
-               FROM datastreams d JOIN things t ON t.id = d.thing_id
-               JOIN observed_properties op ON op.id = d.observed_property_id ORDER BY d.id"""
-        )
         stations: dict[int, Station] = {}
         derived: list[tuple[int, int, str]] = []
-        for ds_id, thing_id, thing_name, op_name, op_def, uom, props in rows:
-            if op_def == VN_AQI_DEFINITION:
-                period = (orjson.loads(props) if props else {}).get("period", "hour")
-                derived.append((thing_id, ds_id, period))
+        for row in self.store.airquality.station_streams():
+            if row.property_definition == VN_AQI_DEFINITION:
+                period = (orjson.loads(row.properties) if row.properties else {}).get("period", "hour")
+                derived.append((row.thing_id, row.datastream_id, period))
                 continue
-            pollutant = pollutant_of(op_name, op_def)
-            unit = UNITS.get(((orjson.loads(uom) if uom else {}) or {}).get("symbol") or "")
+            pollutant = pollutant_of(row.property_name, row.property_definition)
+            uom = orjson.loads(row.unit_of_measurement) if row.unit_of_measurement else {}
+            unit = UNITS.get((uom or {}).get("symbol") or "")
             if pollutant is None or unit is None or (pollutant in ("pm25", "pm10") and unit != "ugm3"):
                 continue
-            st = stations.setdefault(thing_id, Station(thing_id, thing_name, None))
-            st.streams.setdefault(pollutant, (ds_id, unit))
+            st = stations.setdefault(row.thing_id, Station(row.thing_id, row.thing_name, None))
+            st.streams.setdefault(pollutant, (row.datastream_id, unit))
         for thing_id, ds_id, period in derived:
             if thing_id in stations:
                 stations[thing_id].derived[period] = ds_id
         if stations:
-            marks = ", ".join("?" for _ in stations)
-            for thing_id, location in self.store.query(
-                f"""SELECT tl.thing_id, min(l.location) FROM thing_locations tl
-                    JOIN locations l ON l.id = tl.location_id WHERE tl.thing_id IN ({marks}) GROUP BY tl.thing_id""",
-                list(stations),
-            ):
+            for thing_id, location in self.store.catalog.first_locations(list(stations)).items():
                 stations[thing_id].location = orjson.loads(location) if location else None
         by_ds = {ds: st.thing_id for st in stations.values() for ds, _ in st.streams.values()}
         return stations, by_ds
@@ -324,44 +315,28 @@ class AirQuality:
     def _ensure_derived(self, st: Station) -> None:
         if {"hour", "day"} <= set(st.derived):
             return
-        with self.store.transaction() as tx:
-            op = tx.execute("SELECT id FROM observed_properties WHERE definition = ?", [VN_AQI_DEFINITION])
-            op_id = op[0][0] if op else tx.insert(
-                "observed_properties",
-                {"name": "VN_AQI", "definition": VN_AQI_DEFINITION,
-                 "description": "Vietnam Air Quality Index, Decision 1459/QĐ-TCMT (2019)"},
-            )  # fmt: skip
-            sensor = tx.execute("SELECT id FROM sensors WHERE name = 'CityHub VN_AQI'")
-            sensor_id = sensor[0][0] if sensor else tx.insert(
-                "sensors",
-                {"name": "CityHub VN_AQI", "description": "VN_AQI computed by CityHub from the station's pollutants",
-                 "encoding_type": "text/html", "metadata": "https://cityhub.hanoi/docs/airquality"},
-            )  # fmt: skip
-            created: list[tuple[str, int]] = []
-            if not op:
-                created.append(("ObservedProperties", op_id))
-            if not sensor:
-                created.append(("Sensors", sensor_id))
-            for period in ("hour", "day"):
-                if period in st.derived:
-                    continue
-                label = "hourly" if period == "hour" else "daily"
-                ds_id = tx.insert(
-                    "datastreams",
-                    {
-                        "name": f"VN_AQI {label}",
-                        "description": f"{label.capitalize()} VN_AQI of {st.name} (1459/QĐ-TCMT), derived by CityHub",
-                        "observation_type": model.OM_MEASUREMENT,
-                        "unit_of_measurement": orjson.dumps({"name": "index", "symbol": "VN_AQI"}).decode(),
-                        "properties": orjson.dumps({"derived": "VN_AQI", "period": period}).decode(),
-                        "thing_id": st.thing_id,
-                        "sensor_id": sensor_id,
-                        "observed_property_id": op_id,
-                    },
-                )
-                created.append(("Datastreams", ds_id))
+        periods = [p for p in ("hour", "day") if p not in st.derived]
+        labels = {"hour": "hourly", "day": "daily"}
+        made = self.store.airquality.ensure_derived(
+            {"name": "VN_AQI", "definition": VN_AQI_DEFINITION,
+             "description": "Vietnam Air Quality Index, Decision 1459/QĐ-TCMT (2019)"},
+            {"name": "CityHub VN_AQI", "description": "VN_AQI computed by CityHub from the station's pollutants",
+             "encoding_type": "text/html", "metadata": "https://cityhub.hanoi/docs/airquality"},
+            [
+                {
+                    "name": f"VN_AQI {labels[period]}",
+                    "description": f"{labels[period].capitalize()} VN_AQI of {st.name} (1459/QĐ-TCMT), "
+                    "derived by CityHub",
+                    "observation_type": model.OM_MEASUREMENT,
+                    "unit_of_measurement": orjson.dumps({"name": "index", "symbol": "VN_AQI"}).decode(),
+                    "properties": orjson.dumps({"derived": "VN_AQI", "period": period}).decode(),
+                    "thing_id": st.thing_id,
+                }
+                for period in periods
+            ],
+        )  # fmt: skip
         self.catalog.invalidate()
-        for entity_set, entity_id in created:
+        for entity_set, entity_id in made.created:
             self.bus.entity(entity_set, entity_id)
 
     def _write(self, ds_id: int, rows: list[tuple[datetime, datetime, aq.IndexResult]]) -> None:

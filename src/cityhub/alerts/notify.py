@@ -23,7 +23,9 @@ import httpx
 import orjson
 import pyarrow as pa
 
+from cityhub.sse import message
 from cityhub.store.base import Store
+from cityhub.store.ops.webhooks import DELIVERY_SCHEMA, WebhookRecord
 from cityhub.timefmt import iso_time
 
 log = logging.getLogger(__name__)
@@ -77,7 +79,14 @@ class Broadcaster:
 
 
 def sse_message(event_id: int, payload: bytes) -> bytes:
-    return b"id: %d\nevent: alert\ndata: %s\n\n" % (event_id, payload)
+    """An alert event (its JSON ``payload``) as an SSE message, framed once for every stream."""
+    return message(payload.decode(), event="alert", id=event_id)
+
+
+def sse_message_id(msg: bytes) -> int:
+    """The event id of an :func:`sse_message`."""
+    start = msg.index(b"id: ") + 4
+    return int(msg[start : msg.index(b"\n", start)])
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -118,21 +127,10 @@ class Webhook:
         }
 
 
-DELIVERY_SCHEMA = pa.schema(
-    [
-        ("id", pa.int64()),
-        ("webhook_id", pa.int64()),
-        ("event_id", pa.int64()),
-        ("alert_id", pa.int64()),
-        ("event", pa.string()),
-        ("status", pa.string()),
-        ("attempts", pa.int32()),
-        ("created_at", pa.timestamp("us", tz="UTC")),
-        ("next_attempt_at", pa.timestamp("us", tz="UTC")),
-        ("payload", pa.string()),
-        ("log", pa.string()),
-    ]
-)
+# The delivery log's JSON names for the stored columns (the others are the same).
+_DELIVERY_KEYS = {"event_id": "eventId", "alert_id": "alertId", "created_at": "createdAt",
+                  "next_attempt_at": "nextAttemptAt", "delivered_at": "deliveredAt", "last_status": "lastStatus",
+                  "last_error": "lastError"}  # fmt: skip
 
 
 @dataclass(order=True)
@@ -182,29 +180,22 @@ class Webhooks:
 
     # -- registry --------------------------------------------------------------------------------------------------
     def load(self) -> None:
-        for wid, url, secret, filt, desc, created_at, created_by in self.store.query(
-            "SELECT id, url, secret, filter, description, created_at, created_by FROM webhooks ORDER BY id"
-        ):
-            self.hooks[int(wid)] = Webhook(int(wid), url, secret, orjson.loads(filt) if filt else {}, desc,
-                                           created_at, created_by)  # fmt: skip
+        for wid, url, secret, filt, desc, created_at, created_by in self.store.webhooks.load_webhooks():
+            self.hooks[wid] = Webhook(wid, url, secret, orjson.loads(filt) if filt else {}, desc,
+                                      created_at, created_by)  # fmt: skip
         now = time.monotonic()
-        for did, wid, payload, attempts, next_at, event, past in self.store.query(
-            """SELECT id, webhook_id, payload, attempts, next_attempt_at, event, log FROM webhook_deliveries
-               WHERE status = 'pending' ORDER BY id"""
-        ):
+        for d in self.store.webhooks.pending_deliveries():
+            next_at = d.next_attempt_at
             wait = max(0.0, (next_at - datetime.now(UTC)).total_seconds()) if next_at else 0.0
-            entries = orjson.loads(past) if past else []
-            self._schedule(_Due(now + wait, int(did), int(wid), payload.encode(), int(attempts), event, entries))
+            entries = orjson.loads(d.log) if d.log else []
+            self._schedule(_Due(now + wait, d.id, d.webhook_id, d.payload.encode(), d.attempts, d.event, entries))
 
     def create(self, url: str, secret: str, filt: dict[str, Any], description: str | None, who: str) -> Webhook:
         wid = int(self.store.allocate_ids("webhooks", 1)[0])
         now = datetime.now(UTC)
-        with self.store.transaction(fold_derived=False) as tx:
-            tx.execute(
-                """INSERT INTO webhooks (id, url, secret, filter, description, created_at, created_by)
-                   VALUES (?, ?, ?, ?, ?, ?, ?)""",
-                [wid, url, secret, orjson.dumps(filt).decode(), description, now, who],
-            )
+        self.store.webhooks.insert_webhook(
+            WebhookRecord(wid, url, secret, orjson.dumps(filt).decode(), description, now, who)
+        )
         hook = Webhook(wid, url, secret, filt, description, now, who)
         with self._lock:
             self.hooks[wid] = hook
@@ -214,27 +205,13 @@ class Webhooks:
         with self._lock:
             if self.hooks.pop(wid, None) is None:
                 return False
-        with self.store.transaction(fold_derived=False) as tx:
-            tx.execute("DELETE FROM webhook_deliveries WHERE webhook_id = ?", [wid])
-            tx.execute("DELETE FROM webhooks WHERE id = ?", [wid])
+        self.store.webhooks.delete_webhook(wid)
         return True
 
     def deliveries(self, wid: int, status: str | None, limit: int, offset: int) -> list[dict[str, Any]]:
-        where, params = "webhook_id = ?", [wid]
-        if status:
-            where += " AND status = ?"
-            params.append(status)
-        rows = self.store.query(
-            f"""SELECT id, event_id, alert_id, event, status, attempts, created_at, next_attempt_at, delivered_at,
-                       last_status, last_error, log
-                FROM webhook_deliveries WHERE {where} ORDER BY id DESC LIMIT ? OFFSET ?""",
-            [*params, limit, offset],
-        )
-        keys = ("id", "eventId", "alertId", "event", "status", "attempts", "createdAt", "nextAttemptAt",
-                "deliveredAt", "lastStatus", "lastError", "log")  # fmt: skip
         out = []
-        for r in rows:
-            d = dict(zip(keys, r, strict=True))
+        for row in self.store.webhooks.deliveries(wid, status, limit, offset):
+            d = {_DELIVERY_KEYS.get(k, k): v for k, v in row.items()}
             d["log"] = orjson.loads(d["log"]) if d["log"] else []
             out.append(d)
         return out
@@ -340,12 +317,10 @@ class Webhooks:
             self.failed_attempts += 1
             wait = min(self.max_delay_s, self.base_delay_s * 2 ** (d.attempts - 1))
             state, next_at, delivered = "pending", now + timedelta(seconds=wait), None
-        with self.store.transaction(fold_derived=False) as tx:
-            tx.execute(
-                """UPDATE webhook_deliveries SET status = ?, attempts = ?, next_attempt_at = ?, delivered_at = ?,
-                          last_status = ?, last_error = ?, log = ? WHERE id = ?""",
-                [state, d.attempts, next_at, delivered, status, error, orjson.dumps(d.log).decode(), d.delivery_id],
-            )
+        self.store.webhooks.record_attempt(
+            d.delivery_id, status=state, attempts=d.attempts, next_attempt_at=next_at, delivered_at=delivered,
+            last_status=status, last_error=error, log=orjson.dumps(d.log).decode(),
+        )  # fmt: skip
         if state == "pending" and next_at is not None:
             d.at = time.monotonic() + (next_at - now).total_seconds()
             self._schedule(d)

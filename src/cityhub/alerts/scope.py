@@ -1,7 +1,8 @@
 """Which Datastreams (and subjects) a rule's scope selects, resolved against a snapshot of the model.
 
-The snapshot is loaded in two queries and kept until ``catalog.version`` changes (any entity created, updated or
-deleted), so resolving 1,000 rules is a few NumPy masks each, not 1,000 queries.
+The snapshot is loaded in one store operation (``store.alerts.model_rows``) and kept until ``catalog.version``
+changes (any entity created, updated or deleted), so resolving 1,000 rules is a few NumPy masks each, not 1,000
+queries.
 """
 
 from __future__ import annotations
@@ -81,18 +82,10 @@ class ModelSnapshot:
 
     @classmethod
     def load(cls, store: Store, version: int) -> ModelSnapshot:
-        rows = store.query(
-            """SELECT d.id, d.thing_id, d.name, d.unit_of_measurement, d.observed_property_id, d.properties,
-                      op.definition = ? AS derived
-               FROM datastreams d JOIN observed_properties op ON op.id = d.observed_property_id ORDER BY d.id""",
-            [VN_AQI_DEFINITION],
-        )
-        things = store.query(
-            """SELECT t.id, t.name, t.properties, min(l.location) FROM things t
-               LEFT JOIN thing_locations tl ON tl.thing_id = t.id LEFT JOIN locations l ON l.id = tl.location_id
-               GROUP BY t.id, t.name, t.properties"""
-        )
-        ops = store.query("SELECT id, name, definition FROM observed_properties")
+        model = store.alerts.model_rows()
+        rows, things, ops = model.datastreams, model.things, model.observed_properties
+        derived_ops = {int(i) for i, _, d in ops if d == VN_AQI_DEFINITION}
+        derived = [int(r[4]) in derived_ops for r in rows]
         thing_name = {int(t): n for t, n, _, _ in things}
         thing_props = {int(t): p if isinstance(p := _json(props), dict) else {} for t, _, props, _ in things}
         thing_xy = {int(t): _point(_json(loc)) for t, _, _, loc in things}
@@ -111,8 +104,8 @@ class ModelSnapshot:
             ds_name=np.array([r[2] for r in rows], dtype=object),
             ds_unit=np.array([u.get("symbol") if isinstance(u, dict) else None for u in unit], dtype=object),
             ds_op=np.array([r[4] for r in rows], np.int64),
-            ds_derived=np.array([bool(r[6]) for r in rows], bool),
-            ds_period=np.array([_period(r[6], p) for r, p in zip(rows, ds_props, strict=True)], dtype=object),
+            ds_derived=np.array(derived, bool),
+            ds_period=np.array([_period(d, p) for d, p in zip(derived, ds_props, strict=True)], dtype=object),
             ds_interval_s=interval,
             ds_x=xy[:, 0],
             ds_y=xy[:, 1],

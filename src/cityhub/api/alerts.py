@@ -8,22 +8,22 @@ about webhooks (they hold secrets) needs an operator or admin key.
 from __future__ import annotations
 
 import asyncio
-import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Body, Header, Path, Query, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cityhub.alerts.builtin import builtin_names, read_builtin
-from cityhub.alerts.notify import sse_message
+from cityhub.alerts.notify import sse_message, sse_message_id
 from cityhub.alerts.rules import Id, RuleSpec, Severity, check, parse_ruleset
 from cityhub.api.deps import JSONResponse, hub_of, principal, require
 from cityhub.api.params import time_param
 from cityhub.auth.keys import Principal
 from cityhub.errors import bad_request, not_found
+from cityhub.sse import event_stream, message
 
 router = APIRouter(tags=["Alerts"])
 MAX_ID = 2**62
@@ -195,15 +195,6 @@ async def list_alerts(
     return JSONResponse(out)
 
 
-def _server_exiting() -> Callable[[], bool]:
-    """Whether the uvicorn server is shutting down: it waits for open responses before the application's own
-    shutdown, so an endless stream must notice and end. Found through its signal handler (no patching)."""
-    server = getattr(signal.getsignal(signal.SIGTERM), "__self__", None)
-    if server is not None and hasattr(server, "should_exit"):
-        return lambda: bool(server.should_exit)
-    return lambda: False
-
-
 @router.get(
     "/api/v1/alerts/stream",
     include_in_schema=False,  # an endless text/event-stream; documented in the README
@@ -224,42 +215,27 @@ async def alert_stream(
             start = int(last_event_id)
         except ValueError:
             raise bad_request("Last-Event-ID must be an event id", field="last-event-id") from None
-    exiting = _server_exiting()
-    q = engine.broadcaster.subscribe()
-    loop = asyncio.get_running_loop()
+    q = engine.broadcaster.subscribe()  # before the replay: nothing committed in between is missed
 
     async def events() -> AsyncIterator[bytes]:
         try:
-            yield b"retry: 3000\n: connected\n\n"
+            yield message(comment="connected", retry=3000)
             last = start if start is not None else -1
             if start is not None:
                 for eid, payload in await asyncio.to_thread(engine.events_after, start):
                     yield sse_message(eid, payload)
                     last = eid
-            ping = loop.time() + keepalive
             while not engine.broadcaster.closed:
-                try:
-                    msg = await asyncio.wait_for(q.get(), timeout=min(0.5, keepalive))
-                except TimeoutError:
-                    if exiting():
-                        return
-                    if loop.time() >= ping:
-                        ping = loop.time() + keepalive
-                        yield b": keep-alive\n\n"
-                    continue
-                if msg is None:
+                msg = await q.get()  # each message is framed once by the engine, for every stream
+                if msg is None:  # the engine stopped, or this client fell behind: it resumes from Last-Event-ID
                     return
-                if int(msg[4 : msg.index(b"\n")]) <= last:
+                if sse_message_id(msg) <= last:
                     continue  # already sent from the replay
                 yield msg
         finally:
             engine.broadcaster.unsubscribe(q)
 
-    return StreamingResponse(
-        events(),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return event_stream(events(), keepalive_s=keepalive, keepalive="keep-alive")
 
 
 @router.get("/api/v1/alerts/status", summary="The alert engine: rules, watched pairs, queue, counters")

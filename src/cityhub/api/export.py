@@ -37,44 +37,17 @@ def export_table(
     end: datetime | None,
     limit: int,
 ) -> pa.Table:
-    where, params = [], []
-    if datastreams:
-        where.append(f"o.datastream_id IN ({', '.join('?' for _ in datastreams)})")
-        params += datastreams
-    if things:
-        where.append(f"d.thing_id IN ({', '.join('?' for _ in things)})")
-        params += things
-    if start:
-        where.append("o.phenomenon_time >= ?")
-        params.append(start)
-    if end:
-        where.append("o.phenomenon_time < ?")
-        params.append(end)
-    clause = f"WHERE {' AND '.join(where)}" if where else ""
-    rows = store.query_arrow(
-        f"""SELECT d.thing_id, t.name AS thing, d.name AS datastream, op.name AS observed_property,
-                   d.unit_of_measurement AS uom, o.phenomenon_time AS time, o.result_number AS result,
-                   coalesce(o.result_string, o.result_json) AS result_text
-            FROM observations o JOIN datastreams d ON d.id = o.datastream_id
-            JOIN things t ON t.id = d.thing_id JOIN observed_properties op ON op.id = d.observed_property_id
-            {clause} ORDER BY d.id, o.phenomenon_time LIMIT ?""",
-        [*params, limit],
-    )
+    rows = store.export.observations(datastreams=datastreams, things=things, start=start, end=end, limit=limit)
+    thing_ids = rows.column("thing_id").to_pylist()
     # Per-Thing facts are few: resolve them in Python instead of dialect-specific JSON SQL.
     coords: dict[int, tuple[float | None, float | None]] = {}
-    for thing_id, loc in store.query(
-        "SELECT tl.thing_id, l.location FROM thing_locations tl JOIN locations l ON l.id = tl.location_id "
-        "ORDER BY tl.thing_id, l.id"
-    ):
-        if thing_id in coords:
-            continue
+    for thing_id, loc in store.catalog.first_locations(sorted(set(thing_ids))).items():
         try:
             geo = orjson.loads(loc) if isinstance(loc, str) else loc
             lon, lat = geo["coordinates"][:2] if geo.get("type") == "Point" else (None, None)
         except (orjson.JSONDecodeError, TypeError, KeyError, ValueError, AttributeError):
             lon, lat = None, None
-        coords[int(thing_id)] = (lat, lon)
-    thing_ids = rows.column("thing_id").to_pylist()
+        coords[thing_id] = (lat, lon)
     units: dict[str, Any] = {}
     for u in set(rows.column("uom").to_pylist()):
         try:

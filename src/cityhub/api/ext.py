@@ -133,24 +133,18 @@ async def create_observations_data_array(request: Request) -> Response:
     out = await ingest_table(hub, raw, who, partial=True)
     errors = {e["index"]: e for e in out["errors"]}
     # Row results in order: the stored (or already stored) Observation's link, or the error.
-    links = (
-        hub.store.query(
-            "SELECT datastream_id, phenomenon_time, id FROM observations WHERE datastream_id IN "
-            f"({', '.join('?' for _ in body)})",
-            [g["Datastream"]["@iot.id"] for g in body],
-        )
-        if len(errors) < len(records)
-        else []
-    )
-    by_key = {(d, t): i for d, t, i in links}
+    keys: dict[int, tuple[int, datetime]] = {}
+    for i, rec in enumerate(records):
+        if i not in errors and isinstance(rec.get("phenomenonTime"), str):
+            keys[i] = (rec["datastream"], parse_time(rec["phenomenonTime"], "phenomenonTime"))
+    by_key = await asyncio.to_thread(hub.store.observations.ids_by_key, list(set(keys.values()))) if keys else {}
     base = str(request.base_url).rstrip("/") + "/v1.1"
     answer = []
-    for i, rec in enumerate(records):
+    for i in range(len(records)):
         if i in errors:
             answer.append(f"error: {errors[i]['field']} {errors[i]['reason']}")
             continue
-        ts = parse_time(rec["phenomenonTime"], "phenomenonTime") if isinstance(rec.get("phenomenonTime"), str) else None
-        oid = by_key.get((rec["datastream"], ts))
+        oid = by_key.get(keys[i]) if i in keys else None
         answer.append(f"{base}/Observations({oid})" if oid is not None else "error: not stored")
     return JSONResponse(answer, status_code=201)
 
@@ -165,16 +159,12 @@ class Selection(BaseModel):
 def _datastream_ids(hub: Hub, sel: Selection) -> list[int]:
     if sel.datastreams is not None:
         return sel.datastreams
+    # A Thing takes precedence over an ObservedProperty when both are given, as it always has.
     if sel.thing is not None:
-        return [r[0] for r in hub.store.query("SELECT id FROM datastreams WHERE thing_id = ?", [sel.thing])]
+        return hub.store.catalog.datastream_ids(thing=sel.thing)
     if sel.observedProperty is not None:
-        return [
-            r[0]
-            for r in hub.store.query(
-                "SELECT id FROM datastreams WHERE observed_property_id = ?", [sel.observedProperty]
-            )
-        ]
-    return [r[0] for r in hub.store.query("SELECT id FROM datastreams")]
+        return hub.store.catalog.datastream_ids(observed_property=sel.observedProperty)
+    return hub.store.catalog.datastream_ids()
 
 
 def _parse_ids(text: str | None) -> list[int] | None:

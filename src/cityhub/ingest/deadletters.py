@@ -14,6 +14,7 @@ from typing import Any
 import pyarrow as pa
 
 from cityhub.store.base import Store
+from cityhub.store.ops.deadletters import DEADLETTER_SCHEMA
 from cityhub.timefmt import iso_time
 
 MAX_PAYLOAD_BYTES = 64 * 1024  # a dead letter keeps enough of a payload to diagnose it, not a whole dump
@@ -38,25 +39,24 @@ def _encode(payload: bytes) -> tuple[str, str]:
 
 
 def record(store: Store, letters: list[DeadLetter]) -> None:
-    """Store dead letters in one transaction (an Arrow append)."""
+    """Store dead letters in one transaction."""
     if not letters:
         return
-    ids = store.allocate_ids("deadletters", len(letters))
     encoded = [_encode(d.payload) for d in letters]
-    rows = pa.table(
-        {
-            "id": pa.array(ids, pa.int64()),
-            "received_at": pa.array([d.received_at for d in letters], pa.timestamp("us", tz="UTC")),
-            "source": pa.array([d.source for d in letters], pa.string()),
-            "topic": pa.array([d.topic for d in letters], pa.string()),
-            "payload": pa.array([p for p, _ in encoded], pa.string()),
-            "payload_encoding": pa.array([e for _, e in encoded], pa.string()),
-            "reason": pa.array([d.reason for d in letters], pa.string()),
-            "field": pa.array([d.field for d in letters], pa.string()),
-        }
+    store.deadletters.record(
+        pa.table(
+            {
+                "received_at": pa.array([d.received_at for d in letters], pa.timestamp("us", tz="UTC")),
+                "source": pa.array([d.source for d in letters], pa.string()),
+                "topic": pa.array([d.topic for d in letters], pa.string()),
+                "payload": pa.array([p for p, _ in encoded], pa.string()),
+                "payload_encoding": pa.array([e for _, e in encoded], pa.string()),
+                "reason": pa.array([d.reason for d in letters], pa.string()),
+                "field": pa.array([d.field for d in letters], pa.string()),
+            },
+            schema=DEADLETTER_SCHEMA,
+        )
     )
-    with store.transaction() as tx:
-        tx.append_table("deadletters", rows)
 
 
 def query(
@@ -69,44 +69,25 @@ def query(
     offset: int = 0,
 ) -> dict[str, Any]:
     """Newest first; ``topic`` matches a prefix."""
-    where, params = [], []
-    if source:
-        where.append("source = ?")
-        params.append(source)
-    if topic:
-        where.append("starts_with(topic, ?)")
-        params.append(topic)
-    if since:
-        where.append("received_at >= ?")
-        params.append(since)
-    clause = f"WHERE {' AND '.join(where)}" if where else ""
-    (total,) = store.query(f"SELECT count(*) FROM deadletters {clause}", params)[0]
-    rows = store.query(
-        "SELECT id, received_at, source, topic, payload, payload_encoding, reason, field "
-        f"FROM deadletters {clause} ORDER BY id DESC LIMIT ? OFFSET ?",
-        [*params, limit, offset],
-    )
-    keys = ("id", "receivedAt", "source", "topic", "payload", "payloadEncoding", "reason", "field")
-    items = []
-    for r in rows:
-        item = dict(zip(keys, r, strict=True))
-        item["receivedAt"] = iso_time(r[1])
-        items.append(item)
-    return {"count": int(total), "value": items}
+    page = store.deadletters.page(source=source, topic_prefix=topic, since=since, limit=limit, offset=offset)
+    items = [
+        {
+            "id": d.id,
+            "receivedAt": iso_time(d.received_at),
+            "source": d.source,
+            "topic": d.topic,
+            "payload": d.payload,
+            "payloadEncoding": d.payload_encoding,
+            "reason": d.reason,
+            "field": d.field,
+        }
+        for d in page.items
+    ]
+    return {"count": page.total, "value": items}
 
 
 def delete(store: Store, ids: list[int] | None = None, *, before: datetime | None = None) -> int:
     """Delete dead letters by id, or all received before a time; returns how many were deleted."""
-    with store.transaction() as tx:
-        if ids is not None:
-            if not ids:
-                return 0
-            marks = ", ".join("?" for _ in ids)
-            (n,) = tx.execute(f"SELECT count(*) FROM deadletters WHERE id IN ({marks})", ids)[0]
-            tx.execute(f"DELETE FROM deadletters WHERE id IN ({marks})", ids)
-            return int(n)
-        params: list[Any] = [before] if before else []
-        clause = "WHERE received_at < ?" if before else ""
-        (n,) = tx.execute(f"SELECT count(*) FROM deadletters {clause}", params)[0]
-        tx.execute(f"DELETE FROM deadletters {clause}", params)
-        return int(n)
+    if ids is not None:
+        return store.deadletters.delete(ids)
+    return store.deadletters.delete_before(before)

@@ -26,6 +26,7 @@ from cityhub import timefmt
 from cityhub.errors import ProblemError, bad_request
 from cityhub.sensorthings import results
 from cityhub.store.base import OBSERVATION_BATCH_SCHEMA, Store, Transaction
+from cityhub.store.ops.catalog import DatastreamInfo  # also imported from here (obsin.DatastreamInfo)
 
 FORMATS = {
     "text/csv": "csv",
@@ -58,14 +59,6 @@ class Validated:
     thing_ids: np.ndarray  # owning Thing of each good row (for device keys)
     bad: list[dict[str, Any]]
     bad_count: int
-
-
-@dataclass(frozen=True)
-class DatastreamInfo:
-    id: int
-    observation_type: str
-    unit_symbol: str | None
-    thing_id: int
 
 
 def datastream_table(infos: list[DatastreamInfo]) -> pa.Table:
@@ -106,8 +99,7 @@ class DatastreamCatalog:
         """The Datastream with this name (the lowest id if several share it), for topic mappings."""
         with self._lock:
             if self._names is None or self._names_version != self.version:
-                rows = self.store.query("SELECT name, min(id) FROM datastreams GROUP BY name")
-                self._names = {n: int(i) for n, i in rows}
+                self._names = self.store.catalog.datastream_ids_by_name()
                 self._names_version = self.version
             return self._names.get(name)
 
@@ -117,17 +109,7 @@ class DatastreamCatalog:
     def _load(self) -> tuple[pa.Table, dict[int, DatastreamInfo]]:
         with self._lock:
             if self._table is None:
-                rows = self.store.query(
-                    "SELECT id, observation_type, unit_of_measurement, thing_id FROM datastreams ORDER BY id"
-                )
-                infos = {}
-                for ds_id, otype, uom_text, thing_id in rows:
-                    try:
-                        uom = orjson.loads(uom_text) if uom_text else {}
-                    except orjson.JSONDecodeError:
-                        uom = {}
-                    symbol = uom.get("symbol") if isinstance(uom, dict) else None
-                    infos[ds_id] = DatastreamInfo(ds_id, otype, symbol, thing_id)
+                infos = {i.id: i for i in self.store.catalog.datastream_infos()}
                 self._infos = infos
                 self._table = datastream_table(list(infos.values()))
             return self._table, self._infos
@@ -155,42 +137,12 @@ class DatastreamCatalog:
 
 def ensure_location_fois(store: Store, datastream_ids: list[int]) -> dict[int, int | None]:
     """Find or create the FeatureOfInterest of each Datastream's Thing's (first) Location."""
-    with store.transaction() as tx:  # serialised, so two requests cannot create the same feature twice
-        return location_fois_in(tx, datastream_ids)
+    return store.catalog.location_features(datastream_ids)
 
 
 def location_fois_in(tx: Transaction, datastream_ids: list[int]) -> dict[int, int | None]:
     """``ensure_location_fois`` inside a transaction the caller holds (a deep insert, say)."""
-    marks = ", ".join("?" for _ in datastream_ids)
-    rows = tx.execute(
-        f"""SELECT d.id, l.id, l.name, l.description, l.encoding_type, l.location, f.id
-            FROM datastreams d
-            JOIN (SELECT thing_id, min(location_id) AS location_id FROM thing_locations GROUP BY thing_id) tl
-              ON tl.thing_id = d.thing_id
-            JOIN locations l ON l.id = tl.location_id
-            LEFT JOIN (SELECT from_location_id, min(id) AS id FROM features_of_interest GROUP BY ALL) f
-              ON f.from_location_id = l.id
-            WHERE d.id IN ({marks})""",
-        datastream_ids,
-    )
-    out: dict[int, int | None] = dict.fromkeys(datastream_ids)
-    made: dict[int, int] = {}
-    for ds_id, loc_id, name, description, encoding, location, foi_id in rows:
-        if foi_id is None:
-            foi_id = made.get(loc_id)
-        if foi_id is None:
-            foi_id = made[loc_id] = tx.insert(
-                "features_of_interest",
-                {
-                    "name": name,
-                    "description": description,
-                    "encoding_type": encoding,
-                    "feature": location,
-                    "from_location_id": loc_id,
-                },
-            )
-        out[ds_id] = int(foi_id)
-    return out
+    return tx.store.catalog.location_features_in(tx, datastream_ids)
 
 
 # -- parsing bodies --------------------------------------------------------------------------------------
@@ -525,11 +477,7 @@ def resolve_features(v: Validated, catalog: DatastreamCatalog) -> Validated:
             reasons[int(i)] = "none given and the Thing has no Location to make one from"
     given = np.unique(filled[~missing])
     if given.size:
-        marks = ", ".join("?" for _ in given)
-        known = {
-            r[0]
-            for r in catalog.store.query(f"SELECT id FROM features_of_interest WHERE id IN ({marks})", given.tolist())
-        }
+        known = catalog.store.catalog.existing_features(given.tolist())
         for i in np.flatnonzero(~missing):
             if int(filled[i]) not in known:
                 reasons[int(i)] = f"no FeatureOfInterest has id {int(filled[i])}"

@@ -1,9 +1,11 @@
-"""Portable SQL for SensorThings reads: entity columns, URL navigation, ``$filter`` and ``$orderby``."""
+"""Portable SQL for SensorThings reads: entity columns, resource paths, ``$filter``, ``$orderby``, ``$expand``,
+counts; every value bound through the dialect's placeholder. The only SQL of the read path."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from cityhub.errors import bad_request
 from cityhub.sensorthings import model
@@ -33,7 +35,8 @@ def columns(et: model.EntityType) -> list[str]:
 
 @dataclass
 class SqlBuilder:
-    """Collects bound parameters and implements the filter compiler's SqlContext for one entity alias."""
+    """Collects bound parameters for one statement; ``context`` gives the filter compiler's SqlContext for
+    an entity alias. Every placeholder is the dialect's, so the SQL suits the backend's driver."""
 
     dialect: Dialect
     params: list[Any] = field(default_factory=list)
@@ -123,7 +126,7 @@ class FilterContext:
                 {
                     "number": f"{alias}.result_number",
                     "string": f"{alias}.result_string",
-                    "boolean": f"TRY_CAST({alias}.result_json AS BOOLEAN)",
+                    "boolean": self.builder.dialect.try_cast(f"{alias}.result_json", "BOOLEAN"),
                 },
             )
         kind = {
@@ -161,3 +164,101 @@ def compile_value(node: Any, ctx: FilterContext) -> list[str]:
         assert r.alt is not None
         return [r.alt["number"], r.alt["string"]]
     return [compile_expression(node, ctx)]
+
+
+# -- resource paths and reads -------------------------------------------------------------------------------
+class PathStep(Protocol):
+    """One segment of a resource path (``cityhub.sensorthings.service.paths.Step``)."""
+
+    et: model.EntityType
+    nav: model.Nav | None
+    id: int | None
+
+
+def chain_where(builder: SqlBuilder, steps: Sequence[PathStep], alias: str) -> str:
+    """SQL condition on ``alias`` selecting the entities the path's last step addresses."""
+    conds = []
+    last = steps[-1]
+    if len(steps) > 1:
+        prev_ids = _ids_sql(builder, steps[:-1])
+        nav = last.nav
+        assert nav is not None
+        if nav.remote_fk:
+            conds.append(f"{alias}.{nav.remote_fk} IN ({prev_ids})")
+        elif nav.fk:
+            prev_table = steps[-2].et.table
+            conds.append(f"{alias}.id IN (SELECT {nav.fk} FROM {prev_table} WHERE id IN ({prev_ids}))")
+        else:
+            assert nav.link is not None
+            link, this_col, other_col = nav.link
+            conds.append(f"{alias}.id IN (SELECT {other_col} FROM {link} WHERE {this_col} IN ({prev_ids}))")
+    if last.id is not None:
+        conds.append(f"{alias}.id = {builder.param(last.id)}")
+    return " AND ".join(conds) if conds else "TRUE"
+
+
+def _ids_sql(builder: SqlBuilder, steps: Sequence[PathStep]) -> str:
+    last = steps[-1]
+    if len(steps) == 1 and last.id is not None:
+        return builder.param(last.id)
+    alias = builder.alias()
+    return f"SELECT {alias}.id FROM {read_table(last.et)} {alias} WHERE {chain_where(builder, steps, alias)}"
+
+
+def select_sql(
+    et: model.EntityType, where: str, order: str | None = None, limit: int | None = None, offset: int = 0
+) -> str:
+    """The entity columns of ``read_table(et) e`` rows matching ``where``."""
+    sql = f"SELECT {', '.join('e.' + c for c in columns(et))} FROM {read_table(et)} e WHERE {where}"
+    if order is not None:
+        sql += f" ORDER BY {order}"
+    if limit is not None:
+        sql += f" LIMIT {int(limit)} OFFSET {int(offset)}"
+    return sql
+
+
+def count_sql(et: model.EntityType, where: str) -> str:
+    return f"SELECT count(*) FROM {read_table(et)} e WHERE {where}"
+
+
+def ids_sql(et: model.EntityType, where: str) -> str:
+    return f"SELECT e.id FROM {read_table(et)} e WHERE {where}"
+
+
+def expand_sql(
+    builder: SqlBuilder,
+    nav: model.Nav,
+    target: model.EntityType,
+    parent_ids: Sequence[int],
+    fk_ids: Sequence[int],
+    filter_node: Any,
+    orderby: list[OrderBy],
+    top: int,
+    skip: int,
+) -> str:
+    """One statement for a ``$expand`` level over all parents: the children of each parent (``_parent``), ranked
+    by ``$orderby`` and cut to ``$skip``/``$top`` per parent with a window function."""
+    # Placeholders are positional: the ORDER BY (inside the window) comes first in the SQL text.
+    order = orderby_sql(builder, target, "e", orderby)
+    if nav.fk:
+        parent_expr, where = "e.id", f"e.id IN ({', '.join(builder.param(i) for i in fk_ids) or 'NULL'})"
+    elif nav.remote_fk:
+        parent_expr = f"e.{nav.remote_fk}"
+        where = f"e.{nav.remote_fk} IN ({', '.join(builder.param(i) for i in parent_ids)})"
+    else:
+        assert nav.link is not None
+        this_col = nav.link[1]
+        parent_expr = f"l.{this_col}"
+        where = f"l.{this_col} IN ({', '.join(builder.param(i) for i in parent_ids)})"
+    if filter_node is not None:
+        where += " AND (" + filter_sql(builder, target, "e", filter_node) + ")"
+    from_ = f"{read_table(target)} e"
+    if nav.link:
+        from_ = f"{nav.link[0]} l JOIN {from_} ON e.id = l.{nav.link[2]}"
+    cols = ", ".join("e." + c for c in columns(target))
+    return f"""SELECT * FROM (
+                SELECT {parent_expr} AS _parent, {cols},
+                       row_number() OVER (PARTITION BY {parent_expr} ORDER BY {order}) AS _rn
+                FROM {from_} WHERE {where}) x
+              WHERE _rn > {int(skip)} AND _rn <= {int(skip + top)}
+              ORDER BY _parent, _rn"""

@@ -97,19 +97,17 @@ class LocalBackend:
         self.hub = hub
 
     def things(self) -> dict[str, int]:
-        return {name: i for i, name in reversed(self.hub.store.query("SELECT id, name FROM things ORDER BY id"))}
+        return self.hub.store.catalog.thing_ids_by_name()
 
     def datastreams(self, thing: int) -> dict[str, int]:
-        rows = self.hub.store.query("SELECT id, name FROM datastreams WHERE thing_id = ? ORDER BY id DESC", [thing])
-        return {name: i for i, name in rows}
+        return self.hub.store.catalog.datastream_ids_by_name(thing)
 
     def find(self, entity_set: str, name: str, definition: str | None = None) -> int | None:
-        table = {"Sensors": "sensors", "ObservedProperties": "observed_properties"}[entity_set]
-        sql, args = f"SELECT min(id) FROM {table} WHERE name = ?", [name]
-        if definition is not None:
-            sql, args = sql + " AND definition = ?", [name, definition]
-        rows = self.hub.store.query(sql, args)
-        return rows[0][0] if rows else None
+        if entity_set == "Sensors":
+            return self.hub.store.catalog.sensor_id(name)
+        if entity_set == "ObservedProperties":
+            return self.hub.store.catalog.observed_property_id(name, definition)
+        raise KeyError(entity_set)
 
     def create(self, entity_set: str, body: dict[str, Any]) -> int:
         from cityhub.sensorthings import model

@@ -12,12 +12,22 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 
 from cityhub.errors import ProblemError
+
+if TYPE_CHECKING:  # the ops modules import this one
+    from cityhub.store.ops.airquality import AirQualityOps
+    from cityhub.store.ops.alerts import AlertOps
+    from cityhub.store.ops.catalog import CatalogOps
+    from cityhub.store.ops.deadletters import DeadLetterOps
+    from cityhub.store.ops.entities import EntityOps
+    from cityhub.store.ops.export import ExportOps
+    from cityhub.store.ops.observations import ObservationOps
+    from cityhub.store.ops.webhooks import WebhookOps
 
 # Arrow schema of a batch handed to Store.append_observations. Ids are allocated by the caller
 # (Store.allocate_ids) so a group of requests can be committed together and answered one by one.
@@ -67,6 +77,8 @@ class AppendResult:
 class Dialect(abc.ABC):
     """SQL differences between backends, for the portable query generator."""
 
+    #: The positional bind-parameter marker of the backend's driver (``?`` for DuckDB, ``%s`` for psycopg).
+    #: Generated SQL gets every placeholder from here, so parameters must be bound in textual order.
     placeholder: str = "?"
 
     @abc.abstractmethod
@@ -81,6 +93,11 @@ class Dialect(abc.ABC):
     def geometry_literal(self, placeholder: str) -> str:
         """SQL turning a bound WKT parameter into the geometry type ``geo`` expects."""
 
+    @abc.abstractmethod
+    def try_cast(self, sql: str, sql_type: str) -> str:
+        """``sql`` converted to ``sql_type`` ("BOOLEAN", "DOUBLE PRECISION"...), NULL where it does not
+        convert: stored values a filter meets must not fail the whole query."""
+
     def now(self) -> str:
         return "now()"
 
@@ -89,6 +106,15 @@ class Store(abc.ABC):
     """A CityHub store. One instance is shared by all threads of a process."""
 
     dialect: Dialect
+    # Named operations per aggregate (cityhub.store.ops), set by each backend.
+    entities: EntityOps
+    alerts: AlertOps
+    webhooks: WebhookOps
+    catalog: CatalogOps
+    observations: ObservationOps
+    deadletters: DeadLetterOps
+    airquality: AirQualityOps
+    export: ExportOps
 
     # -- generic SQL access used by the SensorThings layer ---------------------------------------
     @abc.abstractmethod
@@ -168,6 +194,8 @@ class Store(abc.ABC):
 
 
 class Transaction(abc.ABC):
+    store: Store  # so that a named operation can run within a transaction its caller holds
+
     @abc.abstractmethod
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
 

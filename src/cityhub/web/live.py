@@ -2,9 +2,11 @@
 
 The event bus calls :meth:`ObservationFanout.on_commit` in the writer's thread with each committed batch. That call only
 hands the batch (a shared, immutable Arrow table) to the event loop; there each client's bounded queue gets a
-reference, and each client filters and serialises on its own. A client whose queue overflows (it reads slower
-than the city writes) is dropped with a last ``event: overflow``; ``EventSource`` reconnects by itself and the
-page reloads its state. Ingestion never waits for a client.
+reference to it with the rows that client asked for. The batch is serialised once, by the first client to read it
+(in a worker thread when it is large), and every client sends those bytes. A client whose queue overflows (it reads
+slower than the city writes) is dropped with a last ``event: overflow``; ``EventSource`` reconnects by itself and
+the page reloads its state. Ingestion never waits for a client. sse-starlette (:mod:`cityhub.sse`) frames the
+events, sends the keep-alive comments and ends the streams when the server shuts down.
 """
 
 from __future__ import annotations
@@ -12,8 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,12 +22,13 @@ import numpy as np
 import orjson
 import pyarrow as pa
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response
 
 from cityhub.api.deps import hub_of, principal, require
 from cityhub.bus import OBSERVATIONS, on_observations
 from cityhub.errors import bad_request
 from cityhub.hub import Hub
+from cityhub.sse import event_stream, frame, message
 from cityhub.timefmt import iso_array
 
 log = logging.getLogger(__name__)
@@ -36,16 +38,47 @@ router = APIRouter(prefix="/api/v1", tags=["CityHub extensions"])
 MAX_QUEUED_BATCHES = 256
 MAX_QUEUED_ROWS = 500_000
 KEEPALIVE_S = 15.0
-POLL_S = 0.5  # how often an idle stream checks whether the server is shutting down
 RETRY_MS = 2000
 # Batches larger than this are serialised in a worker thread, so that a bulk ingest does not stall the loop.
 INLINE_ROWS = 2000
+_HEAD, _TAIL = frame("observation")  # around each Observation's JSON
+
+
+class _Batch:
+    """A committed batch, serialised once (by the first client that reads it) for every client that gets rows."""
+
+    __slots__ = ("_all", "_events", "table")
+
+    def __init__(self, table: pa.Table) -> None:
+        self.table = table
+        self._events: asyncio.Future[list[bytes]] | None = None
+        self._all: bytes | None = None
+
+    async def events(self, fan: ObservationFanout) -> list[bytes]:
+        """One framed ``event: observation`` a row."""
+        if self._events is None:
+            if self.table.num_rows > INLINE_ROWS:
+                self._events = asyncio.ensure_future(asyncio.to_thread(fan.encode_rows, self.table))
+            else:
+                self._events = asyncio.get_running_loop().create_future()
+                self._events.set_result(fan.encode_rows(self.table))
+        return await asyncio.shield(self._events)  # a client that goes away does not cancel it for the others
+
+    async def data(self, fan: ObservationFanout, rows: np.ndarray | None) -> bytes:
+        """The events of ``rows`` (None: all of them)."""
+        events = await self.events(fan)
+        if rows is not None:
+            return b"".join([events[i] for i in rows.tolist()])
+        if self._all is None:
+            self._all = b"".join(events)
+        return self._all
 
 
 @dataclass(eq=False)
 class _Client:
     datastreams: np.ndarray | None  # None: every Datastream
-    queue: asyncio.Queue[pa.Table | None] = field(default_factory=asyncio.Queue)
+    # A batch with the positions of this client's rows in it (None: all); None ends the stream (overflow).
+    queue: asyncio.Queue[tuple[_Batch, np.ndarray | None] | None] = field(default_factory=asyncio.Queue)
     rows: int = 0
     dropped: bool = False
 
@@ -66,26 +99,28 @@ class ObservationFanout:
             with contextlib.suppress(RuntimeError):  # the loop is closed: the server is stopping
                 self.loop.call_soon_threadsafe(self._dispatch, batch)
 
-    def _dispatch(self, batch: pa.Table) -> None:
+    def _dispatch(self, table: pa.Table) -> None:
+        batch = _Batch(table)
         ds = None
         for client in list(self.clients):
+            rows: np.ndarray | None = None
             if client.datastreams is not None:
                 if ds is None:
-                    ds = batch.column("datastream_id").to_numpy()
+                    ds = table.column("datastream_id").to_numpy()
                 mask = np.isin(ds, client.datastreams)
                 if not mask.any():
                     continue
-                part = batch if mask.all() else batch.filter(pa.array(mask))
-            else:
-                part = batch
-            if client.queue.qsize() >= MAX_QUEUED_BATCHES or client.rows + part.num_rows > MAX_QUEUED_ROWS:
+                if not mask.all():
+                    rows = np.flatnonzero(mask)
+            n = table.num_rows if rows is None else len(rows)
+            if client.queue.qsize() >= MAX_QUEUED_BATCHES or client.rows + n > MAX_QUEUED_ROWS:
                 client.dropped = True
                 self.dropped += 1
                 self.clients.discard(client)
                 client.queue.put_nowait(None)  # wakes the client to say why it ends
                 continue
-            client.rows += part.num_rows
-            client.queue.put_nowait(part)
+            client.rows += n
+            client.queue.put_nowait((batch, rows))
 
     def subscribe(self, datastreams: list[int] | None) -> _Client:
         client = _Client(None if datastreams is None else np.array(sorted(set(datastreams)), np.int64))
@@ -97,6 +132,10 @@ class ObservationFanout:
 
     def encode(self, batch: pa.Table) -> bytes:
         """One ``event: observation`` per row: datastream, thing, phenomenonTime, result, id."""
+        return b"".join(self.encode_rows(batch))
+
+    def encode_rows(self, batch: pa.Table) -> list[bytes]:
+        """The framed ``event: observation`` of each row."""
         ds = batch.column("datastream_id").to_pylist()
         things = self._things(batch.column("datastream_id").to_numpy())
         start = iso_array(batch.column("phenomenon_time"))
@@ -116,8 +155,8 @@ class ObservationFanout:
                 "result": result,
                 "id": ids[i],
             }
-            out.append(b"event: observation\ndata: " + orjson.dumps(body) + b"\n\n")
-        return b"".join(out)
+            out.append(_HEAD + orjson.dumps(body) + _TAIL)
+        return out
 
     def _things(self, ds: np.ndarray) -> list[int | None]:
         cat = self.hub.catalog.table()  # sorted by id
@@ -143,10 +182,6 @@ def fanout_of(request: Request) -> ObservationFanout:
     return fan
 
 
-def _event(name: str, data: Any) -> bytes:
-    return f"event: {name}\ndata: ".encode() + orjson.dumps(data) + b"\n\n"
-
-
 def _ids(text: str) -> list[int]:
     try:
         ids = [int(x) for x in text.split(",") if x.strip()]
@@ -157,39 +192,18 @@ def _ids(text: str) -> list[int]:
     return ids
 
 
-def _server_exiting() -> Callable[[], bool]:
-    """Whether uvicorn is shutting down: it waits for open responses before the application's shutdown, so an
-    endless stream must notice and end. Found through uvicorn's SIGTERM handler (read, not patched)."""
-    server = getattr(signal.getsignal(signal.SIGTERM), "__self__", None)
-    if server is not None and hasattr(server, "should_exit"):
-        return lambda: bool(server.should_exit)
-    return lambda: False
-
-
 async def _events(fan: ObservationFanout, client: _Client, selection: Any) -> AsyncIterator[bytes]:
-    exiting = _server_exiting()
-    loop = asyncio.get_running_loop()
     try:
-        yield f"retry: {RETRY_MS}\n".encode() + _event("ready", {"datastreams": selection})
-        ping = loop.time() + KEEPALIVE_S
+        yield message(orjson.dumps({"datastreams": selection}).decode(), event="ready", retry=RETRY_MS)
         while True:
-            try:
-                batch = await asyncio.wait_for(client.queue.get(), POLL_S)
-            except TimeoutError:
-                if exiting():
-                    return
-                if loop.time() >= ping:
-                    ping = loop.time() + KEEPALIVE_S
-                    yield b": keepalive\n\n"
-                continue
-            if batch is None:
-                yield _event("overflow", {"reason": "this client read slower than Observations arrived; reconnect"})
+            item = await client.queue.get()
+            if item is None:
+                reason = {"reason": "this client read slower than Observations arrived; reconnect"}
+                yield message(orjson.dumps(reason).decode(), event="overflow")
                 return
-            client.rows -= batch.num_rows
-            if batch.num_rows > INLINE_ROWS:
-                yield await asyncio.to_thread(fan.encode, batch)
-            else:
-                yield fan.encode(batch)
+            batch, rows = item
+            client.rows -= batch.table.num_rows if rows is None else len(rows)
+            yield await batch.data(fan, rows)
     finally:
         fan.unsubscribe(client)
 
@@ -205,19 +219,16 @@ async def _events(fan: ObservationFanout, client: _Client, selection: Any) -> As
         "that reads slower than Observations arrive is sent `event: overflow` and dropped (ingestion never waits); "
         "`EventSource` reconnects by itself."
     ),
-    response_class=StreamingResponse,
+    response_class=Response,
     include_in_schema=False,  # an endless text/event-stream (a generated client would wait forever); see README
 )
 async def observation_stream(
     request: Request,
     datastreams: str | None = Query(None, description="comma-separated Datastream ids, or `all` (the default)"),
-) -> StreamingResponse:
+) -> Response:
     require(principal(request), "read")
     ids = None if datastreams is None or datastreams == "all" else _ids(datastreams)
     fan = fanout_of(request)
     client = fan.subscribe(ids)
-    return StreamingResponse(
-        _events(fan, client, "all" if ids is None else sorted(set(ids))),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return event_stream(_events(fan, client, "all" if ids is None else sorted(set(ids))),
+                        keepalive_s=KEEPALIVE_S, keepalive="keepalive")  # fmt: skip

@@ -1,0 +1,470 @@
+"""The ``$filter`` SQL compiler: type-checks an AST and writes a SQL boolean expression (or, for
+``$orderby``, a value expression) through a :class:`SqlContext` that the query engine supplies.
+
+The SQL written here is accepted by DuckDB and PostgreSQL alike. Everything that differs between them
+(bind-parameter placeholders, JSON members, geometry functions, the clock) is asked of the context, which
+gets it from the backend's :class:`~cityhub.store.base.Dialect`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import NamedTuple, Protocol
+
+from cityhub.sensorthings.filter.ast import (
+    COMPARISONS,
+    MAX_DEPTH,
+    SIGNATURES,
+    Binary,
+    Call,
+    FilterError,
+    Literal,
+    Node,
+    Path,
+    Unary,
+    chain,
+    depth,
+    duration_to_timedelta,
+)
+from cityhub.sensorthings.filter.printer import text_of
+
+_DE9IM_RE = re.compile(r"[012TF*]{9}")
+
+
+class Resolved(NamedTuple):
+    """What :meth:`SqlContext.resolve` says about a property path.
+
+    ``type`` is one of "number", "string", "boolean", "datetime", "date", "time", "interval", "geometry",
+    "json" or "result".
+
+    - "json": a member of a JSON column (``properties/owner``, ``parameters/a/b``). ``sql`` is the JSON
+      column itself and ``keys`` the member keys below it (``("owner",)``, ``("a", "b")``). The compiler
+      picks the SQL type from the other operand and calls ``ctx.json_value(sql, keys, as_type)`` with
+      as_type "string", "number" or "boolean" (string when nothing decides, e.g. ``eq null``).
+    - "result": an Observation result stored per type. ``alt`` maps "number", "string" and "boolean" to
+      SQL for each representation; the other operand picks one (number when nothing decides, e.g.
+      ``result eq result``). ``result eq null`` tests that every ``alt`` expression is NULL. ``sql`` is
+      unused.
+    - ``exists``: for a path through a to-many navigation (``Thing/Locations/name`` from a Datastream):
+      a template like ``"EXISTS (SELECT 1 FROM locations l JOIN ... WHERE ... AND {cond})"``. Each
+      comparison or boolean function using such a path is substituted for ``{cond}`` (with
+      ``str.replace``, so the SQL may contain other braces). Paths with the same template in one
+      comparison share one EXISTS, so ``Locations/a eq Locations/b`` compares within one row.
+    """
+
+    sql: str
+    type: str
+    exists: str | None = None
+    alt: dict[str, str] | None = None
+    keys: tuple[str, ...] = ()
+
+
+class SqlContext(Protocol):
+    """Engine-specific SQL pieces for :func:`compile_filter` (DuckDB or PostgreSQL).
+
+    Placeholders: the compiler writes none itself; every one is what ``param`` returns, which for the
+    query engine's context is the backend dialect's ``Dialect.placeholder`` (``?`` for DuckDB, ``%s``
+    for psycopg). The compiler calls ``param``, ``json_value``, ``geometry_literal``, ``geo`` and ``now``
+    in exactly the order their SQL appears in the output and never repeats a fragment, so positional
+    placeholders work, provided that ``resolve`` and ``exists`` templates register no parameters, and
+    that ``json_value``/``geo`` keep their arguments in order, each once. Nor does it write a ``%``
+    (``mod()`` rather than the operator), which a ``%s``-style driver would read as a placeholder.
+
+    Every literal goes through ``param`` and is wrapped in a ``CAST(... AS <type>)`` so both engines know
+    its type. Values passed: str, int (64-bit), float (finite), bool, timezone-aware datetime,
+    ``datetime.date``, ``datetime.timedelta`` (durations). Never None: null comparisons become IS NULL.
+
+    Timestamps are taken to be UTC: ``year()``, ``hour()``, ``date()``... use ``EXTRACT``/``CAST`` and so
+    follow the session time zone, which must be UTC.
+    """
+
+    def resolve(self, path: tuple[str, ...]) -> Resolved:
+        """SQL and type for a property path (see :class:`Resolved`); raise FilterError if unknown."""
+        ...
+
+    def param(self, value: object) -> str:
+        """Register a bound parameter and return its placeholder (the backend dialect's)."""
+        ...
+
+    def json_value(self, base_sql: str, keys: tuple[str, ...], as_type: str) -> str:
+        """The member at ``keys`` of JSON ``base_sql`` as "string", "number" or "boolean" SQL; NULL when
+        the member is missing or does not convert (use TRY_CAST/CASE rather than failing the query)."""
+        ...
+
+    def geo(self, func: str, args: list[str]) -> str:
+        """SQL for a geo function by its filter name ("geo.distance", "st_within"...). ``args`` are
+        geometry-typed SQL, except the third argument of "st_relate": a string (the DE-9IM pattern)."""
+        ...
+
+    def geometry_literal(self, wkt: str) -> str:
+        """SQL for a WGS 84 geometry given as WKT (with a parameter placeholder inside)."""
+        ...
+
+    def now(self) -> str:
+        """SQL for the current timestamp."""
+        ...
+
+
+_TYPES = frozenset({"number", "string", "boolean", "datetime", "date", "time", "interval", "geometry"})
+_POLY = frozenset({"json", "result"})  # take their SQL type from the other operand
+_BOOLISH = frozenset({"boolean", "json", "result"})
+_SCALAR = frozenset({"number", "string", "boolean"})  # what a json/result value can turn into
+
+_DESCRIBE = {
+    "number": "a number",
+    "string": "a string",
+    "boolean": "a boolean",
+    "datetime": "a datetime",
+    "date": "a date",
+    "time": "a time of day",
+    "interval": "a duration",
+    "geometry": "a geometry",
+    "json": "a JSON member",
+    "result": "a result",
+    "null": "null",
+}
+
+_SQL_COMPARE = {"eq": "=", "ne": "<>", "gt": ">", "ge": ">=", "lt": "<", "le": "<="}
+_PARAM_CAST = {
+    "string": "VARCHAR",
+    "int": "BIGINT",
+    "float": "DOUBLE PRECISION",
+    "bool": "BOOLEAN",
+    "datetime": "TIMESTAMP WITH TIME ZONE",
+    "date": "DATE",
+    "duration": "INTERVAL",
+}
+
+# SQL accepted by both DuckDB and PostgreSQL. OData positions are 0-based, SQL ones 1-based; substring()
+# arguments are clamped and cast to INTEGER: PostgreSQL has no BIGINT overload, and a huge position must
+# not fail the query.
+_CALL_SQL = {
+    "substringof": "(strpos({1}, {0}) > 0)",  # substringof(needle, haystack)
+    "startswith": "(strpos({0}, {1}) = 1)",
+    "endswith": "(strpos(reverse({0}), reverse({1})) = 1)",  # avoids repeating {1} (placeholder order)
+    "length": "length({0})",
+    "indexof": "(strpos({0}, {1}) - 1)",
+    "tolower": "lower({0})",
+    "toupper": "upper({0})",
+    "trim": "trim({0})",
+    "concat": "({0} || {1})",
+    "year": "EXTRACT(YEAR FROM {0})",
+    "month": "EXTRACT(MONTH FROM {0})",
+    "day": "EXTRACT(DAY FROM {0})",
+    "hour": "EXTRACT(HOUR FROM {0})",
+    "minute": "EXTRACT(MINUTE FROM {0})",
+    "second": "floor(EXTRACT(SECOND FROM {0}))",  # PostgreSQL includes the fraction
+    "fractionalseconds": "(mod(EXTRACT(MICROSECONDS FROM {0}), 1000000) / 1000000.0)",
+    "date": "CAST({0} AS DATE)",
+    "time": "CAST(CAST({0} AS TIMESTAMP) AS TIME)",  # DuckDB has no direct TIMESTAMPTZ -> TIME cast
+    "totaloffsetminutes": "(EXTRACT(TIMEZONE FROM {0}) / 60)",
+    "round": "round({0})",
+    "floor": "floor({0})",
+    "ceiling": "ceiling({0})",
+}
+_INT32 = "CAST(LEAST(GREATEST({}, -2147483648), 2147483647) AS INTEGER)"
+_SUBSTRING_SQL = {
+    2: "substring({0}, " + _INT32.format("{1} + 1") + ")",
+    3: "substring({0}, " + _INT32.format("{1} + 1") + ", " + _INT32.format("{2}") + ")",
+}
+
+
+class _Info(NamedTuple):
+    type: str  # a _TYPES member, "json", "result" or "null"
+    exists: tuple[str, ...] = ()  # to-many templates not yet applied
+
+
+def _merge(*groups: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(t for g in groups for t in g))
+
+
+def _snippet(node: Node) -> str:
+    try:
+        text = text_of(node)
+    except (ValueError, TypeError):
+        text = type(node).__name__
+    if isinstance(node, Binary):
+        text = text[1:-1]  # the outer parentheses add nothing in a message
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+class _Compiler:
+    """Two passes: ``info`` type-checks (calling only ``resolve``), ``emit`` writes SQL left to right."""
+
+    def __init__(self, ctx: SqlContext) -> None:
+        self.ctx = ctx
+        self.infos: dict[int, _Info] = {}
+        self.paths: dict[tuple[str, ...], Resolved] = {}
+
+    def resolve(self, path: tuple[str, ...]) -> Resolved:
+        if path not in self.paths:
+            r = self.ctx.resolve(path)
+            if r.type not in _TYPES | _POLY:
+                raise TypeError(f"resolver returned unknown type {r.type!r} for {path!r}")
+            self.paths[path] = r
+        return self.paths[path]
+
+    # ---- typing
+
+    def info(self, node: Node) -> _Info:
+        found = self.infos.get(id(node))
+        if found is None:
+            found = self.infos[id(node)] = self._info(node)
+        return found
+
+    def _info(self, node: Node) -> _Info:
+        if isinstance(node, Literal):
+            kinds = {"int": "number", "float": "number", "bool": "boolean", "duration": "interval"}
+            return _Info(kinds.get(node.kind, node.kind))
+        if isinstance(node, Path):
+            r = self.resolve(node.segments)
+            return _Info(r.type, (r.exists,) if r.exists else ())
+        if isinstance(node, Unary):
+            inner = self.info(node.operand)
+            if node.op == "not":
+                if inner.type not in _BOOLISH:
+                    raise FilterError(
+                        f"'not' needs a boolean operand, got {_DESCRIBE[inner.type]} in '{_snippet(node)}'"
+                    )
+                return _Info("boolean")
+            if inner.type not in {"number", "interval"} | _POLY:
+                raise FilterError(f"'-' needs a number, got {_DESCRIBE[inner.type]} in '{_snippet(node)}'")
+            return _Info("number" if inner.type in _POLY else inner.type, inner.exists)
+        if isinstance(node, Binary):
+            if node.op in ("and", "or"):
+                for operand in chain(node):
+                    t = self.info(operand).type
+                    if t not in _BOOLISH:
+                        raise FilterError(
+                            f"'{node.op}' needs boolean operands, got {_DESCRIBE[t]} in '{_snippet(operand)}'"
+                        )
+                return _Info("boolean")
+            left, right = self.info(node.left), self.info(node.right)
+            if node.op in COMPARISONS:
+                self.comparison_type(node)
+                return _Info("boolean")
+            return _Info(self.arithmetic_type(node), _merge(left.exists, right.exists))
+        if isinstance(node, Call):
+            self.call_targets(node)
+            result = SIGNATURES[node.name][2]
+            exists = _merge(*(self.info(a).exists for a in node.args))
+            return _Info(result, () if result == "boolean" else exists)
+        raise TypeError(f"not a filter node: {node!r}")
+
+    def comparison_type(self, node: Binary) -> str | None:
+        """The SQL type both operands are compared as; None for a comparison with null."""
+        a, b = self.info(node.left).type, self.info(node.right).type
+        if "null" in (a, b):
+            if node.op not in ("eq", "ne"):
+                raise FilterError(f"null can only be compared with eq or ne, in '{_snippet(node)}'")
+            return None
+        if a in _POLY and b in _POLY:
+            return "number" if "result" in (a, b) else "string"
+        if a in _POLY and b in _SCALAR:
+            a = b
+        elif b in _POLY and a in _SCALAR:
+            b = a
+        # An unquoted date compared with a timestamp means midnight UTC of that day.
+        if {a, b} == {"date", "datetime"}:
+            date_side = node.left if a == "date" else node.right
+            if isinstance(date_side, Literal):
+                a = b = "datetime"
+        if a != b:
+            hint = " (write datetimes unquoted)" if {a, b} == {"string", "datetime"} else ""
+            raise FilterError(f"cannot compare {_DESCRIBE[a]} with {_DESCRIBE[b]} in '{_snippet(node)}'{hint}")
+        if a == "geometry":
+            raise FilterError(f"geometries cannot be compared with '{node.op}'; use st_equals(), in '{_snippet(node)}'")
+        if a == "boolean" and node.op not in ("eq", "ne"):
+            raise FilterError(f"booleans can only be compared with eq or ne, in '{_snippet(node)}'")
+        return a
+
+    def arithmetic_type(self, node: Binary) -> str:
+        a, b = self.info(node.left).type, self.info(node.right).type
+        op = node.op
+        if "null" in (a, b):
+            raise FilterError(f"null can only be compared with eq or ne, in '{_snippet(node)}'")
+        numeric = {"number"} | _POLY
+        if a in numeric and b in numeric:
+            return "number"
+        if op in ("add", "sub"):
+            if a == "datetime" and b == "interval":
+                return "datetime"
+            if op == "add" and a == "interval" and b == "datetime":
+                return "datetime"
+            if op == "sub" and a == b == "datetime":
+                return "interval"
+            if a == b == "interval":
+                return "interval"
+        raise FilterError(f"'{op}' cannot combine {_DESCRIBE[a]} and {_DESCRIBE[b]} in '{_snippet(node)}'")
+
+    def call_targets(self, node: Call) -> list[str]:
+        """Type-check the arguments; returns the SQL type each argument is emitted as."""
+        if node.name not in SIGNATURES:  # hand-built ASTs skip the parser's checks
+            raise FilterError(f"unknown function '{node.name}'")
+        params, lo, _ = SIGNATURES[node.name]
+        if not lo <= len(node.args) <= len(params):
+            raise FilterError(f"function '{node.name}' takes {lo} to {len(params)} arguments, got {len(node.args)}")
+        targets = []
+        for i, (arg, allowed) in enumerate(zip(node.args, params, strict=False)):
+            t = self.info(arg).type
+            if t in _POLY and allowed & _SCALAR:
+                t = min(allowed & _SCALAR)
+            if t not in allowed:
+                want = " or ".join(_DESCRIBE[x] for x in sorted(allowed))
+                raise FilterError(
+                    f"{node.name}() needs {want} as argument {i + 1}, got {_DESCRIBE[t]} in '{_snippet(node)}'"
+                )
+            targets.append(t)
+        if node.name == "st_relate":
+            pattern = node.args[2]
+            if not (
+                isinstance(pattern, Literal) and isinstance(pattern.value, str) and _DE9IM_RE.fullmatch(pattern.value)
+            ):
+                raise FilterError("st_relate() needs a DE-9IM pattern such as 'T*F**F***' as argument 3")
+        return targets
+
+    # ---- SQL
+
+    def boolean(self, node: Node) -> str:
+        """SQL for a boolean operand of and/or/not or the whole filter, inside its EXISTS if any."""
+        return self.wrap(self.emit(node, "boolean"), self.info(node).exists)
+
+    @staticmethod
+    def wrap(cond: str, exists: tuple[str, ...]) -> str:
+        for template in exists:
+            cond = template.replace("{cond}", cond)
+        return cond
+
+    def emit(self, node: Node, want: str | None = None) -> str:
+        """SQL for ``node``; ``want`` picks the representation of json/result values and date literals."""
+        if isinstance(node, Literal):
+            return self.literal(node, want)
+        if isinstance(node, Path):
+            r = self.resolve(node.segments)
+            if r.type == "json":
+                return self.ctx.json_value(r.sql, r.keys, want if want in _SCALAR else "string")
+            if r.type == "result":
+                return self.result_alt(r, want if want in _SCALAR else "number", node)
+            return r.sql
+        if isinstance(node, Unary):
+            if node.op == "not":
+                return f"(NOT {self.boolean(node.operand)})"
+            return f"(-{self.emit(node.operand, 'number')})"
+        if isinstance(node, Binary):
+            if node.op in ("and", "or"):
+                return "(" + f" {node.op.upper()} ".join(self.boolean(x) for x in chain(node)) + ")"
+            if node.op in COMPARISONS:
+                return self.comparison(node)
+            return self.arithmetic(node)
+        return self.call(node)
+
+    def literal(self, node: Literal, want: str | None) -> str:
+        value, kind = node.value, node.kind
+        if kind == "geometry":
+            assert isinstance(value, str)
+            return self.ctx.geometry_literal(value)
+        if kind == "date" and want == "datetime":
+            assert isinstance(value, dt.date)
+            value, kind = dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC), "datetime"
+        elif kind == "duration":
+            assert isinstance(value, str)
+            value = duration_to_timedelta(value)
+        elif kind == "null":  # only reachable through a hand-built AST that skipped the type check
+            raise FilterError("null can only be compared with eq or ne")
+        return f"CAST({self.ctx.param(value)} AS {_PARAM_CAST[kind]})"
+
+    @staticmethod
+    def result_alt(r: Resolved, want: str, node: Node) -> str:
+        sql = (r.alt or {}).get(want)
+        if sql is None:
+            raise FilterError(f"'{_snippet(node)}' cannot be used as {_DESCRIBE[want]}")
+        return sql
+
+    def comparison(self, node: Binary) -> str:
+        target = self.comparison_type(node)
+        exists = _merge(self.info(node.left).exists, self.info(node.right).exists)
+        if target is None:
+            cond = self.null_test(node)
+        else:
+            left = self.emit(node.left, target)
+            right = self.emit(node.right, target)
+            cond = f"({left} {_SQL_COMPARE[node.op]} {right})"
+        return self.wrap(cond, exists)
+
+    def null_test(self, node: Binary) -> str:
+        left, right = node.left, node.right
+        if self.info(left).type == "null" and self.info(right).type == "null":
+            return f"CAST({self.ctx.param(node.op == 'eq')} AS BOOLEAN)"
+        other = right if self.info(left).type == "null" else left
+        if isinstance(other, Path) and self.resolve(other.segments).type == "result":
+            alts = list((self.resolve(other.segments).alt or {}).values())
+            if not alts:
+                raise FilterError(f"'{_snippet(other)}' cannot be compared with null")
+            is_null = "(" + " AND ".join(f"{sql} IS NULL" for sql in alts) + ")"
+        else:
+            is_null = f"({self.emit(other)} IS NULL)"
+        return is_null if node.op == "eq" else f"(NOT {is_null})"
+
+    def arithmetic(self, node: Binary) -> str:
+        want = "number" if self.arithmetic_type(node) == "number" else None
+        left = self.emit(node.left, want)
+        right = self.emit(node.right, want)
+        if node.op == "div":  # always true division, and NULL rather than an error on zero
+            return f"(CAST({left} AS DOUBLE PRECISION) / NULLIF({right}, 0))"
+        if node.op == "mod":  # PostgreSQL has no double % double; DECIMAL(38, 9) works in both engines
+            return f"mod(CAST({left} AS DECIMAL(38, 9)), NULLIF(CAST({right} AS DECIMAL(38, 9)), 0))"
+        sql_op = {"add": "+", "sub": "-", "mul": "*"}[node.op]
+        return f"({left} {sql_op} {right})"
+
+    def call(self, node: Call) -> str:
+        name = node.name
+        targets = self.call_targets(node)
+        exists = _merge(*(self.info(a).exists for a in node.args))
+        if name == "now":
+            return self.ctx.now()
+        if name in ("mindatetime", "maxdatetime"):
+            bound = dt.datetime.min if name == "mindatetime" else dt.datetime.max
+            return f"CAST({self.ctx.param(bound.replace(tzinfo=dt.UTC))} AS TIMESTAMP WITH TIME ZONE)"
+        # Emit arguments in the order they appear in the SQL (substringof swaps them).
+        order = (1, 0) if name == "substringof" else range(len(node.args))
+        sqls: dict[int, str] = {i: self.emit(node.args[i], targets[i]) for i in order}
+        args = [sqls[i] for i in range(len(node.args))]
+        if name.startswith(("geo.", "st_")):
+            sql = self.ctx.geo(name, args)
+        elif name == "substring":
+            sql = _SUBSTRING_SQL[len(args)].format(*args)
+        else:
+            sql = _CALL_SQL[name].format(*args)
+        return self.wrap(sql, exists) if SIGNATURES[name][2] == "boolean" else sql
+
+
+def compile_filter(node: Node, ctx: SqlContext) -> str:
+    """Type-check a parsed filter and compile it to a SQL boolean expression (see :class:`SqlContext`)."""
+    if depth(node) > MAX_DEPTH:
+        raise FilterError(f"expression nested too deeply (over {MAX_DEPTH} levels)")
+    compiler = _Compiler(ctx)
+    try:
+        kind = compiler.info(node).type
+        if kind not in _BOOLISH:
+            raise FilterError(f"filter must be a boolean expression, not {_DESCRIBE[kind]}")
+        return compiler.boolean(node)
+    except RecursionError:
+        raise FilterError("expression nested too deeply") from None
+
+
+def compile_expression(node: Node, ctx: SqlContext) -> str:
+    """Compile any expression to SQL for sorting (``$orderby``). A to-many path has no single value to
+    sort by, so it is an error; a boolean expression sorts false before true."""
+    if depth(node) > MAX_DEPTH:
+        raise FilterError(f"expression nested too deeply (over {MAX_DEPTH} levels)")
+    compiler = _Compiler(ctx)
+    try:
+        info = compiler.info(node)
+        if info.exists:
+            raise FilterError(f"cannot sort by '{_snippet(node)}': it has many values per entity")
+        if info.type == "boolean":
+            return compiler.boolean(node)
+        return compiler.emit(node)
+    except RecursionError:
+        raise FilterError("expression nested too deeply") from None

@@ -1,0 +1,173 @@
+"""Observations through the SensorThings API: one body validated against its Datastream (the shared rule
+table), its FeatureOfInterest resolved, and the row handed to the one ingest pipeline; deep-inserted ones and
+PATCHes inside the caller's transaction."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from cityhub.errors import ProblemError, bad_request, conflict
+from cityhub.ingest import observations as obsin
+from cityhub.sensorthings import model, results
+from cityhub.sensorthings.query import columns
+from cityhub.sensorthings.service.base import ServiceBase
+from cityhub.sensorthings.service.serialize import row_to_dict, self_link, shape
+from cityhub.store.base import Transaction
+from cityhub.timefmt import iso_time, parse_interval
+
+
+class ObservationMixin(ServiceBase):
+    def _observation_table(
+        self,
+        body: dict[str, Any],
+        ds_id: int | None,
+        field_prefix: str,
+        datastream: obsin.DatastreamInfo | None = None,
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Validate one Observation body; returns the row (no id yet) and extra info."""
+        known = {p.name for p in model.OBSERVATION.props} | {"Datastream", "FeatureOfInterest"}
+        for k in body:
+            if k not in known and not k.endswith("@iot.navigationLink") and k != "@iot.selfLink":
+                raise bad_request(f"Observation has no property {k!r}", field=field_prefix + k)
+        if "@iot.id" in body:
+            raise bad_request("@iot.id is assigned by the server", field=field_prefix + "@iot.id")
+        if ds_id is None:
+            ds = body.get("Datastream")
+            if not isinstance(ds, dict) or set(ds) != {"@iot.id"}:
+                raise bad_request(
+                    'an Observation needs Datastream: {"@iot.id": <id>}', field=field_prefix + "Datastream"
+                )
+            ds_id = ds["@iot.id"]
+            if not isinstance(ds_id, int) or isinstance(ds_id, bool):
+                raise bad_request("Datastream @iot.id must be an integer", field=field_prefix + "Datastream")
+        elif "Datastream" in body:
+            raise bad_request("Datastream is given by the path", field=field_prefix + "Datastream")
+        if "result" not in body:
+            raise bad_request("Observation.result is required", field=field_prefix + "result")
+        pt = body.get("phenomenonTime")
+        pt_end = None
+        if pt is None:
+            pt = iso_time(datetime.now(UTC))
+        elif isinstance(pt, str) and "/" in pt:
+            s, e = parse_interval(pt, field_prefix + "phenomenonTime")
+            pt, pt_end = iso_time(s), e
+        if body.get("parameters") is not None and not isinstance(body["parameters"], dict):
+            raise bad_request("parameters must be a JSON object", field=field_prefix + "parameters")
+        info = datastream if datastream is not None else self.catalog.lookup(ds_id)
+        try:
+            row = obsin.validate_one({**body, "phenomenonTime": pt}, info, max_future=self.max_future)
+        except ProblemError as exc:
+            exc.field = field_prefix + (exc.field or "")
+            raise
+        assert info is not None
+        extra: dict[str, Any] = {"thing_id": info.thing_id, "datastream_id": ds_id}
+        row["phenomenon_time_end"] = pt_end
+        if body.get("validTime") is not None:
+            row["valid_time_start"], row["valid_time_end"] = parse_interval(
+                body["validTime"], field_prefix + "validTime"
+            )
+        if body.get("resultQuality") is not None:
+            row["result_quality"] = orjson.dumps(body["resultQuality"]).decode()
+        return row, extra
+
+    async def create_observation(
+        self, body: dict[str, Any], ds_id: int | None, base: str, *, device_thing: int | None = None
+    ) -> dict:
+        row, extra = self._observation_table(body, ds_id, "")  # cheap: no query once the catalogue is loaded
+        if device_thing is not None and extra["thing_id"] != device_thing:
+            raise ProblemError(403, "Forbidden", "this device key may not write to that Datastream", field="Datastream")
+        foi_id = None if "FeatureOfInterest" in body else self.catalog.cached_default_foi(extra["datastream_id"])
+        if foi_id is None:  # needs a query, or a new FeatureOfInterest
+            foi_id = await asyncio.to_thread(self._feature_of_interest, body, extra["datastream_id"])
+        row["feature_of_interest_id"] = foi_id
+        new_id = row["id"] = int(self.store.allocate_ids("observations", 1)[0])
+        result = await asyncio.wrap_future(self.pipeline.submit_rows([row]))
+        if new_id in result.conflicting:
+            stored = result.duplicate_of[new_id]
+            raise conflict(
+                f"Datastream already has Observation {stored} at this phenomenonTime with another result; "
+                "PATCH that Observation to change it",
+                field="phenomenonTime",
+                existing=self_link(base, model.OBSERVATION, stored),
+            )
+        if new_id in result.duplicate_of:  # the same Observation again: answer with the stored one
+            entity = self._fetch(base, model.OBSERVATION, result.duplicate_of[new_id])
+            entity["_created"] = False
+            return entity
+        entity, _ = row_to_dict(model.OBSERVATION, tuple(row[c] for c in columns(model.OBSERVATION)))
+        return shape(base, model.OBSERVATION, entity, None)
+
+    def _feature_of_interest(self, body: dict[str, Any], ds_id: int) -> int:
+        foi = body.get("FeatureOfInterest")
+        if foi is not None:
+            if not isinstance(foi, dict):
+                raise bad_request("FeatureOfInterest must be an object", field="FeatureOfInterest")
+            with self.store.transaction() as tx:
+                return self._create(tx, model.FEATURE_OF_INTEREST, foi, "FeatureOfInterest", None)
+        foi_id = self.catalog.default_foi(ds_id)
+        if foi_id is None:
+            raise bad_request(
+                "no FeatureOfInterest given and the Datastream's Thing has no Location to make one from",
+                field="FeatureOfInterest",
+            )
+        return foi_id
+
+    def observation_row(self, body: Any, ds_id: int | None) -> dict[str, Any]:
+        """Validate one Observation as a client would POST it (to a Datastream's Observations when ``ds_id``
+        is given, else with a Datastream link) and return its row for the writer, id allocated. For
+        callers outside a request (the MQTT bridge); raises ProblemError naming the field at fault."""
+        if not isinstance(body, dict):
+            raise bad_request("an Observation must be a JSON object", field="body")
+        row, extra = self._observation_table(body, ds_id, "")
+        foi_id = None if "FeatureOfInterest" in body else self.catalog.cached_default_foi(extra["datastream_id"])
+        if foi_id is None:
+            foi_id = self._feature_of_interest(body, extra["datastream_id"])
+        row["feature_of_interest_id"] = foi_id
+        row["id"] = int(self.store.allocate_ids("observations", 1)[0])
+        return row
+
+    def _create_observation_in_tx(self, tx: Transaction, body: dict[str, Any], ds_id: int, field: str) -> None:
+        # Deep insert: the new Datastream is not committed yet, so validate against this transaction's view.
+        found = self.store.entities.datastream_in_tx(tx, ds_id)
+        assert found is not None  # created earlier in this transaction
+        otype, uom_text, thing_id = found
+        uom = orjson.loads(uom_text) if uom_text else {}
+        info = obsin.DatastreamInfo(ds_id, otype, uom.get("symbol"), thing_id)
+        row, _ = self._observation_table(body, ds_id, field + ".", info)
+        if isinstance(body.get("FeatureOfInterest"), dict):
+            foi_id = self._create(
+                tx, model.FEATURE_OF_INTEREST, body["FeatureOfInterest"], field + ".FeatureOfInterest", None
+            )
+        else:
+            foi_id = obsin.location_fois_in(tx, [ds_id])[ds_id]
+            if foi_id is None:
+                raise bad_request("no FeatureOfInterest and the Thing has no Location", field=field)
+        row["feature_of_interest_id"] = foi_id
+        row["id"] = int(self.store.allocate_ids("observations", 1)[0])
+        res = self.store.append_observations(tx, obsin.rows_to_batch([row]))
+        if res.conflicting:
+            raise conflict("two Observations with the same phenomenonTime and different results", field=field)
+
+    def _update_observation(self, tx: Transaction, obs_id: int, body: dict[str, Any], values: dict) -> None:
+        key = self.store.entities.observation_key(tx, obs_id)
+        assert key is not None  # resolved by the caller
+        ds_id, old_time = key
+        if "result" in body:
+            values.pop("result", None)
+            found = self.store.entities.datastream_in_tx(tx, ds_id)
+            assert found is not None
+            values.update(results.result_columns(body["result"], found[0]))
+        if "Datastream" in body:
+            raise bad_request(
+                "an Observation cannot move to another Datastream; delete and recreate it", field="Datastream"
+            )
+        if not values:
+            return
+        new_time = values.get("phenomenon_time", old_time)
+        if new_time != old_time and self.store.entities.observation_at(tx, ds_id, new_time) is not None:
+            raise conflict("the Datastream already has an Observation at that phenomenonTime", field="phenomenonTime")
+        self.store.entities.update_observation(tx, obs_id, values)

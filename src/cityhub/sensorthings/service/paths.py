@@ -1,0 +1,106 @@
+"""Resource paths of SensorThings (``Things(1)/Datastreams``, ``…/name/$value``, ``…/$ref``) and the SQL condition
+that selects what a path addresses (compiled with the query builder's dialect placeholders)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from cityhub.errors import bad_request, not_found
+from cityhub.sensorthings import model
+
+_SEGMENT = re.compile(r"^([A-Za-z]+)(?:\(([^)]*)\))?$")
+
+
+@dataclass
+class Step:
+    """One segment of a resource path: an entity set or navigation, optionally with an id."""
+
+    et: model.EntityType
+    nav: model.Nav | None  # None for the root entity set
+    id: int | None
+
+
+@dataclass
+class Resource:
+    steps: list[Step]
+    member: str | None = None  # a property addressed by the path: /Things(1)/name
+    value: bool = False  # .../$value
+    ref: bool = False  # .../$ref
+
+    @property
+    def et(self) -> model.EntityType:
+        return self.steps[-1].et
+
+    @property
+    def is_collection(self) -> bool:
+        last = self.steps[-1]
+        if last.id is not None:
+            return False
+        return last.nav is None or last.nav.many
+
+
+def parse_path(path: str) -> Resource:
+    """``Things(1)/Datastreams`` → Resource. Raises 404 for unknown sets, 400 for malformed ids."""
+    parts = [p for p in path.strip("/").split("/") if p]
+    if not parts:
+        raise not_found("no entity set named")
+    steps: list[Step] = []
+    res = Resource(steps)
+    for i, part in enumerate(parts):
+        if part == "$value":
+            if res.member is None or i != len(parts) - 1:
+                raise bad_request("$value must follow a property", field="path")
+            res.value = True
+            continue
+        if part == "$ref":
+            if i != len(parts) - 1 or not steps:
+                raise bad_request("$ref must end the path", field="path")
+            res.ref = True
+            continue
+        if res.member is not None:
+            raise not_found(f"nothing below property {res.member!r}", field="path")
+        m = _SEGMENT.match(part)
+        if m is None:
+            raise not_found(f"unknown path segment {part!r}", field="path")
+        name, id_text = m.group(1), m.group(2)
+        entity_id = None
+        if id_text is not None:
+            try:
+                entity_id = int(id_text.strip("'"))
+            except ValueError:
+                raise bad_request(f"entity id must be an integer, got {id_text!r}", field="path") from None
+            if not 0 <= entity_id < 2**63:
+                raise not_found(f"no entity has id {entity_id} (ids are 64-bit integers ≥ 0)", field="path")
+        if not steps:
+            et = model.BY_PLURAL.get(name)
+            if et is None:
+                raise not_found(f"no entity set {name!r}; known: {sorted(model.BY_PLURAL)}", field="path")
+            steps.append(Step(et, None, entity_id))
+            continue
+        prev = steps[-1]
+        if prev.id is None and (prev.nav is None or prev.nav.many):
+            raise bad_request(f"{prev.et.plural} needs an id before /{name}", field="path")
+        nav = prev.et.nav(name)
+        if nav is not None:
+            if entity_id is not None and not nav.many:
+                raise bad_request(f"{name} is a single entity and takes no id", field="path")
+            steps.append(Step(model.entity(nav.target), nav, entity_id))
+        elif prev.et.prop(name) is not None or name == "id":
+            if entity_id is not None:
+                raise bad_request(f"property {name} takes no id", field="path")
+            res.member = name
+        else:
+            raise not_found(f"{prev.et.name} has no property or navigation {name!r}", field="path")
+    return res
+
+
+def next_link(base: str, res: Resource, query_string: str, skip: int, top: int) -> str:
+    from urllib.parse import parse_qsl, urlencode
+
+    path = "/".join(
+        (s.nav.name if s.nav else s.et.plural) + (f"({s.id})" if s.id is not None else "") for s in res.steps
+    )
+    params = [(k, v) for k, v in parse_qsl(query_string, keep_blank_values=True) if k not in ("$skip", "$top")]
+    params += [("$top", str(top)), ("$skip", str(skip))]
+    return f"{base}/{path}?{urlencode(params, safe='$(),/')}"

@@ -1,0 +1,139 @@
+"""Reading: a resource path with query options ($filter, $orderby, $top/$skip, $count, nested $expand,
+$select, dataArray) compiled to SQL through the query builder (placeholders from the store's dialect)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cityhub.errors import not_found
+from cityhub.sensorthings import model
+from cityhub.sensorthings.options import Expand, QueryOptions
+from cityhub.sensorthings.query import (
+    SqlBuilder,
+    chain_where,
+    count_sql,
+    expand_sql,
+    filter_sql,
+    ids_sql,
+    orderby_sql,
+    select_sql,
+)
+from cityhub.sensorthings.service.base import ServiceBase
+from cityhub.sensorthings.service.paths import Resource, Step, next_link
+from cityhub.sensorthings.service.serialize import data_array, row_to_dict, self_link, shape
+from cityhub.store.base import QueryError
+
+
+class ReadMixin(ServiceBase):
+    def read(self, res: Resource, opts: QueryOptions, base: str, query_string: str) -> Any:
+        try:
+            return self._read(res, opts, base, query_string)
+        except QueryError as exc:
+            if opts.filter is not None or opts.orderby:
+                raise QueryError(exc.detail, field="$filter" if opts.filter is not None else "$orderby") from None
+            raise
+
+    def _read(self, res: Resource, opts: QueryOptions, base: str, query_string: str) -> Any:
+        et = res.et
+        if _shows_datastreams(et, opts):
+            self.store.flush_derived()  # Datastream.phenomenonTime comes from the latest-value table
+        b = SqlBuilder(self.store.dialect)
+        where = chain_where(b, res.steps, "e")
+        self._check_parents_exist(res)
+        if res.member is not None or not res.is_collection:
+            rows = self.store.query(select_sql(et, where), b.params)
+            if not rows:
+                raise not_found(f"{et.name} not found", field="path")
+            entity, fks = row_to_dict(et, rows[0])
+            if res.member is not None:
+                name = "@iot.id" if res.member == "id" else res.member
+                value = entity[name]
+                if res.value:
+                    return ("raw", value)
+                return {name: value}
+            if res.ref:
+                return {"@iot.selfLink": self_link(base, et, entity["@iot.id"])}
+            self._expand(base, et, [(entity, fks)], opts.expand)
+            return shape(base, et, entity, opts.select)
+        if opts.filter is not None:
+            where += " AND (" + filter_sql(b, et, "e", opts.filter) + ")"
+        order = orderby_sql(b, et, "e", opts.orderby)
+        top = opts.top if opts.top is not None else self.default_top
+        sql = select_sql(et, where, order, top + 1, opts.skip)
+        params = list(b.params)
+        rows = self.store.query(sql, params)
+        more = len(rows) > top
+        rows = rows[:top]
+        body: dict[str, Any] = {}
+        if opts.count:
+            cb = SqlBuilder(self.store.dialect)
+            cwhere = chain_where(cb, res.steps, "e")
+            if opts.filter is not None:
+                cwhere += " AND (" + filter_sql(cb, et, "e", opts.filter) + ")"
+            body["@iot.count"] = self.store.query(count_sql(et, cwhere), cb.params)[0][0]
+        if more and top > 0:  # $top=0 asks for the count only: a next page of nothing would never end
+            body["@iot.nextLink"] = next_link(base, res, query_string, opts.skip + top, top)
+        pairs = [row_to_dict(et, r) for r in rows]
+        if res.ref:
+            body["value"] = [{"@iot.selfLink": self_link(base, et, e["@iot.id"])} for e, _ in pairs]
+            return body
+        if opts.result_format == "dataArray":
+            body["value"] = data_array(base, pairs, opts.select)
+            return body
+        self._expand(base, et, pairs, opts.expand)
+        body["value"] = [shape(base, et, e, opts.select) for e, _ in pairs]
+        return body
+
+    def _check_parents_exist(self, res: Resource) -> None:
+        for i, step in enumerate(res.steps[:-1]):
+            if step.id is None:
+                continue
+            b = SqlBuilder(self.store.dialect)
+            where = chain_where(b, res.steps[: i + 1], "e")
+            if not self.store.query(ids_sql(step.et, where) + " LIMIT 1", b.params):
+                raise not_found(f"{step.et.name}({step.id}) not found", field="path")
+
+    def _expand(self, base: str, et: model.EntityType, pairs: list[tuple[dict, dict]], expands: list[Expand]) -> None:
+        if not pairs:
+            return
+        for ex in expands:
+            nav, opts = ex.nav, ex.options
+            target = model.entity(nav.target)
+            b = SqlBuilder(self.store.dialect)
+            ids = sorted({e["@iot.id"] for e, _ in pairs})
+            wanted = sorted({fks[nav.name] for _, fks in pairs if fks.get(nav.name) is not None}) if nav.fk else []
+            top = opts.top if opts.top is not None else self.default_top
+            sql = expand_sql(b, nav, target, ids, wanted, opts.filter, opts.orderby, top, opts.skip)
+            rows = self.store.query(sql, b.params)
+            children: dict[Any, list[tuple[dict, dict]]] = {}
+            for r in rows:
+                children.setdefault(r[0], []).append(row_to_dict(target, r[1:-1]))
+            all_children = [c for cs in children.values() for c in cs]
+            self._expand(base, target, all_children, opts.expand)
+            for entity, fks in pairs:
+                if nav.fk:
+                    found = children.get(fks.get(nav.name))
+                    entity[nav.name] = shape(base, target, found[0][0], opts.select) if found else None
+                else:
+                    kids = children.get(entity["@iot.id"], [])
+                    entity[nav.name] = [shape(base, target, c, opts.select) for c, _ in kids]
+                    if len(kids) == top and top > 0:
+                        entity[f"{nav.name}@iot.nextLink"] = (
+                            f"{self_link(base, et, entity['@iot.id'])}/{nav.name}?$top={top}&$skip={opts.skip + top}"
+                        )
+
+    def _fetch(self, base: str, et: model.EntityType, entity_id: int) -> dict:
+        out = self.read(Resource([Step(et, None, entity_id)]), QueryOptions(), base, "")
+        return out
+
+    def _resolve_id(self, res: Resource) -> int:
+        b = SqlBuilder(self.store.dialect)
+        where = chain_where(b, res.steps, "e")
+        rows = self.store.query(ids_sql(res.et, where), b.params)
+        if not rows:
+            raise not_found(f"{res.et.name} not found", field="path")
+        return int(rows[0][0])
+
+
+def _shows_datastreams(et: model.EntityType, opts: QueryOptions) -> bool:
+    return et is model.DATASTREAM or any(_shows_datastreams(model.entity(e.nav.target), e.options) for e in opts.expand)

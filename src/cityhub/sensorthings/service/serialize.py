@@ -1,0 +1,90 @@
+"""Stored rows to SensorThings JSON: entity properties, self and navigation links, the dataArray format."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from cityhub.sensorthings import model
+from cityhub.timefmt import iso_time
+
+
+def _json(text: Any) -> Any:
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        return text
+    return orjson.loads(text)
+
+
+def row_to_dict(et: model.EntityType, row: tuple[Any, ...]) -> tuple[dict[str, Any], dict[str, int | None]]:
+    """A fetched row (``columns(et)`` order) → entity JSON properties and its to-one foreign keys."""
+    out: dict[str, Any] = {"@iot.id": row[0]}
+    i = 1
+    for p in et.props:
+        if p.kind == model.RESULT:
+            num, text, js = row[i : i + 3]
+            i += 3
+            out[p.name] = num if num is not None else text if text is not None else _json(js)
+            if isinstance(out[p.name], float) and out[p.name].is_integer() and abs(out[p.name]) < 2**53:
+                out[p.name] = int(out[p.name]) if js == "int" else out[p.name]
+            continue
+        v = row[i]
+        i += 1
+        if p.kind in (model.JSON, model.GEOMETRY):
+            out[p.name] = _json(v)
+        elif p.kind == model.DATETIME:
+            out[p.name] = iso_time(v)
+        elif p.kind == model.INTERVAL:
+            end = row[i]
+            i += 1
+            if v is None:
+                out[p.name] = None
+            else:
+                out[p.name] = iso_time(v) if end is None or end == v else f"{iso_time(v)}/{iso_time(end)}"
+        else:
+            out[p.name] = v
+    fks = {n.name: row[i + k] for k, n in enumerate(n for n in et.navs if n.fk)}
+    return out, fks
+
+
+def self_link(base: str, et: model.EntityType, entity_id: Any) -> str:
+    return f"{base}/{et.plural}({entity_id})"
+
+
+def shape(base: str, et: model.EntityType, entity: dict[str, Any], select: list[str] | None) -> dict[str, Any]:
+    """An entity as the API shows it: ``@iot.id``, ``@iot.selfLink``, its properties, a navigation link for
+    each navigation that was not expanded, reduced to ``$select``."""
+    link = self_link(base, et, entity["@iot.id"])
+    out: dict[str, Any] = {"@iot.id": entity["@iot.id"], "@iot.selfLink": link}
+    for k, v in entity.items():
+        if k != "@iot.id" and not k.startswith("_"):
+            out[k] = v
+    for nav in et.navs:
+        if nav.name in entity:
+            continue  # expanded
+        out[f"{nav.name}@iot.navigationLink"] = f"{link}/{nav.name}"
+    if select is not None:
+        # Expanded navigations are shown whatever $select says; their links follow $select.
+        keep = set(select) | {n.name for n in et.navs if n.name in entity}
+        out = {k: v for k, v in out.items() if k in keep or k.split("@")[0] in keep}
+    return out
+
+
+def data_array(base: str, pairs: list[tuple[dict, dict]], select: list[str] | None) -> list[dict]:
+    """Observations in the Data Array format (SensorThings §14.3), grouped by Datastream."""
+    comps = [c for c in (select or ["@iot.id", "phenomenonTime", "result"]) if not c.endswith("selfLink")]
+    comps = ["id" if c == "@iot.id" else c for c in comps]
+    groups: dict[Any, list[list[Any]]] = {}
+    for e, fks in pairs:
+        groups.setdefault(fks["Datastream"], []).append([e["@iot.id"] if c == "id" else e.get(c) for c in comps])
+    return [
+        {
+            "Datastream@iot.navigationLink": self_link(base, model.DATASTREAM, ds),
+            "components": comps,
+            "dataArray@iot.count": len(rows),
+            "dataArray": rows,
+        }
+        for ds, rows in groups.items()
+    ]

@@ -1,0 +1,225 @@
+"""Writing entities: deep insert, PATCH, references ($ref) and delete, in one transaction each, through the
+store's named entity operations."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+from cityhub.errors import ProblemError, bad_request, conflict
+from cityhub.sensorthings import model
+from cityhub.sensorthings.service.base import ServiceBase
+from cityhub.sensorthings.service.paths import Resource
+from cityhub.sensorthings.service.validate import _inverse, _reference_id, values_of
+from cityhub.store.base import Transaction
+
+
+class WriteMixin(ServiceBase):
+    async def create(self, res: Resource, body: Any, base: str, device_thing: int | None = None) -> dict:
+        if res.member is not None or res.ref or not res.is_collection:
+            raise ProblemError(405, "Method Not Allowed", "POST creates entities in a collection", field="path")
+        if len(res.steps) > 1:
+            top = res.steps[0]
+            # POST Datastreams(id)/Observations, the hot path of devices: the catalogue in memory knows the
+            # Datastream, so no query and no thread hop; anything else is looked up.
+            known = len(res.steps) == 2 and top.et is model.DATASTREAM and top.id is not None
+            if not (known and self.catalog.lookup(top.id) is not None):  # type: ignore[arg-type]
+                await asyncio.to_thread(self._check_parents_exist, res)
+        if not isinstance(body, dict):
+            raise bad_request("the body must be a JSON object", field="body")
+        et = res.et
+        parent = None
+        if len(res.steps) > 1:
+            last = res.steps[-1]
+            assert last.nav is not None
+            parent_step = res.steps[-2]
+            parent = (parent_step.et, last.nav, parent_step.id)
+        if et is model.OBSERVATION:
+            ds_id = None
+            if parent is not None and parent[1].name == "Observations" and parent[0] is model.DATASTREAM:
+                ds_id = parent[2]
+            return await self.create_observation(body, ds_id, base, device_thing=device_thing)
+        if device_thing is not None:
+            raise ProblemError(403, "Forbidden", "a device key may only create Observations", field="authorization")
+        return await asyncio.to_thread(self._create_entity, et, body, parent, base)
+
+    def _create_entity(self, et: model.EntityType, body: dict[str, Any], parent: tuple | None, base: str) -> dict:
+        with self.store.transaction() as tx:
+            new_id = self._create(tx, et, body, "", parent)
+        self.catalog.invalidate()
+        self._announce(et, new_id)
+        return self._fetch(base, et, new_id)
+
+    def _create(
+        self,
+        tx: Transaction,
+        et: model.EntityType,
+        body: dict[str, Any],
+        where: str,
+        parent: tuple[model.EntityType, model.Nav, Any] | None,
+    ) -> int:
+        prefix = f"{where}." if where else ""
+        if "@iot.id" in body:
+            if len(body) == 1 and where:
+                return self._reference(tx, et, body["@iot.id"], where)
+            raise bad_request("@iot.id is assigned by the server", field=f"{prefix}@iot.id")
+        if et is model.OBSERVATION:
+            raise bad_request(
+                "Observations are created through a Datastream: POST them to /Observations or "
+                "/Datastreams(id)/Observations",
+                field=where or "body",
+            )
+        values = values_of(et, body, prefix, partial=False)
+        # to-one links: from the parent in the URL / deep insert, or from the body
+        linked_by_parent = None
+        if parent is not None:
+            linked_by_parent = _inverse(parent[0], parent[1], et)
+        for nav in et.navs:
+            if not nav.fk:
+                continue
+            if linked_by_parent is not None and linked_by_parent.name == nav.name:
+                values[nav.fk] = parent[2]  # type: ignore[index]
+                if nav.name in body:
+                    raise bad_request(f"{nav.name} is given by the path", field=prefix + nav.name)
+                continue
+            if nav.name in body:
+                sub = body[nav.name]
+                if not isinstance(sub, dict):
+                    raise bad_request(f"{nav.name} must be an object", field=prefix + nav.name)
+                values[nav.fk] = self._create(tx, model.entity(nav.target), sub, prefix + nav.name, None)
+            elif nav.required:
+                raise bad_request(f"{et.name} needs {nav.name}", field=prefix + nav.name)
+        new_id = tx.insert(et.table, values)
+        # links of the parent in the URL that live outside this row
+        if parent is not None and linked_by_parent is None:
+            self._link(tx, parent[0], parent[1], parent[2], new_id)
+            if parent[1].name == "Locations" and parent[0] is model.THING:
+                self._historical_location(tx, parent[2])
+        # to-many and many-to-many children
+        for nav in et.navs:
+            if nav.fk or nav.name not in body:
+                continue
+            subs = body[nav.name]
+            if not isinstance(subs, list):
+                raise bad_request(f"{nav.name} must be an array", field=prefix + nav.name)
+            target = model.entity(nav.target)
+            for k, sub in enumerate(subs):
+                field = f"{prefix}{nav.name}[{k}]"
+                if not isinstance(sub, dict):
+                    raise bad_request(f"{nav.name} items must be objects", field=field)
+                if target is model.OBSERVATION:
+                    self._create_observation_in_tx(tx, sub, new_id, field)
+                    continue
+                if nav.link:
+                    child = self._create(tx, target, sub, field, None)
+                    self._link(tx, et, nav, new_id, child)
+                else:
+                    self._create(tx, target, sub, field, (et, nav, new_id))
+        if et is model.THING and body.get("Locations"):
+            self._historical_location(tx, new_id)
+        return new_id
+
+    def _reference(self, tx: Transaction, et: model.EntityType, ref: Any, where: str) -> int:
+        if not isinstance(ref, int) or isinstance(ref, bool):
+            raise bad_request("@iot.id must be an integer", field=f"{where}.@iot.id")
+        if not self.store.entities.exists(tx, et.table, ref):
+            raise bad_request(f"{et.name}({ref}) does not exist", field=f"{where}.@iot.id")
+        return ref
+
+    def _link(self, tx: Transaction, et: model.EntityType, nav: model.Nav, this_id: int, other_id: int) -> None:
+        if nav.link:
+            link, this_col, other_col = nav.link
+            self.store.entities.link(tx, link, this_col, other_col, this_id, other_id)
+        elif nav.remote_fk:
+            self.store.entities.update(tx, model.entity(nav.target).table, other_id, {nav.remote_fk: this_id})
+
+    def _historical_location(self, tx: Transaction, thing_id: int) -> None:
+        self.store.entities.add_historical_location(tx, thing_id, datetime.now(UTC))
+
+    def update(self, res: Resource, body: Any, base: str) -> dict:
+        if res.member is not None or res.is_collection or res.ref:
+            raise ProblemError(405, "Method Not Allowed", "PATCH needs a single entity", field="path")
+        if not isinstance(body, dict):
+            raise bad_request("the body must be a JSON object", field="body")
+        et = res.et
+        entity_id = self._resolve_id(res)
+        values = values_of(et, body, "", partial=True)
+        with self.store.transaction() as tx:
+            for nav in et.navs:
+                if nav.name not in body:
+                    continue
+                sub = body[nav.name]
+                if nav.fk:
+                    if not isinstance(sub, dict) or set(sub) != {"@iot.id"}:
+                        raise bad_request(f'{nav.name} must be {{"@iot.id": <id>}}', field=nav.name)
+                    values[nav.fk] = self._reference(tx, model.entity(nav.target), sub["@iot.id"], nav.name)
+                else:
+                    if not isinstance(sub, list):
+                        raise bad_request(f"{nav.name} must be an array", field=nav.name)
+                    if nav.link:
+                        self.store.entities.unlink(tx, nav.link[0], nav.link[1], entity_id)
+                    for k, item in enumerate(sub):
+                        if not isinstance(item, dict):
+                            raise bad_request(f"{nav.name} items must be objects", field=f"{nav.name}[{k}]")
+                        target = model.entity(nav.target)
+                        child = (
+                            self._reference(tx, target, item["@iot.id"], f"{nav.name}[{k}]")
+                            if set(item) == {"@iot.id"}
+                            else self._create(tx, target, item, f"{nav.name}[{k}]", None)
+                        )
+                        self._link(tx, et, nav, entity_id, child)
+                    if et is model.THING and nav.name == "Locations":
+                        self._historical_location(tx, entity_id)
+            if et is model.OBSERVATION:
+                self._update_observation(tx, entity_id, body, values)
+            else:
+                self.store.entities.update(tx, et.table, entity_id, values)
+        self.catalog.invalidate()
+        self._announce(et, entity_id, "updated")
+        return self._fetch(base, et, entity_id)
+
+    def add_reference(self, res: Resource, body: Any) -> None:
+        """``POST .../Things(1)/Locations/$ref`` (or ``PUT .../Datastreams(1)/Sensor/$ref``) with
+        ``{"@iot.id": 5}`` or ``{"@iot.selfLink": ".../Locations(5)"}``: link an existing entity."""
+        if len(res.steps) < 2 or res.steps[-1].id is not None:
+            raise bad_request("a reference is made from an entity to one of its navigation properties", field="path")
+        parent, last = res.steps[-2], res.steps[-1]
+        nav = last.nav
+        assert nav is not None
+        target_id = _reference_id(body, last.et)
+        parent_id = self._resolve_id(Resource(res.steps[:-1]))
+        with self.store.transaction() as tx:
+            self._reference(tx, last.et, target_id, "@iot.id")
+            if nav.fk:
+                self.store.entities.update(tx, parent.et.table, parent_id, {nav.fk: target_id})
+            else:
+                self._link(tx, parent.et, nav, parent_id, target_id)
+                if parent.et is model.THING and nav.name == "Locations":
+                    self._historical_location(tx, parent_id)
+        self.catalog.invalidate()
+
+    def delete_reference(self, res: Resource) -> None:
+        """``DELETE .../Things(1)/Locations(5)/$ref``: unlink, deleting neither entity."""
+        last = res.steps[-1]
+        if len(res.steps) < 2 or last.id is None or last.nav is None:
+            raise bad_request("name the linked entity: .../Things(1)/Locations(5)/$ref", field="path")
+        if not last.nav.link:
+            raise conflict(f"{last.nav.name} is required by the entity; link another one instead", field="path")
+        parent_id = self._resolve_id(Resource(res.steps[:-1]))
+        self._resolve_id(res)  # 404 unless linked
+        link, this_col, other_col = last.nav.link
+        with self.store.transaction() as tx:
+            self.store.entities.unlink(tx, link, this_col, parent_id, other_col, last.id)
+
+    def delete(self, res: Resource) -> None:
+        if res.ref:
+            self.delete_reference(res)
+            return
+        if res.member is not None or res.is_collection:
+            raise ProblemError(405, "Method Not Allowed", "DELETE needs a single entity", field="path")
+        entity_id = self._resolve_id(res)
+        with self.store.transaction() as tx:
+            self.store.entities.delete(tx, res.et.plural, entity_id)
+        self.catalog.invalidate()
+        self._announce(res.et, entity_id, "deleted")

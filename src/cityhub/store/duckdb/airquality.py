@@ -1,0 +1,51 @@
+"""The air-quality layer's operations in DuckDB."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from cityhub.store.ops.airquality import AirQualityOps, DerivedEntities, StationStream
+
+if TYPE_CHECKING:
+    from cityhub.store.duckdb.store import DuckDBStore
+
+
+class DuckDBAirQuality(AirQualityOps):
+    def __init__(self, store: DuckDBStore) -> None:
+        self.store = store
+
+    def station_streams(self) -> list[StationStream]:
+        rows = self.store.query(
+            """SELECT d.id, d.thing_id, t.name, op.name, op.definition, d.unit_of_measurement, d.properties
+               FROM datastreams d JOIN things t ON t.id = d.thing_id
+               JOIN observed_properties op ON op.id = d.observed_property_id ORDER BY d.id"""
+        )
+        return [StationStream(*r) for r in rows]
+
+    def ensure_derived(
+        self,
+        observed_property: Mapping[str, Any],
+        sensor: Mapping[str, Any],
+        datastreams: Sequence[Mapping[str, Any]],
+    ) -> DerivedEntities:
+        created: list[tuple[str, int]] = []
+        with self.store.transaction(fold_derived=False) as tx:
+            found = tx.execute(
+                "SELECT min(id) FROM observed_properties WHERE definition = ?", [observed_property["definition"]]
+            )[0][0]
+            if found is None:
+                found = tx.insert("observed_properties", dict(observed_property))
+                created.append(("ObservedProperties", int(found)))
+            op_id = int(found)
+            found = tx.execute("SELECT min(id) FROM sensors WHERE name = ?", [sensor["name"]])[0][0]
+            if found is None:
+                found = tx.insert("sensors", dict(sensor))
+                created.append(("Sensors", int(found)))
+            sensor_id = int(found)
+            ds_ids = []
+            for ds in datastreams:
+                ds_id = tx.insert("datastreams", {**ds, "sensor_id": sensor_id, "observed_property_id": op_id})
+                ds_ids.append(ds_id)
+                created.append(("Datastreams", ds_id))
+        return DerivedEntities(op_id, sensor_id, ds_ids, created)

@@ -1,0 +1,67 @@
+"""Named writes of the SensorThings entity model: links, updates, cascading deletes, Observation edits.
+
+Table and column names come from :mod:`cityhub.sensorthings.model` (the entity model describes the schema);
+what the SQL does with them is the backend's. Every operation runs inside a transaction the caller holds, so a
+deep insert or a PATCH touching several tables commits or rolls back as one.
+"""
+
+from __future__ import annotations
+
+import abc
+from datetime import datetime
+from typing import Any
+
+from cityhub.store.base import Transaction
+
+
+class EntityOps(abc.ABC):
+    @abc.abstractmethod
+    def exists(self, tx: Transaction, table: str, entity_id: int) -> bool: ...
+
+    @abc.abstractmethod
+    def update(self, tx: Transaction, table: str, entity_id: int, values: dict[str, Any]) -> None:
+        """Set columns of one row."""
+
+    @abc.abstractmethod
+    def link(
+        self, tx: Transaction, link_table: str, this_col: str, other_col: str, this_id: int, other_id: int
+    ) -> None:
+        """Add a many-to-many link (a no-op when it exists)."""
+
+    @abc.abstractmethod
+    def unlink(
+        self,
+        tx: Transaction,
+        link_table: str,
+        this_col: str,
+        this_id: int,
+        other_col: str | None = None,
+        other_id: int | None = None,
+    ) -> None:
+        """Remove one link, or every link of ``this_id`` when no other side is named."""  # fmt: skip
+
+    @abc.abstractmethod
+    def add_historical_location(self, tx: Transaction, thing_id: int, time: datetime) -> int:
+        """A new HistoricalLocation of the Thing's current Locations (SensorThings §8.2.3); its id."""
+
+    @abc.abstractmethod
+    def delete(self, tx: Transaction, entity_set: str, entity_id: int) -> None:
+        """Delete an entity with what SensorThings deletes with it (a Thing's Datastreams and
+        HistoricalLocations, a Datastream's Observations, …), keeping the roll-ups right."""
+
+    @abc.abstractmethod
+    def datastream_in_tx(self, tx: Transaction, ds_id: int) -> tuple[str, str | None, int] | None:
+        """(observationType, unitOfMeasurement JSON, Thing id) as this transaction sees it (deep insert)."""
+
+    @abc.abstractmethod
+    def observation_key(self, tx: Transaction, obs_id: int) -> tuple[int, datetime] | None:
+        """(Datastream id, phenomenonTime) of an Observation."""
+
+    @abc.abstractmethod
+    def observation_at(self, tx: Transaction, ds_id: int, time: datetime) -> int | None:
+        """The id of the Datastream's Observation at ``time``."""
+
+    @abc.abstractmethod
+    def update_observation(self, tx: Transaction, obs_id: int, values: dict[str, Any]) -> None:
+        """Change an Observation's columns (its phenomenonTime included) and refresh the roll-ups of the hours
+        it left and entered."""
