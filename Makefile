@@ -35,11 +35,13 @@ run: $(STAMP) $(WEB_STAMP)
 # eslint over the page's modules where npm is (as for make web).
 test: $(STAMP) $(WEB_STAMP)
 	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
 	@if command -v npm >/dev/null 2>&1; then $(ESLINT); else echo "npm not found: eslint skipped"; fi
 	$(BIN)/pytest
 
 lint: $(STAMP) $(WEB_STAMP)
 	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
 	@if command -v npm >/dev/null 2>&1; then $(ESLINT); else echo "npm not found: eslint skipped"; fi
 
 bench: $(STAMP)

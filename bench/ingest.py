@@ -963,7 +963,7 @@ def pg_part(cfg: Config, report: Report, bulk: Rows | None) -> None:
         for t in ts:
             t.join()
         ph.stop()
-        (count,) = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+        (count,) = conn.execute(f"SELECT count(*) FROM {table}").fetchone()  # noqa: S608 (the bench's own table)
         rate = count / ph.wall
         log(
             f"  COPY FORMAT BINARY (pre-encoded, copy.write per {cfg.batch:,}-row batch, commit per batch, "

@@ -1,3 +1,5 @@
+"""Shared fixtures: settings in a temporary data directory, an app client with an admin key, a station."""
+
 from __future__ import annotations
 
 import os

@@ -633,7 +633,7 @@ def select_ids(con: duckdb.DuckDBPyConnection, text: str) -> set[int]:
     ctx = DuckCtx()
     sql = compile_filter(parse_filter(text), ctx)
     assert sql.count(ctx.dialect.placeholder) == len(ctx.params)
-    rows = con.execute(f"SELECT obs.id FROM obs WHERE {sql} ORDER BY obs.id", ctx.params).fetchall()
+    rows = con.execute(f"SELECT obs.id FROM obs WHERE {sql} ORDER BY obs.id", ctx.params).fetchall()  # noqa: S608
     return {r[0] for r in rows}
 
 
@@ -915,7 +915,7 @@ def test_compiled_sql_runs(con: duckdb.DuckDBPyConnection, node: Node) -> None:
     assert "%" not in sql  # a driver with %s placeholders would take it for one
     # 1e300 mod 2 overflows DECIMAL(38, 9): the engine's numeric limits, not a compiler bug.
     with contextlib.suppress(duckdb.OutOfRangeException, duckdb.ConversionException):
-        con.execute(f"SELECT count(*) FROM obs WHERE {sql}", ctx.params).fetchall()
+        con.execute(f"SELECT count(*) FROM obs WHERE {sql}", ctx.params).fetchall()  # noqa: S608 (compiled $filter)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -86,3 +86,23 @@ def test_ids_are_unique_across_threads(store: Store) -> None:  # noqa: F811
         blocks = list(pool.map(lambda _: store.allocate_ids("observations", 100), range(16)))
     ids = np.concatenate(blocks)
     assert len(np.unique(ids)) == ids.size == 1600
+
+
+def test_geo_things_with_first_location_and_filters(store: Store) -> None:  # noqa: F811
+    ds = make_model(store)
+    with store.transaction() as tx:
+        loc = tx.insert(
+            "locations",
+            {"name": "l", "description": "d", "encoding_type": "application/geo+json",
+             "location": '{"type": "Point", "coordinates": [105.8, 21.0]}'},
+        )  # fmt: skip
+        tx.execute("INSERT INTO thing_locations (thing_id, location_id) VALUES (1, ?)", [loc])
+        tx.execute("UPDATE things SET properties = ? WHERE id = 1", ['{"kind": "water gauge"}'])
+        tx.insert("things", {"name": "other", "description": "d"})
+    things, streams = store.geo.things([], [])
+    assert [(t[0], t[1]) for t in things] == [(1, "t"), (2, "other")]
+    assert things[0][3] is not None and "105.8" in things[0][3] and things[1][3] is None
+    assert [(s[0], s[1], s[4]) for s in streams] == [(ds, 1, "p")]
+    assert [t[0] for t in store.geo.things(["water gauge"], [])[0]] == [1]
+    assert [t[0] for t in store.geo.things([], ["d"])[0]] == [1]  # by ObservedProperty definition
+    assert store.geo.things([], ["nothing"]) == ([], [])

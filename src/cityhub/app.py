@@ -17,11 +17,11 @@ from cityhub.api.deps import JSONResponse, declare_security, hub_of, problem
 from cityhub.api.export import router as export_router
 from cityhub.api.ext import router as ext_router
 from cityhub.api.limits import BodyLimit
+from cityhub.api.sensorthings import router as st_router
 from cityhub.config import Settings
 from cityhub.errors import ProblemError
 from cityhub.hub import open_hub
 from cityhub.plugins import PLUGINS
-from cityhub.sensorthings.api import router as st_router
 from cityhub.store.base import Store
 from cityhub.web import mount as mount_web
 

@@ -1,69 +1,120 @@
-"""Settings: command-line flags override ``CITYHUB_*`` environment variables override defaults."""
+"""Settings: command-line flags override ``CITYHUB_*`` environment variables override defaults.
+
+A field reads ``CITYHUB_<FIELD NAME>`` unless it names another variable (``validation_alias``); a value that does
+not parse (``CITYHUB_PORT=abc``) is refused at start-up: a validation error naming the field (``port``; the
+variable for a renamed one, ``CITYHUB_MAX_FUTURE_S``), the value and the reason. Keyword arguments
+(``Settings(data_dir=...)``, by field name) override the environment, and an attribute set afterwards is validated
+too.
+"""
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+
+# Fields without an environment variable: set in code (or by keyword) only.
+_NOT_FROM_ENV = frozenset({"max_top", "default_top"})
 
 
-def _env_bool(name: str, default: bool) -> bool:
-    v = os.environ.get(name)
-    if v is None:
-        return default
-    return v.strip().lower() in ("1", "true", "yes", "on")
+class _Environment(EnvSettingsSource):
+    """One variable a field: its ``validation_alias`` if it has one (only that: not also ``CITYHUB_<FIELD NAME>``),
+    else ``CITYHUB_<FIELD NAME>``; none for the fields in ``_NOT_FROM_ENV``."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        if field_name in _NOT_FROM_ENV:
+            return None, field_name, False
+        alias = field.validation_alias if isinstance(field.validation_alias, str) else None
+        name = alias or f"{self.env_prefix}{field_name}"
+        value = self.env_vars.get(name if self.case_sensitive else name.lower())
+        return value, alias or field_name, False
 
 
-def _env_path(name: str) -> Path | None:
-    v = os.environ.get(name)
-    return Path(v) if v else None
-
-
-@dataclass
-class Settings:
-    data_dir: Path = field(default_factory=lambda: Path(os.environ.get("CITYHUB_DATA_DIR", "var")))
-    host: str = field(default_factory=lambda: os.environ.get("CITYHUB_HOST", "127.0.0.1"))
-    port: int = field(default_factory=lambda: int(os.environ.get("CITYHUB_PORT", "8080")))
-    # Anonymous clients may read (citizens through the public API); set false for a closed deployment.
-    anonymous_read: bool = field(default_factory=lambda: _env_bool("CITYHUB_ANONYMOUS_READ", True))
-    # Observations stamped further ahead than this are refused as clock errors.
-    max_future: timedelta = field(
-        default_factory=lambda: timedelta(seconds=float(os.environ.get("CITYHUB_MAX_FUTURE_S", "86400")))
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CITYHUB_",
+        validate_assignment=True,  # `cityhub serve` sets its flags' values as attributes
+        extra="forbid",
     )
+
+    data_dir: Path = Path("var")
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # Anonymous clients may read (citizens through the public API); set false for a closed deployment.
+    anonymous_read: bool = True
+    # Observations stamped further ahead than this are refused as clock errors (the variable is in seconds).
+    max_future: timedelta = Field(timedelta(seconds=86400), validation_alias="CITYHUB_MAX_FUTURE_S")
     max_top: int = 10_000
     default_top: int = 100
     # Local days for aggregates: Hanoi is UTC+7 all year (no daylight saving).
-    day_offset_minutes: int = field(default_factory=lambda: int(os.environ.get("CITYHUB_DAY_OFFSET_MIN", "420")))
+    day_offset_minutes: int = Field(420, validation_alias="CITYHUB_DAY_OFFSET_MIN")
     # Request bodies over this many bytes are refused with a 413 before they are read.
-    max_body_bytes: int = field(
-        default_factory=lambda: int(os.environ.get("CITYHUB_MAX_BODY_BYTES", str(256 * 1024 * 1024)))
-    )
+    max_body_bytes: int = 256 * 1024 * 1024
     # Base of @iot.selfLink in messages published outside a request (MQTT); default http://host:port.
-    public_url: str | None = field(default_factory=lambda: os.environ.get("CITYHUB_PUBLIC_URL"))
+    public_url: str | None = None
     # MQTT bridge (off unless a broker URL is given): mqtt://host:1883 or mqtts://host:8883, with
     # optional user:password@ in the URL or the settings below.
-    mqtt_url: str | None = field(default_factory=lambda: os.environ.get("CITYHUB_MQTT"))
-    mqtt_username: str | None = field(default_factory=lambda: os.environ.get("CITYHUB_MQTT_USERNAME"))
-    mqtt_password: str | None = field(default_factory=lambda: os.environ.get("CITYHUB_MQTT_PASSWORD"))
+    mqtt_url: str | None = Field(None, validation_alias="CITYHUB_MQTT")
+    mqtt_username: str | None = None
+    mqtt_password: str | None = None
     # The broker keeps this client's session (subscriptions, queued QoS 1 messages) while the hub is down.
-    mqtt_client_id: str = field(default_factory=lambda: os.environ.get("CITYHUB_MQTT_CLIENT_ID", "cityhub"))
-    mqtt_ca_file: Path | None = field(default_factory=lambda: _env_path("CITYHUB_MQTT_CA"))
-    mqtt_cert_file: Path | None = field(default_factory=lambda: _env_path("CITYHUB_MQTT_CERT"))
-    mqtt_key_file: Path | None = field(default_factory=lambda: _env_path("CITYHUB_MQTT_KEY"))
-    mqtt_tls_insecure: bool = field(default_factory=lambda: _env_bool("CITYHUB_MQTT_TLS_INSECURE", False))
+    mqtt_client_id: str = "cityhub"
+    mqtt_ca_file: Path | None = Field(None, validation_alias="CITYHUB_MQTT_CA")
+    mqtt_cert_file: Path | None = Field(None, validation_alias="CITYHUB_MQTT_CERT")
+    mqtt_key_file: Path | None = Field(None, validation_alias="CITYHUB_MQTT_KEY")
+    mqtt_tls_insecure: bool = False
     # YAML file mapping device topics and payload formats to Datastreams.
-    mqtt_mappings: Path | None = field(default_factory=lambda: _env_path("CITYHUB_MQTT_MAPPINGS"))
+    mqtt_mappings: Path | None = None
     # What the hub publishes for MQTT subscribers: "datastreams" (each new Observation on
     # v1.1/Datastreams(<id>)/Observations), "observations" (also on the v1.1/Observations firehose, one more
     # message each), "entities" (created/updated entities), or "none".
-    mqtt_publish: str = field(default_factory=lambda: os.environ.get("CITYHUB_MQTT_PUBLISH", "datastreams,entities"))
+    mqtt_publish: str = "datastreams,entities"
     # QoS of what the hub publishes.
-    mqtt_publish_qos: int = field(default_factory=lambda: int(os.environ.get("CITYHUB_MQTT_PUBLISH_QOS", "0")))
+    mqtt_publish_qos: int = 0
     # The dashboard's basemap: an XYZ tile URL template ({z}/{x}/{y}) and its attribution; empty = a plain
     # background (no network needed; the data layers are drawn either way).
-    tile_url: str = field(default_factory=lambda: os.environ.get("CITYHUB_TILE_URL", ""))
-    tile_attribution: str = field(default_factory=lambda: os.environ.get("CITYHUB_TILE_ATTRIBUTION", ""))
+    tile_url: str = ""
+    tile_attribution: str = ""
+
+    def __init__(self, **values: Any) -> None:
+        # A keyword argument by field name (mqtt_url=...) stands for the field's variable (CITYHUB_MQTT), so that it
+        # overrides the environment (pydantic-settings before 2.12 would let the variable win over populate_by_name).
+        for name, field in type(self).model_fields.items():
+            if isinstance(field.validation_alias, str) and name in values:
+                values[field.validation_alias] = values.pop(name)
+        super().__init__(**values)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, _Environment(settings_cls)  # no .env file, no secrets directory
+
+    @field_validator("max_future", mode="before")
+    @classmethod
+    def _seconds(cls, v: Any) -> Any:
+        """A number (``CITYHUB_MAX_FUTURE_S=3600``) is seconds; a timedelta or an ISO 8601 duration passes."""
+        if isinstance(v, str):
+            try:
+                return timedelta(seconds=float(v))
+            except (ValueError, OverflowError):
+                return v
+        return v
+
+    @field_validator("mqtt_ca_file", "mqtt_cert_file", "mqtt_key_file", "mqtt_mappings", mode="before")
+    @classmethod
+    def _no_path(cls, v: Any) -> Any:
+        """An empty variable is no file (not the current directory)."""
+        return None if v == "" else v
 
     @property
     def base_url(self) -> str:

@@ -432,7 +432,7 @@ def play(
     """Send the feed's rows when their compressed time comes (all at once with ``speed=None``)."""
     t = feed.table
     key = pc.binary_join_element_wise(t.column("station"), t.column("property"), "\x1f").to_pylist()
-    ds = np.fromiter((ids[tuple(k.split("\x1f"))] for k in key), np.int64, len(key))  # type: ignore[index]
+    ds = np.fromiter((ids[tuple(k.split("\x1f"))] for k in key), np.int64, len(key))
     times_us = pc.cast(t.column("time"), pa.int64()).to_numpy()
     times, values = t.column("time").combine_chunks(), t.column("value").combine_chunks()
     stats = ReplayStats()

@@ -127,7 +127,7 @@ def nowcast(values: Sequence[float | None], hours: int = 12, min_weight: float =
     """EPA / VN_AQI NowCast of hourly means, OLDEST FIRST (the current hour last); None = missing. Not rounded.
     ``hours=8, min_weight=0`` gives AirNow's O3 NowCast."""
     vals = [clean(v) for v in list(values)[-hours:]]
-    vals = [None] * (hours - len(vals)) + vals
+    vals[:0] = [None] * (hours - len(vals))
     if sum(v is not None for v in vals[-3:]) < 2:
         return None
     avail = [v for v in vals if v is not None]
@@ -156,7 +156,7 @@ def mean_min(values: Sequence[float | None], n: int, need: int) -> float | None:
 def kr_predicted_24h(values: Sequence[float | None], m: float) -> float | None:
     """AirKorea's C24E = (12·C12 + 12·C4)/24 from the last 12 hourly values, oldest first."""
     vals = [clean(v) for v in list(values)[-12:]]
-    vals = [None] * (12 - len(vals)) + vals
+    vals[:0] = [None] * (12 - len(vals))
     c12 = mean_min(vals, 12, 9)
     if c12 is None:
         return None
@@ -172,7 +172,7 @@ def kr_predicted_24h(values: Sequence[float | None], m: float) -> float | None:
 def rolling8_max(values: Sequence[float | None]) -> float | None:
     """Max of the 8-h means ending at each of the last 24 hours (each needs 6 of 8); needs 18 valid means."""
     vals = list(values)[-31:]
-    vals = [None] * (31 - len(vals)) + vals
+    vals[:0] = [None] * (31 - len(vals))
     means = [mean_min(vals[i - 7 : i + 1], 8, 6) for i in range(7, 31)]
     ok = [x for x in means if x is not None]
     return max(ok) if len(ok) >= 18 else None
@@ -248,7 +248,9 @@ def _hourly_subs(standard: str, series: dict[str, list[float | None]]) -> tuple[
         else:
             if p in ("pm25", "pm10"):  # AirNow rounds the NowCast to the table's precision (see test_stateair)
                 nc = nowcast(vals)
-                c = None if nc is None else math.floor(nc * t[p].scale + 0.5 + EPS) / t[p].scale
+                scale = t[p].scale
+                assert scale is not None  # the US PM tables truncate to a precision
+                c = None if nc is None else math.floor(nc * scale + 0.5 + EPS) / scale
                 subs[p], conc[p] = sub_index(t[p], c), _shown(t[p], c)
             elif p == "o3":
                 subs[p], conc[p] = _us_o3(t, nowcast(vals, 8, 0.0), last)

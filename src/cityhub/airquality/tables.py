@@ -10,6 +10,12 @@ a true half (e.g. 125.5) stays exactly .5 and rounds up.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    import numpy as np
+
+_V = TypeVar("_V", float, "np.ndarray")  # a value or a NumPy array of them
 
 POLLUTANTS: tuple[str, ...] = ("pm25", "pm10", "o3", "no2", "so2", "co")
 STANDARDS: tuple[str, ...] = ("vn", "us", "us2012", "kr")
@@ -352,6 +358,6 @@ def to_ugm3(pollutant: str, value: float, unit: str) -> float:
     return value * _factor(pollutant, unit)
 
 
-def from_ugm3(pollutant: str, value: float, unit: str) -> float:
+def from_ugm3(pollutant: str, value: _V, unit: str) -> _V:
     """Convert a concentration in µg/m³ to ``unit``."""
     return value / _factor(pollutant, unit)

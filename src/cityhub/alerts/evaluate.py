@@ -253,6 +253,16 @@ class Tracker:
     FIELDS = ("last_t", "bl_t", "since", "bl_since", "seen_t")
     FFIELDS = ("last_v", "bl_v")
     IFIELDS = ("cnt", "bl_cnt")
+    # Per-slot arrays, set by name (setattr over FIELDS / FFIELDS / IFIELDS).
+    last_t: np.ndarray
+    bl_t: np.ndarray
+    since: np.ndarray
+    bl_since: np.ndarray
+    seen_t: np.ndarray
+    last_v: np.ndarray
+    bl_v: np.ndarray
+    cnt: np.ndarray
+    bl_cnt: np.ndarray
 
     def __init__(self) -> None:
         self.ds_ids = np.empty(0, np.int64)

@@ -159,7 +159,7 @@ class RuleSpec(_Model):
 
 def _problem_from(exc: ValidationError, prefix: str = "") -> ProblemError:
     errors = [{"field": prefix + ".".join(str(x) for x in e.get("loc", ())), "reason": e["msg"]} for e in exc.errors()]
-    first = errors[0] if errors else {"field": prefix.rstrip(".") or None, "reason": "invalid rule"}
+    first: dict[str, Any] = errors[0] if errors else {"field": prefix.rstrip(".") or None, "reason": "invalid rule"}
     return bad_request(first["reason"], field=first["field"], errors=errors)
 
 

@@ -146,10 +146,10 @@ def resolve(snap: ModelSnapshot, spec: RuleSpec) -> Resolved:
         names = [x for x in _as_list(sc.datastream) if isinstance(x, str)]
         mask &= np.isin(snap.ds_id, np.array(ids, np.int64)) | np.isin(snap.ds_name, np.array(names, dtype=object))
     if sc.thing is not None:
-        ids = {x for x in _as_list(sc.thing) if isinstance(x, int)}
-        names = {x for x in _as_list(sc.thing) if isinstance(x, str)}
-        ids |= {t for t, n in snap.thing_name.items() if n in names}
-        mask &= np.isin(snap.ds_thing, np.fromiter(ids, np.int64, len(ids)))
+        thing_ids = {x for x in _as_list(sc.thing) if isinstance(x, int)}
+        thing_names = {x for x in _as_list(sc.thing) if isinstance(x, str)}
+        thing_ids |= {t for t, n in snap.thing_name.items() if n in thing_names}
+        mask &= np.isin(snap.ds_thing, np.fromiter(thing_ids, np.int64, len(thing_ids)))
     if sc.observed_property is not None:
         wanted = [w.strip().lower() for w in _as_list(sc.observed_property)]
         polls = {p for w in _as_list(sc.observed_property) if (p := pollutant_of(w, None))}
@@ -173,8 +173,8 @@ def resolve(snap: ModelSnapshot, spec: RuleSpec) -> Resolved:
             inside[have] = shapely.contains_xy(geom, snap.ds_x[have], snap.ds_y[have])
         mask &= inside
     if not spec.index:
-        ids = snap.ds_id[mask]
-        return Resolved(ids, ids, "datastream", ids)
+        selected = snap.ds_id[mask]
+        return Resolved(selected, selected, "datastream", selected)
     things = np.unique(snap.ds_thing[mask])
     derived = snap.ds_derived & (snap.ds_period == spec.index_period) & np.isin(snap.ds_thing, things)
     inputs, subjects = snap.ds_id[derived], snap.ds_thing[derived]

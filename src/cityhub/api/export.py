@@ -43,7 +43,7 @@ def export_table(
     coords: dict[int, tuple[float | None, float | None]] = {}
     for thing_id, loc in store.catalog.first_locations(sorted(set(thing_ids))).items():
         try:
-            geo = orjson.loads(loc) if isinstance(loc, str) else loc
+            geo: Any = orjson.loads(loc) if isinstance(loc, str) else loc  # None: TypeError below
             lon, lat = geo["coordinates"][:2] if geo.get("type") == "Point" else (None, None)
         except (orjson.JSONDecodeError, TypeError, KeyError, ValueError, AttributeError):
             lon, lat = None, None

@@ -8,6 +8,7 @@ to protect guessable secrets).
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import os
 import secrets
@@ -120,7 +121,7 @@ class KeyStore:
     def list(self) -> list[dict]:
         return [{k: v for k, v in key.items() if k != "hash"} for key in self._load()]
 
-    def _write(self, keys: list[dict]) -> None:
+    def _write(self, keys: builtins.list[dict]) -> None:  # `list` here is KeyStore.list
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".keys")
         with os.fdopen(fd, "wb") as f:

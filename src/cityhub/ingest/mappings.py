@@ -35,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 import yaml
@@ -146,7 +146,7 @@ class Mappings:
     def bodies(
         self, topic: str, payload: bytes, received_at: datetime, by_name: Callable[[str], int | None]
     ) -> list[tuple[dict[str, Any], int | None]]:
-        hit = self._cache.get(topic, False)
+        hit: tuple[Mapping, dict[str, str]] | Literal[False] | None = self._cache.get(topic, False)
         if hit is False:
             hit = None
             for m in self.mappings:

@@ -193,7 +193,7 @@ class _Child:
                 self.cond.wait(0.1)
             if not self.inbox:
                 self.first_at = time.monotonic()
-            self.inbox.append((msg.topic, msg.payload, msg.qos, msg.mid, time.time()))
+            self.inbox.append((msg.topic, bytes(msg.payload), msg.qos, msg.mid, time.time()))  # paho: bytes already
             self.cond.notify_all()
 
     def take(self) -> list[RawMessage]:

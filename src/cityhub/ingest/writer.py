@@ -44,7 +44,8 @@ class _Item:
     def ids(self) -> np.ndarray:
         if isinstance(self.batch, list):
             return np.fromiter((r["id"] for r in self.batch), np.int64, len(self.batch))
-        return self.batch.column("id").to_numpy()
+        ids: np.ndarray = self.batch.column("id").to_numpy()
+        return ids
 
 
 class _Conflict(Exception):

@@ -67,8 +67,8 @@ def provision(backend: Backend, specs: Iterable[SensorSpec]) -> dict[str, int]:
         v = s.vocab
         if (v.name, v.definition) not in props:
             found = backend.find("ObservedProperties", v.name, v.definition)
-            body = {"name": v.name, "definition": v.definition, "description": v.description}
-            props[(v.name, v.definition)] = found if found is not None else backend.create("ObservedProperties", body)
+            prop = {"name": v.name, "definition": v.definition, "description": v.description}
+            props[(v.name, v.definition)] = found if found is not None else backend.create("ObservedProperties", prop)
     by_thing: dict[str, list[SensorSpec]] = {}
     for s in specs:
         by_thing.setdefault(s.thing, []).append(s)

@@ -9,6 +9,7 @@ are the fitted means. Units: µg/m³ (air), km/h and vehicles (PCU) per hour (tr
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -45,7 +46,7 @@ class Seasonal:
     of the curve is (n[m−1] + 6·n[m] + n[m+1]) / 8)."""
 
     def __init__(self, monthly: list[float] | np.ndarray, exact: bool = True) -> None:
-        v = np.asarray(monthly, dtype=np.float64)
+        v: np.ndarray = np.asarray(monthly, dtype=np.float64)
         if exact:
             a = np.zeros((12, 12))
             for m in range(12):
@@ -208,7 +209,7 @@ class AirQuality(Group):
         off = self.official
         sigma2 = self.sigma.at(pos)[:, None] ** 2
         pm_level = self.level.at(pos)[:, None] * self.factor[off]
-        out = {}
+        out: dict[str, np.ndarray] = {}
         for p in ("pm10", "o3", "no2", "so2", "co"):
             s, r = P.GAS_SD[p], self.gas_noise[p].block(24, rng)
             if p == "pm10":
@@ -233,6 +234,7 @@ class AirQuality(Group):
         sensor response; PM10 from the same optical count times the coarse ratio."""
         step = np.timedelta64(5, "m")
         t = times_of(start, step)
+        assert self.prev_log is not None  # block() sets it before calling this
         nodes = np.vstack([self.prev_log, log_pm])  # hours 0 … 24 of the block
         self.prev_log = log_pm[-1].copy()
         k = np.arange(1, t.size + 1)
@@ -367,4 +369,4 @@ class Water(Group):
         return Channel(step, self.keys[len(self.red) :], np.round(level)[None, :])
 
 
-GROUPS: dict[str, type[Group]] = {"air": AirQuality, "traffic": Traffic, "water": Water}
+GROUPS: dict[str, Callable[[np.random.Generator], Group]] = {"air": AirQuality, "traffic": Traffic, "water": Water}

@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from cityhub.errors import ProblemError
+from cityhub.store.transaction import Transaction
 
 if TYPE_CHECKING:  # the ops modules import this one
     from cityhub.store.ops.airquality import AirQualityOps
@@ -26,6 +27,7 @@ if TYPE_CHECKING:  # the ops modules import this one
     from cityhub.store.ops.deadletters import DeadLetterOps
     from cityhub.store.ops.entities import EntityOps
     from cityhub.store.ops.export import ExportOps
+    from cityhub.store.ops.geo import GeoOps
     from cityhub.store.ops.observations import ObservationOps
     from cityhub.store.ops.webhooks import WebhookOps
 
@@ -108,6 +110,7 @@ class Store(abc.ABC):
     dialect: Dialect
     # Named operations per aggregate (cityhub.store.ops), set by each backend.
     entities: EntityOps
+    geo: GeoOps
     alerts: AlertOps
     webhooks: WebhookOps
     catalog: CatalogOps
@@ -192,20 +195,6 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None: ...
 
-
-class Transaction(abc.ABC):
-    store: Store  # so that a named operation can run within a transaction its caller holds
-
-    @abc.abstractmethod
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
-
-    @abc.abstractmethod
-    def insert(self, table: str, values: dict[str, Any]) -> int:
-        """Insert one row with a newly allocated ``id`` and return the id."""
-
-    @abc.abstractmethod
-    def append_table(self, table: str, rows: pa.Table) -> None:
-        """Append an Arrow table whose columns (``id`` included) are columns of ``table``."""
 
 
 def iter_chunks(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:

@@ -27,28 +27,8 @@ MAX_KINDS = 20
 
 
 def _features(hub: Hub, kinds: list[str], observed: list[str]) -> bytes:
-    clauses: list[str] = []
-    params: list[Any] = []
-    if kinds:
-        # A cheap pre-filter in SQL (portable LIKE on the JSON text), the exact test in Python.
-        clauses.append("(" + " OR ".join("t.properties LIKE ?" for _ in kinds) + ")")
-        params += [f"%{k}%" for k in kinds]
-    if observed:
-        marks = ", ".join("?" for _ in observed)
-        clauses.append(
-            f"""t.id IN (SELECT d2.thing_id FROM datastreams d2
-                JOIN observed_properties op2 ON op2.id = d2.observed_property_id
-                WHERE op2.definition IN ({marks}) OR op2.name IN ({marks}))"""
-        )
-        params += observed + observed
-    where = "WHERE " + " AND ".join(clauses) if clauses else ""
-    things = hub.store.query(
-        f"""SELECT t.id, t.name, t.properties, l.location FROM things t
-            LEFT JOIN (SELECT thing_id, min(location_id) AS location_id FROM thing_locations GROUP BY thing_id) tl
-              ON tl.thing_id = t.id
-            LEFT JOIN locations l ON l.id = tl.location_id {where} ORDER BY t.id""",
-        params,
-    )
+    # The SQL pre-filter on kinds is loose (text contains); the exact test on properties.kind is here.
+    things, rows = hub.store.geo.things(kinds, observed)
     wanted = set(kinds)
     keep: dict[int, tuple[str, Any, str | None]] = {}
     for tid, name, props, location in things:
@@ -58,12 +38,6 @@ def _features(hub: Hub, kinds: list[str], observed: list[str]) -> bytes:
         keep[tid] = (name, props, location)
     streams: dict[int, list[dict[str, Any]]] = {tid: [] for tid in keep}
     if keep:
-        rows = hub.store.query(
-            f"""SELECT d.id, d.thing_id, d.name, d.unit_of_measurement, op.name, op.definition FROM datastreams d
-                JOIN observed_properties op ON op.id = d.observed_property_id
-                JOIN things t ON t.id = d.thing_id {where} ORDER BY d.id""",
-            params,
-        )
         for did, tid, dname, uom, opname, opdef in rows:
             if tid in streams:
                 unit = orjson.loads(uom) if uom else {}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass, field
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import numpy as np
 import shapely
@@ -27,7 +27,7 @@ class FilterError(ProblemError):
     """A malformed or ill-typed ``$filter``; ``position`` is the 0-based character offset, if known."""
 
     def __init__(self, message: str, position: int | None = None) -> None:
-        extra = {} if position is None else {"position": position}
+        extra: dict[str, Any] = {} if position is None else {"position": position}
         super().__init__(400, "Bad Request", message, field="$filter", **extra)
         self.position = position
 

@@ -1,4 +1,4 @@
-"""SensorThings semantics over a Store, behind ``/v1.1``; the HTTP layer (:mod:`cityhub.sensorthings.api`) only
+"""SensorThings semantics over a Store, behind ``/v1.1``; the HTTP layer (:mod:`cityhub.api.sensorthings`) only
 maps requests to these calls.
 
 - ``paths``: resource paths and the condition selecting what a path addresses;

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from cityhub.bus import EntityOp, EventBus
 from cityhub.sensorthings import model
-from cityhub.store.base import Store, Transaction
+from cityhub.store.base import Store
+from cityhub.store.transaction import Transaction
 
 if TYPE_CHECKING:
     from cityhub.ingest.observations import DatastreamCatalog
@@ -52,5 +53,5 @@ class ServiceBase:
     def _create_observation_in_tx(self, tx: Transaction, body: dict[str, Any], ds_id: int, field: str) -> None:
         raise NotImplementedError
 
-    def _update_observation(self, tx: Transaction, obs_id: int, body: dict[str, Any], values: dict) -> None:
+    def _update_observation(self, tx: Transaction, obs_id: int, body: dict[str, Any], values: dict[str, Any]) -> None:
         raise NotImplementedError

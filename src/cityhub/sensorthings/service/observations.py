@@ -16,7 +16,7 @@ from cityhub.sensorthings import model, results
 from cityhub.sensorthings.query import columns
 from cityhub.sensorthings.service.base import ServiceBase
 from cityhub.sensorthings.service.serialize import row_to_dict, self_link, shape
-from cityhub.store.base import Transaction
+from cityhub.store.transaction import Transaction
 from cityhub.timefmt import iso_time, parse_interval
 
 
@@ -76,7 +76,7 @@ class ObservationMixin(ServiceBase):
 
     async def create_observation(
         self, body: dict[str, Any], ds_id: int | None, base: str, *, device_thing: int | None = None
-    ) -> dict:
+    ) -> dict[str, Any]:
         row, extra = self._observation_table(body, ds_id, "")  # cheap: no query once the catalogue is loaded
         if device_thing is not None and extra["thing_id"] != device_thing:
             raise ProblemError(403, "Forbidden", "this device key may not write to that Datastream", field="Datastream")
@@ -139,7 +139,7 @@ class ObservationMixin(ServiceBase):
         info = obsin.DatastreamInfo(ds_id, otype, uom.get("symbol"), thing_id)
         row, _ = self._observation_table(body, ds_id, field + ".", info)
         if isinstance(body.get("FeatureOfInterest"), dict):
-            foi_id = self._create(
+            foi_id: int | None = self._create(
                 tx, model.FEATURE_OF_INTEREST, body["FeatureOfInterest"], field + ".FeatureOfInterest", None
             )
         else:
@@ -152,7 +152,7 @@ class ObservationMixin(ServiceBase):
         if res.conflicting:
             raise conflict("two Observations with the same phenomenonTime and different results", field=field)
 
-    def _update_observation(self, tx: Transaction, obs_id: int, body: dict[str, Any], values: dict) -> None:
+    def _update_observation(self, tx: Transaction, obs_id: int, body: dict[str, Any], values: dict[str, Any]) -> None:
         key = self.store.entities.observation_key(tx, obs_id)
         assert key is not None  # resolved by the caller
         ds_id, old_time = key

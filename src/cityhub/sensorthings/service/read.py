@@ -93,7 +93,13 @@ class ReadMixin(ServiceBase):
             if not self.store.query(ids_sql(step.et, where) + " LIMIT 1", b.params):
                 raise not_found(f"{step.et.name}({step.id}) not found", field="path")
 
-    def _expand(self, base: str, et: model.EntityType, pairs: list[tuple[dict, dict]], expands: list[Expand]) -> None:
+    def _expand(
+        self,
+        base: str,
+        et: model.EntityType,
+        pairs: list[tuple[dict[str, Any], dict[str, Any]]],
+        expands: list[Expand],
+    ) -> None:
         if not pairs:
             return
         for ex in expands:
@@ -105,7 +111,7 @@ class ReadMixin(ServiceBase):
             top = opts.top if opts.top is not None else self.default_top
             sql = expand_sql(b, nav, target, ids, wanted, opts.filter, opts.orderby, top, opts.skip)
             rows = self.store.query(sql, b.params)
-            children: dict[Any, list[tuple[dict, dict]]] = {}
+            children: dict[Any, list[tuple[dict[str, Any], dict[str, Any]]]] = {}
             for r in rows:
                 children.setdefault(r[0], []).append(row_to_dict(target, r[1:-1]))
             all_children = [c for cs in children.values() for c in cs]
@@ -122,8 +128,8 @@ class ReadMixin(ServiceBase):
                             f"{self_link(base, et, entity['@iot.id'])}/{nav.name}?$top={top}&$skip={opts.skip + top}"
                         )
 
-    def _fetch(self, base: str, et: model.EntityType, entity_id: int) -> dict:
-        out = self.read(Resource([Step(et, None, entity_id)]), QueryOptions(), base, "")
+    def _fetch(self, base: str, et: model.EntityType, entity_id: int) -> dict[str, Any]:
+        out: dict[str, Any] = self.read(Resource([Step(et, None, entity_id)]), QueryOptions(), base, "")
         return out
 
     def _resolve_id(self, res: Resource) -> int:

@@ -72,7 +72,9 @@ def shape(base: str, et: model.EntityType, entity: dict[str, Any], select: list[
     return out
 
 
-def data_array(base: str, pairs: list[tuple[dict, dict]], select: list[str] | None) -> list[dict]:
+def data_array(
+    base: str, pairs: list[tuple[dict[str, Any], dict[str, Any]]], select: list[str] | None
+) -> list[dict[str, Any]]:
     """Observations in the Data Array format (SensorThings §14.3), grouped by Datastream."""
     comps = [c for c in (select or ["@iot.id", "phenomenonTime", "result"]) if not c.endswith("selfLink")]
     comps = ["id" if c == "@iot.id" else c for c in comps]

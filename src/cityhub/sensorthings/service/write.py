@@ -12,11 +12,11 @@ from cityhub.sensorthings import model
 from cityhub.sensorthings.service.base import ServiceBase
 from cityhub.sensorthings.service.paths import Resource
 from cityhub.sensorthings.service.validate import _inverse, _reference_id, values_of
-from cityhub.store.base import Transaction
+from cityhub.store.transaction import Transaction
 
 
 class WriteMixin(ServiceBase):
-    async def create(self, res: Resource, body: Any, base: str, device_thing: int | None = None) -> dict:
+    async def create(self, res: Resource, body: Any, base: str, device_thing: int | None = None) -> dict[str, Any]:
         if res.member is not None or res.ref or not res.is_collection:
             raise ProblemError(405, "Method Not Allowed", "POST creates entities in a collection", field="path")
         if len(res.steps) > 1:
@@ -44,7 +44,13 @@ class WriteMixin(ServiceBase):
             raise ProblemError(403, "Forbidden", "a device key may only create Observations", field="authorization")
         return await asyncio.to_thread(self._create_entity, et, body, parent, base)
 
-    def _create_entity(self, et: model.EntityType, body: dict[str, Any], parent: tuple | None, base: str) -> dict:
+    def _create_entity(
+        self,
+        et: model.EntityType,
+        body: dict[str, Any],
+        parent: tuple[model.EntityType, model.Nav, Any] | None,
+        base: str,
+    ) -> dict[str, Any]:
         with self.store.transaction() as tx:
             new_id = self._create(tx, et, body, "", parent)
         self.catalog.invalidate()
@@ -137,7 +143,7 @@ class WriteMixin(ServiceBase):
     def _historical_location(self, tx: Transaction, thing_id: int) -> None:
         self.store.entities.add_historical_location(tx, thing_id, datetime.now(UTC))
 
-    def update(self, res: Resource, body: Any, base: str) -> dict:
+    def update(self, res: Resource, body: Any, base: str) -> dict[str, Any]:
         if res.member is not None or res.is_collection or res.ref:
             raise ProblemError(405, "Method Not Allowed", "PATCH needs a single entity", field="path")
         if not isinstance(body, dict):

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from cityhub.store.duckdb.util import DuckDBHost
 from cityhub.store.ops.airquality import AirQualityOps, DerivedEntities, StationStream
-
-if TYPE_CHECKING:
-    from cityhub.store.duckdb.store import DuckDBStore
 
 
 class DuckDBAirQuality(AirQualityOps):
-    def __init__(self, store: DuckDBStore) -> None:
+    def __init__(self, store: DuckDBHost) -> None:
         self.store = store
 
     def station_streams(self) -> list[StationStream]:

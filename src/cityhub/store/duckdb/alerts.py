@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import duckdb
 import pyarrow as pa
 
-from cityhub.store.base import Transaction
+from cityhub.store.duckdb.util import DuckDBHost
 from cityhub.store.ops.alerts import (
     ACTIVE_STATES,
     ALERT_COLUMNS,
@@ -19,9 +19,7 @@ from cityhub.store.ops.alerts import (
     ModelRows,
     RuleRecord,
 )
-
-if TYPE_CHECKING:
-    from cityhub.store.duckdb.store import DuckDBStore
+from cityhub.store.transaction import Transaction
 
 _ALERT_SELECT = f"SELECT {', '.join(ALERT_COLUMNS)} FROM alerts"
 
@@ -49,7 +47,7 @@ def delete_ids(tx: Transaction, table: str, column: str, ids: Sequence[int]) -> 
 
 
 class DuckDBAlertOps(AlertOps):
-    def __init__(self, store: DuckDBStore) -> None:
+    def __init__(self, store: DuckDBHost) -> None:
         self._store = store
 
     # -- rules --------------------------------------------------------------------------------------------------

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from cityhub.store.base import Transaction
-from cityhub.store.duckdb.util import id_table, registered, tx_cursor
+from cityhub.store.duckdb.util import DuckDBHost, id_table, registered, tx_cursor
 from cityhub.store.ops.catalog import CatalogOps, DatastreamInfo, unit_symbol
-
-if TYPE_CHECKING:
-    from cityhub.store.duckdb.store import DuckDBStore
+from cityhub.store.transaction import Transaction
 
 
 class DuckDBCatalog(CatalogOps):
-    def __init__(self, store: DuckDBStore) -> None:
+    def __init__(self, store: DuckDBHost) -> None:
         self.store = store
 
     # -- Datastreams --------------------------------------------------------------------------------------

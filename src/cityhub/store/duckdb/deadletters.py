@@ -4,21 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
+from cityhub.store.duckdb.util import DuckDBHost
 from cityhub.store.ops.deadletters import DEADLETTER_SCHEMA, DeadLetterOps, DeadLetterPage, StoredDeadLetter
-
-if TYPE_CHECKING:
-    from cityhub.store.duckdb.store import DuckDBStore
 
 _COLUMNS = "id, received_at, source, topic, payload, payload_encoding, reason, field"
 
 
 class DuckDBDeadLetters(DeadLetterOps):
-    def __init__(self, store: DuckDBStore) -> None:
+    def __init__(self, store: DuckDBHost) -> None:
         self.store = store
 
     def record(self, rows: pa.Table) -> np.ndarray:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from cityhub.store.base import Transaction
+from cityhub.store.duckdb.util import DuckDBHost
 from cityhub.store.ops.entities import EntityOps
-
-if TYPE_CHECKING:
-    from cityhub.store.duckdb.store import DuckDBStore
+from cityhub.store.transaction import Transaction
 
 # What deleting an entity takes with it, beyond its own row (SensorThings §10.4: integrity of the model).
 _LINKS_OF = {
@@ -30,7 +28,7 @@ _TABLE = {
 
 
 class DuckDBEntityOps(EntityOps):
-    def __init__(self, store: DuckDBStore) -> None:
+    def __init__(self, store: DuckDBHost) -> None:
         self.store = store
 
     def exists(self, tx: Transaction, table: str, entity_id: int) -> bool:

@@ -5,19 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import ExitStack
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow as pa
 
-from cityhub.store.duckdb.util import id_table, registered
+from cityhub.store.duckdb.util import DuckDBHost, id_table, registered
 from cityhub.store.ops.export import ExportOps
-
-if TYPE_CHECKING:
-    from cityhub.store.duckdb.store import DuckDBStore
 
 
 class DuckDBExport(ExportOps):
-    def __init__(self, store: DuckDBStore) -> None:
+    def __init__(self, store: DuckDBHost) -> None:
         self.store = store
 
     def observations(

@@ -4,19 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from cityhub.store.duckdb.util import registered
+from cityhub.store.duckdb.util import DuckDBHost, registered
 from cityhub.store.ops.observations import ObservationOps
-
-if TYPE_CHECKING:
-    from cityhub.store.duckdb.store import DuckDBStore
 
 
 class DuckDBObservations(ObservationOps):
-    def __init__(self, store: DuckDBStore) -> None:
+    def __init__(self, store: DuckDBHost) -> None:
         self.store = store
 
     def ids_by_key(self, keys: Sequence[tuple[int, datetime]]) -> dict[tuple[int, datetime], int]:

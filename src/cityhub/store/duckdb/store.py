@@ -19,17 +19,20 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import shapely
+from duckdb.func import PythonUDFType
 
-from cityhub.store.base import OBSERVATION_BATCH_SCHEMA, AppendResult, Dialect, QueryError, Store, Transaction
+from cityhub.store.base import OBSERVATION_BATCH_SCHEMA, AppendResult, Dialect, QueryError, Store
 from cityhub.store.duckdb.airquality import DuckDBAirQuality
 from cityhub.store.duckdb.alerts import DuckDBAlertOps
 from cityhub.store.duckdb.catalog import DuckDBCatalog
 from cityhub.store.duckdb.deadletters import DuckDBDeadLetters
 from cityhub.store.duckdb.entities import DuckDBEntityOps
 from cityhub.store.duckdb.export import DuckDBExport
+from cityhub.store.duckdb.geo import DuckDBGeoOps
 from cityhub.store.duckdb.observations import DuckDBObservations
 from cityhub.store.duckdb.webhooks import DuckDBWebhookOps
 from cityhub.store.schema import ALERT_TABLES, ENTITY_TABLES, ddl
+from cityhub.store.transaction import Transaction
 
 # Errors raised by evaluating a (valid) query on particular values: overflow, failed casts, bad input.
 _DATA_ERRORS = (duckdb.ConversionException, duckdb.OutOfRangeException, duckdb.InvalidInputException)
@@ -65,7 +68,7 @@ def _geometries(arr: pa.Array) -> np.ndarray:
     return out
 
 
-def _predicate(name: str):
+def _predicate(name: str) -> Callable[[pa.Array, pa.Array], pa.Array]:
     func = getattr(shapely, name)
 
     def udf(a: pa.Array, b: pa.Array) -> pa.Array:
@@ -176,6 +179,7 @@ class DuckDBStore(Store):
         self._con.execute("SET TimeZone = 'UTC'")
         self.dialect = DuckDBDialect()
         self.entities = DuckDBEntityOps(self)
+        self.geo = DuckDBGeoOps(self)
         self.alerts = DuckDBAlertOps(self)
         self.webhooks = DuckDBWebhookOps(self)
         self.catalog = DuckDBCatalog(self)
@@ -200,11 +204,12 @@ class DuckDBStore(Store):
     def _register_udfs(self) -> None:
         con = self._con
         v, b, d = duckdb.sqltype("VARCHAR"), duckdb.sqltype("BOOLEAN"), duckdb.sqltype("DOUBLE")
+        arrow = PythonUDFType.ARROW
         for name in _BINARY_PREDICATES:
-            con.create_function(f"ch_st_{name}", _predicate(name), [v, v], b, type="arrow", side_effects=False)
-        con.create_function("ch_st_relate", _relate, [v, v, v], b, type="arrow")
-        con.create_function("ch_geo_distance", _distance, [v, v], d, type="arrow")
-        con.create_function("ch_geo_length", _length, [v], d, type="arrow")
+            con.create_function(f"ch_st_{name}", _predicate(name), [v, v], b, type=arrow, side_effects=False)
+        con.create_function("ch_st_relate", _relate, [v, v, v], b, type=arrow)
+        con.create_function("ch_geo_distance", _distance, [v, v], d, type=arrow)
+        con.create_function("ch_geo_length", _length, [v], d, type=arrow)
 
     # -- plumbing --------------------------------------------------------------------------------------
     def _cursor(self) -> duckdb.DuckDBPyConnection:

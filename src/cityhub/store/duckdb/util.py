@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
+from datetime import datetime
+from typing import Any, Protocol
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
-from cityhub.store.base import Transaction
+from cityhub.store.transaction import Transaction
 
 
 @contextmanager
@@ -28,7 +31,25 @@ def id_table(ids: Sequence[int]) -> pa.Table:
 
 def tx_cursor(tx: Transaction) -> duckdb.DuckDBPyConnection:
     """The cursor of a DuckDB transaction, for operations that register Arrow tables within it."""
-    from cityhub.store.duckdb.store import _DuckTransaction
+    cur = getattr(tx, "cur", None)
+    assert isinstance(cur, duckdb.DuckDBPyConnection), "a DuckDB operation was handed another backend's transaction"
+    return cur
 
-    assert isinstance(tx, _DuckTransaction), "a DuckDB operation was handed another backend's transaction"
-    return tx.cur
+
+class DuckDBHost(Protocol):
+    """What the named operations use of :class:`~cityhub.store.duckdb.store.DuckDBStore` (a protocol, so that
+    they need not import the store module that builds them)."""
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection: ...
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+
+    def transaction(self, *, fold_derived: bool = True) -> AbstractContextManager[Transaction]: ...
+
+    def allocate_ids(self, table: str, n: int) -> np.ndarray: ...
+
+    def refresh_derived(self, tx: Transaction, datastream_id: int, hours: Sequence[datetime]) -> None: ...
+
+    def delete_observations_where(self, tx: Transaction, col: str, value: int) -> None: ...
+
+    def observation_columns(self) -> list[str]: ...

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow as pa
 
-from cityhub.store.base import Transaction
+from cityhub.store.duckdb.util import DuckDBHost
 from cityhub.store.ops.webhooks import DELIVERY_COLUMNS, PendingDelivery, WebhookOps, WebhookRecord
-
-if TYPE_CHECKING:
-    from cityhub.store.duckdb.store import DuckDBStore
+from cityhub.store.transaction import Transaction
 
 
 class DuckDBWebhookOps(WebhookOps):
-    def __init__(self, store: DuckDBStore) -> None:
+    def __init__(self, store: DuckDBHost) -> None:
         self._store = store
 
     def load_webhooks(self) -> list[WebhookRecord]:

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 import pyarrow as pa
 
-from cityhub.store.base import Transaction
+from cityhub.store.transaction import Transaction
 
 TS = pa.timestamp("us", tz="UTC")
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from cityhub.store.base import Transaction
+from cityhub.store.transaction import Transaction
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import abc
 from datetime import datetime
 from typing import Any
 
-from cityhub.store.base import Transaction
+from cityhub.store.transaction import Transaction
 
 
 class EntityOps(abc.ABC):

@@ -6,6 +6,7 @@ Each entity set gets documented routes (so ``/docs`` and schemathesis see them);
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Any
 
 import orjson
@@ -152,7 +153,7 @@ def _register(et: model.EntityType) -> None:
 
     schema = entity_schema(et)
     body_doc = {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
-    tags = ["SensorThings"]
+    tags: list[str | Enum] = ["SensorThings"]
     router.add_api_route(
         f"/{plural}",
         list_,
