@@ -48,6 +48,7 @@ from bench._util import (
     remove_tmpdir,
     short,
 )
+from bench.serial import serial_part
 
 OM_MEASUREMENT = "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_Measurement"
 UOM = {
@@ -1028,6 +1029,11 @@ def main(argv: list[str] | None = None) -> int:
             base_us = int((datetime.now(UTC) - timedelta(days=3650)).timestamp()) // 60 * MINUTE_US
             bulk = make_rows(np.arange(1, n_ds + 1, dtype=np.int64), cfg.rows, base_us, 0, seed=1)
         run_part(report, "PostgreSQL part", pg_part, cfg, report, bulk)
+        serial_tmp = make_tmpdir("serial")
+        try:
+            run_part(report, "serial one-client part", serial_part, report, serial_tmp)
+        finally:
+            remove_tmpdir(serial_tmp)
     except KeyboardInterrupt:
         log("interrupted")
     total = time.perf_counter() - t_start

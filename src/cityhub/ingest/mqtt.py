@@ -328,8 +328,9 @@ class MqttBridge:
             }
         )
         catalog = self.hub.catalog
+        max_future = self.hub.settings.max_future
         v = obsin.resolve_features(
-            obsin.validate(raw, catalog.table(), max_future=self.hub.settings.max_future), catalog
+            obsin.validate(raw, catalog.table(), max_future=max_future, lookup=catalog.lookup), catalog
         )
         dead = [_dead(fast[e["index"]][0], f"{e['field']} {e['reason']}", e["field"]) for e in v.bad]
         again: list[Message] = []

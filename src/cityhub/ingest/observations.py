@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -24,6 +25,7 @@ import pyarrow.json as pajson
 
 from cityhub import timefmt
 from cityhub.errors import ProblemError, bad_request
+from cityhub.ingest.small import validate_small
 from cityhub.sensorthings import results
 from cityhub.store.base import OBSERVATION_BATCH_SCHEMA, Store
 from cityhub.store.ops.catalog import DatastreamInfo  # also imported from here (obsin.DatastreamInfo)
@@ -346,8 +348,16 @@ def validate(
     *,
     max_future: timedelta,
     now: datetime | None = None,
+    lookup: Callable[[int], DatastreamInfo | None] | None = None,
 ) -> Validated:
+    """Each row's first reason to be refused, or its stored columns. With ``lookup`` (the catalogue's), a small
+    body of plain shapes is checked row by row in Python (:mod:`cityhub.ingest.small`), the same checks without
+    planning a query."""
     now = now or datetime.now(UTC)
+    if lookup is not None:
+        small = validate_small(table, lookup, max_future=max_future, now=now)
+        if small is not None:
+            return small
     cols = table.column_names
     rtype = table.schema.field("result").type
     if pa.types.is_integer(rtype) or pa.types.is_floating(rtype) or pa.types.is_decimal(rtype):

@@ -58,7 +58,7 @@ class IngestPipeline:
     def prepare(self, raw: pa.Table, who: Principal | None = None, *, partial: bool = False) -> Prepared:
         """Validate a raw table. Without ``partial`` any bad row refuses the whole body (a 422 listing every
         bad row); a device key writing another Thing's Datastream is a 403."""
-        v = obsin.validate(raw, self.catalog.table(), max_future=self.max_future)
+        v = obsin.validate(raw, self.catalog.table(), max_future=self.max_future, lookup=self.catalog.lookup)
         if who is not None and who.role == "device" and v.good.num_rows and (v.thing_ids != who.thing_id).any():
             raise ProblemError(
                 403, "Forbidden", "this device key may only write its own Thing's Datastreams", field="datastream"

@@ -1,0 +1,137 @@
+"""Small bodies are validated row by row in Python (cityhub.ingest.small) and large ones in one vectorised
+query: whatever the body, both give the same stored rows and the same refusals (field and reason)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pyarrow as pa
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cityhub.ingest import observations as obsin
+from cityhub.ingest.observations import DatastreamInfo, datastream_table
+from cityhub.ingest.small import validate_small
+from cityhub.sensorthings import model
+
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+INFOS = [
+    DatastreamInfo(1, model.OM_MEASUREMENT, "µg/m³", 10),
+    DatastreamInfo(2, model.OM_COUNT, "vehicles", 11),
+    DatastreamInfo(3, model.OM_TRUTH, None, 12),
+    DatastreamInfo(4, model.OM_CATEGORY, None, 13),
+    DatastreamInfo(5, model.OM_OBSERVATION, None, 14),
+]
+BY_ID = {i.id: i for i in INFOS}
+CATALOG = datastream_table(INFOS)
+
+times = st.one_of(
+    st.none(),
+    st.sampled_from(
+        ["2026-01-01T00:00:00Z", "2026-01-01T07:00:00+07:00", "2026-05-31T23:59:59.5Z", "2026-01-01T00:00:00",
+         "2026-01-01T00:00Z", "1899-12-31T23:00:00Z", "1900-01-01T00:30:00+01:00", "2026-06-03T00:00:00Z",
+         "2026-13-01T00:00:00Z", "2026-02-30T00:00:00Z", "yesterday", "2026-01-01 00:00:00Z", "2026-01-01T00:00:00z",
+         " 2026-01-01T00:00:00Z", "2026-01-01T00:00:00+0700", "2026-01-01T00:00:00-03:30"]
+    ),
+    st.datetimes(min_value=datetime(1850, 1, 1), max_value=datetime(2030, 1, 1), timezones=st.just(UTC)).map(
+        lambda d: d.isoformat().replace("+00:00", "Z")
+    ),
+)  # fmt: skip
+text_results = st.one_of(
+    st.sampled_from(["7", "2.5", "-3", "true", "false", "TRUE", "high", "http://x.org/a#b", "1e3", " 7", "nan",
+                     "inf", "0x10", "", "True", "7.0", "1234567890123456789", "a b", "-0"]),
+    st.text(max_size=5),
+)  # fmt: skip
+
+
+@st.composite
+def bodies(draw: Any) -> pa.Table:
+    n = draw(st.integers(1, 8))
+    ds = draw(st.lists(st.one_of(st.none(), st.integers(0, 7)), min_size=n, max_size=n))
+    pts = draw(st.lists(times, min_size=n, max_size=n))
+    kind = draw(st.sampled_from(["float", "int", "bool", "text", "null"]))
+    if kind == "float":
+        res: pa.Array = pa.array(
+            draw(
+                st.lists(st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True)), min_size=n, max_size=n)
+            ),
+            pa.float64(),
+        )
+    elif kind == "int":
+        res = pa.array(draw(st.lists(st.integers(-(2**40), 2**40), min_size=n, max_size=n)), pa.int64())
+    elif kind == "bool":
+        res = pa.array(draw(st.lists(st.one_of(st.none(), st.booleans()), min_size=n, max_size=n)), pa.bool_())
+    elif kind == "text":
+        res = pa.array(draw(st.lists(st.one_of(st.none(), text_results), min_size=n, max_size=n)), pa.string())
+    else:
+        res = pa.nulls(n)
+    cols: dict[str, pa.Array] = {
+        "datastream": pa.array(ds, pa.int64()),
+        "phenomenonTime": pa.array(pts, pa.string()),
+        "result": res,
+    }
+    if draw(st.booleans()):
+        cols["resultTime"] = pa.array(draw(st.lists(times, min_size=n, max_size=n)), pa.string())
+    if draw(st.booleans()):
+        cols["unit"] = pa.array(
+            draw(st.lists(st.sampled_from([None, "µg/m³", "vehicles", "ppm"]), min_size=n, max_size=n)), pa.string()
+        )
+    if draw(st.booleans()):
+        cols["featureOfInterest"] = pa.array(draw(st.lists(st.one_of(st.none(), st.integers(1, 9)), min_size=n,
+                                                           max_size=n)), pa.int64())  # fmt: skip
+    return pa.table(cols)
+
+
+@st.composite
+def mostly_good_bodies(draw: Any) -> pa.Table:
+    """Bodies most of whose rows are fine, so that stored values are compared too, not only refusals."""
+    n = draw(st.integers(1, 8))
+    good_times = st.sampled_from(["2026-01-01T00:00:00Z", "2026-01-01T07:00:00+07:00", "2026-05-31T23:59:59.5Z"])
+    cols: dict[str, pa.Array] = {
+        "datastream": pa.array(draw(st.lists(st.integers(1, 5), min_size=n, max_size=n)), pa.int64()),
+        "phenomenonTime": pa.array(draw(st.lists(good_times, min_size=n, max_size=n)), pa.string()),
+    }
+    kind = draw(st.sampled_from(["float", "int", "bool", "text"]))
+    if kind == "float":
+        cols["result"] = pa.array(draw(st.lists(st.floats(-1e6, 1e6), min_size=n, max_size=n)), pa.float64())
+    elif kind == "int":
+        cols["result"] = pa.array(draw(st.lists(st.integers(-1000, 1000), min_size=n, max_size=n)), pa.int64())
+    elif kind == "bool":
+        cols["result"] = pa.array(draw(st.lists(st.booleans(), min_size=n, max_size=n)), pa.bool_())
+    else:
+        words = st.sampled_from(["7", "2.5", "-3", "true", "false", "high", "http://x.org/a#b", "7.0", "0.25"])
+        cols["result"] = pa.array(draw(st.lists(words, min_size=n, max_size=n)), pa.string())
+    if draw(st.booleans()):
+        cols["resultTime"] = pa.array(draw(st.lists(good_times, min_size=n, max_size=n)), pa.string())
+    return pa.table(cols)
+
+
+def as_compared(v: obsin.Validated) -> tuple[list[dict[str, Any]], list[int], list[int], list[dict[str, Any]]]:
+    rows = v.good.to_pylist()
+    for r in rows:  # NaN never equals itself; results that are NaN are refused anyway
+        for k, x in r.items():
+            if isinstance(x, float) and x != x:
+                r[k] = "nan"
+    return rows, v.good_index.tolist(), v.thing_ids.tolist(), v.bad
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(bodies(), mostly_good_bodies()))
+def test_small_and_vectorised_validation_agree(body: pa.Table) -> None:
+    small = validate_small(body, BY_ID.get, max_future=timedelta(days=1), now=NOW)
+    vectorised = obsin.validate(body, CATALOG, max_future=timedelta(days=1), now=NOW)
+    if small is not None:
+        assert as_compared(small) == as_compared(vectorised)
+
+
+def test_plain_bodies_take_the_small_path() -> None:
+    body = pa.table(
+        {"datastream": [1, 2, 9], "phenomenonTime": ["2026-01-01T00:00:00Z"] * 3, "result": ["7.5", "3", "1"]}
+    )
+    small = validate_small(body, BY_ID.get, max_future=timedelta(days=1), now=NOW)
+    assert small is not None
+    assert small.good.column("result_number").to_pylist() == [7.5, 3.0]
+    assert small.bad == [{"index": 2, "field": "datastream", "reason": "no Datastream has this id"}]
+    big = pa.concat_tables([body] * 30)  # more rows than the small path takes
+    assert validate_small(big, BY_ID.get, max_future=timedelta(days=1), now=NOW) is None
