@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from cityhub.sensorthings import model
+from cityhub import model
 from cityhub.sensorthings.filter import compile_filter, parse_filter
 from cityhub.sensorthings.options import OrderBy
 from cityhub.sensorthings.query import SqlBuilder, filter_sql, orderby_sql

@@ -25,8 +25,8 @@ from paho.mqtt.properties import Properties
 from cityhub.app import create_app
 from cityhub.auth.keys import KeyStore
 from cityhub.config import Settings
-from cityhub.ingest.mappings import load_mappings
-from cityhub.ingest.mqtt import BrokerAddress
+from cityhub.mqtt.bridge import BrokerAddress
+from cityhub.mqtt.mappings import load_mappings
 from tests.conftest import require_service, station_body
 from tests.servers import free_port, start_server, stop_server
 

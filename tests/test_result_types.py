@@ -12,7 +12,7 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from cityhub.sensorthings import model, results
+from cityhub import model, results
 from tests.conftest import station_body
 
 VALUES: list[Any] = [7, 2.5, -3, "7", "high", "true", True, False, None, {"level": 2}, [1, 2]]

@@ -10,10 +10,10 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cityhub import model
 from cityhub.ingest import observations as obsin
 from cityhub.ingest.observations import DatastreamInfo, datastream_table
 from cityhub.ingest.small import validate_small
-from cityhub.sensorthings import model
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 INFOS = [

@@ -75,7 +75,7 @@ def serve(
             setattr(settings, name, value)
     settings.mqtt_tls_insecure = settings.mqtt_tls_insecure or mqtt_insecure
     if settings.mqtt_url:
-        from cityhub.ingest.mqtt import check_settings
+        from cityhub.mqtt.bridge import check_settings
 
         try:
             check_settings(settings)
@@ -97,7 +97,7 @@ def import_(
 ) -> None:
     """Import Observations (columns as for POST /api/v1/ingest) into the store; the server must be stopped
     (DuckDB files belong to one process) or use the HTTP bulk endpoint instead."""
-    from cityhub.ingest.files import import_files
+    from cityhub.fileimport import import_files
 
     code = import_files(files, Settings(data_dir=data_dir), partial=partial, batch_rows=batch_rows, console=console)
     raise typer.Exit(code)

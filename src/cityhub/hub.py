@@ -10,7 +10,7 @@ from cityhub.alerts.engine import AlertEngine
 from cityhub.config import Settings
 from cityhub.core import Core, open_core
 from cityhub.domain import Domain
-from cityhub.ingest.mqtt import MqttBridge
+from cityhub.mqtt.bridge import MqttBridge
 from cityhub.store.base import Store
 
 log = logging.getLogger("cityhub")

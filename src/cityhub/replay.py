@@ -393,7 +393,7 @@ class MqttSink:
         import paho.mqtt.client as mqtt
         from paho.mqtt.enums import CallbackAPIVersion
 
-        from cityhub.ingest.mqtt import BrokerAddress
+        from cityhub.mqtt.bridge import BrokerAddress
 
         addr = BrokerAddress.parse(url)
         self.c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)

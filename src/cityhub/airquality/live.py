@@ -14,6 +14,7 @@ import re
 import threading
 import time
 from collections.abc import Iterable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,10 +24,10 @@ import orjson
 import pyarrow as pa
 
 from cityhub import airquality as aq
+from cityhub import model
 from cityhub.bus import OBSERVATIONS, Handler, on_observations
 from cityhub.core import Core
-from cityhub.sensorthings import model
-from cityhub.store.base import Store
+from cityhub.store.base import AppendResult, Store
 
 log = logging.getLogger(__name__)
 
@@ -278,21 +279,30 @@ class AirQuality:
         by_thing: dict[int, set[datetime]] = {}
         for thing, hour in station_hours:
             by_thing.setdefault(thing, set()).add(hour)
+        self._ensure_derived([st for t in by_thing if (st := self.stations().get(t)) is not None])
         stations = self.stations()
+        # Their FeaturesOfInterest found or made in one transaction, before the per-station loop uses them.
+        self.catalog.default_fois([ds for t in by_thing if t in stations for ds in stations[t].derived.values()])
+        pending: list[tuple[int, Future[AppendResult]]] = []
         for thing, hours in by_thing.items():
             st = stations.get(thing)
             if st is None:
                 continue
-            self._ensure_derived(st)
-            st = self.stations()[thing]
             latest = self.latest_hour(st) or max(hours)
             affected = sorted({h + k * HOUR for h in hours for k in range(12) if h + k * HOUR <= latest})
             rows = [(h, h + HOUR, res) for h, res in self._hourly(st, affected)]
             days = sorted({self._day_start(h) for h in hours})
             day_rows = [(d, d + timedelta(days=1), res) for d, res in self._daily(st, days)]
-            self._write(st.derived["hour"], rows)
-            self._write(st.derived["day"], day_rows)
-            self.updated_at[thing] = time.monotonic()
+            # Submitted without waiting, so that the writer commits many stations' indices in one transaction.
+            for ds_id, out in ((st.derived["hour"], rows), (st.derived["day"], day_rows)):
+                future = self._write(ds_id, out)
+                if future is not None:
+                    pending.append((thing, future))
+        for _, future in pending:
+            future.result()
+        for thing in by_thing:
+            if thing in stations:
+                self.updated_at[thing] = time.monotonic()
 
     def _hourly(self, st: Station, hours: list[datetime]) -> list[tuple[datetime, aq.IndexResult]]:
         if not hours:
@@ -312,40 +322,43 @@ class AirQuality:
             out.append((d, aq.daily_index("vn", means)))
         return out
 
-    def _ensure_derived(self, st: Station) -> None:
-        if {"hour", "day"} <= set(st.derived):
-            return
-        periods = [p for p in ("hour", "day") if p not in st.derived]
+    def _ensure_derived(self, stations: list[Station]) -> None:
+        """Create the missing VN_AQI Datastreams of these stations in one transaction (and one reload of the
+        stations after it, not one per station)."""
         labels = {"hour": "hourly", "day": "daily"}
+        wanted = [
+            {
+                "name": f"VN_AQI {labels[period]}",
+                "description": f"{labels[period].capitalize()} VN_AQI of {st.name} (1459/QĐ-TCMT), derived by CityHub",
+                "observation_type": model.OM_MEASUREMENT,
+                "unit_of_measurement": orjson.dumps({"name": "index", "symbol": "VN_AQI"}).decode(),
+                "properties": orjson.dumps({"derived": "VN_AQI", "period": period}).decode(),
+                "thing_id": st.thing_id,
+            }
+            for st in stations
+            for period in ("hour", "day")
+            if period not in st.derived
+        ]
+        if not wanted:
+            return
         made = self.store.airquality.ensure_derived(
             {"name": "VN_AQI", "definition": VN_AQI_DEFINITION,
              "description": "Vietnam Air Quality Index, Decision 1459/QĐ-TCMT (2019)"},
             {"name": "CityHub VN_AQI", "description": "VN_AQI computed by CityHub from the station's pollutants",
              "encoding_type": "text/html", "metadata": "https://cityhub.hanoi/docs/airquality"},
-            [
-                {
-                    "name": f"VN_AQI {labels[period]}",
-                    "description": f"{labels[period].capitalize()} VN_AQI of {st.name} (1459/QĐ-TCMT), "
-                    "derived by CityHub",
-                    "observation_type": model.OM_MEASUREMENT,
-                    "unit_of_measurement": orjson.dumps({"name": "index", "symbol": "VN_AQI"}).decode(),
-                    "properties": orjson.dumps({"derived": "VN_AQI", "period": period}).decode(),
-                    "thing_id": st.thing_id,
-                }
-                for period in periods
-            ],
+            wanted,
         )  # fmt: skip
         self.catalog.invalidate()
         for entity_set, entity_id in made.created:
             self.bus.entity(entity_set, entity_id)
 
-    def _write(self, ds_id: int, rows: list[tuple[datetime, datetime, aq.IndexResult]]) -> None:
+    def _write(self, ds_id: int, rows: list[tuple[datetime, datetime, aq.IndexResult]]) -> Future[AppendResult] | None:
         rows = [r for r in rows if r[2].value is not None]
         if not rows:
-            return
+            return None
         foi = self.catalog.default_fois([ds_id])[ds_id]
         now = datetime.now(UTC)
-        self.pipeline.write_derived(
+        return self.pipeline.write_derived(
             [
                 {
                     "datastream_id": ds_id, "phenomenon_time": start, "phenomenon_time_end": end,
@@ -360,4 +373,4 @@ class AirQuality:
                 }
                 for start, end, res in rows
             ]
-        ).result()  # fmt: skip
+        )  # fmt: skip

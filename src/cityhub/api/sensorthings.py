@@ -14,9 +14,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from cityhub import model
 from cityhub.api.deps import JSONResponse, hub_of, principal, require
 from cityhub.errors import ProblemError, bad_request
-from cityhub.sensorthings import model
 from cityhub.sensorthings.options import parse_options
 from cityhub.sensorthings.schemas import entity_schema
 from cityhub.sensorthings.service import parse_path

@@ -10,7 +10,6 @@ import io
 import re
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -23,10 +22,10 @@ import pyarrow.csv as pacsv
 import pyarrow.ipc as paipc
 import pyarrow.json as pajson
 
-from cityhub import timefmt
+from cityhub import results, timefmt
 from cityhub.errors import ProblemError, bad_request
 from cityhub.ingest.small import validate_small
-from cityhub.sensorthings import results
+from cityhub.ingest.validated import Validated
 from cityhub.store.base import OBSERVATION_BATCH_SCHEMA, Store
 from cityhub.store.ops.catalog import DatastreamInfo  # also imported from here (obsin.DatastreamInfo)
 from cityhub.store.transaction import Transaction
@@ -51,17 +50,6 @@ def _engine() -> duckdb.DuckDBPyConnection:
         con.execute("SET TimeZone = 'UTC'")
         _local.con = con
     return con
-
-
-@dataclass
-class Validated:
-    """Rows ready to append (OBSERVATION_BATCH_SCHEMA less ``id``) and the rows refused with reasons."""
-
-    good: pa.Table
-    good_index: np.ndarray  # index of each good row in the input
-    thing_ids: np.ndarray  # owning Thing of each good row (for device keys)
-    bad: list[dict[str, Any]]
-    bad_count: int
 
 
 def datastream_table(infos: list[DatastreamInfo]) -> pa.Table:

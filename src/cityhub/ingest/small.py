@@ -15,16 +15,15 @@ import math
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from cityhub import timefmt
-from cityhub.sensorthings import results
-
-if TYPE_CHECKING:
-    from cityhub.ingest.observations import DatastreamInfo, Validated
+from cityhub import results, timefmt
+from cityhub.ingest.validated import Validated
+from cityhub.store.base import OBSERVATION_BATCH_SCHEMA
+from cityhub.store.ops.catalog import DatastreamInfo
 
 MAX_ROWS = 64
 # Texts both DuckDB's TIMESTAMPTZ cast and Python's fromisoformat read the same way; others go vectorised.
@@ -99,8 +98,6 @@ def validate_small(
     table: pa.Table, lookup: Callable[[int], DatastreamInfo | None], *, max_future: timedelta, now: datetime
 ) -> Validated | None:
     """``validate`` for a small table of plain shapes, or None when it must take the vectorised path."""
-    from cityhub.ingest.observations import Validated
-
     # JSON bodies carry their results in result_text/result_json (typed apart): the vectorised path reads them.
     if table.num_rows > MAX_ROWS or {"parameters", "result_text", "result_json"} & set(table.column_names):
         return None
@@ -190,8 +187,6 @@ def validate_small(
         )
         good_index.append(i)
         thing_ids.append(info.thing_id)
-    from cityhub.ingest.observations import OBSERVATION_BATCH_SCHEMA
-
     schema_no_id = pa.schema([f for f in OBSERVATION_BATCH_SCHEMA if f.name != "id"])
     return Validated(
         good=pa.Table.from_pylist(good, schema=schema_no_id),

@@ -138,9 +138,28 @@ class ObservationWriter:
         self._flushed = time.monotonic()
 
     def _commit_group(self, items: list[_Item]) -> None:
-        for item in [i for i in items if i.replace or not i.rows]:
-            items.remove(item)
-            self._commit_replace(item)
+        """Commit in queue order: runs of appends together, runs of replacements together; a drain marker is
+        answered once everything before it is committed."""
+        run: list[_Item] = []
+        for item in items:
+            kind = "append" if item.rows and not item.replace else "replace" if item.rows else "marker"
+            if run and (kind == "marker" or (kind == "append") != (not run[0].replace)):
+                self._commit_run(run)
+                run = []
+            if kind == "marker":
+                item.future.set_result(AppendResult(np.empty(0, np.int64)))
+            else:
+                run.append(item)
+        if run:
+            self._commit_run(run)
+
+    def _commit_run(self, items: list[_Item]) -> None:
+        if items[0].replace:
+            self._commit_replace(items)
+        else:
+            self._commit_appends(items)
+
+    def _commit_appends(self, items: list[_Item]) -> None:
         while items:
             try:
                 self._try_commit(items)
@@ -180,23 +199,31 @@ class ObservationWriter:
         for item, res in zip(items, per_item, strict=True):
             item.future.set_result(res)
 
-    def _commit_replace(self, item: _Item) -> None:
-        if not item.rows:  # a drain marker: everything queued before it is committed
-            item.future.set_result(AppendResult(np.empty(0, np.int64)))
-            return
+    def _commit_replace(self, items: list[_Item]) -> None:
+        # The recomputes of many stations in one transaction; where two hold the same key, the later wins.
         try:
-            batch = _combine([item])
+            batch = _last_per_key(_combine(items))
             result = self.store.replace_batch(batch)
         except Exception as exc:
             log.exception("replacing derived Observations failed")
-            item.future.set_exception(exc)
+            for item in items:
+                item.future.set_exception(exc)
             return
         if result.replaced:
             ids = batch.column("id").to_numpy()
             stored = np.array([result.replaced.get(int(i), int(i)) for i in ids], np.int64)
             batch = batch.set_column(batch.schema.get_field_index("id"), "id", pa.array(stored, pa.int64()))
         self.bus.observations(batch)
-        item.future.set_result(result)
+        for item in items:
+            item.future.set_result(result)
+
+
+def _last_per_key(batch: pa.Table) -> pa.Table:
+    keys = zip(batch.column("datastream_id").to_pylist(), batch.column("phenomenon_time").to_pylist(), strict=True)
+    last = {k: i for i, k in enumerate(keys)}
+    if len(last) == batch.num_rows:
+        return batch
+    return batch.take(pa.array(sorted(last.values()), pa.int64()))
 
 
 def _combine(items: list[_Item]) -> pa.Table:

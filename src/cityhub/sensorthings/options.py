@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from cityhub import model
 from cityhub.errors import ProblemError, bad_request
-from cityhub.sensorthings import model
 from cityhub.sensorthings.filter import Node, parse_filter
 
 KNOWN = {"$filter", "$select", "$expand", "$orderby", "$top", "$skip", "$count", "$resultFormat"}

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from cityhub import model
 from cityhub.errors import bad_request
-from cityhub.sensorthings import model
 from cityhub.sensorthings.filter import FilterError, Path, Resolved, compile_expression, compile_filter
 from cityhub.sensorthings.options import OrderBy
 from cityhub.store.base import Dialect

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cityhub.sensorthings import model
+from cityhub import model
 
 _KIND: dict[str, dict[str, Any]] = {
     model.STRING: {"type": "string"},

@@ -110,7 +110,7 @@ class LocalBackend:
         raise KeyError(entity_set)
 
     def create(self, entity_set: str, body: dict[str, Any]) -> int:
-        from cityhub.sensorthings import model
+        from cityhub import model
         from cityhub.sensorthings.service import Resource, Step
 
         res = Resource([Step(model.BY_PLURAL[entity_set], None, None)])

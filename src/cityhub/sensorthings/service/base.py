@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from cityhub import model
 from cityhub.bus import EntityOp, EventBus
-from cityhub.sensorthings import model
 from cityhub.store.base import Store
 from cityhub.store.transaction import Transaction
 

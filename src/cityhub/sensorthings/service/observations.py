@@ -10,9 +10,9 @@ from typing import Any
 
 import orjson
 
+from cityhub import model, results
 from cityhub.errors import ProblemError, bad_request, conflict
 from cityhub.ingest import observations as obsin
-from cityhub.sensorthings import model, results
 from cityhub.sensorthings.query import columns
 from cityhub.sensorthings.service.base import ServiceBase
 from cityhub.sensorthings.service.serialize import row_to_dict, self_link, shape

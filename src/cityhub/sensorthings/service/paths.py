@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from cityhub import model
 from cityhub.errors import bad_request, not_found
-from cityhub.sensorthings import model
 
 _SEGMENT = re.compile(r"^([A-Za-z]+)(?:\(([^)]*)\))?$")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from cityhub import model
 from cityhub.errors import not_found
-from cityhub.sensorthings import model
 from cityhub.sensorthings.options import Expand, QueryOptions
 from cityhub.sensorthings.query import (
     SqlBuilder,

@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-from cityhub.sensorthings import model
+from cityhub import model
 from cityhub.timefmt import iso_time
 
 

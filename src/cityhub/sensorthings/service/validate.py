@@ -9,8 +9,8 @@ import numpy as np
 import orjson
 import shapely.geometry
 
+from cityhub import model
 from cityhub.errors import bad_request
-from cityhub.sensorthings import model
 from cityhub.timefmt import parse_interval, parse_time
 
 

@@ -7,8 +7,8 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
+from cityhub import model
 from cityhub.errors import ProblemError, bad_request, conflict
-from cityhub.sensorthings import model
 from cityhub.sensorthings.service.base import ServiceBase
 from cityhub.sensorthings.service.paths import Resource
 from cityhub.sensorthings.service.validate import _inverse, _reference_id, values_of

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import pyarrow as pa
+
 from cityhub.store.duckdb.util import DuckDBHost
 from cityhub.store.ops.airquality import AirQualityOps, DerivedEntities, StationStream
 
@@ -41,9 +43,14 @@ class DuckDBAirQuality(AirQualityOps):
                 found = tx.insert("sensors", dict(sensor))
                 created.append(("Sensors", int(found)))
             sensor_id = int(found)
-            ds_ids = []
-            for ds in datastreams:
-                ds_id = tx.insert("datastreams", {**ds, "sensor_id": sensor_id, "observed_property_id": op_id})
-                ds_ids.append(ds_id)
-                created.append(("Datastreams", ds_id))
+            # One Arrow append for all of them (a first run derives every station of the city at once).
+            ids = self.store.allocate_ids("datastreams", len(datastreams))
+            ds_ids = [int(i) for i in ids]
+            if datastreams:
+                rows = [
+                    {"id": i, **ds, "sensor_id": sensor_id, "observed_property_id": op_id}
+                    for i, ds in zip(ds_ids, datastreams, strict=True)
+                ]
+                tx.append_table("datastreams", pa.Table.from_pylist(rows))
+            created += [("Datastreams", i) for i in ds_ids]
         return DerivedEntities(op_id, sensor_id, ds_ids, created)

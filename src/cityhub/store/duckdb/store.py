@@ -330,9 +330,13 @@ class DuckDBStore(Store):
 
     def replace_batch(self, batch: pa.Table) -> AppendResult:
         """Store derived Observations in place: a row whose (Datastream, phenomenonTime) is stored updates that
-        Observation's result and keeps its id; the others are appended. Roll-ups are refreshed in the same
-        transaction."""
-        with self.transaction() as tx:
+        Observation's result and keeps its id; the others are appended. Roll-ups are kept in step in the same
+        transaction, touching only the hours and latest values of these rows."""
+        # Derived Datastreams get rows only here, so their roll-ups are never pending; should a batch touch a
+        # Datastream that has pending rows, those are folded in first so that the recompute below counts them.
+        ds_ids = pc.unique(batch.column("datastream_id")).to_numpy()
+        touches = any(np.isin(t.column("datastream_id").to_numpy(), ds_ids).any() for t in list(self._pending))
+        with self.transaction(fold_derived=touches) as tx:
             assert isinstance(tx, _DuckTransaction)
             cur = tx.cur
             cur.register("_ch_replace", batch)
@@ -352,19 +356,32 @@ class DuckDBStore(Store):
                            FROM _ch_replace b
                            WHERE o.datastream_id = b.datastream_id AND o.phenomenon_time = b.phenomenon_time"""
                     )
-                    self._refresh_keys(cur, "_ch_replace")
-                fresh = batch
-                if pairs:
+                    # A replaced row that is its Datastream's latest changes the latest value, nothing else there.
+                    cur.execute(
+                        """UPDATE ds_latest l SET result_number = b.result_number, result_string = b.result_string,
+                               result_json = b.result_json
+                           FROM _ch_replace b
+                           WHERE l.datastream_id = b.datastream_id AND l.phenomenon_time = b.phenomenon_time"""
+                    )
                     old = pa.array([p[0] for p in pairs], pa.int64())
+                    replaced = batch.filter(pc.is_in(batch.column("id"), old))
+                    cur.register("_ch_replaced", replaced)
+                    try:
+                        self._refresh_keys(cur, "_ch_replaced", latest=False)
+                    finally:
+                        cur.unregister("_ch_replaced")
                     fresh = batch.filter(pc.invert(pc.is_in(batch.column("id"), old)))
+                else:
+                    fresh = batch
             finally:
                 cur.unregister("_ch_replace")
             result = self.append_observations(tx, fresh) if fresh.num_rows else AppendResult(np.empty(0, np.int64))
             result.replaced = {int(new): int(stored) for new, stored in pairs}
         return result
 
-    def _refresh_keys(self, cur: duckdb.DuckDBPyConnection, source: str) -> None:
-        """Recompute the roll-ups of the (Datastream, hour) pairs of ``source``'s rows from the stored rows."""
+    def _refresh_keys(self, cur: duckdb.DuckDBPyConnection, source: str, *, latest: bool = True) -> None:
+        """Recompute the hourly roll-ups of the (Datastream, hour) pairs of ``source``'s rows from the stored rows,
+        and with ``latest`` the latest values of their Datastreams (a scan of each one's history)."""
         cur.execute(
             f"""CREATE OR REPLACE TEMP TABLE _ch_keys AS
                 SELECT DISTINCT datastream_id, date_trunc('hour', phenomenon_time) AS hour FROM {source}"""
@@ -382,6 +399,8 @@ class DuckDBStore(Store):
                    WHERE o.result_number IS NOT NULL
                    GROUP BY o.datastream_id, date_trunc('hour', o.phenomenon_time)"""
             )
+            if not latest:
+                return
             cur.execute("DELETE FROM ds_latest WHERE datastream_id IN (SELECT datastream_id FROM _ch_keys)")
             cur.execute(
                 """INSERT INTO ds_latest

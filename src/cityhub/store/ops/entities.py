@@ -1,6 +1,6 @@
 """Named writes of the SensorThings entity model: links, updates, cascading deletes, Observation edits.
 
-Table and column names come from :mod:`cityhub.sensorthings.model` (the entity model describes the schema);
+Table and column names come from :mod:`cityhub.model` (the entity model describes the schema);
 what the SQL does with them is the backend's. Every operation runs inside a transaction the caller holds, so a
 deep insert or a PATCH touching several tables commits or rolls back as one.
 """

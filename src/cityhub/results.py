@@ -16,8 +16,8 @@ from typing import Any
 
 import orjson
 
+from cityhub import model
 from cityhub.errors import bad_request
-from cityhub.sensorthings import model
 
 # The JSON kind of a result (null is never a result: it is "missing").
 NUMBER, STRING, BOOLEAN, OBJECT = "number", "string", "boolean", "object"  # OBJECT: objects and arrays

@@ -2,7 +2,7 @@
 
 Devices PUBLISH an Observation (JSON, as they would POST it) to ``v1.1/Datastreams(<id>)/Observations``, or to
 ``v1.1/Observations`` with a ``Datastream`` link. Devices that cannot speak SensorThings publish to their own
-topics, mapped to Datastreams by a YAML file (:mod:`cityhub.ingest.mappings`). Either way a message goes
+topics, mapped to Datastreams by a YAML file (:mod:`cityhub.mqtt.mappings`). Either way a message goes
 through the same validation and group-commit writer as an HTTP POST, and a QoS 1 message is acknowledged to
 the broker only after its Observation (or its dead letter) is committed: a crash before the commit makes the
 broker deliver it again, and the store's natural key turns the redelivery into a no-op.
@@ -15,7 +15,7 @@ Every committed Observation, whatever way it came in, is published to ``v1.1/Dat
 created or updated entities to ``v1.1/<EntitySet>`` and ``v1.1/<EntitySet>(<id>)``. The hub subscribes with
 MQTT 5's No Local option so it never hears itself, and ignores messages that carry an ``@iot.id``.
 
-The connection itself lives in a child process (:mod:`cityhub.ingest.mqtt_io`), so that the MQTT protocol work
+The connection itself lives in a child process (:mod:`cityhub.mqtt.child`), so that the MQTT protocol work
 runs on another core than validation and commits.
 """
 
@@ -33,14 +33,14 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import pyarrow as pa
 
+from cityhub import model
 from cityhub.bus import ALERTS, ENTITIES, OBSERVATIONS, AlertEvent, EntityChanged, Event, Handler, on_observations
 from cityhub.errors import ProblemError
 from cityhub.ingest import deadletters
 from cityhub.ingest import observations as obsin
-from cityhub.ingest.mappings import Mappings, load_mappings
-from cityhub.ingest.mqtt_io import OBSERVATIONS_TOPIC, BrokerAddress, IoConfig, io_main
 from cityhub.ipc import table_to_ipc
-from cityhub.sensorthings import model
+from cityhub.mqtt.child import OBSERVATIONS_TOPIC, BrokerAddress, IoConfig, io_main
+from cityhub.mqtt.mappings import Mappings, load_mappings
 
 if TYPE_CHECKING:
     from cityhub.config import Settings

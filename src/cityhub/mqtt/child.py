@@ -33,7 +33,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from cityhub.ingest.mqtt_out import publish_batch
+from cityhub.mqtt.packets import publish_batch
 from cityhub.timefmt import iso_time
 
 OBSERVATIONS_TOPIC = "v1.1/Observations"
