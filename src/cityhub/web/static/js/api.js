@@ -8,8 +8,18 @@ export class ApiError extends Error {
   }
 }
 
+// A response index.html asked for before the modules loaded (window.cityhubEarly: URL → fetch), used once.
+function early(url, options) {
+  const map = window.cityhubEarly;
+  if (!map?.has(url) || options.method) return null;
+  const r = map.get(url);
+  map.delete(url);
+  return r.catch(() => null);
+}
+
 export async function getJSON(url, options = {}) {
-  const r = await fetch(url, { headers: { Accept: "application/json" }, ...options });
+  const r =
+    (await early(url, options)) ?? (await fetch(url, { headers: { Accept: "application/json" }, ...options }));
   const body = await r.json().catch(() => null);
   if (!r.ok) throw new ApiError(r.status, body, url);
   return body;

@@ -4,23 +4,30 @@ import { locale, t } from "./i18n.js";
 
 const ZONE = "Asia/Ho_Chi_Minh";
 
+// Intl formatters are costly to make (a thousand markers, a header every live change): one per locale and options.
+const formatters = new Map();
+function formatter(Kind, opts) {
+  const key = `${Kind.name}|${locale()}|${JSON.stringify(opts)}`;
+  let f = formatters.get(key);
+  if (!f) formatters.set(key, (f = new Kind(locale(), opts)));
+  return f;
+}
+
 export function fmtTime(value, { date = true, seconds = false } = {}) {
   if (!value) return "–";
   const d = value instanceof Date ? value : new Date(value);
   const opts = { timeZone: ZONE, hour: "2-digit", minute: "2-digit", hourCycle: "h23" };
   if (seconds) opts.second = "2-digit";
   if (date) Object.assign(opts, { weekday: "short", day: "2-digit", month: "2-digit" });
-  return new Intl.DateTimeFormat(locale(), opts).format(d);
+  return formatter(Intl.DateTimeFormat, opts).format(d);
 }
 
 export const fmtHour = (value) =>
-  new Intl.DateTimeFormat(locale(), { timeZone: ZONE, hour: "2-digit", hourCycle: "h23" }).format(new Date(value));
+  formatter(Intl.DateTimeFormat, { timeZone: ZONE, hour: "2-digit", hourCycle: "h23" }).format(new Date(value));
 
 export function fmtNum(value, digits = 0) {
   if (value === null || value === undefined || Number.isNaN(value)) return "–";
-  return new Intl.NumberFormat(locale(), { maximumFractionDigits: digits, minimumFractionDigits: digits }).format(
-    value,
-  );
+  return formatter(Intl.NumberFormat, { maximumFractionDigits: digits, minimumFractionDigits: digits }).format(value);
 }
 
 // Black or white text, whichever reads better on the background colour (#rrggbb).

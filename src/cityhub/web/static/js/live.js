@@ -11,7 +11,7 @@ export function observe(views, { ready, change, status }) {
     view,
     (thing) => {
       changed(view.key, thing);
-      change();
+      change(view.key, thing);
     },
   ]);
   const observation = (o) => {

@@ -29,7 +29,7 @@ let map = null;
 
 const alerts = new AlertsPanel($("#alerts-list"), () => {
   kpis();
-  if (map) air.draw();
+  if (map) air.draw(); // only the markers whose alert changed are rendered again
 });
 const detail = new DetailPanel($("#detail"), {
   onClose: () => {

@@ -55,15 +55,35 @@ const badge = (v) =>
     >${v.value === null ? "–" : fmtNum(v.value)}</div>
     <div class="aq-name">${v.short}</div>`;
 
+// What a marker shows, as one string: a marker whose view did not change is not rendered again (a draw after an
+// alert or a selection touches the few markers that changed, not every one).
+const shownKey = (v) =>
+  `${v.value}|${v.color}|${v.category}|${v.silent}|${v.selected}|${v.alert}|${v.short}|${v.categoryName}|${v.indexName}`;
+
 // The marker's element stays and only its attributes and text change (an observer sees the change in place).
 function show(m) {
   const el = m.getElement();
-  if (el) render(badge(m.view), el);
+  if (el) {
+    render(badge(m.view), el);
+    m.shown = shownKey(m.view);
+  }
   if (m.isTooltipOpen()) m.getTooltip().update();
 }
 
+// A station's icon: its badge rendered into the element before Leaflet puts it on the map (a new element each
+// time the layer is shown).
+const StationIcon = L.DivIcon.extend({
+  createIcon(oldIcon) {
+    const el = L.DivIcon.prototype.createIcon.call(this, oldIcon);
+    const m = this.options.marker;
+    render(badge(m.view), el);
+    m.shown = shownKey(m.view);
+    return el;
+  },
+});
+
 function add(v, coords) {
-  const icon = L.divIcon({ className: "aq-icon", html: "", iconSize: null });
+  const icon = new StationIcon({ className: "aq-icon", html: false, iconSize: null });
   const m = L.marker([coords[1], coords[0]], {
     icon,
     title: v.name,
@@ -71,8 +91,9 @@ function add(v, coords) {
     riseOnHover: true,
     zIndexOffset: 1000,
   });
+  icon.options.marker = m;
   m.view = v;
-  m.on("add", () => show(m)); // a new element each time the layer is shown
+  m.shown = null;
   m.on("click", () => hooks.select(v.thing));
   m.bindTooltip(() => hooks.content(popup(v.thing)), { direction: "top", offset: [0, -14] });
   markers.set(v.thing, m);
@@ -83,7 +104,7 @@ function update(st, alerting) {
   const m = markers.get(st.thing);
   if (!m) return add(viewOf(st, alerting), st.coordinates);
   m.view = viewOf(st, alerting);
-  show(m);
+  if (m.shown !== shownKey(m.view) || m.isTooltipOpen()) show(m);
 }
 
 export const key = "aq";

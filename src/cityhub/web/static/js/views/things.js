@@ -11,14 +11,32 @@ export function roleOf(properties, op) {
   return p?.role ?? null;
 }
 
+// Every view's properties asked for in the same turn go out as one request (the traffic and water views load
+// together: one GET /api/v1/geo/things for both, not one each); each view then keeps its own Things.
+let batch = null; // {properties: [...], request: Promise of the GeoJSON}
+
+function geoThings(properties) {
+  if (!batch) {
+    const b = { properties: [] };
+    b.request = Promise.resolve().then(() => {
+      batch = null; // the next round asks again
+      const q = b.properties
+        .flatMap((p) => [p.definition, p.name])
+        .filter((v, i, all) => all.indexOf(v) === i)
+        .map((v) => `observedProperty=${encodeURIComponent(v)}`)
+        .join("&");
+      return getJSON(`/api/v1/geo/things?${q}`);
+    });
+    batch = b;
+  }
+  batch.properties.push(...properties);
+  return batch.request;
+}
+
 // Things with a Datastream of one of the properties (GET /api/v1/geo/things?observedProperty=…), each with its
 // first Datastream of each role: [{thing, name, props, geometry, streams: {role: {"@iot.id", unit, …}}}].
 export async function findThings(properties) {
-  const q = properties
-    .flatMap((p) => [p.definition, p.name])
-    .map((v) => `observedProperty=${encodeURIComponent(v)}`)
-    .join("&");
-  const geo = await getJSON(`/api/v1/geo/things?${q}`);
+  const geo = await geoThings(properties);
   const out = [];
   for (const f of geo.features) {
     if (!f.geometry?.type) continue;
@@ -27,6 +45,7 @@ export async function findThings(properties) {
       const role = roleOf(properties, d.observedProperty);
       if (role && !(role in streams)) streams[role] = d;
     }
+    if (!Object.keys(streams).length) continue; // another view's Thing
     out.push({
       thing: f.id,
       name: f.properties.name,
