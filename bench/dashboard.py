@@ -169,7 +169,13 @@ def wait_for_derived(c: httpx.Client, n: int, timeout: float = 600) -> float:
         if count != last:
             last = count
         time.sleep(1.0)
-    time.sleep(3.0)  # the last index writes
+    # The Datastreams come first (all in one transaction), their indices after: wait until air quality has no
+    # station-hour left to index (/healthz says so), twice in a row.
+    calm = 0
+    while time.perf_counter() - t0 < timeout and calm < 2:
+        aq = c.get("/healthz").json().get("airquality", {})
+        calm = calm + 1 if aq.get("idle") and not aq.get("pendingStationHours") else 0
+        time.sleep(1.0)
     return time.perf_counter() - t0
 
 

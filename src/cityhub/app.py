@@ -116,7 +116,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None, *, 
     @app.get("/healthz", tags=["operations"], summary="Liveness")
     def healthz(request: Request) -> Any:
         hub = hub_of(request)
-        out: dict[str, Any] = {"status": "ok", "version": __version__}
+        out: dict[str, Any] = {"status": "ok", "version": __version__, "airquality": hub.airquality.status()}
         if hub.mqtt is not None:
             out["mqtt"] = {"broker": f"{hub.mqtt.address.host}:{hub.mqtt.address.port}", **hub.mqtt.stats.as_dict()}
         return out

@@ -234,6 +234,11 @@ class AirQuality:
 
     close = stop
 
+    def status(self) -> dict[str, Any]:
+        """For ``/healthz``: station-hours waiting for their indices, and whether the thread is at rest."""
+        with self._lock:
+            return {"pendingStationHours": len(self._pending), "idle": self._idle.is_set()}
+
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Wait until every noted station-hour has its index stored (for tests and the replay)."""
         return self._idle.wait(timeout)
