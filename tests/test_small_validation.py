@@ -133,5 +133,5 @@ def test_plain_bodies_take_the_small_path() -> None:
     assert small is not None
     assert small.good.column("result_number").to_pylist() == [7.5, 3.0]
     assert small.bad == [{"index": 2, "field": "datastream", "reason": "no Datastream has this id"}]
-    big = pa.concat_tables([body] * 30)  # more rows than the small path takes
+    big = pa.concat_tables([body] * 700)  # more rows than the small path takes
     assert validate_small(big, BY_ID.get, max_future=timedelta(days=1), now=NOW) is None

@@ -25,7 +25,8 @@ from cityhub.ingest.validated import Validated
 from cityhub.store.base import OBSERVATION_BATCH_SCHEMA
 from cityhub.store.ops.catalog import DatastreamInfo
 
-MAX_ROWS = 64
+# Python takes ~5 µs a row, the vectorised query ~20 ms however few: the crossover is near 4,000 rows.
+MAX_ROWS = 2048
 # Texts both DuckDB's TIMESTAMPTZ cast and Python's fromisoformat read the same way; others go vectorised.
 _CANONICAL_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?$")
 # Text results that are plainly a decimal number (DuckDB's DOUBLE cast and float() agree on these).
