@@ -89,9 +89,6 @@ class EventBus:
         with self._lock:
             self._subs[sub.subject] = tuple(s for s in self._subs.get(sub.subject, ()) if s is not sub)
 
-    def has_subscribers(self, subject: str) -> bool:
-        return bool(self._subs.get(subject))
-
     def publish(self, subject: str, event: Event) -> None:
         # The tuple is replaced, never mutated, so iterating it needs no lock.
         for sub in self._subs.get(subject, ()):

@@ -3,8 +3,9 @@
 SensorThings v1.1 (§8.2.4, the observationType table): a Measurement's result is a number, a
 CountObservation's an integer, a TruthObservation's a boolean, a CategoryObservation's a category (a
 URI or a term; a numeric code is taken and kept as text), and an OM_Observation's anything. The table
-``RULES`` is the only statement of this: the per-row Python check (single POST, MQTT, PATCH) reads it
-and the vectorised SQL of bulk validation is generated from it, so the paths cannot disagree.
+``RULES`` is the only statement of this: the per-row Python checks (single POST, MQTT, PATCH, small
+bodies) read it and the vectorised SQL of bulk validation (:mod:`cityhub.store.duckdb.validation`) is
+generated from it, so the paths cannot disagree.
 """
 
 from __future__ import annotations
@@ -73,26 +74,23 @@ def kind_of(value: Any) -> str | None:
     return OBJECT
 
 
-def result_columns(value: Any, observation_type: str | None) -> dict[str, Any]:
-    """The three result columns for a JSON ``value`` on a Datastream of this type; otherwise a 400 whose
-    field is ``result`` and whose reason is the one bulk validation gives for the same value."""
-    kind = kind_of(value)
-    if kind is None:
-        raise _refuse(MISSING)
+def stored(kind: str, value: Any, observation_type: str | None) -> tuple[dict[str, Any] | None, str | None]:
+    """The three result columns for a ``value`` of this JSON ``kind`` on a Datastream of this type, or (None, the
+    reason it is refused)."""
     rule = rule_for(observation_type)
     column = rule.store.get(kind)
     if column is None:
-        raise _refuse(rule.reason)
+        return None, rule.reason
     out: dict[str, Any] = dict.fromkeys(COLUMNS)
     if kind == NUMBER:
         try:
             number = float(value)
         except OverflowError:  # an integer beyond any double
-            raise _refuse(NOT_FINITE) from None
+            return None, NOT_FINITE
         if not math.isfinite(number):
-            raise _refuse(NOT_FINITE)
+            return None, NOT_FINITE
         if rule.integer and not number.is_integer():
-            raise _refuse(NOT_INTEGER)
+            return None, NOT_INTEGER
         # str(float) is what DuckDB's CAST(DOUBLE AS VARCHAR) writes, so a category code reads the same.
         out[column] = number if column == NUM else str(number)
     elif kind == BOOLEAN:
@@ -101,68 +99,20 @@ def result_columns(value: Any, observation_type: str | None) -> dict[str, Any]:
         out[column] = orjson.dumps(value).decode()
     else:
         out[column] = value
+    return out, None
+
+
+def result_columns(value: Any, observation_type: str | None) -> dict[str, Any]:
+    """The three result columns for a JSON ``value`` on a Datastream of this type; otherwise a 400 whose
+    field is ``result`` and whose reason is the one bulk validation gives for the same value."""
+    kind = kind_of(value)
+    if kind is None:
+        raise _refuse(MISSING)
+    out, reason = stored(kind, value, observation_type)
+    if out is None:
+        raise _refuse(reason or MISSING)
     return out
 
 
 def _refuse(reason: str) -> Exception:
     return bad_request(f"result {reason}", field="result")
-
-
-# -- the same rules as SQL ---------------------------------------------------------------------------------
-def _by_type(expr: Any) -> str:
-    """``CASE ot WHEN <type> THEN expr(rule) ... ELSE expr(DEFAULT) END``."""
-    whens = " ".join(f"WHEN '{ot}' THEN {expr(rule)}" for ot, rule in RULES.items())
-    return f"CASE ot {whens} ELSE {expr(DEFAULT)} END"
-
-
-def sql_kinds(*, text_source: bool) -> str:
-    """SELECT-list items ``k_num, k_str, k_bool, k_obj``: a row's result as each kind (at most one is not
-    NULL), from ``num_in`` (DOUBLE), ``txt_in`` (VARCHAR) and ``js_in`` (JSON text of a boolean, object or
-    array) and the Datastream's type ``ot``. With ``text_source``, text is read as the type's ``text_as``."""
-    is_bool = "js_in IN ('true', 'false')"
-    if not text_source:
-        num, txt, boolean = "num_in", "txt_in", f"CASE WHEN {is_bool} THEN js_in END"
-    else:
-        truth = "CASE lower(trim(txt_in)) WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' END"
-        num = _by_type(lambda r: "coalesce(num_in, TRY_CAST(txt_in AS DOUBLE))" if r.text_as == NUMBER else "num_in")
-        txt = _by_type(lambda r: "txt_in" if r.text_as == STRING else "CAST(NULL AS VARCHAR)")
-        boolean = _by_type(
-            lambda r: f"CASE WHEN {is_bool} THEN js_in ELSE {truth if r.text_as == BOOLEAN else 'NULL'} END"
-        )
-    obj = f"CASE WHEN NOT {is_bool} THEN js_in END"
-    return f"{num} AS k_num, {txt} AS k_str, {boolean} AS k_bool, {obj} AS k_obj"
-
-
-_KIND_COLUMN = {NUMBER: "k_num", STRING: "k_str", BOOLEAN: "k_bool", OBJECT: "k_obj"}
-
-
-def _stored(rule: Rule, column: str) -> str:
-    parts = []
-    for kind, col in rule.store.items():
-        if col == column:
-            k = _KIND_COLUMN[kind]
-            parts.append(f"CAST({k} AS VARCHAR)" if kind == NUMBER and column != NUM else k)
-    if not parts:
-        return "NULL"
-    return parts[0] if len(parts) == 1 else f"coalesce({', '.join(parts)})"
-
-
-def _reason(rule: Rule) -> str:
-    accepted = " AND ".join(f"{_KIND_COLUMN[k]} IS NULL" for k in rule.store)
-    whens = [f"WHEN {accepted} THEN {_literal(rule.reason)}"]
-    if NUMBER in rule.store:
-        whens.append(f"WHEN isnan(k_num) OR isinf(k_num) THEN {_literal(NOT_FINITE)}")
-        if rule.integer:
-            whens.append(f"WHEN k_num <> floor(k_num) THEN {_literal(NOT_INTEGER)}")
-    return f"CASE {' '.join(whens)} END"
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def sql_stored() -> tuple[str, str, str, str]:
-    """SQL for ``result_number``, ``result_string``, ``result_json`` and the reason a result is refused
-    (NULL when it is fine), over the items of ``sql_kinds`` and ``ot``; missing results are the caller's."""
-    num, txt, js = (_by_type(lambda r, c=c: _stored(r, c)) for c in COLUMNS)
-    return num, txt, js, _by_type(_reason)

@@ -284,7 +284,8 @@ class AirQuality:
         by_thing: dict[int, set[datetime]] = {}
         for thing, hour in station_hours:
             by_thing.setdefault(thing, set()).add(hour)
-        self._ensure_derived([st for t in by_thing if (st := self.stations().get(t)) is not None])
+        known = self.stations()
+        self._ensure_derived([known[t] for t in by_thing if t in known])
         stations = self.stations()
         # Their FeaturesOfInterest found or made in one transaction, before the per-station loop uses them.
         self.catalog.default_fois([ds for t in by_thing if t in stations for ds in stations[t].derived.values()])

@@ -7,7 +7,6 @@ how to authenticate (``Authorization: Bearer <key>`` or ``X-API-Key``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -69,22 +68,6 @@ def require(who: Principal, what: str) -> None:
             f"the {who.role} role may not do this" if status == 403 else "this needs an API key",
             field="authorization",
         )
-
-
-def role(what: str) -> Callable[..., Principal]:
-    """A dependency: the caller's principal, refused (401/403) unless it may do ``what``
-    (read | model | observations | operate)."""
-
-    def dependency(
-        request: Request,
-        _b: HTTPAuthorizationCredentials | None = Depends(_bearer),
-        _k: str | None = Depends(_api_key),
-    ) -> Principal:
-        who = principal(request)
-        require(who, what)
-        return who
-
-    return dependency
 
 
 def declare_security(

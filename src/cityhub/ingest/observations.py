@@ -13,7 +13,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-import duckdb
 import numpy as np
 import orjson
 import pyarrow as pa
@@ -27,6 +26,7 @@ from cityhub.errors import ProblemError, bad_request
 from cityhub.ingest.small import validate_small
 from cityhub.ingest.validated import Validated
 from cityhub.store.base import OBSERVATION_BATCH_SCHEMA, Store
+from cityhub.store.duckdb.validation import check_rows
 from cityhub.store.ops.catalog import DatastreamInfo  # also imported from here (obsin.DatastreamInfo)
 from cityhub.store.transaction import Transaction
 
@@ -40,16 +40,6 @@ FORMATS: dict[str, Literal["csv", "ndjson", "arrow"]] = {
 }
 COLUMNS = ("datastream", "phenomenonTime", "result", "resultTime", "unit", "featureOfInterest", "parameters")
 MAX_BAD_ROWS_LISTED = 1000
-_local = threading.local()
-
-
-def _engine() -> duckdb.DuckDBPyConnection:
-    con = getattr(_local, "con", None)
-    if con is None:
-        con = duckdb.connect()
-        con.execute("SET TimeZone = 'UTC'")
-        _local.con = con
-    return con
 
 
 def datastream_table(infos: list[DatastreamInfo]) -> pa.Table:
@@ -307,29 +297,6 @@ def rows_to_table(records: list[dict[str, Any]]) -> pa.Table:
 
 
 # -- validation ------------------------------------------------------------------------------------------
-def _time_exprs(table: pa.Table, col: str) -> tuple[str, str]:
-    """SQL (value, error) expressions for a time column, by its Arrow type."""
-    if col not in table.column_names:
-        return "CAST(NULL AS TIMESTAMPTZ)", "NULL"
-    typ = table.schema.field(col).type
-    q = f'"{col}"'
-    if pa.types.is_timestamp(typ):
-        if typ.tz is None:
-            return "CAST(NULL AS TIMESTAMPTZ)", f"CASE WHEN {q} IS NOT NULL THEN '{timefmt.NO_ZONE}' END"
-        return f"CAST({q} AS TIMESTAMPTZ)", "NULL"
-    if pa.types.is_string(typ) or pa.types.is_large_string(typ):
-        # DuckDB, like fromisoformat, does not read a lowercase z; timefmt.parse_iso accepts it, so here too.
-        value = f"TRY_CAST(regexp_replace(trim({q}), 'z$', 'Z') AS TIMESTAMPTZ)"
-        zone = f"regexp_matches(trim({q}), '{timefmt.ZONE}')"
-        error = (
-            f"CASE WHEN {q} IS NULL THEN NULL "
-            f"WHEN NOT {zone} AND {value} IS NOT NULL THEN '{timefmt.NO_ZONE}' "
-            f"WHEN {value} IS NULL THEN '{timefmt.NOT_ISO}' END"
-        )
-        return f"CASE WHEN {zone} THEN {value} END", error
-    return "CAST(NULL AS TIMESTAMPTZ)", f"CASE WHEN {q} IS NOT NULL THEN '{timefmt.NOT_ISO}' END"
-
-
 def validate(
     table: pa.Table,
     datastreams: pa.Table,
@@ -346,80 +313,7 @@ def validate(
         small = validate_small(table, lookup, max_future=max_future, now=now)
         if small is not None:
             return small
-    cols = table.column_names
-    rtype = table.schema.field("result").type
-    if pa.types.is_integer(rtype) or pa.types.is_floating(rtype) or pa.types.is_decimal(rtype):
-        num, text, js = 'CAST("result" AS DOUBLE)', "CAST(NULL AS VARCHAR)", "CAST(NULL AS VARCHAR)"
-    elif pa.types.is_boolean(rtype):
-        num, text = "CAST(NULL AS DOUBLE)", "CAST(NULL AS VARCHAR)"
-        js = """CASE WHEN "result" THEN 'true' WHEN NOT "result" THEN 'false' END"""
-    elif pa.types.is_string(rtype) or pa.types.is_large_string(rtype):
-        num, text, js = "CAST(NULL AS DOUBLE)", '"result"', "CAST(NULL AS VARCHAR)"
-    elif pa.types.is_null(rtype):
-        num, text, js = "CAST(NULL AS DOUBLE)", "CAST(NULL AS VARCHAR)", "CAST(NULL AS VARCHAR)"
-    else:
-        raise bad_request(f"result column has unsupported type {rtype}", field="result")
-    # Text formats (CSV) carry every result as text; JSON keeps types apart, and there a string is a string.
-    from_json = "result_text" in cols
-    if from_json:
-        text, js = "result_text", "result_json"
-    kinds = results.sql_kinds(text_source=not from_json)
-    result_number, result_string, result_json, result_err = results.sql_stored()
-    pt, pt_err = _time_exprs(table, "phenomenonTime")
-    rt, rt_err = _time_exprs(table, "resultTime")
-    unit = '"unit"' if "unit" in cols else "CAST(NULL AS VARCHAR)"
-    foi = 'TRY_CAST("featureOfInterest" AS BIGINT)' if "featureOfInterest" in cols else "CAST(NULL AS BIGINT)"
-    foi_bad = (
-        '"featureOfInterest" IS NOT NULL AND TRY_CAST("featureOfInterest" AS BIGINT) IS NULL'
-        if "featureOfInterest" in cols
-        else "FALSE"
-    )
-    params = '"parameters"' if "parameters" in cols else "CAST(NULL AS VARCHAR)"
-    raw = table.append_column("_idx", pa.array(np.arange(table.num_rows, dtype=np.int64)))
-    con = _engine()
-    con.register("_raw", raw)
-    con.register("_ds", datastreams)
-    try:
-        out = con.sql(
-            f"""
-            WITH r AS (
-              SELECT _idx, "datastream" AS ds_raw, TRY_CAST("datastream" AS BIGINT) AS ds,
-                     {pt} AS pt, {pt_err} AS pt_err, {rt} AS rt, {rt_err} AS rt_err,
-                     {num} AS num_in, {text} AS txt_in, {js} AS js_in, {unit} AS unit,
-                     {foi} AS foi, {foi_bad} AS foi_bad, {params} AS params
-              FROM _raw),
-            j AS (
-              SELECT r.*, d.observation_type AS ot, d.unit_symbol, d.thing_id
-              FROM r LEFT JOIN _ds d ON d.id = r.ds),
-            k AS (SELECT j.*, {kinds} FROM j),
-            s AS (
-              SELECT k.*, {result_number} AS result_number, {result_string} AS result_string,
-                     {result_json} AS result_json, {result_err} AS result_err
-              FROM k)
-            SELECT _idx, ds, pt, rt, thing_id, foi, params, result_number, result_string, result_json,
-              CASE
-                WHEN ds_raw IS NULL THEN 'datastream: is missing'
-                WHEN ds IS NULL THEN 'datastream: is not an integer id'
-                WHEN ot IS NULL THEN 'datastream: no Datastream has this id'
-                WHEN pt_err IS NOT NULL THEN 'phenomenonTime: ' || pt_err
-                WHEN pt IS NULL THEN 'phenomenonTime: is missing'
-                WHEN pt > ?::TIMESTAMPTZ THEN 'phenomenonTime: is too far in the future'
-                WHEN pt < TIMESTAMPTZ '1900-01-01 00:00:00+00' THEN 'phenomenonTime: is before 1900'
-                WHEN rt_err IS NOT NULL THEN 'resultTime: ' || rt_err
-                WHEN num_in IS NULL AND txt_in IS NULL AND js_in IS NULL THEN 'result: {results.MISSING}'
-                WHEN result_err IS NOT NULL THEN 'result: ' || result_err
-                WHEN unit IS NOT NULL AND unit IS DISTINCT FROM unit_symbol
-                  THEN 'unit: ' || unit || ' does not match the Datastream''s unit '
-                       || coalesce(unit_symbol, '(none)')
-                WHEN foi_bad THEN 'featureOfInterest: is not an integer id'
-                WHEN params IS NOT NULL AND json_valid(params) IS NOT TRUE THEN 'parameters: is not JSON'
-              END AS error
-            FROM s ORDER BY _idx""",  # noqa: S608 (fixed SQL fragments; the data is in _raw)
-            params=[now + max_future],
-        ).to_arrow_table()
-    finally:
-        con.unregister("_raw")
-        con.unregister("_ds")
+    out = check_rows(table, datastreams, now + max_future)
     error = out.column("error")
     ok = pc.is_null(error)
     good = out.filter(ok)

@@ -77,10 +77,9 @@ class IngestPipeline:
         with its index in the body. A conflict in an all-or-nothing body is a 409 and nothing was stored."""
         v, ids = prep.validated, prep.ids
         conflicts = sorted(result.conflicting)
-        order = np.argsort(ids)
 
-        def index_of(row_id: int) -> int:
-            return int(v.good_index[order[int(np.searchsorted(ids, row_id, sorter=order))]])
+        def index_of(row_id: int) -> int:  # ids were allocated as one consecutive range, one per good row
+            return int(v.good_index[row_id - int(ids[0])])
 
         conflict_errors = [
             {

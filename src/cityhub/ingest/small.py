@@ -11,7 +11,6 @@ else returns None and takes the vectorised path, so the two can only agree; a pr
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -68,26 +67,6 @@ def _text_result(value: str, otype: str | None) -> tuple[str, Any] | None:
     if _PLAIN_TEXT.match(value) or _PLAIN_NUMBER.match(value):
         return results.STRING, value
     return None
-
-
-def _stored(kind: str, value: Any, otype: str | None) -> tuple[dict[str, Any] | None, str | None]:
-    rule = results.rule_for(otype)
-    column = rule.store.get(kind)
-    if column is None:
-        return None, rule.reason
-    out: dict[str, Any] = dict.fromkeys(results.COLUMNS)
-    if kind == results.NUMBER:
-        number = float(value)
-        if not math.isfinite(number):
-            return None, results.NOT_FINITE
-        if rule.integer and not number.is_integer():
-            return None, results.NOT_INTEGER
-        out[column] = number if column == results.NUM else str(number)
-    elif kind == results.BOOLEAN:
-        out[column] = "true" if value else "false"
-    else:
-        out[column] = value
-    return out, None
 
 
 def _id_type(t: pa.DataType) -> bool:
@@ -163,7 +142,7 @@ def validate_small(
         elif kind_value is None:
             error = ("result", results.MISSING)
         else:
-            stored, reason = _stored(*kind_value, info.observation_type)
+            stored, reason = results.stored(*kind_value, info.observation_type)
             if reason is not None:
                 error = ("result", reason)
             elif unit is not None and unit != info.unit_symbol:

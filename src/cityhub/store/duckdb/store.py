@@ -528,31 +528,18 @@ class DuckDBStore(Store):
 
     def refresh_derived(self, tx: Transaction, datastream_id: int, hours: Sequence[datetime]) -> None:
         assert isinstance(tx, _DuckTransaction)
-        cur = tx.cur
-        cur.execute("DELETE FROM ds_latest WHERE datastream_id = ?", [datastream_id])
-        cur.execute(
-            """INSERT INTO ds_latest
-               SELECT datastream_id, max(phenomenon_time), arg_max(result_number, phenomenon_time),
-                      arg_max(result_string, phenomenon_time), arg_max(result_json, phenomenon_time),
-                      arg_max(id, phenomenon_time), min(phenomenon_time), count(*)
-               FROM observations WHERE datastream_id = ? GROUP BY datastream_id""",
-            [datastream_id],
+        # With no hours, a key whose hour is NULL: no hourly roll-up matches it, the latest value is recomputed.
+        keys = pa.table(
+            {
+                "datastream_id": pa.array([datastream_id] * max(1, len(hours)), pa.int64()),
+                "phenomenon_time": pa.array(list(hours) if hours else [None], pa.timestamp("us", tz="UTC")),
+            }
         )
-        for hour in hours:
-            cur.execute(
-                "DELETE FROM obs_hourly WHERE datastream_id = ? AND hour = date_trunc('hour', ?::TIMESTAMPTZ)",
-                [datastream_id, hour],
-            )
-            cur.execute(
-                """INSERT INTO obs_hourly
-                   SELECT datastream_id, date_trunc('hour', phenomenon_time), count(*), sum(result_number),
-                          min(result_number), max(result_number)
-                   FROM observations
-                   WHERE datastream_id = ? AND result_number IS NOT NULL
-                     AND date_trunc('hour', phenomenon_time) = date_trunc('hour', ?::TIMESTAMPTZ)
-                   GROUP BY ALL""",
-                [datastream_id, hour],
-            )
+        tx.cur.register("_ch_refresh", keys)
+        try:
+            self._refresh_keys(tx.cur, "_ch_refresh")
+        finally:
+            tx.cur.unregister("_ch_refresh")
 
     def latest(self, datastream_ids: Sequence[int]) -> pa.Table:
         self.flush_derived()
