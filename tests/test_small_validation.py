@@ -1,5 +1,6 @@
-"""Small bodies are validated row by row in Python (cityhub.ingest.small) and large ones in one vectorised
-query: whatever the body, both give the same stored rows and the same refusals (field and reason)."""
+"""Small bodies are validated row by row in Python (cityhub.ingest.small), large plainly good ones with Arrow
+kernels (cityhub.ingest.plain), and the rest in one vectorised query: whatever the body, the fast paths give the
+same stored rows and the same refusals (field and reason) as the query."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from hypothesis import strategies as st
 from cityhub import model
 from cityhub.ingest import observations as obsin
 from cityhub.ingest.observations import DatastreamInfo, datastream_table
+from cityhub.ingest.plain import MIN_ROWS as PLAIN_MIN_ROWS
+from cityhub.ingest.plain import validate_plain
 from cityhub.ingest.small import validate_small
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
@@ -135,3 +138,75 @@ def test_plain_bodies_take_the_small_path() -> None:
     assert small.bad == [{"index": 2, "field": "datastream", "reason": "no Datastream has this id"}]
     big = pa.concat_tables([body] * 700)  # more rows than the small path takes
     assert validate_small(big, BY_ID.get, max_future=timedelta(days=1), now=NOW) is None
+
+
+# -- large plain bodies: Arrow kernels (cityhub.ingest.plain) against the vectorised query --------------------
+@st.composite
+def plain_bodies(draw: Any) -> pa.Table:
+    """Bodies of at least MIN_ROWS rows, mostly of the shapes the Arrow path takes, with a few that are not."""
+    n = draw(st.integers(PLAIN_MIN_ROWS, PLAIN_MIN_ROWS + 40))
+    zoned = st.sampled_from(
+        ["2026-01-01T00:00:00Z", "2026-01-01T07:00:00+07:00", "2026-05-31T23:59:59.5Z", "2026-01-01T00:00Z",
+         "2026-01-01T00:00:00-03:30", "2026-06-01T23:59:59.999999+00:00"]
+    )  # fmt: skip
+    odd = st.sampled_from(["2026-01-01T00:00:00", "1899-12-31T23:00:00Z", "2026-06-03T00:00:00Z",
+                           "2026-02-30T00:00:00Z", "2026-01-01T00:00:00z", None, "2026-01-01 00:00:00Z"])  # fmt: skip
+    times_ = st.one_of(zoned, zoned, zoned, odd) if draw(st.booleans()) else zoned
+    ds_ids = st.sampled_from([1, 2, 5]) if draw(st.booleans()) else st.integers(1, 6)
+    cols: dict[str, pa.Array] = {
+        "datastream": pa.array(draw(st.lists(ds_ids, min_size=n, max_size=n)), pa.int64()),
+        "phenomenonTime": pa.array(draw(st.lists(times_, min_size=n, max_size=n)), pa.string()),
+    }
+    if draw(st.booleans()):
+        values = st.one_of(st.integers(-1000, 1000).map(float), st.floats(-1e6, 1e6)) if draw(st.booleans()) else (
+            st.integers(-1000, 1000).map(float))  # fmt: skip
+        cols["result"] = pa.array(draw(st.lists(values, min_size=n, max_size=n)), pa.float64())
+    else:
+        cols["result"] = pa.array(draw(st.lists(st.integers(-(2**40), 2**40), min_size=n, max_size=n)), pa.int64())
+    if draw(st.booleans()):
+        cols["resultTime"] = pa.array(draw(st.lists(st.one_of(st.none(), zoned), min_size=n, max_size=n)), pa.string())
+    if draw(st.booleans()):
+        units = st.sampled_from([None, "µg/m³", "vehicles"]) if draw(st.booleans()) else st.just(None)
+        cols["unit"] = pa.array(draw(st.lists(units, min_size=n, max_size=n)), pa.string())
+    if draw(st.booleans()):
+        fois = st.lists(st.one_of(st.none(), st.integers(1, 9)), min_size=n, max_size=n)
+        cols["featureOfInterest"] = pa.array(draw(fois), pa.int64())
+    return pa.table(cols)
+
+
+@settings(max_examples=200, deadline=None)
+@given(plain_bodies())
+def test_plain_and_vectorised_validation_agree(body: pa.Table) -> None:
+    plain = validate_plain(body, BY_ID.get, max_future=timedelta(days=1), now=NOW)
+    vectorised = obsin.validate(body, CATALOG, max_future=timedelta(days=1), now=NOW)
+    if plain is not None:
+        assert as_compared(plain) == as_compared(vectorised)
+        assert vectorised.bad_count == 0  # the Arrow path only ever takes bodies that are good throughout
+
+
+def test_plain_bodies_take_the_arrow_path_and_others_do_not() -> None:
+    n = 500
+    body = pa.table(
+        {
+            "datastream": [1, 2, 5, 1] * (n // 4),
+            "phenomenonTime": [f"2026-01-01T{h % 24:02d}:00:00+07:00" for h in range(n)],
+            "result": pa.array(range(n), pa.int64()),
+            "unit": ["µg/m³", "vehicles", None, None] * (n // 4),
+        }
+    )
+    plain = validate_plain(body, BY_ID.get, max_future=timedelta(days=1), now=NOW)
+    assert plain is not None
+    assert as_compared(plain) == as_compared(obsin.validate(body, CATALOG, max_future=timedelta(days=1), now=NOW))
+    assert plain.good.column("phenomenon_time")[0].as_py() == datetime(2025, 12, 31, 17, tzinfo=UTC)
+    assert plain.thing_ids[:4].tolist() == [10, 11, 14, 10]
+    refused = {  # each of these has a row the vectorised query must word, so the Arrow path declines
+        "unknown Datastream": body.set_column(0, "datastream", pa.array([9] + [1] * (n - 1), pa.int64())),
+        "Truth Datastream": body.set_column(0, "datastream", pa.array([3] + [1] * (n - 1), pa.int64())),
+        "no zone": body.set_column(1, "phenomenonTime", pa.array(["2026-01-01T00:00:00"] * n)),
+        "whole count": body.set_column(2, "result", pa.array([0.5] * n, pa.float64())),
+        "NaN": body.set_column(2, "result", pa.array([float("nan")] * n, pa.float64())),
+        "unit": body.set_column(3, "unit", pa.array(["ppm"] * n)),
+        "parameters": body.append_column("parameters", pa.array(["{}"] * n)),
+    }
+    for why, bad in refused.items():
+        assert validate_plain(bad, BY_ID.get, max_future=timedelta(days=1), now=NOW) is None, why

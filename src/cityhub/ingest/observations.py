@@ -23,6 +23,8 @@ import pyarrow.json as pajson
 
 from cityhub import results, timefmt
 from cityhub.errors import ProblemError, bad_request
+from cityhub.ingest.plain import MIN_ROWS as PLAIN_MIN_ROWS
+from cityhub.ingest.plain import validate_plain
 from cityhub.ingest.small import validate_small
 from cityhub.ingest.validated import Validated
 from cityhub.store.base import OBSERVATION_BATCH_SCHEMA, Store
@@ -306,13 +308,17 @@ def validate(
     lookup: Callable[[int], DatastreamInfo | None] | None = None,
 ) -> Validated:
     """Each row's first reason to be refused, or its stored columns. With ``lookup`` (the catalogue's), a small
-    body of plain shapes is checked row by row in Python (:mod:`cityhub.ingest.small`), the same checks without
+    body of plain shapes is checked row by row in Python (:mod:`cityhub.ingest.small`) and a large one whose
+    rows are all plainly good with Arrow kernels (:mod:`cityhub.ingest.plain`): the same checks without
     planning a query."""
     now = now or datetime.now(UTC)
     if lookup is not None:
-        small = validate_small(table, lookup, max_future=max_future, now=now)
-        if small is not None:
-            return small
+        # Cheapest first: row by row for a few rows, Arrow kernels for many plainly good ones.
+        fast = (validate_small, validate_plain) if table.num_rows < PLAIN_MIN_ROWS else (validate_plain, validate_small)
+        for check in fast:
+            done = check(table, lookup, max_future=max_future, now=now)
+            if done is not None:
+                return done
     out = check_rows(table, datastreams, now + max_future)
     error = out.column("error")
     ok = pc.is_null(error)
