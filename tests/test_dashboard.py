@@ -27,6 +27,7 @@ import pytest
 
 from cityhub.auth.keys import KeyStore
 from cityhub.bus import EventBus
+from cityhub.sse import Subscriber, take_slot
 from cityhub.store.base import OBSERVATION_BATCH_SCHEMA
 from cityhub.web import live as web_live
 from cityhub.web import vendor_built
@@ -192,32 +193,41 @@ def test_observation_stream_sends_new_observations(city: dict[str, Any]) -> None
 
 
 def test_a_slow_client_is_dropped_and_ingestion_never_waits() -> None:
+    class Catalog:
+        def table(self) -> pa.Table:
+            return pa.table({"id": pa.array([], pa.int64()), "thing_id": pa.array([], pa.int64())})
+
     class Hub:
         bus = EventBus()
+        catalog = Catalog()
 
     batch = pa.Table.from_pylist(
         [{"id": 1, "datastream_id": 7, "phenomenon_time": datetime(2026, 1, 1, tzinfo=UTC), "result_number": 1.0}],
         schema=OBSERVATION_BATCH_SCHEMA,
     )
+    limit = 50
 
     async def run() -> tuple[web_live._Client, web_live._Client]:
         loop = asyncio.get_running_loop()
         fan = web_live.ObservationFanout(Hub(), loop)  # type: ignore[arg-type]
-        slow = fan.subscribe(None)
-        other = fan.subscribe([8])  # another Datastream: gets nothing
-        for _ in range(web_live.MAX_QUEUED_BATCHES + 10):
+        slow = fan.subscribe(None, Subscriber(take_slot(1000), limit, resumable=False))
+        other = fan.subscribe([8], Subscriber(take_slot(1000), limit, resumable=False))  # gets nothing
+        for _ in range(limit + 10):
             Hub.bus.observations(batch)  # what the writer thread does
         # The writer's call only handed each batch to the loop: no client has been given anything yet.
-        assert slow.queue.qsize() == 0 and not slow.dropped
+        assert slow.sub.pending == 0 and slow.sub.reason is None
         handed = asyncio.Event()
         loop.call_soon_threadsafe(handed.set)  # runs after every batch handed over before it
         await asyncio.wait_for(handed.wait(), 10)
         return slow, other
 
     slow, other = asyncio.run(run())
-    assert slow.dropped and slow.queue.qsize() == web_live.MAX_QUEUED_BATCHES + 1  # … and the end marker
-    assert not other.dropped and other.queue.qsize() == 0
+    # Dropped on the batch past its buffer: the buffer was emptied and its slot freed.
+    assert slow.sub.reason == f"this client fell {limit} events behind" and slow.sub.pending == 0
+    assert not slow.sub.slot.held
+    assert other.sub.reason is None and other.sub.pending == 0
     assert np.array_equal(other.datastreams, [8])
+    other.sub.slot.release()
 
 
 # -- the page in a browser ----------------------------------------------------------------------------------

@@ -4,14 +4,16 @@ same stored rows and the same refusals (field and reason) as the query."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pyarrow as pa
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cityhub import model
+from cityhub import model, timefmt
+from cityhub.errors import ProblemError
 from cityhub.ingest import observations as obsin
 from cityhub.ingest.observations import DatastreamInfo, datastream_table
 from cityhub.ingest.plain import MIN_ROWS as PLAIN_MIN_ROWS
@@ -29,6 +31,13 @@ INFOS = [
 BY_ID = {i.id: i for i in INFOS}
 CATALOG = datastream_table(INFOS)
 
+# Either side of the range every path holds times to (timefmt.TIME_MIN … TIME_MAX), and beyond Python's.
+EDGE_TIMES = [
+    "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "0001-01-02T00:00:00Z", "0001-01-01T23:59:59.999999Z",
+    "0001-01-02T05:00:00+05:00", "0001-01-02T04:59:59+05:00", "9998-12-31T23:59:59.999999Z", "9999-01-01T00:00:00Z",
+    "9999-01-01T06:59:59+07:00", "9999-01-01T07:00:00+07:00", "0000-12-31T00:00:00Z", "9999-12-31T23:59:59Z",
+    "0001-01-01T00:00:00-23:59", "10000-01-01T00:00:00Z", "0000-06-01T00:00:00",
+]  # fmt: skip
 times = st.one_of(
     st.none(),
     st.sampled_from(
@@ -39,6 +48,12 @@ times = st.one_of(
     ),
     st.datetimes(min_value=datetime(1850, 1, 1), max_value=datetime(2030, 1, 1), timezones=st.just(UTC)).map(
         lambda d: d.isoformat().replace("+00:00", "Z")
+    ),
+    st.sampled_from(EDGE_TIMES),
+    # Any text Python can write, at any offset: the instant may lie outside the hub's range, or beyond Python's.
+    st.builds(
+        lambda d, minutes: d.replace(tzinfo=timezone(timedelta(minutes=minutes))).isoformat(),
+        st.datetimes(), st.integers(-(24 * 60 - 1), 24 * 60 - 1),
     ),
 )  # fmt: skip
 text_results = st.one_of(
@@ -150,7 +165,8 @@ def plain_bodies(draw: Any) -> pa.Table:
          "2026-01-01T00:00:00-03:30", "2026-06-01T23:59:59.999999+00:00"]
     )  # fmt: skip
     odd = st.sampled_from(["2026-01-01T00:00:00", "1899-12-31T23:00:00Z", "2026-06-03T00:00:00Z",
-                           "2026-02-30T00:00:00Z", "2026-01-01T00:00:00z", None, "2026-01-01 00:00:00Z"])  # fmt: skip
+                           "2026-02-30T00:00:00Z", "2026-01-01T00:00:00z", None, "2026-01-01 00:00:00Z",
+                           *EDGE_TIMES])  # fmt: skip
     times_ = st.one_of(zoned, zoned, zoned, odd) if draw(st.booleans()) else zoned
     ds_ids = st.sampled_from([1, 2, 5]) if draw(st.booleans()) else st.integers(1, 6)
     cols: dict[str, pa.Array] = {
@@ -164,7 +180,9 @@ def plain_bodies(draw: Any) -> pa.Table:
     else:
         cols["result"] = pa.array(draw(st.lists(st.integers(-(2**40), 2**40), min_size=n, max_size=n)), pa.int64())
     if draw(st.booleans()):
-        cols["resultTime"] = pa.array(draw(st.lists(st.one_of(st.none(), zoned), min_size=n, max_size=n)), pa.string())
+        result_times = st.one_of(st.none(), zoned, st.sampled_from(EDGE_TIMES)) if draw(st.booleans()) else (
+            st.one_of(st.none(), zoned))  # fmt: skip
+        cols["resultTime"] = pa.array(draw(st.lists(result_times, min_size=n, max_size=n)), pa.string())
     if draw(st.booleans()):
         units = st.sampled_from([None, "µg/m³", "vehicles"]) if draw(st.booleans()) else st.just(None)
         cols["unit"] = pa.array(draw(st.lists(units, min_size=n, max_size=n)), pa.string())
@@ -210,3 +228,69 @@ def test_plain_bodies_take_the_arrow_path_and_others_do_not() -> None:
     }
     for why, bad in refused.items():
         assert validate_plain(bad, BY_ID.get, max_future=timedelta(days=1), now=NOW) is None, why
+
+
+# -- the time range: the same on every path ----------------------------------------------------------------------
+def _single(text: str, field: str) -> tuple[str, str] | None:
+    """(field, reason) the single-Observation path gives for ``text`` in ``field``, or None if it takes it."""
+    record = {"phenomenonTime": "2026-01-01T00:00:00Z", "result": 1.0, field: text}
+    try:
+        obsin.validate_one(record, BY_ID[1], max_future=timedelta(days=1), now=NOW)
+    except ProblemError as exc:
+        assert exc.field is not None
+        return exc.field, exc.detail.removeprefix(f"{exc.field} ")
+    return None
+
+
+@pytest.mark.parametrize("text", EDGE_TIMES)
+def test_every_path_holds_result_times_to_one_range(text: str) -> None:
+    body = pa.table(
+        {"datastream": [1], "phenomenonTime": ["2026-01-01T00:00:00Z"], "result": [1.0], "resultTime": [text]}
+    )
+    vectorised = obsin.validate(body, CATALOG, max_future=timedelta(days=1), now=NOW)
+    refusal = (vectorised.bad[0]["field"], vectorised.bad[0]["reason"]) if vectorised.bad else None
+    try:
+        inside = timefmt.TIME_MIN <= datetime.fromisoformat(text).astimezone(UTC) <= timefmt.TIME_MAX
+    except (ValueError, OverflowError):  # year 0 or 10000, or an instant beyond Python's
+        inside = False
+    expected = timefmt.NO_ZONE if not timefmt.has_zone(text) else None if inside else timefmt.OUT_OF_RANGE
+    assert refusal == (None if expected is None else ("resultTime", expected))
+    assert _single(text, "resultTime") == refusal
+    small = validate_small(body, BY_ID.get, max_future=timedelta(days=1), now=NOW)
+    if small is not None:  # year 0 is no date to Python: the small path leaves it to the query
+        assert as_compared(small) == as_compared(vectorised)
+    big = pa.concat_tables([body] * PLAIN_MIN_ROWS)
+    plain = validate_plain(big, BY_ID.get, max_future=timedelta(days=1), now=NOW)
+    assert (plain is not None) == (expected is None)  # the Arrow path takes only bodies good throughout
+    if plain is not None:
+        assert as_compared(plain) == as_compared(obsin.validate(big, CATALOG, max_future=timedelta(days=1), now=NOW))
+
+
+@pytest.mark.parametrize("text", EDGE_TIMES)
+def test_phenomenon_times_outside_the_range_are_refused_alike(text: str) -> None:
+    body = pa.table({"datastream": [1], "phenomenonTime": [text], "result": [1.0]})
+    vectorised = obsin.validate(body, CATALOG, max_future=timedelta(days=1), now=NOW)
+    assert vectorised.bad_count == 1  # before 1900 or after NOW + 1 day, if not outside the range
+    refusal = (vectorised.bad[0]["field"], vectorised.bad[0]["reason"])
+    assert _single(text, "phenomenonTime") == refusal
+    small = validate_small(body, BY_ID.get, max_future=timedelta(days=1), now=NOW)
+    if small is not None:
+        assert as_compared(small) == as_compared(vectorised)
+
+
+@pytest.mark.parametrize("unit", ["s", "ms", "us"])  # nanoseconds cannot leave 1677-2262
+def test_arrow_timestamps_beyond_the_range_are_refused_per_row(unit: str) -> None:
+    """Seconds and milliseconds far from 1970 cannot be held in microseconds: DuckDB used to fail the whole scan."""
+    per_second = {"s": 1, "ms": 10**3, "us": 10**6}[unit]
+    values = [2**62, -(2**62), 1_767_225_600 * per_second]  # the last: 2026-01-01
+    body = pa.table(
+        {
+            "datastream": [1, 1, 1],
+            "phenomenonTime": ["2026-01-01T00:00:00Z", "2026-01-01T01:00:00Z", "2026-01-01T02:00:00Z"],
+            "result": [1.0, 2.0, 3.0],
+            "resultTime": pa.array(values, pa.timestamp(unit, tz="UTC")),
+        }
+    )
+    v = obsin.validate(body, CATALOG, max_future=timedelta(days=1), now=NOW)
+    assert v.bad == [{"index": i, "field": "resultTime", "reason": timefmt.OUT_OF_RANGE} for i in (0, 1)]
+    assert v.good.column("result_time").to_pylist() == [datetime(2026, 1, 1, tzinfo=UTC)]

@@ -16,12 +16,14 @@ from cityhub import __version__
 from cityhub.api.deps import JSONResponse, declare_security, hub_of, problem
 from cityhub.api.export import router as export_router
 from cityhub.api.ext import router as ext_router
+from cityhub.api.guard import Guard
 from cityhub.api.limits import BodyLimit
 from cityhub.api.sensorthings import router as st_router
 from cityhub.config import Settings
 from cityhub.errors import ProblemError
 from cityhub.hub import open_hub
 from cityhub.plugins import PLUGINS
+from cityhub.sse import stream_counts
 from cityhub.store.base import Store
 from cityhub.web import mount as mount_web
 
@@ -64,7 +66,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None, *, 
 
     @app.exception_handler(ProblemError)
     async def _problem(request: Request, exc: ProblemError) -> Response:
-        return problem(exc.status, exc.to_problem(str(request.url.path)))
+        response = problem(exc.status, exc.to_problem(str(request.url.path)))
+        response.headers.update(exc.headers or {})
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
@@ -108,7 +112,12 @@ def create_app(settings: Settings | None = None, store: Store | None = None, *, 
             },
         )
 
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.max_body_bytes,
+        json_max_bytes=min(settings.max_json_body_bytes, settings.max_body_bytes),
+    )
+    app.add_middleware(Guard, settings=settings)  # added last: runs first, before the body limit reads anything
     for r in (ext_router, *(r for p in PLUGINS for r in p.routers), export_router, st_router):
         app.include_router(r)
     mount_web(app)  # the dashboard at /, the JSON index at /api, the live Observation stream, metro lines
@@ -116,9 +125,24 @@ def create_app(settings: Settings | None = None, store: Store | None = None, *, 
     @app.get("/healthz", tags=["operations"], summary="Liveness")
     def healthz(request: Request) -> Any:
         hub = hub_of(request)
-        out: dict[str, Any] = {"status": "ok", "version": __version__, "airquality": hub.airquality.status()}
+        out: dict[str, Any] = {
+            "status": "ok",
+            "version": __version__,
+            "airquality": hub.airquality.status(),
+            "writer": {
+                "queuedRows": hub.writer.queued_rows,
+                "maxQueuedRows": hub.writer.max_queued_rows,
+                "checkpoints": hub.writer.checkpoints,
+                "checkpointsPostponed": hub.writer.checkpoints_postponed,
+                "logBytes": hub.store.log_bytes(),
+            },
+            "streams": stream_counts(),
+        }
         if hub.mqtt is not None:
-            out["mqtt"] = {"broker": f"{hub.mqtt.address.host}:{hub.mqtt.address.port}", **hub.mqtt.stats.as_dict()}
+            out["mqtt"] = {"broker": f"{hub.mqtt.address.host}:{hub.mqtt.address.port}", **hub.mqtt.health()}
+            if hub.mqtt.problem is not None:  # the MQTT process is down (restarting): nothing is ingested
+                out["status"] = "degraded"
+                out["reason"] = f"mqtt: {hub.mqtt.problem}"
         return out
 
     return app

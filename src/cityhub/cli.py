@@ -17,6 +17,8 @@ from cityhub.sim.cli import simulate
 app = typer.Typer(help="CityHub: Hanoi's open smart-city data hub (OGC SensorThings API v1.1).", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys with roles admin, operator, device.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+mqtt_app = typer.Typer(help="MQTT credentials and Mosquitto's password and ACL files.", no_args_is_help=True)
+app.add_typer(mqtt_app, name="mqtt")
 for plugin in PLUGINS:  # `cityhub rules list|apply|alerts` (cityhub.alerts.cli), and later domains' commands
     for name, sub in plugin.commands:
         app.add_typer(sub, name=name)
@@ -333,6 +335,101 @@ def keys_revoke(key_id: int, data_dir: DataDir = Path("var")) -> None:
     if not KeyStore(Settings(data_dir=data_dir).keys_path).revoke(key_id):
         console.print(f"no key {key_id}")
         raise typer.Exit(1)
+
+
+@mqtt_app.command("credentials")
+def mqtt_credentials(
+    thing: Annotated[int | None, typer.Option(help="a device: the Thing whose Datastreams it may publish to")] = None,
+    hub: Annotated[bool, typer.Option("--hub", help="the hub's own connection (CITYHUB_MQTT_USERNAME)")] = False,
+    reader: Annotated[bool, typer.Option("--reader", help="a subscriber to what the hub republishes")] = False,
+    username: Annotated[str | None, typer.Option(help="user name (default: made up from the role)")] = None,
+    data_dir: DataDir = Path("var"),
+) -> None:
+    """Create an MQTT user and print its user name and password (shown once; only a Mosquitto hash is kept).
+    Then regenerate the broker's files (`cityhub mqtt acl`) unless the hub keeps them (CITYHUB_MQTT_ACL_DIR)."""
+    from cityhub.mqtt.acl import CredentialStore, credentials_path
+
+    if (thing is not None) + hub + reader != 1:
+        console.print("[red]give exactly one of --thing ID, --hub or --reader[/red]")
+        raise typer.Exit(2)
+    role = "hub" if hub else "reader" if reader else "device"
+    try:
+        user, password = CredentialStore(credentials_path(data_dir)).create(role, thing, username)
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    typer.echo(f"username: {user}\npassword: {password}")
+
+
+@mqtt_app.command("list")
+def mqtt_list(data_dir: DataDir = Path("var")) -> None:
+    """List MQTT users (without hashes)."""
+    from cityhub.mqtt.acl import CredentialStore, credentials_path
+
+    for u in CredentialStore(credentials_path(data_dir)).list():
+        typer.echo(json.dumps(u))
+
+
+@mqtt_app.command("revoke")
+def mqtt_revoke(username: str, data_dir: DataDir = Path("var")) -> None:
+    """Revoke an MQTT user; it is refused once the broker's files are regenerated and reloaded."""
+    from cityhub.mqtt.acl import CredentialStore, credentials_path
+
+    if not CredentialStore(credentials_path(data_dir)).revoke(username):
+        console.print(f"no MQTT user {username}")
+        raise typer.Exit(1)
+
+
+@mqtt_app.command("acl")
+def mqtt_acl(
+    output: Annotated[Path, typer.Option("-o", "--output", help="folder for mosquitto.passwd and mosquitto.acl")],
+    data_dir: DataDir = Path("var"),
+    mqtt_map: Annotated[
+        Path | None, typer.Option(help="the hub's topic mappings (devices may publish to their mapped topics)")
+    ] = None,
+    reload_pid_file: Annotated[Path | None, typer.Option(help="Mosquitto's pid file: SIGHUP it to reload")] = None,
+) -> None:
+    """Write Mosquitto's password file and ACL from the MQTT credentials and the store's Datastreams. The ACL
+    lists each device's Datastreams: run it again after Datastreams change (or let the hub do it:
+    CITYHUB_MQTT_ACL_DIR). Anonymous reads follow CITYHUB_ANONYMOUS_READ. The hub must be stopped (the store
+    is one process's), unless the hub keeps the files itself."""
+    from cityhub.mqtt import acl
+    from cityhub.mqtt.mappings import Mappings, load_mappings
+    from cityhub.store import open_store
+
+    settings = Settings(data_dir=data_dir)
+    mapping_file = mqtt_map or settings.mqtt_mappings
+    try:
+        mappings = load_mappings(mapping_file) if mapping_file else Mappings([])
+        refs: list[acl.DatastreamRef] = []
+        if settings.db_path.exists():
+            store = open_store(settings)
+            try:
+                refs = acl.datastream_refs(store.catalog)
+            finally:
+                store.close()
+        creds = acl.CredentialStore(acl.credentials_path(data_dir)).active()
+        passwd, text = acl.render(
+            creds,
+            refs,
+            mappings,
+            anonymous_read=settings.anonymous_read,
+            private_prefix=settings.mqtt_private_prefix,
+        )
+        changed = acl.write_files(output, passwd, text)
+        if changed and reload_pid_file is not None:
+            acl.reload_broker(reload_pid_file)
+    except (ValueError, OSError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    users = {r: sum(c.role == r for c in creds) for r in acl.ROLES}
+    console.print(
+        f"{output / acl.PASSWD_FILE}, {output / acl.ACL_FILE}: {users['hub']} hub, {users['device']} device and "
+        f"{users['reader']} reader users; anonymous reads {'on' if settings.anonymous_read else 'off'}"
+        + ("" if changed else " (unchanged)")
+    )
+    if not users["hub"]:
+        console.print("[yellow]no hub user: create one with `cityhub mqtt credentials --hub`[/yellow]")
 
 
 if __name__ == "__main__":

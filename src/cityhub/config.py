@@ -79,6 +79,47 @@ class Settings(BaseSettings):
     # background (no network needed; the data layers are drawn either way).
     tile_url: str = ""
     tile_attribution: str = ""
+    # -- limits: what one request, client or connection may cost ------------------------------------------------
+    # $expand: levels of nesting, and entities in one response (the top level and everything expanded in it).
+    max_expand_depth: int = 5
+    max_response_entities: int = 100_000
+    # JSON bodies (entities, rules, webhooks, queries) are small: a tighter limit than bulk ingest's.
+    max_json_body_bytes: int = 16 * 1024 * 1024
+    # Rows waiting for the Observation writer; past this, writes are answered 503 with Retry-After.
+    max_queued_rows: int = 1_000_000
+    # Requests per client address without a key, and failed key checks per address (the `limits` syntax;
+    # empty: no limit). Clients with a key are limited by `rate_limit_keyed` per key.
+    rate_limit_anonymous: str = "100/second"
+    rate_limit_keyed: str = ""
+    rate_limit_auth_failures: str = "30/minute"
+    # Live streams (server-sent events): connections at once, and events buffered for one slow reader before
+    # it is dropped with a reason.
+    max_stream_clients: int = 100
+    stream_buffer_events: int = 1000
+    # DuckDB: checkpoint the write-ahead log into the database file every this many seconds, or sooner once the
+    # log passes this size.
+    checkpoint_interval_s: float = 300.0
+    checkpoint_wal_bytes: int = 64 * 1024 * 1024
+    # Webhook targets that resolve to loopback, private, link-local or other non-public addresses are refused
+    # unless their host is listed here (comma-separated names or addresses, e.g. "127.0.0.1,alerts.internal").
+    webhook_allow_hosts: str = ""
+    # -- MQTT hardening ------------------------------------------------------------------------------------------
+    # Store an MQTT Observation only for a Datastream that some device credential (`cityhub mqtt credentials`) may
+    # write: the hub's check behind the broker's ACL, which alone knows who published. Off for an open test broker.
+    mqtt_authorize: bool = False
+    # With anonymous_read false the hub republishes (Observations, entities, alerts) only under this topic prefix
+    # (e.g. "private/"), which the generated ACL lets only the hub and reader credentials read; empty: not at all.
+    mqtt_private_prefix: str = ""
+    # A folder where the hub keeps the broker's password and ACL files (mosquitto.passwd, mosquitto.acl) current
+    # after entity and credential changes, and the broker's pid file, signalled (SIGHUP) to reload them; "": none.
+    mqtt_acl_dir: str = ""
+    mqtt_broker_pid_file: str = ""
+    # Republication messages waiting for the MQTT process; beyond this new ones are dropped and counted
+    # (/healthz mqtt.publish_dropped), so a burst cannot grow the hub's or the MQTT process's memory.
+    mqtt_publish_queue: int = 100_000
+    # The MQTT process is restarted after this delay when it dies, doubling up to mqtt_restart_max_s.
+    mqtt_restart_delay_s: float = 1.0
+    mqtt_restart_max_s: float = 30.0
 
     def __init__(self, **values: Any) -> None:
         # A keyword argument by field name (mqtt_url=...) stands for the field's variable (CITYHUB_MQTT), so that it

@@ -30,7 +30,13 @@ class Core:
 def open_core(settings: Settings, store: Store | None = None) -> Core:
     store = store or open_store(settings)
     bus = EventBus()
-    writer = ObservationWriter(store, bus)
+    writer = ObservationWriter(
+        store,
+        bus,
+        max_queued_rows=settings.max_queued_rows,
+        checkpoint_interval_s=settings.checkpoint_interval_s,
+        checkpoint_log_bytes=settings.checkpoint_wal_bytes,
+    )
     catalog = DatastreamCatalog(store)
     pipeline = IngestPipeline(store, catalog, writer, max_future=settings.max_future)
     st = SensorThings(
@@ -40,6 +46,7 @@ def open_core(settings: Settings, store: Store | None = None) -> Core:
         bus,
         max_top=settings.max_top,
         default_top=settings.default_top,
+        max_response_entities=settings.max_response_entities,
         max_future=settings.max_future,
     )
     return Core(settings, store, bus, writer, catalog, pipeline, st, KeyStore(settings.keys_path))

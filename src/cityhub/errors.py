@@ -20,9 +20,11 @@ class ProblemError(Exception):
         *,
         field: str | None = None,
         errors: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
         **extra: Any,
     ) -> None:
         super().__init__(detail)
+        self.headers = headers  # sent with the response (Retry-After, Allow), not in the body
         self.status = status
         self.title = title
         self.detail = detail

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from cityhub.airquality.live import AirQuality
 from cityhub.alerts.engine import AlertEngine
+from cityhub.alerts.notify import Webhooks
 from cityhub.config import Settings
 from cityhub.core import Core, open_core
 from cityhub.domain import Domain
@@ -52,7 +53,9 @@ def open_hub(settings: Settings, store: Store | None = None) -> Hub:
     # Air quality writes derived indices that the alert engine evaluates and MQTT announces: the order of
     # start (and the reverse order of stop) follows that flow.
     hub.airquality = AirQuality(core, day_offset_minutes=settings.day_offset_minutes)
-    hub.alerts = AlertEngine(core.store, core.catalog, bus=core.bus)
+    # The allow list is read at each check, so a changed setting applies to the next delivery attempt.
+    webhooks = Webhooks(core.store, allow_hosts=lambda: settings.webhook_allow_hosts)
+    hub.alerts = AlertEngine(core.store, core.catalog, bus=core.bus, webhooks=webhooks)
     domains: list[Domain] = [hub.alerts, hub.airquality]
     if settings.mqtt_url:
         hub.mqtt = MqttBridge(core)

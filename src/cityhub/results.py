@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from cityhub import model
+from cityhub import jsontext, model
 from cityhub.errors import bad_request
 
 # The JSON kind of a result (null is never a result: it is "missing").
@@ -96,6 +96,8 @@ def stored(kind: str, value: Any, observation_type: str | None) -> tuple[dict[st
     elif kind == BOOLEAN:
         out[column] = "true" if value else "false"
     elif kind == OBJECT:
+        if jsontext.too_deep(value):
+            return None, jsontext.TOO_DEEP
         out[column] = orjson.dumps(value).decode()
     else:
         out[column] = value

@@ -42,6 +42,8 @@ _ALIASES = {
 UNITS = {"µg/m³": "ugm3", "μg/m³": "ugm3", "ug/m3": "ugm3", "µg/m3": "ugm3", "mg/m³": "mg/m3", "mg/m3": "mg/m3",
          "ppm": "ppm", "ppb": "ppb"}  # fmt: skip
 HOUR = timedelta(hours=1)
+# How far back start-up looks for hours a killed process left without an index (see _note_unfinished).
+CATCH_UP = timedelta(days=31)
 VN_AQI_DEFINITION = "https://cityhub.hanoi/def/VN_AQI"
 
 
@@ -222,8 +224,38 @@ class AirQuality:
         return [(OBSERVATIONS, on_observations(self.on_commit))]
 
     def start(self) -> None:
+        self._note_unfinished()
         self._thread = threading.Thread(target=self._run, name="airquality", daemon=True)
         self._thread.start()
+
+    def _note_unfinished(self) -> None:
+        """Note the station-hours a previous run left without an index: the noted work lives in memory, so a
+        process killed (kill -9, an OOM, a supervisor's timeout) before computing it would otherwise leave those
+        hours without VN_AQI for good. Every hour from a station's latest hourly index up to its latest
+        pollutant Observation, is recomputed (at most ``CATCH_UP`` back); late data for older hours that was
+        still waiting is not seen here."""
+        noted: set[tuple[int, datetime]] = set()
+        for st in self.stations().values():
+            latest = self.latest_hour(st)
+            if latest is None:
+                continue
+            done = None
+            if "hour" in st.derived:
+                t = self.store.latest([st.derived["hour"]])
+                if t.num_rows:
+                    done = floor_hour(t.column("phenomenon_time")[0].as_py())
+            # The last indexed hour too: more of its data may have arrived after it was computed.
+            start = max(latest - CATCH_UP, done if done is not None else latest - CATCH_UP)
+            hour = start
+            while hour <= latest:
+                noted.add((st.thing_id, hour))
+                hour += HOUR
+        if noted:
+            log.info("air quality: %d station-hours left without an index by the last run are recomputed", len(noted))
+            with self._lock:
+                self._pending.update(noted)
+                self._idle.clear()
+            self._wake.set()
 
     def stop(self) -> None:
         """Compute the indices of every station-hour already noted, then stop (the writer is still running)."""

@@ -125,9 +125,11 @@ class Publisher:
         self.bus = bus
 
     def publish(self, events: list[dict[str, Any]]) -> None:
+        framed = []
         for e in events:
             payload = orjson.dumps(e, option=orjson.OPT_SERIALIZE_NUMPY)
-            self.broadcaster.publish(sse_message(e["id"], payload))
+            framed.append(sse_message(e["id"], payload))
             if self.bus is not None:  # MQTT republishes them; SSE, webhooks and the store have them anyway
                 a = e["alert"]
                 self.bus.publish(ALERTS, AlertEvent(a["rule"]["id"], a["subject"]["type"], a["subject"]["id"], payload))
+        self.broadcaster.publish(*framed)  # one hand-over for the whole batch of events

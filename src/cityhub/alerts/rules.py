@@ -25,6 +25,7 @@ import shapely.geometry
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from cityhub import jsontext
 from cityhub.errors import ProblemError, bad_request
 
 Kind = Literal["threshold", "range", "rate", "stuck", "stale"]
@@ -224,6 +225,8 @@ def parse_rule(body: Any, prefix: str = "") -> RuleSpec:
     """Validate a rule body (a dict from JSON or YAML); 400 problem with the field at fault."""
     if not isinstance(body, dict):
         raise bad_request("a rule is a JSON object", field=prefix.rstrip(".") or None)
+    if jsontext.too_deep(body):  # stored as JSON text, which must be read back
+        raise bad_request(f"the rule {jsontext.TOO_DEEP}", field=prefix.rstrip(".") or "body")
     try:
         spec = RuleSpec.model_validate(body)
     except ValidationError as exc:
@@ -237,6 +240,10 @@ def parse_ruleset(text: str | bytes) -> tuple[str | None, list[RuleSpec]]:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise bad_request(f"not valid YAML: {str(exc).splitlines()[0]}", field="body") from None
+    except RecursionError:  # PyYAML composes nested nodes recursively: a few hundred "[" are enough
+        raise bad_request(f"the rule file {jsontext.TOO_DEEP}", field="body") from None
+    if jsontext.too_deep(doc):
+        raise bad_request(f"the rule file {jsontext.TOO_DEEP}", field="body")
     if isinstance(doc, list):
         doc = {"rules": doc}
     if not isinstance(doc, dict) or not isinstance(doc.get("rules"), list):

@@ -23,7 +23,7 @@ from cityhub.api.deps import JSONResponse, hub_of, principal, require
 from cityhub.api.params import time_param
 from cityhub.auth.keys import Principal
 from cityhub.errors import bad_request, not_found
-from cityhub.sse import event_stream, message
+from cityhub.sse import Subscriber, event_stream, message, take_slot
 
 router = APIRouter(tags=["Alerts"])
 MAX_ID = 2**62
@@ -206,16 +206,21 @@ async def alert_stream(
     keepalive: float = Query(KEEPALIVE_S, ge=0.2, le=300),
 ) -> Response:
     """Server-sent events: ``event: alert`` with the event as JSON (``id`` is the event id), a ``: keep-alive``
-    comment every ``keepalive`` seconds. A client reconnecting with ``Last-Event-ID`` gets what it missed."""
+    comment every ``keepalive`` seconds. A client reconnecting with ``Last-Event-ID`` gets what it missed. One that
+    falls ``stream_buffer_events`` events behind gets ``event: dropped`` (JSON with the ``reason``) and its stream
+    ends; past ``max_stream_clients`` live streams the answer is 503 with ``Retry-After``."""
     _reader(request)
-    engine = hub_of(request).alerts
+    hub = hub_of(request)
+    engine = hub.alerts
     start = after
     if start is None and last_event_id is not None:
         try:
             start = int(last_event_id)
         except ValueError:
             raise bad_request("Last-Event-ID must be an event id", field="last-event-id") from None
-    q = engine.broadcaster.subscribe()  # before the replay: nothing committed in between is missed
+    slot = take_slot(hub.settings.max_stream_clients)
+    sub: Subscriber[bytes] = Subscriber(slot, hub.settings.stream_buffer_events, resumable=True)
+    engine.broadcaster.subscribe(sub)  # before the replay: nothing committed in between is missed
 
     async def events() -> AsyncIterator[bytes]:
         try:
@@ -225,17 +230,19 @@ async def alert_stream(
                 for eid, payload in await asyncio.to_thread(engine.events_after, start):
                     yield sse_message(eid, payload)
                     last = eid
-            while not engine.broadcaster.closed:
-                msg = await q.get()  # each message is framed once by the engine, for every stream
+            while True:
+                msg = await sub.next()  # each message is framed once by the engine, for every stream
                 if msg is None:  # the engine stopped, or this client fell behind: it resumes from Last-Event-ID
+                    if sub.reason is not None:
+                        yield sub.farewell()
                     return
                 if sse_message_id(msg) <= last:
                     continue  # already sent from the replay
                 yield msg
         finally:
-            engine.broadcaster.unsubscribe(q)
+            engine.broadcaster.unsubscribe(sub)
 
-    return event_stream(events(), keepalive_s=keepalive, keepalive="keep-alive")
+    return event_stream(events(), keepalive_s=keepalive, keepalive="keep-alive", slot=slot, subscriber=sub)
 
 
 @router.get("/api/v1/alerts/status", summary="The alert engine: rules, watched pairs, queue, counters")
@@ -278,7 +285,9 @@ async def resolve(request: Request, alert_id: IdPath, body: Note | None = None) 
     summary="Register a webhook (operator)",
     description="Every alert event passing the filter is POSTed as JSON with `X-CityHub-Signature: "
     "sha256=<hex HMAC-SHA256 of the body with the secret>`, `X-CityHub-Event` and `X-CityHub-Delivery`; "
-    "a failure is retried with exponential back-off, each attempt logged.",
+    "a failure is retried with exponential back-off, each attempt logged as a coarse outcome. The URL's host must "
+    "resolve to public addresses only (checked now and before every attempt; the POST goes to the checked "
+    "address) unless it is in the `webhook_allow_hosts` setting; redirects are not followed.",
 )
 async def create_webhook(request: Request, spec: WebhookSpec) -> Response:
     who = _operator(request)
@@ -313,7 +322,14 @@ async def delete_webhook(request: Request, webhook_id: IdPath) -> Response:
     return JSONResponse({"deleted": webhook_id})
 
 
-@router.get("/api/v1/webhooks/{webhook_id}/deliveries", summary="A webhook's delivery log, newest first (operator)")
+@router.get(
+    "/api/v1/webhooks/{webhook_id}/deliveries",
+    summary="A webhook's delivery log, newest first (operator)",
+    description="Each attempt's outcome is coarse on purpose: `delivered: HTTP 2xx`, `failed: HTTP 4xx` (the "
+    "status class only), `failed: HTTP 3xx, redirect not followed`, `failed: no response (could not connect or "
+    "timed out)`, `failed: could not resolve host`, `refused: non-public address`; no response bodies and no "
+    "network error texts (the hub's log has those).",
+)
 async def deliveries(
     request: Request,
     webhook_id: IdPath,

@@ -15,7 +15,7 @@ from cityhub import airquality as aq
 from cityhub.airquality.live import AirQuality, Station
 from cityhub.api.deps import JSONResponse, hub_of, principal, require
 from cityhub.errors import bad_request, not_found
-from cityhub.timefmt import iso_time
+from cityhub.timefmt import TIME_MIN, check_time, iso_time
 
 router = APIRouter(prefix="/api/v1/aqi", tags=["Air quality"])
 Standard = Literal["vn", "us", "us2012", "kr"]
@@ -53,15 +53,10 @@ AT_QUERY = Query(
 )
 
 
-def _check_at(at: datetime | None) -> None:
-    if at is not None and at.tzinfo is None:
-        raise bad_request("at needs a time zone", field="at")
-
-
 @router.get("/stations", summary="Current index of every air-quality station")
 async def stations(request: Request, index: Standard = STANDARD_QUERY, at: datetime | None = AT_QUERY) -> Response:
     require(principal(request), "read")
-    _check_at(at)
+    at = check_time(at, "at")
     live = _aq(request)
 
     def compute() -> list[dict[str, Any]]:
@@ -76,7 +71,7 @@ async def station(
     request: Request, thing: int, index: Standard = STANDARD_QUERY, at: datetime | None = AT_QUERY
 ) -> Response:
     require(principal(request), "read")
-    _check_at(at)
+    at = check_time(at, "at")
     st = _station(request, thing)
     [(hour, result)] = await asyncio.to_thread(_aq(request).current_many, [st], index, at)
     return JSONResponse(_station_body(st, hour, result))
@@ -92,11 +87,11 @@ async def history(
     end: datetime | None = Query(None, description="ISO 8601 with zone, exclusive; default: now"),
 ) -> Response:
     require(principal(request), "read")
-    for name, val in (("start", start), ("end", end)):
-        if val is not None and val.tzinfo is None:
-            raise bad_request(f"{name} needs a time zone", field=name)
+    start, end = check_time(start, "start"), check_time(end, "end")
     end = end or datetime.now(UTC) + timedelta(hours=1)
-    start = start or end - (timedelta(hours=48) if period == "hour" else timedelta(days=30))
+    span = timedelta(hours=48) if period == "hour" else timedelta(days=30)
+    # An end near the start of the range has less than the default span before it.
+    start = start or (end - span if end - TIME_MIN > span else TIME_MIN)
     if end <= start:
         raise bad_request("end must be after start", field="end")
     if end - start > timedelta(days=400 if period == "hour" else 3660):

@@ -39,8 +39,12 @@ def hub_of(request: Request) -> Hub:
 
 
 def principal(request: Request) -> Principal:
-    """Authenticate from ``Authorization: Bearer <key>`` or ``X-API-Key``."""
+    """Authenticate from ``Authorization: Bearer <key>`` or ``X-API-Key`` (done once, before the body, by
+    :class:`cityhub.api.guard.Guard`, whose answer is reused here)."""
     hub = hub_of(request)
+    who: Principal | None = request.scope.get("state", {}).get("principal")
+    if who is not None and who is not ANONYMOUS:
+        return who
     auth = request.headers.get("authorization", "")
     key = auth[7:].strip() if auth.lower().startswith("bearer ") else request.headers.get("x-api-key")
     if key:

@@ -19,7 +19,7 @@ from cityhub.errors import ProblemError, bad_request
 from cityhub.hub import Hub
 from cityhub.ingest import observations as obsin
 from cityhub.ipc import table_to_ipc
-from cityhub.timefmt import iso_array, iso_time, parse_time
+from cityhub.timefmt import check_time, iso_array, iso_time, parse_time
 
 router = APIRouter(prefix="/api/v1", tags=["CityHub extensions"])
 Id = Annotated[int, Field(ge=0, le=2**63 - 1)]
@@ -115,7 +115,7 @@ async def create_observations_data_array(request: Request) -> Response:
         if not isinstance(comps, list) or not isinstance(rows, list):
             raise bad_request("components and dataArray must be arrays", field=where)
         allowed = {"phenomenonTime", "result", "resultTime", "FeatureOfInterest/id", "parameters"}
-        bad = [c for c in comps if c not in allowed]
+        bad = [c for c in comps if not isinstance(c, str) or c not in allowed]
         if bad or "result" not in comps:
             raise bad_request(
                 f"components must include result and be among {sorted(allowed)}", field=f"{where}.components"
@@ -130,21 +130,20 @@ async def create_observations_data_array(request: Request) -> Response:
     if not records:
         return JSONResponse([], status_code=201)
     raw = obsin.rows_to_table(records)
-    out = await ingest_table(hub, raw, who, partial=True)
+    prep = await asyncio.to_thread(hub.pipeline.prepare, raw, who, partial=True)
+    result = await asyncio.wrap_future(hub.pipeline.submit(prep))
+    out = hub.pipeline.outcome(prep, result)
     errors = {e["index"]: e for e in out["errors"]}
-    # Row results in order: the stored (or already stored) Observation's link, or the error.
-    keys: dict[int, tuple[int, datetime]] = {}
-    for i, rec in enumerate(records):
-        if i not in errors and isinstance(rec.get("phenomenonTime"), str):
-            keys[i] = (rec["datastream"], parse_time(rec["phenomenonTime"], "phenomenonTime"))
-    by_key = await asyncio.to_thread(hub.store.observations.ids_by_key, list(set(keys.values()))) if keys else {}
+    # Row results in order: the stored (or already stored) Observation's link, or the error. The write found
+    # the stored Observation of each repeated row; looking them up again would read the Datastream's history.
+    stored = hub.pipeline.stored_ids(prep, result)
     base = str(request.base_url).rstrip("/") + "/v1.1"
     answer = []
     for i in range(len(records)):
         if i in errors:
             answer.append(f"error: {errors[i]['field']} {errors[i]['reason']}")
             continue
-        oid = by_key.get(keys[i]) if i in keys else None
+        oid = stored.get(i)
         answer.append(f"{base}/Observations({oid})" if oid is not None else "error: not stored")
     return JSONResponse(answer, status_code=201)
 
@@ -282,9 +281,7 @@ async def aggregate_get(
 ) -> Response:
     require(principal(request), "read")
     hub = hub_of(request)
-    for name, val in (("start", start), ("end", end)):
-        if val is not None and val.tzinfo is None:
-            raise bad_request(f"{name} needs a time zone", field=name)
+    start, end = check_time(start, "start"), check_time(end, "end")
     q = AggregateQuery(
         datastreams=_parse_ids(datastreams),
         thing=thing,

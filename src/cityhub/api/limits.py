@@ -1,4 +1,6 @@
-"""The request-body limit (``Settings.max_body_bytes``), enforced before the body is read.
+"""The request-body limits, enforced before the body is read: ``Settings.max_body_bytes`` for the bulk routes
+(``BULK_PATHS``: CSV, NDJSON, Arrow, data arrays), ``Settings.max_json_body_bytes`` for every other route, whose
+bodies are entities, rules and queries that no client needs megabytes for.
 
 A declared ``Content-Length`` over the limit is answered 413 at once, without reading a byte; a body sent
 chunked (no length) is counted as it streams and cut off with a 413 the moment it passes the limit, so no
@@ -11,6 +13,9 @@ from typing import Any
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+# Routes whose bodies are bulk data; more will join (GTFS feeds, tap files).
+BULK_PATHS = frozenset({"/api/v1/ingest", "/v1.1/CreateObservations"})
 
 
 class BodyTooLarge(Exception):
@@ -33,17 +38,19 @@ def _problem(limit: int, path: str) -> bytes:
 class BodyLimit:
     """Pure ASGI middleware (no buffering, unlike BaseHTTPMiddleware)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, json_max_bytes: int | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.json_max_bytes = max_bytes if json_max_bytes is None else json_max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.max_bytes if scope["path"] in BULK_PATHS else self.json_max_bytes
         length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_bytes:
-            await self._refuse(scope, send)
+        if length is not None and length.isdigit() and int(length) > limit:
+            await self._refuse(scope, send, limit)
             return
         seen = 0
         started = False
@@ -53,7 +60,7 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > limit:
                     raise BodyTooLarge
             return message
 
@@ -67,10 +74,10 @@ class BodyLimit:
             await self.app(scope, limited_receive, tracking_send)
         except BodyTooLarge:
             if not started:
-                await self._refuse(scope, send)
+                await self._refuse(scope, send, limit)
 
-    async def _refuse(self, scope: Scope, send: Send) -> None:
-        body = _problem(self.max_bytes, scope.get("path", ""))
+    async def _refuse(self, scope: Scope, send: Send, limit: int) -> None:
+        body = _problem(limit, scope.get("path", ""))
         headers: list[Any] = [
             (b"content-type", b"application/problem+json"),
             (b"content-length", str(len(body)).encode()),

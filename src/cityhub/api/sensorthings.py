@@ -52,7 +52,13 @@ async def handle_get(request: Request, path: str) -> Response:
     hub = hub_of(request)
     res = parse_path(path)
     raw = {k: v for k, v in request.query_params.items()}
-    opts = parse_options(res.et, raw, max_top=hub.settings.max_top, default_top=hub.settings.default_top)
+    opts = parse_options(
+        res.et,
+        raw,
+        max_top=hub.settings.max_top,
+        default_top=hub.settings.default_top,
+        max_expand_depth=hub.settings.max_expand_depth,
+    )
     out = await run_in_threadpool(hub.sensorthings.read, res, opts, base_url(request), request.url.query)
     if isinstance(out, tuple) and out[0] == "raw":
         value = out[1]
@@ -110,7 +116,12 @@ def _query_params() -> dict[str, Any]:
     return {
         "filter_": Query(None, alias="$filter", description="OData/SensorThings filter expression"),
         "select": Query(None, alias="$select", description="comma-separated properties"),
-        "expand": Query(None, alias="$expand", description="navigation properties, with nested options"),
+        "expand": Query(
+            None,
+            alias="$expand",
+            description="navigation properties, with nested options; at most `max_expand_depth` levels (default 5), "
+            "and at most `max_response_entities` entities (default 100,000) in the whole response",
+        ),
         "orderby": Query(None, alias="$orderby", description="e.g. `phenomenonTime desc`"),
         "top": Query(None, alias="$top", description="page size (≤ 10,000)"),
         "skip": Query(None, alias="$skip"),

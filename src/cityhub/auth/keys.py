@@ -14,7 +14,6 @@ import os
 import secrets
 import tempfile
 import threading
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -61,9 +60,8 @@ class KeyStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
-        self._mtime: float | None = None
+        self._mtime: tuple[int, int, int] | None = None
         self._by_hash: dict[str, dict] = {}
-        self._checked = -1.0
 
     def _load(self) -> list[dict]:
         if not self.path.exists():
@@ -71,12 +69,11 @@ class KeyStore:
         return orjson.loads(self.path.read_bytes())
 
     def _refresh(self) -> None:
-        now = time.monotonic()
-        if now - self._checked < 1.0:  # a revoked key stops working within a second
-            return
-        self._checked = now
+        # One stat a request (~2 µs): a key revoked by `cityhub keys revoke` in another process stops working on
+        # the very next request. The file is replaced, never rewritten in place, so its inode changes too.
         try:
-            mtime = self.path.stat().st_mtime_ns
+            st = self.path.stat()
+            mtime: tuple[int, int, int] | None = (st.st_mtime_ns, st.st_ino, st.st_size)
         except FileNotFoundError:
             mtime = None
         if mtime != self._mtime:
@@ -104,8 +101,7 @@ class KeyStore:
                 }
             )
             self._write(keys)
-            self._checked = -1.0
-        return key
+            return key
 
     def revoke(self, key_id: int) -> bool:
         with self._lock:
@@ -115,7 +111,6 @@ class KeyStore:
                 if k["id"] == key_id:
                     k["revoked"], hit = True, True
             self._write(keys)
-            self._checked = -1.0
             return hit
 
     def list(self) -> list[dict]:
@@ -136,10 +131,6 @@ class KeyStore:
         with self._lock:
             self._refresh()
             rec = self._by_hash.get(digest)
-            if rec is None:  # a key created a moment ago by `cityhub keys create`
-                self._checked = -1.0
-                self._refresh()
-                rec = self._by_hash.get(digest)
         if rec is None:
             return None
         return Principal(rec["role"], rec["name"], rec.get("thing_id"))

@@ -21,7 +21,7 @@ import pyarrow.csv as pacsv
 import pyarrow.ipc as paipc
 import pyarrow.json as pajson
 
-from cityhub import results, timefmt
+from cityhub import jsontext, results, timefmt
 from cityhub.errors import ProblemError, bad_request
 from cityhub.ingest.plain import MIN_ROWS as PLAIN_MIN_ROWS
 from cityhub.ingest.plain import validate_plain
@@ -142,6 +142,8 @@ def parse_body(body: bytes, fmt: str) -> pa.Table:
                         "phenomenonTime": pa.string(),
                         "resultTime": pa.string(),
                         "unit": pa.string(),
+                        # JSON text: left to type inference, 2026-01-01 became a date and 7 a number
+                        "parameters": pa.string(),
                     },
                     strings_can_be_null=True,
                     null_values=[""],  # keep NaN/NA visible so validation can name them
@@ -203,6 +205,11 @@ def _read_ndjson_objects(body: bytes) -> pa.Table:
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
         # Mixed result types, or a broken line: the slow path says exactly which line.
         return _ndjson_rows(body)
+    ptype = table.schema.field("parameters").type if "parameters" in table.column_names else pa.null()
+    if not (pa.types.is_string(ptype) or pa.types.is_null(ptype)):
+        # Objects (the documented form) were read as structs, numbers as numbers: the line-by-line path
+        # turns them back into JSON text, as it does for the other JSON paths.
+        return _ndjson_rows(body)
     typed = _json_typed_results(table)
     return _ndjson_rows(body) if typed is None else typed
 
@@ -255,7 +262,7 @@ def rows_to_table(records: list[dict[str, Any]]) -> pa.Table:
     texts: list[str | None] = []
     jsons: list[str | None] = []
     present: set[str] = set()
-    for rec in records:
+    for i, rec in enumerate(records):
         for c in COLUMNS:
             if c == "result":
                 continue
@@ -263,9 +270,9 @@ def rows_to_table(records: list[dict[str, Any]]) -> pa.Table:
             if v is not None:
                 present.add(c)
             if c == "parameters" and v is not None and not isinstance(v, str):
-                v = orjson.dumps(v).decode()
+                v = _json_member(v, c, i)
             elif c in ("phenomenonTime", "resultTime", "unit") and v is not None and not isinstance(v, str):
-                v = orjson.dumps(v).decode()  # validation then says what is wrong with it
+                v = _json_member(v, c, i)  # validation then says what is wrong with it
             elif c in ("datastream", "featureOfInterest") and v is not None:
                 v = str(v)
             cols[c].append(v)
@@ -275,7 +282,7 @@ def rows_to_table(records: list[dict[str, Any]]) -> pa.Table:
         if isinstance(r, bool) or r is None or isinstance(r, (dict, list)):
             numbers.append(None)
             texts.append(None)
-            jsons.append(None if r is None else orjson.dumps(r).decode())
+            jsons.append(None if r is None else _json_member(r, "result", i))
         elif isinstance(r, (int, float)):
             numbers.append(float(r))
             texts.append(None)
@@ -296,6 +303,15 @@ def rows_to_table(records: list[dict[str, Any]]) -> pa.Table:
     out["result_text"] = pa.array(texts, pa.string())
     out["result_json"] = pa.array(jsons, pa.string())
     return pa.table(out)
+
+
+def _json_member(value: Any, field: str, index: int) -> str:
+    # A member too deep to be read back cannot travel as text to the row-wise rules: the body is refused.
+    try:
+        return jsontext.dump(value, field)
+    except ProblemError as exc:
+        exc.extra["index"] = index
+        raise
 
 
 # -- validation ------------------------------------------------------------------------------------------
@@ -431,7 +447,7 @@ def validate_one(
         "result_quality": None,
         "valid_time_start": None,
         "valid_time_end": None,
-        "parameters": None if params is None else orjson.dumps(params).decode(),
+        "parameters": None if params is None else jsontext.dump(params, "parameters"),
         "feature_of_interest_id": None,
     }
 

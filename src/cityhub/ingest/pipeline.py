@@ -107,6 +107,20 @@ class IngestPipeline:
             "errors": sorted(rejected, key=lambda e: e["index"])[: obsin.MAX_BAD_ROWS_LISTED],
         }
 
+    def stored_ids(self, prep: Prepared, result: AppendResult) -> dict[int, int]:
+        """The Observation each row of the body is now, by the row's index in the body: the new one, or the
+        stored one it repeated. Refused rows (bad, or conflicting with a stored Observation) are absent. Taken
+        from what the write itself found, so it costs no read of stored Observations, however many there are."""
+        inserted = set(result.inserted.tolist())
+        out: dict[int, int] = {}
+        for row_id, index in zip(prep.ids.tolist(), prep.validated.good_index.tolist(), strict=True):
+            if row_id in result.conflicting:
+                continue
+            stored = row_id if row_id in inserted else result.duplicate_of.get(row_id)
+            if stored is not None:
+                out[int(index)] = stored
+        return out
+
     def ingest(self, raw: pa.Table, who: Principal | None = None, *, partial: bool = False) -> dict[str, Any]:
         """``prepare``, ``submit`` and ``outcome`` in one blocking call (threads outside the event loop)."""
         prep = self.prepare(raw, who, partial=partial)
@@ -127,4 +141,4 @@ class IngestPipeline:
         ids = self.store.allocate_ids("observations", len(rows))
         for r, i in zip(rows, ids, strict=True):
             r["id"] = int(i)
-        return self.writer.submit(obsin.rows_to_batch(rows), all_or_nothing=False, replace=True)
+        return self.writer.submit(obsin.rows_to_batch(rows), all_or_nothing=False, replace=True, bounded=False)

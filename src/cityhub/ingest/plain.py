@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from cityhub import results
+from cityhub import results, timefmt
 from cityhub.ingest.validated import Validated
 from cityhub.store.ops.catalog import DatastreamInfo
 
@@ -30,8 +30,8 @@ _COLUMNS = frozenset({"datastream", "phenomenonTime", "result", "resultTime", "u
 # A zone is required; texts of this shape are read alike by Arrow's cast and DuckDB's TIMESTAMPTZ cast.
 _ZONED_TIME = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})$"
 _UTC_US = pa.timestamp("us", tz="UTC")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
-_RESULT_TIME_LATEST = datetime(9000, 1, 1, tzinfo=UTC)  # beyond it the vectorised path words the limits
 
 
 def _signed_ids(col: pa.ChunkedArray, *, nulls: bool) -> bool:
@@ -59,8 +59,13 @@ def _times(col: pa.ChunkedArray, *, nulls: bool) -> pa.ChunkedArray | None:
 def _between(ts: pa.ChunkedArray, lo: datetime, hi: datetime) -> bool:
     if ts.null_count == len(ts):
         return True
-    mm = pc.min_max(ts).as_py()
-    return bool(mm["min"] >= lo and mm["max"] <= hi)
+    # Compared as microseconds: a timestamp Arrow parsed may be one Python cannot hold (year 0).
+    mm = pc.min_max(pc.cast(ts, pa.int64())).as_py()
+    return bool(mm["min"] >= _micros(lo) and mm["max"] <= _micros(hi))
+
+
+def _micros(ts: datetime) -> int:
+    return (ts - _EPOCH) // timedelta(microseconds=1)
 
 
 def validate_plain(
@@ -110,7 +115,7 @@ def validate_plain(
         return None
     if "resultTime" in names:
         rt = _times(table.column("resultTime"), nulls=True)
-        if rt is None or not _between(rt, datetime(1, 1, 2, tzinfo=UTC), _RESULT_TIME_LATEST):
+        if rt is None or not _between(rt, timefmt.TIME_MIN, timefmt.TIME_MAX):
             return None
     else:
         rt = pa.chunked_array([pa.nulls(n, _UTC_US)])

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -32,7 +32,8 @@ _CANONICAL_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?
 _PLAIN_NUMBER = re.compile(r"^-?\d{1,15}(\.\d{1,15})?$")
 _PLAIN_TEXT = re.compile(r"^[A-Za-z][A-Za-z0-9_:/.#-]{0,200}$")  # a term or URI, never a number or boolean
 _TIME_TYPES = (pa.string(), pa.null())
-_MAX_YEAR = 9999
+# Words DuckDB's DOUBLE cast reads as numbers (NaN, infinity), which the query then refuses as such.
+_DOUBLE_WORDS = frozenset({"nan", "inf", "infinity"})
 
 
 def _time(value: str | None) -> tuple[datetime | None, str | None] | None:
@@ -47,9 +48,10 @@ def _time(value: str | None) -> tuple[datetime | None, str | None] | None:
         return None  # e.g. 2026-02-30: let the vectorised path word it
     if ts.tzinfo is None:
         return None, timefmt.NO_ZONE
-    if ts.year >= _MAX_YEAR:
-        return None
-    return ts.astimezone(UTC), None
+    try:
+        return timefmt.to_utc(ts), None
+    except timefmt.TimeFormatError as exc:  # the vectorised check's range, so the same reason
+        return None, exc.reason
 
 
 def _text_result(value: str, otype: str | None) -> tuple[str, Any] | None:
@@ -58,6 +60,8 @@ def _text_result(value: str, otype: str | None) -> tuple[str, Any] | None:
     if rule.text_as == results.NUMBER:
         if _PLAIN_NUMBER.match(value):
             return results.NUMBER, float(value)
+        if value.lower() in _DOUBLE_WORDS:
+            return None
         return (results.STRING, value) if _PLAIN_TEXT.match(value) else None
     if rule.text_as == results.BOOLEAN:
         low = value.lower()

@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from cityhub.bus import EventBus
+from cityhub.errors import ProblemError
 from cityhub.store.base import OBSERVATION_BATCH_SCHEMA, AppendResult, Store
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 # folded in after a quiet moment, or at least this often under load. Reads of them fold first.
 IDLE_FLUSH_S = 0.05
 MAX_FLUSH_DELAY_S = 0.5
+CHECKPOINT_TRIES = 5
 
 
 @dataclass(eq=False)
@@ -48,6 +50,19 @@ class _Item:
         return ids
 
 
+class WriterBusy(ProblemError):
+    """The writer's queue is full: a 503 with ``Retry-After`` (HTTP), or a message left unacknowledged (MQTT)."""
+
+    def __init__(self, queued: int, limit: int, retry_after: int) -> None:
+        super().__init__(
+            503,
+            "Service Unavailable",
+            f"the hub is storing {queued:,} rows already (its limit is {limit:,}); retry in {retry_after} s",
+            field="body",
+            headers={"Retry-After": str(retry_after)},
+        )
+
+
 class _Conflict(Exception):
     def __init__(self, results: dict[_Item, AppendResult]) -> None:
         self.results = results
@@ -56,18 +71,42 @@ class _Conflict(Exception):
 class ObservationWriter:
     """Serialises Observation appends and commits them in groups of up to ``max_rows`` rows."""
 
-    def __init__(self, store: Store, bus: EventBus | None = None, max_rows: int = 100_000) -> None:
+    def __init__(
+        self,
+        store: Store,
+        bus: EventBus | None = None,
+        max_rows: int = 100_000,
+        max_queued_rows: int = 1_000_000,
+        checkpoint_interval_s: float = 300.0,
+        checkpoint_log_bytes: int = 64 * 1024 * 1024,
+    ) -> None:
         self.store = store
         self.bus = bus or EventBus()
         self.max_rows = max_rows
+        self.max_queued_rows = max_queued_rows
+        self._queued_rows = 0  # rows submitted and not yet taken by the writer thread
+        self._count_lock = threading.Lock()
+        self._commit_rate = 200_000.0  # rows/s, updated as groups commit; sizes Retry-After
         self._queue: queue.Queue[_Item | None] = queue.Queue()
         self._flushed = time.monotonic()
+        # The store's write-ahead log is checkpointed here, in the one thread that writes, between commits: on a
+        # schedule and whenever it has grown past its limit, so that a restart after kill -9 replays little.
+        self.checkpoint_interval_s = checkpoint_interval_s
+        self.checkpoint_log_bytes = checkpoint_log_bytes
+        self._checkpointed = time.monotonic()
+        self.checkpoints = 0
+        self.checkpoints_postponed = 0
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="observation-writer", daemon=True)
         self._thread.start()
 
     def submit(
-        self, batch: pa.Table | list[dict[str, Any]], *, all_or_nothing: bool = True, replace: bool = False
+        self,
+        batch: pa.Table | list[dict[str, Any]],
+        *,
+        all_or_nothing: bool = True,
+        replace: bool = False,
+        bounded: bool = True,
     ) -> Future[AppendResult]:
         """Queue a batch whose ``id`` column was allocated with ``store.allocate_ids``: an Arrow table, or
         rows (dicts with the columns of OBSERVATION_BATCH_SCHEMA; single POSTs skip Arrow until the group
@@ -79,12 +118,28 @@ class ObservationWriter:
 
         Every committed row, new or replaced, is published on the bus (subject ``observations``) before the
         returned future resolves.
+
+        With ``bounded`` (every client's write) a batch that would take the queue past ``max_queued_rows`` is
+        refused with :class:`WriterBusy` rather than queued: memory stays bounded and the client learns when to
+        retry. A batch is always taken when nothing is queued, however large. Derived rows (computed by the hub
+        from rows already accepted) pass ``bounded=False``: refusing them would lose work the hub owes.
         """
         if self._closed:
             raise RuntimeError("the Observation writer is closed")
         item = _Item(batch, all_or_nothing, replace)
+        rows = item.rows
+        with self._count_lock:
+            queued = self._queued_rows
+            if bounded and queued and queued + rows > self.max_queued_rows:
+                retry = max(1, min(60, round(queued / self._commit_rate)))
+                raise WriterBusy(queued, self.max_queued_rows, retry)
+            self._queued_rows = queued + rows
         self._queue.put(item)
         return item.future
+
+    @property
+    def queued_rows(self) -> int:
+        return self._queued_rows
 
     def drain(self) -> None:
         """Wait until everything submitted so far is committed (and published)."""
@@ -104,9 +159,11 @@ class ObservationWriter:
         while True:
             try:
                 # With roll-ups pending, wait only briefly: a quiet moment is the time to fold them in.
-                first = self._queue.get(timeout=IDLE_FLUSH_S if self.store.pending_derived() else None)
+                # Otherwise wake now and then: a checkpoint may fall due while nothing is written.
+                first = self._queue.get(timeout=IDLE_FLUSH_S if self.store.pending_derived() else 1.0)
             except queue.Empty:
                 self._flush()
+                self._maybe_checkpoint()
                 continue
             if first is None:
                 self._flush()
@@ -122,10 +179,18 @@ class ObservationWriter:
                     break
                 items.append(nxt)
                 rows += nxt.rows
-            self._commit_group(items)
+            t0 = time.perf_counter()
+            try:
+                self._commit_group(items)
+            finally:
+                with self._count_lock:
+                    self._queued_rows -= rows
+            if rows >= 1000:
+                self._commit_rate = 0.8 * self._commit_rate + 0.2 * rows / max(time.perf_counter() - t0, 1e-3)
             # Under sustained load, fold roll-ups in at least every MAX_FLUSH_DELAY_S or 100,000 rows.
             if self.store.pending_derived() >= 100_000 or time.monotonic() - self._flushed > MAX_FLUSH_DELAY_S:
                 self._flush()
+            self._maybe_checkpoint()
             if stop:
                 self._flush()
                 return
@@ -136,6 +201,29 @@ class ObservationWriter:
         except Exception:
             log.exception("roll-up flush failed; it is retried after the next commit")
         self._flushed = time.monotonic()
+
+    def _maybe_checkpoint(self) -> None:
+        size = self.store.log_bytes()
+        if not size or (
+            time.monotonic() - self._checkpointed < self.checkpoint_interval_s and size < self.checkpoint_log_bytes
+        ):
+            return
+        # A CHECKPOINT fails while any reader is in a query, so it is tried a few times a few milliseconds apart
+        # and otherwise again after the next commit. It is never forced: DuckDB's FORCE CHECKPOINT stops new
+        # transactions while it waits for running ones, and a reader between two statements then waits for it
+        # while it waits for the reader.
+        for attempt in range(CHECKPOINT_TRIES):
+            try:
+                self.store.checkpoint()
+                break
+            except Exception as exc:
+                if attempt == CHECKPOINT_TRIES - 1:
+                    self.checkpoints_postponed += 1
+                    log.debug("checkpoint postponed: %s", exc)
+                    return
+                time.sleep(0.005)
+        self._checkpointed = time.monotonic()
+        self.checkpoints += 1
 
     def _commit_group(self, items: list[_Item]) -> None:
         """Commit in queue order: runs of appends together, runs of replacements together; a drain marker is

@@ -15,19 +15,32 @@ Every committed Observation, whatever way it came in, is published to ``v1.1/Dat
 created or updated entities to ``v1.1/<EntitySet>`` and ``v1.1/<EntitySet>(<id>)``. The hub subscribes with
 MQTT 5's No Local option so it never hears itself, and ignores messages that carry an ``@iot.id``.
 
+With ``anonymous_read`` false the hub republishes only under ``mqtt_private_prefix`` (which the ACL that
+:mod:`cityhub.mqtt.acl` generates keeps from anonymous clients), or nothing. With ``mqtt_authorize`` a message
+for a Datastream that no device credential may write is a dead letter (see :mod:`cityhub.mqtt.acl` for why
+the hub can check no more than that).
+
 The connection itself lives in a child process (:mod:`cityhub.mqtt.child`), so that the MQTT protocol work
-runs on another core than validation and commits.
+runs on another core than validation and commits. It is supervised: restarted with back-off when it dies,
+reported by ``/healthz`` meanwhile. Republication goes through a queue bounded in messages
+(``mqtt_publish_queue``); what does not fit is dropped and counted (``publish_dropped``), never waited for.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 import multiprocessing as mp
 import queue
 import re
+import signal
 import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -39,7 +52,16 @@ from cityhub.errors import ProblemError
 from cityhub.ingest import deadletters
 from cityhub.ingest import observations as obsin
 from cityhub.ipc import table_to_ipc
-from cityhub.mqtt.child import OBSERVATIONS_TOPIC, BrokerAddress, IoConfig, io_main
+from cityhub.mqtt.acl import AclKeeper, CredentialStore, credentials_path
+from cityhub.mqtt.child import (
+    MAX_PUBLISH_ROWS,
+    OBSERVATIONS_TOPIC,
+    PUBLISH_WINDOW,
+    BrokerAddress,
+    IoConfig,
+    RawMessage,
+    io_main,
+)
 from cityhub.mqtt.mappings import Mappings, load_mappings
 
 if TYPE_CHECKING:
@@ -52,6 +74,8 @@ log = logging.getLogger(__name__)
 
 DATASTREAM_TOPIC = re.compile(r"^v1\.1/Datastreams\((\d+)\)/Observations$")
 _FAST_KEYS = frozenset({"phenomenonTime", "result", "resultTime"})
+RESTART_STABLE_S = 60.0  # a process that lived this long is restarted after the first delay again
+DROP_LOG_INTERVAL_S = 5.0
 
 
 @dataclass
@@ -70,11 +94,16 @@ class Message:
 @dataclass
 class BridgeStats:
     connected: bool = False
+    process_up: bool = False
+    process_pid: int | None = None
+    restarts: int = 0
+    down_reason: str | None = None
     received: int = 0
     stored: int = 0
     duplicates: int = 0
     dead_letters: int = 0
     published: int = 0
+    publish_dropped: int = 0
     last_error: str | None = None
     connects: int = 0
 
@@ -102,21 +131,68 @@ def check_settings(settings: Settings) -> None:
     publish_set(settings.mqtt_publish)
     if settings.mqtt_mappings:
         load_mappings(settings.mqtt_mappings)
+    prefix = settings.mqtt_private_prefix
+    if prefix and (not prefix.endswith("/") or "+" in prefix or "#" in prefix or prefix.startswith("v1.1/")):
+        raise ValueError(f"MQTT private prefix {prefix!r}: topic levels ending in '/', no wildcards, not under v1.1/")
+    if settings.mqtt_publish_queue < 1:
+        raise ValueError("MQTT publish queue must hold at least one message")
 
 
 class _Publisher:
-    """``hub.mqtt.client.publish(topic, payload, qos)`` for other modules (alerts): sent by the I/O process."""
+    """``hub.mqtt.client.publish(topic, payload, qos)`` for other modules: queued like every republication and
+    sent by the I/O process."""
 
     def __init__(self, bridge: MqttBridge) -> None:
         self.bridge = bridge
 
     def publish(self, topic: str, payload: bytes | str, qos: int = 0, retain: bool = False) -> None:
         data = payload.encode() if isinstance(payload, str) else payload
-        self.bridge._send(("pub", [(topic, data)], qos))
+        self.bridge._enqueue(("pub", [(self.bridge.prefix + topic, data)], qos), 1, "a message")
+
+
+def _exit_text(code: int | None) -> str:
+    if code is None:
+        return "exit status unknown"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+class _Link:
+    """One life of the I/O process: its end of the pipe, and the publish commands it has not answered yet."""
+
+    def __init__(self, gen: int, proc: BaseProcess, conn: Connection) -> None:
+        self.gen, self.proc, self.conn = gen, proc, conn
+        self.lock = threading.Lock()
+        self.credits = threading.Semaphore(PUBLISH_WINDOW)
+        self.outstanding: collections.deque[int] = collections.deque()  # messages per unanswered command
+        self.dead = threading.Event()
+
+    def send(self, item: Any) -> bool:
+        if self.dead.is_set():
+            return False
+        try:
+            with self.lock:
+                self.conn.send(item)
+            return True
+        except (OSError, ValueError):  # the process is gone; the supervisor says so
+            return False
 
 
 class MqttBridge:
-    """The MQTT side of ``cityhub serve``: ingest from the broker, publish what the hub stores."""
+    """The MQTT side of ``cityhub serve``: ingest from the broker, publish what the hub stores.
+
+    Three threads of the hub talk to the I/O process: the supervisor (reads everything the process says,
+    restarts it with back-off when it dies), ingest (asks for a batch, commits it, acknowledges it) and the
+    publisher (hands republications over, at most ``PUBLISH_WINDOW`` unanswered). While the process is down
+    nothing is acknowledged to the broker, so QoS 1 messages wait in the hub's persistent session and come
+    again after the restart; a batch committed just before the death is not acknowledged either (its
+    acknowledgement would name packet ids of a connection that no longer exists), so it comes again and the
+    store's natural key makes it a duplicate, not a second Observation.
+    """
 
     name = "mqtt"
 
@@ -127,10 +203,29 @@ class MqttBridge:
         self.address = BrokerAddress.parse(s.mqtt_url)
         self.mappings: Mappings = load_mappings(s.mqtt_mappings) if s.mqtt_mappings else Mappings([])
         self.publish_qos = s.mqtt_publish_qos
-        self.publish = publish_set(s.mqtt_publish)
+        # With anonymous reads off the hub publishes only under a prefix the generated ACL keeps from anonymous
+        # clients, or nothing: the hub cannot see how the broker is configured, so it fails closed.
+        self.republish = s.anonymous_read or bool(s.mqtt_private_prefix)
+        self.prefix = "" if s.anonymous_read else s.mqtt_private_prefix
+        self.publish = publish_set(s.mqtt_publish) if self.republish else set()
+        if not self.republish:
+            log.warning("anonymous reads are off and no MQTT private prefix is set: the hub republishes nothing")
         self.base = s.base_url + "/v1.1"
         self.stats = BridgeStats()
         self.client = _Publisher(self)
+        self.authorize = s.mqtt_authorize
+        self.credentials = CredentialStore(credentials_path(s.data_dir))
+        self.acl: AclKeeper | None = None
+        if s.mqtt_acl_dir:
+            self.acl = AclKeeper(
+                Path(s.mqtt_acl_dir),
+                self.credentials,
+                hub.store.catalog,
+                self.mappings,
+                anonymous_read=s.anonymous_read,
+                private_prefix=s.mqtt_private_prefix,
+                pid_file=Path(s.mqtt_broker_pid_file) if s.mqtt_broker_pid_file else None,
+            )
         self.config = IoConfig(
             host=self.address.host,
             port=self.address.port,
@@ -144,28 +239,44 @@ class MqttBridge:
             key_file=str(s.mqtt_key_file) if s.mqtt_key_file else None,
             tls_insecure=s.mqtt_tls_insecure,
         )
+        self.restart_delay = s.mqtt_restart_delay_s
+        self.restart_max = max(s.mqtt_restart_max_s, s.mqtt_restart_delay_s)
+        self.publish_limit = s.mqtt_publish_queue
         self._topic_ids: dict[str, int] = {}
-        self._stop = threading.Event()
-        self._send_lock = threading.Lock()
-        self._outbox: queue.Queue[Any] = queue.Queue(maxsize=10_000)
-        ctx = mp.get_context("spawn")  # a clean interpreter: no copy of the hub's threads or DuckDB handles
-        self._conn, child_conn = ctx.Pipe(duplex=True)
-        self._proc = ctx.Process(target=io_main, args=(child_conn, self.config), name="cityhub-mqtt", daemon=True)
-        self._child_conn = child_conn
+        self._writers: frozenset[int] | None = None  # Things with a device credential, for the batch at hand
+        self._stop = threading.Event()  # ingest stops
+        self._draining = threading.Event()  # the publisher drops rather than waits for a restart
+        self._closing = threading.Event()  # no more restarts
+        self._up = threading.Event()
+        self._life_lock = threading.Lock()
+        self._link: _Link | None = None
+        self._gen = 0
+        self._handoff: queue.Queue[tuple[int, list[RawMessage] | None]] = queue.Queue()
+        self._outbox: collections.deque[Any] = collections.deque()
+        self._outbox_cond = threading.Condition()
+        self._queued = 0  # messages in the outbox or waiting for a publish credit
+        self._drops_unlogged = 0
+        self._drop_lock = threading.Lock()
+        self._drop_logged_at = 0.0
+        self._ctx = mp.get_context("spawn")  # a clean interpreter: no copy of the hub's threads or DuckDB handles
+        self._supervisor = threading.Thread(target=self._supervise, name="mqtt-supervisor", daemon=True)
         self._worker = threading.Thread(target=self._run, name="mqtt-ingest", daemon=True)
         self._publisher = threading.Thread(target=self._publish_loop, name="mqtt-publish", daemon=True)
 
     def subscriptions(self) -> list[tuple[str, Handler]]:
-        subs: list[tuple[str, Handler]] = [(ALERTS, self._on_alert)]
+        subs: list[tuple[str, Handler]] = []
+        if self.republish:
+            subs.append((ALERTS, self._on_alert))
         if self.publish & {"datastreams", "observations"}:
             subs.append((OBSERVATIONS, on_observations(self._on_commit)))
-        if "entities" in self.publish:
+        if "entities" in self.publish or self.acl is not None:
             subs.append((ENTITIES, self._on_entity))
         return subs
 
     def start(self) -> None:
-        self._proc.start()
-        self._child_conn.close()  # the child's end lives in the child: EOF here when it dies, and there when we do
+        if self.acl is not None:
+            self.acl.start()  # before the first connection: the broker's files name the hub's own user
+        self._supervisor.start()
         self._worker.start()
         self._publisher.start()
         log.info("MQTT bridge connecting to %s:%d", self.address.host, self.address.port)
@@ -175,43 +286,113 @@ class MqttBridge:
         if self._stop.is_set():
             return
         self._stop.set()
-        self._send(("pause",))
+        link = self._link
+        if link is not None:
+            link.send(("pause",))
         if self._worker.is_alive():
             self._worker.join()
 
     def stop(self) -> None:
         """After the other domains stopped: announce what is still queued, then end the I/O process."""
         self.stop_ingest()
-        self._outbox.put(None)
+        self._draining.set()
+        with self._outbox_cond:
+            self._outbox.append(None)
+            self._outbox_cond.notify()
         self._publisher.join()
-        self._send(("stop",))
-        self._proc.join(timeout=10)  # the child only flushes its sockets now; a wedged one is killed
-        if self._proc.is_alive():
-            self._proc.kill()
-        self._conn.close()
+        with self._life_lock:
+            self._closing.set()
+            link = self._link
+        if link is not None:
+            link.send(("stop",))
+            link.proc.join(timeout=10)  # the child only flushes its sockets now; a wedged one is killed
+            if link.proc.is_alive():
+                link.proc.kill()
+        self._supervisor.join(timeout=15)
+        if link is not None:
+            link.conn.close()
+        if self.acl is not None:
+            self.acl.stop()
 
     def close(self) -> None:
         self.stop()
 
-    def _send(self, item: Any) -> None:
-        try:
-            with self._send_lock:
-                self._conn.send(item)
-        except (OSError, ValueError) as exc:  # the I/O process is gone; _run says so
-            self.stats.last_error = f"MQTT process unreachable: {exc}"
+    @property
+    def problem(self) -> str | None:
+        """Why MQTT is down, for /healthz; None while the I/O process runs (connected to the broker or not:
+        an unreachable broker is the broker's trouble, reported as ``connected: false``)."""
+        return None if self.stats.process_up else self.stats.down_reason or "the MQTT process is not running"
 
-    # -- ingest ----------------------------------------------------------------------------------------
-    def _next_batch(self) -> list[Message] | None:
-        """Ask the I/O process for the next batch; None when it has gone (stop, or it died)."""
-        self._send(("next",))
+    def health(self) -> dict[str, Any]:
+        out = self.stats.as_dict()
+        out["publish_queued"] = self._queued
+        if self.acl is not None:
+            out["acl_writes"] = self.acl.writes
+            out["acl_error"] = self.acl.last_error
+        return out
+
+    # -- the I/O process and its supervision --------------------------------------------------------------
+    def _spawn(self) -> _Link | None:
+        with self._life_lock:
+            if self._closing.is_set():
+                return None
+            parent, child = self._ctx.Pipe(duplex=True)
+            proc = self._ctx.Process(target=io_main, args=(child, self.config), name="cityhub-mqtt", daemon=True)
+            proc.start()
+            child.close()  # the child's end lives in the child: EOF here when it dies, and there when we do
+            self._gen += 1
+            link = self._link = _Link(self._gen, proc, parent)
+            self.stats.process_up, self.stats.process_pid, self.stats.down_reason = True, proc.pid, None
+            self._up.set()
+            return link
+
+    def _supervise(self) -> None:
+        delay = self.restart_delay
+        while not self._closing.is_set():
+            try:
+                link = self._spawn()
+            except Exception as exc:  # fork/spawn trouble (memory, file descriptors): try again later
+                link, reason = None, f"the MQTT process could not start: {type(exc).__name__}: {exc}"
+            else:
+                if link is None:
+                    return
+                started = time.monotonic()
+                self._receive(link)
+                self._up.clear()
+                link.dead.set()
+                link.proc.join(timeout=5)  # EOF: it is exiting; its exit status names why
+                reason = f"the MQTT process exited ({_exit_text(link.proc.exitcode)})"
+                if time.monotonic() - started > RESTART_STABLE_S:
+                    delay = self.restart_delay
+                # The reason first: /healthz must never see the process down without one.
+                self.stats.down_reason = f"{reason}; restarting in {delay:.1f} s"
+                self.stats.process_up = self.stats.connected = False
+                self._handoff.put((link.gen, None))  # wakes an ingest thread waiting on this process
+                lost = sum(link.outstanding)
+                if lost:  # republications handed to the process that it had not answered for
+                    self._count_drop(lost, "the MQTT process died with them")
+                link.conn.close()
+                if self._closing.is_set():
+                    return
+            self.stats.down_reason = f"{reason}; restarting in {delay:.1f} s"
+            self.stats.process_up = self.stats.connected = False
+            self.stats.last_error = reason
+            log.error("%s; MQTT ingestion and publishing wait for the restart in %.1f s", reason, delay)
+            if self._closing.wait(delay):
+                return
+            delay = min(delay * 2, self.restart_max)
+            self.stats.restarts += 1
+
+    def _receive(self, link: _Link) -> None:
+        """Everything the process says, until it is gone."""
         while True:
             try:
-                kind, *rest = self._conn.recv()
+                kind, *rest = link.conn.recv()
             except (EOFError, OSError):
-                return None
+                return
             if kind == "msgs":
-                return [Message(*raw) for raw in rest[0]]
-            if kind == "status":
+                self._handoff.put((link.gen, rest[0]))
+            elif kind == "status":
                 info = rest[0]
                 if info.get("connected") and not self.stats.connected:
                     self.stats.connects += 1
@@ -222,31 +403,61 @@ class MqttBridge:
                 if info.get("last_error"):
                     self.stats.last_error = info["last_error"]
             elif kind == "published":
-                self.stats.published += rest[0]
+                sent, dropped = rest
+                self.stats.published += sent
+                if dropped:
+                    self._count_drop(dropped, "the broker was not connected")
+                if link.outstanding:
+                    link.outstanding.popleft()
+                link.credits.release()
+            elif kind == "lost":  # queued on the connection, which broke before writing them
+                self.stats.published -= rest[0]
+                self._count_drop(rest[0], "the broker connection broke")
+
+    # -- ingest ----------------------------------------------------------------------------------------
+    def _current(self) -> _Link | None:
+        """The running process, waiting for a restart if need be; None once ingest stops."""
+        while not self._stop.is_set():
+            link = self._link
+            if link is not None and not link.dead.is_set():
+                return link
+            self._up.wait(0.2)
+        return None
+
+    def _next_batch(self, link: _Link) -> list[Message] | None:
+        """Ask the process for the next batch; None when it died meanwhile."""
+        if not link.send(("next",)):
+            return None
+        while True:
+            gen, raw = self._handoff.get()
+            if gen != link.gen:
+                continue  # an answer (or a death notice) of an earlier process
+            return None if raw is None else [Message(*r) for r in raw]
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            batch = self._next_batch()
+            link = self._current()
+            if link is None:
+                return
+            batch = self._next_batch(link)
+            if batch is None:
+                continue  # the process died: the broker keeps the unacknowledged messages for its successor
             if self._stop.is_set() and not batch:
                 return
-            if batch is None:
-                self.stats.connected = False
-                if not self._stop.is_set():
-                    self.stats.last_error = "the MQTT process exited"
-                    log.error("the MQTT process exited; MQTT ingestion stopped")
-                return
             delay = 0.5
-            while not self._stop.is_set():
+            while not self._stop.is_set() or batch:
                 try:
-                    self._ingest(batch)
+                    self._ingest(batch, link)
                     break
                 except Exception as exc:  # storage trouble: keep the messages unacknowledged and retry
                     self.stats.last_error = f"{type(exc).__name__}: {exc}"
                     log.exception("MQTT batch of %d messages not stored; retrying in %.1f s", len(batch), delay)
-                    self._stop.wait(delay)
+                    if self._stop.wait(delay):
+                        break
                     delay = min(delay * 2, 30)
 
-    def _ingest(self, batch: list[Message]) -> None:
+    def _ingest(self, batch: list[Message], link: _Link) -> None:
+        self._writers = self.credentials.device_things() if self.authorize else None
         dead: list[deadletters.DeadLetter] = []
         fast, slow = self._split(batch)
         pending: list[tuple[Any, Any, list[Message]]] = []  # (writer future, row ids, message of each row)
@@ -276,8 +487,10 @@ class MqttBridge:
                     )
                     dead.append(_dead(by_id[row_id], reason, "phenomenonTime"))
         deadletters.record(self.hub.store, dead)
-        # In the order received, as MQTT asks, and only now that everything is committed.
-        self._send(("ack", [(m.mid, m.qos) for m in batch if m.qos > 0]))
+        # In the order received, as MQTT asks, and only now that everything is committed; never to a successor
+        # process, whose connection numbers its packets anew (the broker redelivers these to it).
+        if link is self._link:
+            link.send(("ack", [(m.mid, m.qos) for m in batch if m.qos > 0]))
         self.stats.received += len(batch)
         self.stats.stored += stored
         self.stats.duplicates += dups
@@ -299,6 +512,9 @@ class MqttBridge:
                 ds_id = topic_ids[m.topic] = int(match.group(1))
                 if len(topic_ids) > 1_000_000:
                     topic_ids.clear()
+            if not self._may_write(ds_id):
+                slow.append(m)  # the slow path says why, as a dead letter
+                continue
             try:
                 body = orjson.loads(m.payload)
             except orjson.JSONDecodeError:
@@ -357,11 +573,41 @@ class MqttBridge:
                 continue
             for body, ds_id in bodies:
                 try:
+                    self._check_writer(ds_id)
                     rows.append(st.observation_row(body, ds_id))
                     origin.append(m)
                 except ProblemError as exc:
                     dead.append(_dead(m, exc.detail, exc.field))
         return rows, origin
+
+    def _may_write(self, ds_id: int) -> bool:
+        """Whether some device credential may write the Datastream (``mqtt_authorize``). Who published is
+        unknown here: MQTT delivers no publisher identity (client id or user name) with a message, in 3.1.1 or
+        5, so the per-device part is the broker's ACL; this refuses what no credential could have sent, which
+        catches an ACL file that is stale (a revoked credential, a Datastream moved) or missing."""
+        if self._writers is None:
+            return True
+        info = self.hub.catalog.lookup(ds_id)
+        return info is None or info.thing_id in self._writers  # an unknown id: validation names it
+
+    def _check_writer(self, ds_id: int | None) -> None:
+        if self._writers is None:
+            return
+        if ds_id is None:
+            raise ProblemError(
+                403,
+                "Forbidden",
+                "with mqtt_authorize, Observations are published to v1.1/Datastreams(<id>)/Observations: the "
+                "broker's ACL cannot check the Datastream named inside a payload",
+                field="topic",
+            )
+        if not self._may_write(ds_id):
+            raise ProblemError(
+                403,
+                "Forbidden",
+                f"no MQTT device credential may write Datastream {ds_id} (see `cityhub mqtt credentials`)",
+                field="topic",
+            )
 
     def _bodies(self, m: Message) -> list[tuple[dict[str, Any], int | None]]:
         """The Observation bodies a message carries, with the Datastream id when the topic gives it."""
@@ -396,11 +642,48 @@ class MqttBridge:
         return self.hub.catalog.id_by_name(name)
 
     # -- publishing ------------------------------------------------------------------------------------
+    def _enqueue(self, item: Any, n: int, what: str) -> None:
+        """Queue a republication of ``n`` messages, or drop and count it when the queue is full: republication
+        is best effort and must never slow ingestion, but a drop is never silent."""
+        with self._outbox_cond:
+            if self._queued + n > self.publish_limit:
+                full = True
+            else:
+                full = False
+                self._queued += n
+                self._outbox.append(item)
+                self._outbox_cond.notify()
+        if full:
+            self._count_drop(n, f"the publish queue is full ({self.publish_limit:,} messages): {what}")
+
+    def _count_drop(self, n: int, reason: str) -> None:
+        with self._drop_lock:  # several threads drop (bus handlers, publisher, supervisor): no lost updates
+            self.stats.publish_dropped += n
+            self._drops_unlogged += n
+            now = time.monotonic()
+            if now - self._drop_logged_at < DROP_LOG_INTERVAL_S:  # a burst logs a line every few seconds
+                return
+            self._drop_logged_at = now
+            dropped, self._drops_unlogged = self._drops_unlogged, 0
+            self.stats.last_error = f"MQTT republication dropped {dropped:,} messages: {reason}"
+            log.warning("MQTT republication dropped %d messages since the last report: %s", dropped, reason)
+
     def _on_commit(self, batch: pa.Table) -> None:
-        try:
-            self._outbox.put_nowait(batch)
-        except queue.Full:  # subscribers are best effort; ingestion never waits for them
-            self.stats.last_error = "publish queue full: some new Observations were not announced over MQTT"
+        per_row = ("datastreams" in self.publish) + ("observations" in self.publish)
+        with self._outbox_cond:
+            # A commit bigger than the room left is announced in part (its first rows), not dropped whole.
+            rows = min(batch.num_rows, max(0, self.publish_limit - self._queued) // per_row)
+            if rows:
+                self._queued += rows * per_row
+                # A part is copied: a slice would keep the whole commit's buffers alive while it waits.
+                part = batch if rows == batch.num_rows else batch.take(pa.array(range(rows), pa.int64()))
+                self._outbox.append(("obs", part))
+                self._outbox_cond.notify()
+        if rows < batch.num_rows:
+            self._count_drop(
+                (batch.num_rows - rows) * per_row,
+                f"the publish queue is full ({self.publish_limit:,} messages): new Observations",
+            )
 
     def _on_alert(self, event: Event) -> None:
         if isinstance(event, AlertEvent):
@@ -408,38 +691,91 @@ class MqttBridge:
             self.client.publish(topic, event.payload, qos=1)
 
     def _on_entity(self, event: Event) -> None:
-        if not isinstance(event, EntityChanged) or event.op == "deleted":
+        if not isinstance(event, EntityChanged):
             return
-        try:
-            self._outbox.put_nowait((model.BY_PLURAL[event.entity_set], event.entity_id))
-        except queue.Full:
-            self.stats.last_error = "publish queue full: an entity change was not announced over MQTT"
+        if self.acl is not None and event.entity_set in ("Things", "Datastreams"):
+            self.acl.nudge()  # the ACL lists each Thing's Datastreams
+        if event.op == "deleted" or "entities" not in self.publish:
+            return
+        self._enqueue(("entity", model.BY_PLURAL[event.entity_set], event.entity_id), 2, "an entity change")
+
+    def _take(self) -> tuple[Any, int] | None:
+        """The next command for the process and its message count, Observations of several commits in one."""
+        with self._outbox_cond:
+            while not self._outbox:
+                self._outbox_cond.wait()
+            item = self._outbox.popleft()
+            if item is None:
+                return None
+            if item[0] != "obs":
+                return item, 2 if item[0] == "entity" else len(item[1])
+            per_row = ("datastreams" in self.publish) + ("observations" in self.publish)
+            tables = [item[1]]
+            rows = item[1].num_rows
+            while self._outbox and self._outbox[0] is not None and self._outbox[0][0] == "obs":
+                nxt = self._outbox[0][1]
+                if rows + nxt.num_rows > MAX_PUBLISH_ROWS:
+                    break
+                self._outbox.popleft()
+                tables.append(nxt)
+                rows += nxt.num_rows
+        table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+        return ("obs", table), rows * per_row
 
     def _publish_loop(self) -> None:
         per_ds, firehose = "datastreams" in self.publish, "observations" in self.publish
         while True:
-            item = self._outbox.get()
-            if item is None:
+            taken = self._take()
+            if taken is None:
                 return
+            item, n = taken
             try:
-                if isinstance(item, tuple):
-                    et, entity_id = item
+                if item[0] == "entity":
+                    _, et, entity_id = item
                     payload = orjson.dumps(self.hub.sensorthings._fetch(self.base, et, entity_id))
-                    topics = (f"v1.1/{et.plural}", f"v1.1/{et.plural}({entity_id})")
-                    self._send(("pub", [(t, payload) for t in topics], self.publish_qos))
+                    topics = (f"{self.prefix}v1.1/{et.plural}", f"{self.prefix}v1.1/{et.plural}({entity_id})")
+                    cmd: tuple[Any, ...] = ("pub", [(t, payload) for t in topics], self.publish_qos)
+                    self._hand_over(cmd, n)
+                    n = 0
+                elif item[0] == "pub":
+                    self._hand_over(item, n)
+                    n = 0
                 else:
-                    tables = [item]
-                    while len(tables) < 64:  # one message to the I/O process for whatever has queued up
-                        try:
-                            nxt = self._outbox.get_nowait()
-                        except queue.Empty:
-                            break
-                        if nxt is None or isinstance(nxt, tuple):
-                            self._outbox.put(nxt)
-                            break
-                        tables.append(nxt)
-                    table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-                    self._send(("obs", table_to_ipc(table), self.base, per_ds, firehose, self.publish_qos))
+                    table = item[1]
+                    for start in range(0, table.num_rows, MAX_PUBLISH_ROWS):  # one big commit: several commands
+                        part = table.slice(start, MAX_PUBLISH_ROWS)
+                        data = table_to_ipc(part)
+                        m = part.num_rows * (per_ds + firehose)
+                        self._hand_over(("obs", data, self.base, per_ds, firehose, self.publish_qos, self.prefix), m)
+                        n -= m
             except Exception as exc:  # subscribers are best effort; keep going
                 self.stats.last_error = f"publish: {type(exc).__name__}: {exc}"
                 log.exception("MQTT publish failed")
+            finally:
+                if n > 0:  # not handed over (an error): counted, not silently gone
+                    self._release(n)
+                    self._count_drop(n, "the republication failed")
+
+    def _release(self, n: int) -> None:
+        with self._outbox_cond:
+            self._queued -= n
+
+    def _hand_over(self, cmd: tuple[Any, ...], n: int) -> None:
+        """Send a publish command once the process has a free credit; while it is down, wait for the restart
+        (the outbox meanwhile fills and drops), except when the hub is stopping."""
+        while True:
+            link = self._link
+            if link is None or link.dead.is_set():
+                if self._draining.is_set():
+                    self._release(n)
+                    self._count_drop(n, "the MQTT process is down while the hub stops")
+                    return
+                self._up.wait(0.2)
+                continue
+            if not link.credits.acquire(timeout=0.2):
+                continue
+            link.outstanding.append(n)
+            if link.send(cmd):
+                self._release(n)
+                return
+            link.outstanding.pop()

@@ -9,11 +9,18 @@ the broker), and tells it which messages to acknowledge once their Observations 
 Observations to announce arrive as Arrow IPC and are formatted and published here. The child exits when
 the hub's end of the pipe closes, so a killed hub leaves no orphan holding its session.
 
+Memory is bounded whatever the rate: the hub sends at most ``PUBLISH_WINDOW`` publish commands before the
+child answers each with what it published and dropped, and the child answers only once paho has room
+(``MAX_BACKLOG_BYTES`` not yet written to the socket, ``MAX_BACKLOG_MESSAGES`` QoS 1 publications in flight).
+A slow broker therefore stalls republication, not memory; the hub counts what its own bounded queue then
+drops. paho's outgoing queue has no limit of its own: before this, a burst of 4 M rows grew the child by GBs.
+
 This module imports only what the child needs (no FastAPI, DuckDB or the store).
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import signal
 import ssl
@@ -40,6 +47,11 @@ OBSERVATIONS_TOPIC = "v1.1/Observations"
 BATCH_WINDOW_S = 0.02  # gather a burst into one commit: each commit costs milliseconds whatever its size
 MAX_BATCH = 20_000
 MAX_INBOX = 100_000  # received but not handed over; beyond it paho's thread waits (TCP back-pressure)
+PUBLISH_WINDOW = 2  # publish commands the hub may send before the child answers one: one formatting, one queued
+MAX_PUBLISH_ROWS = 10_000  # Observations in one publish command (Arrow: about 1 MB)
+MAX_BACKLOG_BYTES = 4 * 1024 * 1024
+MAX_BACKLOG_MESSAGES = 5_000
+CHUNK = 500  # QoS 0 messages written as one buffer
 SESSION_EXPIRY_S = 7 * 24 * 3600  # how long the broker keeps the hub's queue while it is away
 
 # (topic, payload, qos, mid, received at as Unix seconds)
@@ -99,8 +111,11 @@ def tls_context(cfg: IoConfig) -> ssl.SSLContext:
     return ctx
 
 
-def observation_messages(batch: pa.Table, base: str, per_datastream: bool, firehose: bool) -> list[tuple[str, bytes]]:
-    """Each new Observation as the entity a GET returns, for its Datastream's topic and the firehose."""
+def observation_messages(
+    batch: pa.Table, base: str, per_datastream: bool, firehose: bool, prefix: str = ""
+) -> list[tuple[str, bytes]]:
+    """Each new Observation as the entity a GET returns, for its Datastream's topic and the firehose (under
+    ``prefix`` when the hub may not publish where anonymous clients read)."""
     cols = {c: batch.column(c).to_pylist() for c in _PUBLISHED}
     out: list[tuple[str, bytes]] = []
     for i in range(batch.num_rows):
@@ -123,9 +138,9 @@ def observation_messages(batch: pa.Table, base: str, per_datastream: bool, fireh
         }
         payload = orjson.dumps(obs)
         if per_datastream:
-            out.append((f"v1.1/Datastreams({ds})/Observations", payload))
+            out.append((f"{prefix}v1.1/Datastreams({ds})/Observations", payload))
         if firehose:
-            out.append((OBSERVATIONS_TOPIC, payload))
+            out.append((prefix + OBSERVATIONS_TOPIC, payload))
     return out
 
 
@@ -154,13 +169,16 @@ class _Child:
         self.send_lock = threading.Lock()
         self.stopping = False
         self.refused: str | None = None
+        self.jobs: collections.deque[_Job] = collections.deque()  # publish commands not yet fully queued
+        self.chunks: collections.deque[tuple[Any, int, int]] = collections.deque()  # (paho info, bytes, messages)
+        self.lost = 0
         c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cfg.client_id, protocol=mqtt.MQTTv5, manual_ack=True)
         if cfg.username:
             c.username_pw_set(cfg.username, cfg.password)
         if cfg.tls or cfg.ca_file:
             c.tls_set_context(tls_context(cfg))
         c.max_inflight_messages_set(1000)
-        c.max_queued_messages_set(0)
+        c.max_queued_messages_set(MAX_BACKLOG_MESSAGES * 2)  # QoS 1 publications while disconnected
         c.reconnect_delay_set(1, 30)
         c.on_connect = self.on_connect
         c.on_disconnect = self.on_disconnect
@@ -200,8 +218,8 @@ class _Child:
         """The next batch: wait for a first message, then up to BATCH_WINDOW_S for more."""
         with self.cond:
             while not self.inbox and not self.stopping:
-                self.cond.wait(0.2)
-                if self.conn.poll():  # a command (stop, publish) while idle
+                self.cond.wait(0.005 if self.jobs else 0.2)
+                if self.conn.poll() or self.jobs:  # a command while idle, or held publications to retry
                     return []
             delay = self.first_at + BATCH_WINDOW_S - time.monotonic()
             while delay > 0 and len(self.inbox) < MAX_BATCH and not self.stopping:
@@ -227,7 +245,9 @@ class _Child:
                     if batch:
                         self.send(("msgs", batch))
                         wanted = False
-                timeout: float | None = 0 if wanted else None
+                self.pump()
+                # Held publications are retried every few ms; otherwise wait for the next command.
+                timeout: float | None = 0 if wanted else 0.005 if self.jobs else None
                 while self.conn.poll(timeout):
                     timeout = 0
                     cmd = self.conn.recv()
@@ -238,16 +258,23 @@ class _Child:
                         for mid, qos in cmd[1]:
                             self.client.ack(mid, qos)
                     elif kind == "pub":
-                        self.publish(cmd[1], cmd[2])
+                        self.jobs.append(_Job(cmd[2], messages=cmd[1]))
                     elif kind == "obs":
-                        _, data, base, per_ds, firehose, qos = cmd
+                        _, data, base, per_ds, firehose, qos, prefix = cmd
                         table = paipc.open_stream(data).read_all()
-                        self.publish(observation_messages(table, base, per_ds, firehose), qos)
+                        self.jobs.append(_Job(qos, table=table, fmt=(base, per_ds, firehose, prefix)))
                     elif kind == "pause":  # the hub stops ingesting: answer its pending "next" with nothing
                         wanted = False
                         self.send(("msgs", []))
                     elif kind == "stop":
+                        deadline = time.monotonic() + 5  # what the hub handed over still goes out, if it can
+                        while self.jobs and time.monotonic() < deadline:
+                            self.pump()
+                            if self.jobs:
+                                time.sleep(0.005)
                         return
+                    if kind in ("pub", "obs"):
+                        self.pump()
         except (EOFError, OSError):
             pass  # the hub is gone: let the broker redeliver whatever was not acknowledged
         finally:
@@ -257,15 +284,90 @@ class _Child:
             self.client.disconnect()
             self.client.loop_stop()
 
-    def publish(self, messages: list[tuple[str, bytes]], qos: int) -> None:
-        if not messages:
-            return
-        if qos == 0:
-            ok = publish_batch(self.client, messages)
-        else:
-            ok = all(self.client.publish(t, p, qos=qos).rc == mqtt.MQTT_ERR_SUCCESS for t, p in messages)
-        if ok:
-            self.send(("published", len(messages)))
+    def backlog_full(self) -> bool:
+        """Whether paho holds enough unwritten data (or unacknowledged QoS 1 publications) to wait."""
+        chunks = self.chunks
+        while chunks:
+            info, _, n = chunks[0]
+            if info.rc:  # the connection broke before it was written (paho marks such packets so)
+                self.lost += n
+            elif not info.is_published():
+                break
+            chunks.popleft()
+        if self.lost:
+            self.send(("lost", self.lost))
+            self.lost = 0
+        pending = sum(b for _, b, _ in chunks)
+        return pending > MAX_BACKLOG_BYTES or len(self.client._out_messages) > MAX_BACKLOG_MESSAGES
+
+    def pump(self) -> None:
+        """Queue held publications on paho while it has room; answer each command once it is all queued."""
+        while self.jobs:
+            job = self.jobs[0]
+            while not job.done:
+                if not self.client.is_connected() and job.qos == 0:
+                    job.dropped += job.left()  # QoS 0: at most once, and nobody to send to
+                    job.pos = 1 << 62
+                    break
+                if self.backlog_full():
+                    return
+                part = job.take(CHUNK)
+                if job.qos == 0:
+                    info = publish_batch(self.client, part)
+                    if info is None:
+                        job.dropped += len(part)
+                    else:
+                        self.chunks.append((info, sum(len(t) + len(p) + 8 for t, p in part), len(part)))
+                        job.sent += len(part)
+                else:
+                    for t, p in part:
+                        ok = self.client.publish(t, p, qos=job.qos).rc == mqtt.MQTT_ERR_SUCCESS
+                        job.sent += ok
+                        job.dropped += not ok
+            self.jobs.popleft()
+            self.send(("published", job.sent, job.dropped))
+
+
+@dataclass
+class _Job:
+    """One publish command: messages ready to send ("pub"), or new Observations ("obs") kept as Arrow and
+    formatted a chunk at a time as paho has room. Formatted, an Observation costs kilobytes of Python objects
+    (a dict, datetimes, strings) against a hundred bytes in Arrow: formatting a whole command up front made a
+    held command cost tens of megabytes."""
+
+    qos: int
+    messages: list[tuple[str, bytes]] | None = None
+    table: pa.Table | None = None
+    fmt: tuple[str, bool, bool, str] = ("", True, False, "")  # base, per Datastream, firehose, prefix
+    pos: int = 0  # messages or rows taken
+    sent: int = 0
+    dropped: int = 0
+
+    @property
+    def per_row(self) -> int:
+        return self.fmt[1] + self.fmt[2]
+
+    @property
+    def done(self) -> bool:
+        total = len(self.messages) if self.messages is not None else self.table.num_rows if self.table else 0
+        return self.pos >= total
+
+    def left(self) -> int:
+        """Messages not taken yet."""
+        if self.messages is not None:
+            return len(self.messages) - self.pos
+        return (self.table.num_rows - self.pos) * self.per_row if self.table is not None else 0
+
+    def take(self, n: int) -> list[tuple[str, bytes]]:
+        """About ``n`` more messages."""
+        if self.messages is not None:
+            part = self.messages[self.pos : self.pos + n]
+            self.pos += len(part)
+            return part
+        assert self.table is not None
+        rows = self.table.slice(self.pos, max(1, n // max(1, self.per_row)))
+        self.pos += rows.num_rows
+        return observation_messages(rows, *self.fmt)
 
 
 def io_main(conn: Connection, cfg: IoConfig) -> None:

@@ -32,11 +32,14 @@ def publish_packet(topic: bytes, payload: bytes) -> bytes:
     return b"\x30" + _varint(len(body)) + body
 
 
-def publish_batch(client: mqtt.Client, messages: list[tuple[str, bytes]]) -> bool:
-    """Queue the messages (QoS 0) as one write; False when not connected (QoS 0: at most once)."""
+def publish_batch(client: mqtt.Client, messages: list[tuple[str, bytes]]) -> mqtt.MQTTMessageInfo | None:
+    """Queue the messages (QoS 0) as one write; None when not connected (QoS 0: at most once). paho marks the
+    info published once the buffer is written, or with a non-zero ``rc`` when the connection broke first: the
+    caller's measure of what is still queued."""
     if not client.is_connected():
-        return False
+        return None
     buf = b"".join(publish_packet(t.encode(), p) for t, p in messages)
-    # paho marks the info of a written QoS 0 packet as published; one info stands for the whole batch.
-    info = mqtt.MQTTMessageInfo(0)
-    return client._packet_queue(PUBLISH, buf, 0, 0, info) == mqtt.MQTT_ERR_SUCCESS
+    info = mqtt.MQTTMessageInfo(0)  # one info stands for the whole batch
+    if client._packet_queue(PUBLISH, buf, 0, 0, info) != mqtt.MQTT_ERR_SUCCESS:
+        return None
+    return info

@@ -1,7 +1,8 @@
 """SensorThings query options: ``$filter $select $expand $orderby $top $skip $count $resultFormat``.
 
 ``$expand`` nests: ``Datastreams($filter=...;$top=5;$expand=Observations($top=1)),Locations`` and the
-path form ``Datastreams/Observations`` are both accepted, each level with its own options.
+path form ``Datastreams/Observations`` are both accepted, each level with its own options. How deep it may
+reach is a setting (``max_expand_depth``); a deeper or longer value is refused before it is parsed.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from cityhub.errors import ProblemError, bad_request
 from cityhub.sensorthings.filter import Node, parse_filter
 
 KNOWN = {"$filter", "$select", "$expand", "$orderby", "$top", "$skip", "$count", "$resultFormat"}
+# Far more than any useful $expand (options at every level included), and short enough that measuring one
+# costs nothing.
+MAX_EXPAND_LENGTH = 4_000
 
 
 @dataclass
@@ -71,8 +75,16 @@ def _int_option(name: str, value: str, *, minimum: int = 0) -> int:
 
 
 def parse_options(
-    et: model.EntityType, raw: dict[str, str], *, max_top: int, default_top: int, nested: bool = False
+    et: model.EntityType,
+    raw: dict[str, str],
+    *,
+    max_top: int,
+    default_top: int,
+    max_expand_depth: int,
+    nested: bool = False,
+    depth: int = 0,
 ) -> QueryOptions:
+    """``depth``: the $expand level these options belong to (0 for the request's own)."""
     opts = QueryOptions()
     for key in raw:
         if key.startswith("$") and key not in KNOWN:
@@ -103,8 +115,109 @@ def parse_options(
                 raise bad_request("$resultFormat=dataArray applies to Observations", field="$resultFormat")
             opts.result_format = "dataArray"
     if "$expand" in raw:
-        opts.expand = _parse_expand(et, raw["$expand"], max_top=max_top)
+        if not nested:
+            check_expand_size(raw["$expand"], max_expand_depth)
+        opts.expand = _parse_expand(et, raw["$expand"], _Limits(max_top, max_expand_depth), depth)
     return opts
+
+
+def check_expand_size(text: str, max_depth: int) -> None:
+    """Refuse an ``$expand`` too long or too deep to serve, before parsing it: the parser recurses once per
+    level, and every level multiplies the response (``Things → Datastreams → Thing → …`` cycles forever)."""
+    if len(text) > MAX_EXPAND_LENGTH:
+        raise bad_request(
+            f"$expand is {len(text):,} characters long; this hub allows {MAX_EXPAND_LENGTH:,}", field="$expand"
+        )
+    depth = expand_depth(text)
+    if depth > max_depth:
+        raise _too_deep(depth, max_depth)
+
+
+def _too_deep(depth: int, max_depth: int) -> ProblemError:
+    return bad_request(
+        f"$expand is nested {depth} levels deep; this hub allows {max_depth} "
+        "(each path segment and each nested $expand is a level)",
+        field="$expand",
+    )
+
+
+_LIST, _NAME, _VALUE = range(3)  # what expand_depth is reading
+
+
+@dataclass
+class _Frame:
+    mode: int
+    base: int
+    segments: int = 1
+    start: int = 0
+    parens: int = 0
+
+
+def expand_depth(text: str) -> int:
+    """How many levels an ``$expand`` value reaches, path segments (``a/b``) and nested ``$expand`` options both
+    counting, in one pass without recursion, so that any value can be measured before it is parsed.
+
+    It splits as the parser does: at ``,``/``;``/``/`` outside quotes and outside the parentheses of other
+    options' values. A malformed value may measure deeper than it parses; the parser refuses it either way.
+    """
+    deepest = 0
+    # One frame per open context: an $expand list whose items start at level `base`; or the options of an item
+    # at level `base`, reading an option's name (from `start`) or skipping another option's value (`parens`
+    # open in it).
+    stack: list[_Frame] = [_Frame(_LIST, 0)]
+    quote = False
+    for i, ch in enumerate(text):
+        if ch == "'":
+            quote = not quote
+            continue
+        if quote:
+            continue
+        top = stack[-1]
+        if top.mode == _LIST:
+            if ch == "/":
+                top.segments += 1
+            elif ch == ",":
+                top.segments = 1
+            elif ch == "(":
+                stack.append(_Frame(_NAME, top.base + top.segments, start=i + 1))
+            elif ch in ");":  # the end of a nested $expand value, and with ")" of its item's options too
+                stack.pop()
+                if len(stack) < 2:
+                    break  # unbalanced: the parser says so
+                if ch == ")":
+                    stack.pop()
+                else:
+                    stack[-1].start = i + 1
+            elif not ch.isspace():
+                deepest = max(deepest, top.base + top.segments)
+        elif top.mode == _NAME:
+            if ch == "=":
+                if text[top.start : i].strip() == "$expand":
+                    stack.append(_Frame(_LIST, top.base))
+                else:
+                    top.mode, top.parens = _VALUE, 0
+            elif ch == ";":
+                top.start = i + 1
+            elif ch == ")":
+                stack.pop()
+            elif ch == "(":
+                top.mode, top.parens = _VALUE, 1
+        elif ch == "(":
+            top.parens += 1
+        elif ch == ")":
+            if top.parens == 0:
+                stack.pop()
+            else:
+                top.parens -= 1
+        elif ch == ";" and top.parens == 0:
+            top.mode, top.start = _NAME, i + 1
+    return deepest
+
+
+@dataclass
+class _Limits:
+    max_top: int
+    max_depth: int
 
 
 def _parse_select(et: model.EntityType, text: str) -> list[str]:
@@ -140,7 +253,7 @@ def _parse_orderby(text: str) -> list[OrderBy]:
     return out
 
 
-def _parse_expand(et: model.EntityType, text: str, *, max_top: int) -> list[Expand]:
+def _parse_expand(et: model.EntityType, text: str, limits: _Limits, depth: int) -> list[Expand]:
     out: list[Expand] = []
     for item in _split_top(text, ","):
         item = item.strip()
@@ -152,11 +265,15 @@ def _parse_expand(et: model.EntityType, text: str, *, max_top: int) -> list[Expa
                 raise bad_request(f"bad $expand item {item!r}", field="$expand")
             item, opts_text = item[: item.index("(")], item[item.index("(") + 1 : -1]
         path = item.split("/")
-        _add_expand(et, out, path, opts_text, max_top)
+        _add_expand(et, out, path, opts_text, limits, depth + 1)
     return out
 
 
-def _add_expand(et: model.EntityType, out: list[Expand], path: list[str], opts_text: str, max_top: int) -> None:
+def _add_expand(
+    et: model.EntityType, out: list[Expand], path: list[str], opts_text: str, limits: _Limits, depth: int
+) -> None:
+    if depth > limits.max_depth:  # check_expand_size measured it first; this keeps the recursion bounded anyway
+        raise _too_deep(depth, limits.max_depth)
     nav = et.nav(path[0].strip())
     if nav is None:
         raise bad_request(f"{et.name} has no navigation property {path[0]!r}", field="$expand")
@@ -166,7 +283,7 @@ def _add_expand(et: model.EntityType, out: list[Expand], path: list[str], opts_t
         existing = Expand(nav, QueryOptions(top=None))
         out.append(existing)
     if len(path) > 1:
-        _add_expand(target, existing.options.expand, path[1:], opts_text, max_top)
+        _add_expand(target, existing.options.expand, path[1:], opts_text, limits, depth + 1)
         return
     if opts_text:
         raw: dict[str, str] = {}
@@ -175,6 +292,14 @@ def _add_expand(et: model.EntityType, out: list[Expand], path: list[str], opts_t
                 raise bad_request(f"bad nested option {part!r} in $expand", field="$expand")
             k, v = part.split("=", 1)
             raw[k.strip()] = v
-        nested = parse_options(target, raw, max_top=max_top, default_top=max_top, nested=True)
+        nested = parse_options(
+            target,
+            raw,
+            max_top=limits.max_top,
+            default_top=limits.max_top,
+            max_expand_depth=limits.max_depth,
+            nested=True,
+            depth=depth,
+        )
         nested.expand = existing.options.expand + nested.expand
         existing.options = nested

@@ -235,9 +235,11 @@ def expand_sql(
     orderby: list[OrderBy],
     top: int,
     skip: int,
+    limit: int | None = None,
 ) -> str:
     """One statement for a ``$expand`` level over all parents: the children of each parent (``_parent``), ranked
-    by ``$orderby`` and cut to ``$skip``/``$top`` per parent with a window function."""
+    by ``$orderby`` and cut to ``$skip``/``$top`` per parent with a window function; at most ``limit`` rows in
+    all (the response's remaining entity budget)."""
     # Placeholders are positional: the ORDER BY (inside the window) comes first in the SQL text.
     order = orderby_sql(builder, target, "e", orderby)
     if nav.fk:
@@ -261,4 +263,4 @@ def expand_sql(
                        row_number() OVER (PARTITION BY {parent_expr} ORDER BY {order}) AS _rn
                 FROM {from_} WHERE {where}) x
               WHERE _rn > {int(skip)} AND _rn <= {int(skip + top)}
-              ORDER BY _parent, _rn"""
+              ORDER BY _parent, _rn""" + (f" LIMIT {int(limit)}" if limit is not None else "")

@@ -166,6 +166,13 @@ class Store(abc.ABC):
         """Observations committed but not yet in the derived tables."""
         return 0
 
+    def log_bytes(self) -> int:
+        """Size of the write-ahead log not yet checkpointed into the data file (0 where the backend manages it)."""
+        return 0
+
+    def checkpoint(self) -> None:  # noqa: B027 - optional hook
+        """Move the write-ahead log into the data file, for backends that leave it to the caller."""
+
     @abc.abstractmethod
     def refresh_derived(self, tx: Transaction, datastream_id: int, hours: Sequence[datetime]) -> None:
         """Recompute the roll-ups of one Datastream after Observations were changed or deleted."""

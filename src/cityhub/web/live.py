@@ -1,12 +1,13 @@
 """Server-sent events of newly committed Observations: ``GET /api/v1/observations/stream``.
 
 The event bus calls :meth:`ObservationFanout.on_commit` in the writer's thread with each committed batch. That call only
-hands the batch (a shared, immutable Arrow table) to the event loop; there each client's bounded queue gets a
-reference to it with the rows that client asked for. The batch is serialised once, by the first client to read it
-(in a worker thread when it is large), and every client sends those bytes. A client whose queue overflows (it reads
-slower than the city writes) is dropped with a last ``event: overflow``; ``EventSource`` reconnects by itself and
-the page reloads its state. Ingestion never waits for a client. sse-starlette (:mod:`cityhub.sse`) frames the
-events, sends the keep-alive comments and ends the streams when the server shuts down.
+hands the batch (a shared, immutable Arrow table) to the event loop; there the batch is encoded once for every client
+(in a worker thread when it is large) and each client's :class:`~cityhub.sse.Subscriber` gets a reference to it, or
+to the rows of the Datastreams it asked for (selected once for all clients that asked for the same ones): O(1) a
+client. A client that falls ``stream_buffer_events`` Observations behind (it reads slower than the city writes) is
+dropped with a last ``event: dropped``; the page reconnects and reloads its state. Ingestion never waits for a
+client. sse-starlette (:mod:`cityhub.sse`) frames the events, sends the keep-alive comments and ends the streams
+when the server shuts down.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -28,69 +29,82 @@ from cityhub.api.deps import hub_of, principal, require
 from cityhub.bus import OBSERVATIONS, on_observations
 from cityhub.errors import bad_request
 from cityhub.hub import Hub
-from cityhub.sse import event_stream, frame, message
+from cityhub.sse import Subscriber, event_stream, frame, message, pieces, take_slot
 from cityhub.timefmt import iso_array
 
 log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/v1", tags=["CityHub extensions"])
 
-MAX_QUEUED_BATCHES = 256
-MAX_QUEUED_ROWS = 500_000
 KEEPALIVE_S = 15.0
 RETRY_MS = 2000
-# Batches larger than this are serialised in a worker thread, so that a bulk ingest does not stall the loop.
+# Batches larger than this are encoded (and selections joined) in a worker thread, so that a bulk ingest does not
+# stall the loop.
 INLINE_ROWS = 2000
 _HEAD, _TAIL = frame("observation")  # around each Observation's JSON
 
 
+def _settle(fn: Any, *args: Any, rows: int) -> asyncio.Future[Any]:
+    if rows > INLINE_ROWS:
+        return asyncio.ensure_future(asyncio.to_thread(fn, *args))
+    fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    fut.set_result(fn(*args))
+    return fut
+
+
 class _Batch:
-    """A committed batch, serialised once (by the first client that reads it) for every client that gets rows."""
+    """A committed batch's events, encoded once for every client: all of them in one ``bytes`` with the offset of
+    each row's event (the Arrow table is not kept)."""
 
-    __slots__ = ("_all", "_events", "table")
+    __slots__ = ("_encoded",)
 
-    def __init__(self, table: pa.Table) -> None:
-        self.table = table
-        self._events: asyncio.Future[list[bytes]] | None = None
-        self._all: bytes | None = None
+    def __init__(self, fan: ObservationFanout, table: pa.Table) -> None:
+        self._encoded = _settle(fan.encode_offsets, table, rows=table.num_rows)
 
-    async def events(self, fan: ObservationFanout) -> list[bytes]:
-        """One framed ``event: observation`` a row."""
-        if self._events is None:
-            if self.table.num_rows > INLINE_ROWS:
-                self._events = asyncio.ensure_future(asyncio.to_thread(fan.encode_rows, self.table))
-            else:
-                self._events = asyncio.get_running_loop().create_future()
-                self._events.set_result(fan.encode_rows(self.table))
-        return await asyncio.shield(self._events)  # a client that goes away does not cancel it for the others
+    async def encoded(self) -> tuple[bytes, np.ndarray]:
+        return await asyncio.shield(self._encoded)  # a client that goes away does not cancel it for the others
 
-    async def data(self, fan: ObservationFanout, rows: np.ndarray | None) -> bytes:
-        """The events of ``rows`` (None: all of them)."""
-        events = await self.events(fan)
-        if rows is not None:
-            return b"".join([events[i] for i in rows.tolist()])
-        if self._all is None:
-            self._all = b"".join(events)
-        return self._all
+
+class _View:
+    """The events of a batch that a group of clients (those that asked for the same Datastreams) gets, joined once."""
+
+    __slots__ = ("_data", "batch", "events", "rows")
+
+    def __init__(self, batch: _Batch, rows: np.ndarray | None, events: int) -> None:
+        self.batch = batch
+        self.rows = rows  # positions in the batch; None: all of it
+        self.events = events
+        self._data: asyncio.Future[bytes] | None = None
+
+    async def data(self) -> bytes:
+        data, offsets = await self.batch.encoded()
+        if self.rows is None:
+            return data
+        if self._data is None:
+            self._data = _settle(_select, data, offsets, self.rows, rows=len(self.rows))
+        return await asyncio.shield(self._data)
+
+
+def _select(data: bytes, offsets: np.ndarray, rows: np.ndarray) -> bytes:
+    view = memoryview(data)
+    return b"".join([view[a:b] for a, b in zip(offsets[rows].tolist(), offsets[rows + 1].tolist(), strict=True)])
 
 
 @dataclass(eq=False)
 class _Client:
     datastreams: np.ndarray | None  # None: every Datastream
-    # A batch with the positions of this client's rows in it (None: all); None ends the stream (overflow).
-    queue: asyncio.Queue[tuple[_Batch, np.ndarray | None] | None] = field(default_factory=asyncio.Queue)
-    rows: int = 0
-    dropped: bool = False
+    key: bytes | None  # the same for clients that asked for the same Datastreams
+    sub: Subscriber[_View]
 
 
 class ObservationFanout:
-    """Fans committed Observation batches out to connected SSE clients through bounded queues."""
+    """Fans committed Observation batches out to connected SSE clients through bounded buffers."""
 
     def __init__(self, hub: Hub, loop: asyncio.AbstractEventLoop) -> None:
         self.hub = hub
         self.loop = loop
         self.clients: set[_Client] = set()
-        self.dropped = 0
+        self.encoded = 0  # batches encoded: one per batch that some client gets, whatever the number of clients
         self.subscription = hub.bus.subscribe(OBSERVATIONS, on_observations(self.on_commit))
 
     def on_commit(self, batch: pa.Table) -> None:
@@ -100,30 +114,34 @@ class ObservationFanout:
                 self.loop.call_soon_threadsafe(self._dispatch, batch)
 
     def _dispatch(self, table: pa.Table) -> None:
-        batch = _Batch(table)
-        ds = None
+        batch: _Batch | None = None
+        ds: np.ndarray | None = None
+        views: dict[bytes | None, _View | None] = {}
         for client in list(self.clients):
-            rows: np.ndarray | None = None
-            if client.datastreams is not None:
-                if ds is None:
-                    ds = table.column("datastream_id").to_numpy()
-                mask = np.isin(ds, client.datastreams)
-                if not mask.any():
-                    continue
-                if not mask.all():
-                    rows = np.flatnonzero(mask)
-            n = table.num_rows if rows is None else len(rows)
-            if client.queue.qsize() >= MAX_QUEUED_BATCHES or client.rows + n > MAX_QUEUED_ROWS:
-                client.dropped = True
-                self.dropped += 1
-                self.clients.discard(client)
-                client.queue.put_nowait(None)  # wakes the client to say why it ends
-                continue
-            client.rows += n
-            client.queue.put_nowait((batch, rows))
+            if client.key not in views:
+                rows: np.ndarray | None = None
+                n = table.num_rows
+                if client.datastreams is not None:
+                    if ds is None:
+                        ds = table.column("datastream_id").to_numpy()
+                    rows = np.flatnonzero(np.isin(ds, client.datastreams))
+                    n = len(rows)
+                    if n == table.num_rows:
+                        rows = None
+                if n:
+                    if batch is None:
+                        batch = _Batch(self, table)
+                        self.encoded += 1
+                    views[client.key] = _View(batch, rows, n)
+                else:
+                    views[client.key] = None
+            view = views[client.key]
+            if view is not None and not client.sub.offer(view, view.events):
+                self.clients.discard(client)  # dropped: its response says so and ends
 
-    def subscribe(self, datastreams: list[int] | None) -> _Client:
-        client = _Client(None if datastreams is None else np.array(sorted(set(datastreams)), np.int64))
+    def subscribe(self, datastreams: list[int] | None, sub: Subscriber[_View]) -> _Client:
+        ids = None if datastreams is None else np.array(sorted(set(datastreams)), np.int64)
+        client = _Client(ids, None if ids is None else ids.tobytes(), sub)
         self.clients.add(client)
         return client
 
@@ -133,6 +151,13 @@ class ObservationFanout:
     def encode(self, batch: pa.Table) -> bytes:
         """One ``event: observation`` per row: datastream, thing, phenomenonTime, result, id."""
         return b"".join(self.encode_rows(batch))
+
+    def encode_offsets(self, batch: pa.Table) -> tuple[bytes, np.ndarray]:
+        """The events of :meth:`encode` and where each row's starts (and, last, where they end)."""
+        events = self.encode_rows(batch)
+        offsets = np.zeros(len(events) + 1, np.int64)
+        np.cumsum([len(e) for e in events], out=offsets[1:])
+        return b"".join(events), offsets
 
     def encode_rows(self, batch: pa.Table) -> list[bytes]:
         """The framed ``event: observation`` of each row."""
@@ -196,14 +221,13 @@ async def _events(fan: ObservationFanout, client: _Client, selection: Any) -> As
     try:
         yield message(orjson.dumps({"datastreams": selection}).decode(), event="ready", retry=RETRY_MS)
         while True:
-            item = await client.queue.get()
-            if item is None:
-                reason = {"reason": "this client read slower than Observations arrived; reconnect"}
-                yield message(orjson.dumps(reason).decode(), event="overflow")
+            view = await client.sub.next()
+            if view is None:
+                if client.sub.reason is not None:
+                    yield client.sub.farewell()
                 return
-            batch, rows = item
-            client.rows -= batch.table.num_rows if rows is None else len(rows)
-            yield await batch.data(fan, rows)
+            for piece in pieces(await view.data()):
+                yield piece
     finally:
         fan.unsubscribe(client)
 
@@ -216,8 +240,9 @@ async def _events(fan: ObservationFanout, client: _Client, selection: Any) -> As
         "(`data`: JSON with `datastream`, `thing`, `phenomenonTime`, `result`, `id`), whatever path stored it "
         "(POST, bulk ingest, MQTT, the demo). `datastreams=1,2,3` limits the stream to those Datastreams; "
         "without it every Observation is sent. A comment line every 15 s keeps the connection open. A client "
-        "that reads slower than Observations arrive is sent `event: overflow` and dropped (ingestion never waits); "
-        "`EventSource` reconnects by itself."
+        "that falls `stream_buffer_events` Observations behind is sent `event: dropped` (`data`: JSON with the "
+        "`reason`) and its stream ends (ingestion never waits); `EventSource` reconnects by itself. Past "
+        "`max_stream_clients` live streams the answer is 503 with `Retry-After`."
     ),
     response_class=Response,
     include_in_schema=False,  # an endless text/event-stream (a generated client would wait forever); see README
@@ -228,7 +253,10 @@ async def observation_stream(
 ) -> Response:
     require(principal(request), "read")
     ids = None if datastreams is None or datastreams == "all" else _ids(datastreams)
+    settings = hub_of(request).settings
     fan = fanout_of(request)
-    client = fan.subscribe(ids)
-    return event_stream(_events(fan, client, "all" if ids is None else sorted(set(ids))),
+    slot = take_slot(settings.max_stream_clients)
+    sub: Subscriber[_View] = Subscriber(slot, settings.stream_buffer_events, resumable=False)
+    client = fan.subscribe(ids, sub)
+    return event_stream(_events(fan, client, "all" if ids is None else sorted(set(ids))), slot=slot, subscriber=sub,
                         keepalive_s=KEEPALIVE_S, keepalive="keepalive")  # fmt: skip

@@ -38,6 +38,7 @@ class SensorThings(ReadMixin, WriteMixin, ObservationMixin):
         *,
         max_top: int = 10_000,
         default_top: int = 100,
+        max_response_entities: int = 100_000,
         max_future: timedelta = timedelta(days=1),
     ) -> None:
         self.store = store
@@ -46,6 +47,7 @@ class SensorThings(ReadMixin, WriteMixin, ObservationMixin):
         self.catalog = catalog
         self.max_top = max_top
         self.default_top = default_top
+        self.max_response_entities = max_response_entities
         self.max_future = max_future
 
 

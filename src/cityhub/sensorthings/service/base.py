@@ -23,6 +23,7 @@ class ServiceBase:
     bus: EventBus
     max_top: int
     default_top: int
+    max_response_entities: int
     max_future: timedelta
 
     def _announce(self, et: model.EntityType, entity_id: int, op: EntityOp = "created") -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from cityhub import model, results
+from cityhub import jsontext, model, results
 from cityhub.errors import ProblemError, bad_request, conflict
 from cityhub.ingest import observations as obsin
 from cityhub.sensorthings.query import columns
@@ -71,7 +71,7 @@ class ObservationMixin(ServiceBase):
                 body["validTime"], field_prefix + "validTime"
             )
         if body.get("resultQuality") is not None:
-            row["result_quality"] = orjson.dumps(body["resultQuality"]).decode()
+            row["result_quality"] = jsontext.dump(body["resultQuality"], field_prefix + "resultQuality")
         return row, extra
 
     async def create_observation(
@@ -153,6 +153,8 @@ class ObservationMixin(ServiceBase):
             raise conflict("two Observations with the same phenomenonTime and different results", field=field)
 
     def _update_observation(self, tx: Transaction, obs_id: int, body: dict[str, Any], values: dict[str, Any]) -> None:
+        if "phenomenonTime" in body:
+            self._check_new_phenomenon_time(values["phenomenon_time"])
         key = self.store.entities.observation_key(tx, obs_id)
         assert key is not None  # resolved by the caller
         ds_id, old_time = key
@@ -171,3 +173,12 @@ class ObservationMixin(ServiceBase):
         if new_time != old_time and self.store.entities.observation_at(tx, ds_id, new_time) is not None:
             raise conflict("the Datastream already has an Observation at that phenomenonTime", field="phenomenonTime")
         self.store.entities.update_observation(tx, obs_id, values)
+
+    def _check_new_phenomenon_time(self, start: datetime | None) -> None:
+        # A PATCH is held to the rules of a POST: the column is NOT NULL, and bulk ingest would refuse the time.
+        if start is None:
+            raise bad_request("phenomenonTime may not be null", field="phenomenonTime")
+        if start > datetime.now(UTC) + self.max_future:
+            raise bad_request("phenomenonTime is too far in the future", field="phenomenonTime")
+        if start.year < 1900:
+            raise bad_request("phenomenonTime is before 1900", field="phenomenonTime")

@@ -1,12 +1,20 @@
 """Reading: a resource path with query options ($filter, $orderby, $top/$skip, $count, nested $expand,
-$select, dataArray) compiled to SQL through the query builder (placeholders from the store's dialect)."""
+$select, dataArray) compiled to SQL through the query builder (placeholders from the store's dialect).
+
+Expanded collections are paged like top-level ones: each parent gets at most the level's ``$top`` children
+(``default_top`` when none is given) and a ``<nav>@iot.nextLink`` to the rest. One response holds at most
+``max_response_entities`` entities, the page and everything expanded in it, counted as often as they are
+shown; a request that would pass it is refused with a 400 as soon as a level's rows pass it, before the
+deeper levels are read.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from cityhub import model
-from cityhub.errors import not_found
+from cityhub.errors import ProblemError, bad_request, not_found
 from cityhub.sensorthings.options import Expand, QueryOptions
 from cityhub.sensorthings.query import (
     SqlBuilder,
@@ -22,6 +30,40 @@ from cityhub.sensorthings.service.base import ServiceBase
 from cityhub.sensorthings.service.paths import Resource, Step, next_link
 from cityhub.sensorthings.service.serialize import data_array, row_to_dict, self_link, shape
 from cityhub.store.base import QueryError
+
+Pair = tuple[dict[str, Any], dict[str, Any]]  # an entity's JSON properties and its to-one foreign keys
+
+
+@dataclass
+class _Budget:
+    """Entities one response may still hold. An entity counts once for every place the response shows it: the
+    Datastream expanded under 1,000 Observations is 1,000 entities of JSON, though it is read once."""
+
+    limit: int
+    used: int = 0
+
+    @property
+    def left(self) -> int:
+        return self.limit - self.used
+
+    def spend(self, n: int, field: str) -> None:
+        self.used += n
+        if self.used > self.limit:
+            raise self.exceeded(field)
+
+    def exceeded(self, field: str) -> ProblemError:
+        if field == "$top":
+            return bad_request(
+                f"this page would hold more than {self.limit:,} entities, the most one response may; "
+                "ask for fewer with $top and follow @iot.nextLink for the rest",
+                field="$top",
+            )
+        return bad_request(
+            f"this response would hold more than {self.limit:,} entities (the page and everything $expand adds "
+            "to it), the most one response may; ask for fewer with $top, or narrow the $expand: fewer levels, "
+            "or $top and $filter inside it",
+            field="$expand",
+        )
 
 
 class ReadMixin(ServiceBase):
@@ -53,7 +95,9 @@ class ReadMixin(ServiceBase):
                 return {name: value}
             if res.ref:
                 return {"@iot.selfLink": self_link(base, et, entity["@iot.id"])}
-            self._expand(base, et, [(entity, fks)], opts.expand)
+            budget = _Budget(self.max_response_entities)
+            budget.spend(1, "$expand")
+            self._expand(base, et, [(entity, fks)], [1], opts.expand, budget)
             return shape(base, et, entity, opts.select)
         if opts.filter is not None:
             where += " AND (" + filter_sql(b, et, "e", opts.filter) + ")"
@@ -64,6 +108,8 @@ class ReadMixin(ServiceBase):
         rows = self.store.query(sql, params)
         more = len(rows) > top
         rows = rows[:top]
+        budget = _Budget(self.max_response_entities)
+        budget.spend(len(rows), "$top")
         body: dict[str, Any] = {}
         if opts.count:
             cb = SqlBuilder(self.store.dialect)
@@ -80,7 +126,7 @@ class ReadMixin(ServiceBase):
         if opts.result_format == "dataArray":
             body["value"] = data_array(base, pairs, opts.select)
             return body
-        self._expand(base, et, pairs, opts.expand)
+        self._expand(base, et, pairs, [1] * len(pairs), opts.expand, budget)
         body["value"] = [shape(base, et, e, opts.select) for e, _ in pairs]
         return body
 
@@ -97,9 +143,12 @@ class ReadMixin(ServiceBase):
         self,
         base: str,
         et: model.EntityType,
-        pairs: list[tuple[dict[str, Any], dict[str, Any]]],
+        pairs: list[Pair],
+        shown: list[int],
         expands: list[Expand],
+        budget: _Budget,
     ) -> None:
+        """Expand ``pairs`` level by level; ``shown[i]``: how many times the response shows ``pairs[i]``."""
         if not pairs:
             return
         for ex in expands:
@@ -109,13 +158,25 @@ class ReadMixin(ServiceBase):
             ids = sorted({e["@iot.id"] for e, _ in pairs})
             wanted = sorted({fks[nav.name] for _, fks in pairs if fks.get(nav.name) is not None}) if nav.fk else []
             top = opts.top if opts.top is not None else self.default_top
-            sql = expand_sql(b, nav, target, ids, wanted, opts.filter, opts.orderby, top, opts.skip)
+            # Every row read is shown at least once, so one more row than the budget has left already passes it:
+            # the database never hands over more than that.
+            sql = expand_sql(b, nav, target, ids, wanted, opts.filter, opts.orderby, top, opts.skip, budget.left + 1)
             rows = self.store.query(sql, b.params)
-            children: dict[Any, list[tuple[dict[str, Any], dict[str, Any]]]] = {}
+            if len(rows) > budget.left:
+                raise budget.exceeded("$expand")
+            children: dict[Any, list[Pair]] = {}
             for r in rows:
                 children.setdefault(r[0], []).append(row_to_dict(target, r[1:-1]))
+            # The children under one key (a to-one target's id, or a parent's id) are shown under every parent
+            # with that key, as often as that parent is shown.
+            times: dict[Any, int] = {}
+            for (entity, fks), n in zip(pairs, shown, strict=True):
+                key = fks.get(nav.name) if nav.fk else entity["@iot.id"]
+                times[key] = times.get(key, 0) + n
             all_children = [c for cs in children.values() for c in cs]
-            self._expand(base, target, all_children, opts.expand)
+            child_shown = [times.get(k, 0) for k, cs in children.items() for _ in cs]
+            budget.spend(sum(child_shown), "$expand")
+            self._expand(base, target, all_children, child_shown, opts.expand, budget)
             for entity, fks in pairs:
                 if nav.fk:
                     found = children.get(fks.get(nav.name))

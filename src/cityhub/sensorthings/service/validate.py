@@ -6,10 +6,9 @@ import re
 from typing import Any
 
 import numpy as np
-import orjson
 import shapely.geometry
 
-from cityhub import model
+from cityhub import jsontext, model
 from cityhub.errors import bad_request
 from cityhub.timefmt import parse_interval, parse_time
 
@@ -47,10 +46,10 @@ def values_of(et: model.EntityType, body: dict[str, Any], prefix: str, *, partia
                 _check_uom(v, field)
             elif p.name in ("properties", "parameters") and not isinstance(v, dict):
                 raise bad_request(f"{p.name} must be a JSON object", field=field)
-            values[p.column] = orjson.dumps(v).decode()
+            values[p.column] = jsontext.dump(v, field)
         elif p.kind == model.GEOMETRY:
             _check_geojson(v, field)
-            values[p.column] = orjson.dumps(v).decode()
+            values[p.column] = jsontext.dump(v, field)
         elif p.kind == model.DATETIME:
             values[p.column] = parse_time(v, field)
         elif p.kind == model.INTERVAL:

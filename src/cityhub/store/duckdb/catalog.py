@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from cityhub.store.duckdb.util import DuckDBHost, id_table, registered, tx_cursor
+from cityhub.store.duckdb.util import DuckDBHost, id_list, id_table, registered, tx_cursor
 from cityhub.store.ops.catalog import CatalogOps, DatastreamInfo, unit_symbol
 from cityhub.store.transaction import Transaction
 
@@ -63,18 +63,18 @@ class DuckDBCatalog(CatalogOps):
         elif not thing_ids:
             return {}
         else:
-            cur = self.store._cursor()
-            with registered(cur, "_ch_things", id_table(thing_ids)):
-                rows = cur.execute(sql.format(where="WHERE thing_id IN (SELECT id FROM _ch_things)")).fetchall()
+            rows = self.store.query(
+                sql.format(where=f"WHERE thing_id IN (SELECT id FROM {id_list()})"), [[int(t) for t in thing_ids]]
+            )
         return {int(t): loc for t, loc in rows}
 
     # -- FeaturesOfInterest ---------------------------------------------------------------------------------
     def existing_features(self, ids: Sequence[int]) -> set[int]:
         if not len(ids):
             return set()
-        cur = self.store._cursor()
-        with registered(cur, "_ch_fois", id_table(ids)):
-            rows = cur.execute("SELECT id FROM features_of_interest WHERE id IN (SELECT id FROM _ch_fois)").fetchall()
+        rows = self.store.query(
+            f"SELECT id FROM features_of_interest WHERE id IN (SELECT id FROM {id_list()})", [[int(i) for i in ids]]
+        )
         return {int(r[0]) for r in rows}
 
     def location_features_in(self, tx: Transaction, datastream_ids: Sequence[int]) -> dict[int, int | None]:

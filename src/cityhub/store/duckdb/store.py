@@ -30,6 +30,7 @@ from cityhub.store.duckdb.entities import DuckDBEntityOps
 from cityhub.store.duckdb.export import DuckDBExport
 from cityhub.store.duckdb.geo import DuckDBGeoOps
 from cityhub.store.duckdb.observations import DuckDBObservations
+from cityhub.store.duckdb.util import id_list
 from cityhub.store.duckdb.webhooks import DuckDBWebhookOps
 from cityhub.store.schema import ALERT_TABLES, ENTITY_TABLES, ddl
 from cityhub.store.transaction import Transaction
@@ -543,17 +544,13 @@ class DuckDBStore(Store):
 
     def latest(self, datastream_ids: Sequence[int]) -> pa.Table:
         self.flush_derived()
-        ids = pa.table({"datastream_id": pa.array(datastream_ids, pa.int64())})
-        cur = self._cursor()
-        cur.register("_ch_ids", ids)
-        try:
-            return cur.sql(
-                """SELECT l.datastream_id, l.phenomenon_time, l.result_number, l.result_string, l.result_json,
-                          l.observation_id, l.first_time, l.count
-                   FROM ds_latest l SEMI JOIN _ch_ids USING (datastream_id) ORDER BY l.datastream_id"""
-            ).to_arrow_table()
-        finally:
-            cur.unregister("_ch_ids")
+        return self._cursor().sql(
+            f"""SELECT l.datastream_id, l.phenomenon_time, l.result_number, l.result_string, l.result_json,
+                       l.observation_id, l.first_time, l.count
+                FROM ds_latest l SEMI JOIN {id_list("datastream_id")} USING (datastream_id)
+                ORDER BY l.datastream_id""",
+            params=[[int(i) for i in datastream_ids]],
+        ).to_arrow_table()
 
     def aggregate(
         self,
@@ -584,19 +581,13 @@ class DuckDBStore(Store):
         if end is not None:
             where.append("hour < ?")
             params.append(end)
-        ids = pa.table({"datastream_id": pa.array(datastream_ids, pa.int64())})
-        cur = self._cursor()
-        cur.register("_ch_ids", ids)
-        try:
-            return cur.sql(
-                f"""SELECT datastream_id, {bucket} AS time, {value} AS value, CAST(sum(n) AS BIGINT) AS count
-                    FROM obs_hourly SEMI JOIN _ch_ids USING (datastream_id)
-                    WHERE {" AND ".join(where)}
-                    GROUP BY ALL ORDER BY datastream_id, time""",
-                params=params or None,
-            ).to_arrow_table()
-        finally:
-            cur.unregister("_ch_ids")
+        return self._cursor().sql(
+            f"""SELECT datastream_id, {bucket} AS time, {value} AS value, CAST(sum(n) AS BIGINT) AS count
+                FROM obs_hourly SEMI JOIN {id_list("datastream_id")} USING (datastream_id)
+                WHERE {" AND ".join(where)}
+                GROUP BY ALL ORDER BY datastream_id, time""",
+            params=[[int(i) for i in datastream_ids], *params],
+        ).to_arrow_table()
 
     def info(self) -> dict[str, Any]:
         self.flush_derived()
@@ -616,7 +607,16 @@ class DuckDBStore(Store):
             "bytes_on_disk": size,
         }
 
+    def log_bytes(self) -> int:
+        if self.path is None:
+            return 0
+        try:
+            return self.path.with_name(self.path.name + ".wal").stat().st_size
+        except FileNotFoundError:
+            return 0
+
     def checkpoint(self) -> None:
+        """Raises while another thread is in a query (DuckDB's CHECKPOINT needs the database to itself)."""
         with self._write_lock:
             self._cursor().execute("CHECKPOINT")
 

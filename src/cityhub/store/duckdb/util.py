@@ -25,6 +25,15 @@ def registered(cur: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> It
         cur.unregister(name)
 
 
+def id_list(column: str = "id") -> str:
+    """A one-column relation of the ids passed as one list parameter (``[int(i) for i in ids]``), for reads.
+
+    Reads pass their ids this way rather than as a registered Arrow table: registering creates a view, which
+    DuckDB counts as a write transaction, and a CHECKPOINT fails while any write transaction is open, so readers
+    that registered tables all the time kept the write-ahead log from ever being checkpointed."""
+    return f"(SELECT unnest(CAST(? AS BIGINT[])) AS {column})"
+
+
 def id_table(ids: Sequence[int]) -> pa.Table:
     return pa.table({"id": pa.array(list(ids), pa.int64())})
 

@@ -11,8 +11,9 @@ from typing import Any
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from cityhub import results, timefmt
+from cityhub import jsontext, results, timefmt
 from cityhub.errors import bad_request
 
 _local = threading.local()
@@ -31,8 +32,18 @@ def _time_exprs(table: pa.Table, col: str) -> tuple[str, str]:
     """SQL (value, error) expressions for a time column, by its Arrow type."""
     if col not in table.column_names:
         return "CAST(NULL AS TIMESTAMPTZ)", "NULL"
-    typ = table.schema.field(col).type
-    q = f'"{col}"'
+    value, error = _parsed_time(table.schema.field(col).type, f'"{col}"')
+    # DuckDB reads far more years than Python can hold (0001-01-01T00:00:00+14:00 is 1 BC): the range
+    # timefmt.parse_iso holds single Observations to applies here too, or a stored row breaks every read.
+    outside = f"{value} < {_TIME_MIN} OR {value} > {_TIME_MAX}"
+    return value, f"coalesce({error}, CASE WHEN {outside} THEN {_literal(timefmt.OUT_OF_RANGE)} END)"
+
+
+_TIME_MIN = f"TIMESTAMPTZ '{timefmt.TIME_MIN.isoformat()}'"
+_TIME_MAX = f"TIMESTAMPTZ '{timefmt.TIME_MAX.isoformat()}'"
+
+
+def _parsed_time(typ: pa.DataType, q: str) -> tuple[str, str]:
     if pa.types.is_timestamp(typ):
         if typ.tz is None:
             return "CAST(NULL AS TIMESTAMPTZ)", f"CASE WHEN {q} IS NOT NULL THEN '{timefmt.NO_ZONE}' END"
@@ -48,6 +59,29 @@ def _time_exprs(table: pa.Table, col: str) -> tuple[str, str]:
         )
         return f"CASE WHEN {zone} THEN {value} END", error
     return "CAST(NULL AS TIMESTAMPTZ)", f"CASE WHEN {q} IS NOT NULL THEN '{timefmt.NOT_ISO}' END"
+
+
+_PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000}
+
+
+def _scannable_times(table: pa.Table) -> pa.Table:
+    """Arrow timestamp columns with instants outside the hub's range moved to just before it. DuckDB fails the
+    whole scan on a second or millisecond timestamp it cannot hold in microseconds; moved, each such row is
+    refused by the range check alone (nanoseconds never leave the range)."""
+    for col in ("phenomenonTime", "resultTime"):
+        if col not in table.column_names:
+            continue
+        typ = table.schema.field(col).type
+        if not pa.types.is_timestamp(typ) or typ.unit not in _PER_SECOND:
+            continue
+        per_us = 1_000_000 // _PER_SECOND[typ.unit]
+        lo, hi = -(-timefmt.TIME_MIN_US // per_us), timefmt.TIME_MAX_US // per_us  # whole units inside the range
+        ints = pc.cast(table.column(col), pa.int64())
+        outside = pc.or_(pc.less(ints, lo), pc.greater(ints, hi))
+        if pc.any(outside).as_py():
+            moved = pc.if_else(outside, pa.scalar(lo - 1, pa.int64()), ints).cast(typ)
+            table = table.set_column(table.schema.get_field_index(col), col, moved)
+    return table
 
 
 def _by_type(expr: Any) -> str:
@@ -144,7 +178,9 @@ def check_rows(table: pa.Table, datastreams: pa.Table, latest: datetime) -> pa.T
         else "FALSE"
     )
     params = '"parameters"' if "parameters" in cols else "CAST(NULL AS VARCHAR)"
+    table = _scannable_times(table)
     raw = table.append_column("_idx", pa.array(np.arange(table.num_rows, dtype=np.int64)))
+    raw = raw.append_column("_params_err", _unreadable_json(table, "parameters"))
     con = _engine()
     con.register("_raw", raw)
     con.register("_ds", datastreams)
@@ -155,7 +191,7 @@ def check_rows(table: pa.Table, datastreams: pa.Table, latest: datetime) -> pa.T
               SELECT _idx, "datastream" AS ds_raw, TRY_CAST("datastream" AS BIGINT) AS ds,
                      {pt} AS pt, {pt_err} AS pt_err, {rt} AS rt, {rt_err} AS rt_err,
                      {num} AS num_in, {text} AS txt_in, {js} AS js_in, {unit} AS unit,
-                     {foi} AS foi, {foi_bad} AS foi_bad, {params} AS params
+                     {foi} AS foi, {foi_bad} AS foi_bad, {params} AS params, _params_err
               FROM _raw),
             j AS (
               SELECT r.*, d.observation_type AS ot, d.unit_symbol, d.thing_id
@@ -182,6 +218,8 @@ def check_rows(table: pa.Table, datastreams: pa.Table, latest: datetime) -> pa.T
                        || coalesce(unit_symbol, '(none)')
                 WHEN foi_bad THEN 'featureOfInterest: is not an integer id'
                 WHEN params IS NOT NULL AND json_valid(params) IS NOT TRUE THEN 'parameters: is not JSON'
+                -- json_valid takes texts the reads cannot load (NaN, 1e400, [1,]): those are refused too
+                WHEN _params_err IS NOT NULL THEN 'parameters: ' || _params_err
               END AS error
             FROM s ORDER BY _idx""",
             params=[latest],
@@ -190,3 +228,17 @@ def check_rows(table: pa.Table, datastreams: pa.Table, latest: datetime) -> pa.T
         con.unregister("_raw")
         con.unregister("_ds")
     return out
+
+
+def _unreadable_json(table: pa.Table, col: str) -> pa.Array:
+    """Per row: why the JSON text in ``col`` could not be read back (jsontext.unreadable), or null. A column
+    that is not text is refused: JSON travels as text in every body format."""
+    n = table.num_rows
+    if col not in table.column_names or pa.types.is_null(table.schema.field(col).type):
+        return pa.nulls(n, pa.string())
+    typ = table.schema.field(col).type
+    if not (pa.types.is_string(typ) or pa.types.is_large_string(typ)):
+        raise bad_request(f"the {col} column must hold JSON as text, not {typ}", field=col)
+    return pa.array(
+        [None if text is None else jsontext.unreadable(text) for text in table.column(col).to_pylist()], pa.string()
+    )

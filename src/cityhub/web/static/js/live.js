@@ -25,7 +25,7 @@ export function observe(views, { ready, change, status }) {
         ready,
         observation,
         // Dropped for reading too slowly: a fresh connection (and a catch-up) instead of a gap.
-        overflow: () => {
+        dropped: () => {
           es.close();
           setTimeout(connect, 1000);
         },

@@ -1,0 +1,159 @@
+"""Who may spend the hub's work, decided from the request line and headers before a byte of the body is read.
+
+A pure ASGI middleware, outermost but for the body limit, so that neither an anonymous 100 MB JSON body nor a
+flood of guessed keys costs more than a header check:
+
+- a key that is unknown or revoked is a 401 at once (the key file is checked on every request, so a revocation
+  takes effect on the next one); failed key checks are counted per client address and past
+  ``rate_limit_auth_failures`` answered 429 without checking the key at all;
+- a write (POST, PUT, PATCH, DELETE) without a key is a 401 at once, except the read-only POSTs that carry a
+  long selection in their body;
+- API requests (``/v1.1``, ``/api/``) without a key are limited per client address (``rate_limit_anonymous``),
+  requests with one per key (``rate_limit_keyed``), with 429 and ``Retry-After``.
+
+Rate limits use the ``limits`` library (the engine behind slowapi and Flask-Limiter): a sliding-window counter
+in memory, which is per process; several hub processes would share a Redis storage instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from typing import Any
+
+import orjson
+from limits import RateLimitItem, parse_many
+from limits.storage import MemoryStorage
+from limits.strategies import SlidingWindowCounterRateLimiter
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from cityhub.auth.keys import ANONYMOUS, KeyStore, Principal
+from cityhub.config import Settings
+
+# POSTs that only read (a long id list in the body): open to anonymous readers like their GET forms.
+READ_ONLY_POSTS = frozenset({"/api/v1/latest", "/api/v1/aggregate"})
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Liveness probes from a load balancer or orchestrator must never be rate limited.
+UNLIMITED_PATHS = frozenset({"/healthz"})
+# The APIs are what costs: the dashboard's page, scripts and styles are static files and are not counted.
+LIMITED_PREFIXES = ("/v1.1", "/api/")
+
+
+def _items(spec: str) -> list[RateLimitItem]:
+    return parse_many(spec) if spec.strip() else []
+
+
+def request_key(headers: dict[bytes, bytes]) -> str | None:
+    """The API key of ``Authorization: Bearer <key>`` or ``X-API-Key``, as deps.principal reads it."""
+    auth = headers.get(b"authorization", b"").decode("latin-1")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip() or None
+    key = headers.get(b"x-api-key")
+    return key.decode("latin-1").strip() or None if key is not None else None
+
+
+class RateLimits:
+    """The three limits of the settings over one in-memory store."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._limiter = SlidingWindowCounterRateLimiter(MemoryStorage())
+        self.anonymous = _items(settings.rate_limit_anonymous)
+        self.keyed = _items(settings.rate_limit_keyed)
+        self.auth_failures = _items(settings.rate_limit_auth_failures)
+
+    def hit(self, items: list[RateLimitItem], *ids: str) -> float | None:
+        """Count one request; None if it is within every limit, else seconds until it would be."""
+        refused = [item for item in items if not self._limiter.hit(item, *ids)]
+        return self._retry_after(refused, ids) if refused else None
+
+    def blocked(self, items: list[RateLimitItem], *ids: str) -> float | None:
+        """Like ``hit`` without counting (is this client already past a limit?)."""
+        refused = [item for item in items if not self._limiter.test(item, *ids)]
+        return self._retry_after(refused, ids) if refused else None
+
+    def _retry_after(self, refused: list[RateLimitItem], ids: tuple[str, ...]) -> float:
+        now = time.time()
+        resets = [self._limiter.get_window_stats(item, *ids).reset_time for item in refused]
+        return max(1.0, max(resets) - now)
+
+
+def _problem(status: int, title: str, detail: str, path: str, field: str) -> bytes:
+    return orjson.dumps(
+        {
+            "type": f"https://cityhub.hanoi/problems/{title.lower().replace(' ', '-')}",
+            "title": title,
+            "status": status,
+            "detail": detail,
+            "field": field,
+            "instance": path,
+        }
+    )
+
+
+class Guard:
+    """Authentication and rate limits before the body (see the module docstring)."""
+
+    def __init__(self, app: ASGIApp, settings: Settings, keys: KeyStore | None = None) -> None:
+        self.app = app
+        self.settings = settings
+        self.limits = RateLimits(settings)
+        self._keys = keys
+
+    def _keystore(self, scope: Scope) -> KeyStore:
+        if self._keys is None:
+            hub = scope["app"].state.hub
+            self._keys = hub.keys
+        return self._keys
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in UNLIMITED_PATHS:
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        address = (scope.get("client") or ("unknown", 0))[0]
+        key = request_key(dict(scope["headers"]))
+        who: Principal = ANONYMOUS
+        if key is not None:
+            wait = self.limits.blocked(self.limits.auth_failures, "auth", address)
+            if wait is not None:
+                await self._refuse(send, 429, "Too Many Requests",
+                                   "too many failed key checks from this address", path, "authorization", wait)
+                return
+            found = self._keystore(scope).authenticate(key)
+            if found is None:
+                self.limits.hit(self.limits.auth_failures, "auth", address)
+                await self._refuse(send, 401, "Unauthorized", "unknown or revoked API key", path, "authorization")
+                return
+            who = found
+            wait = None
+            if self.limits.keyed:
+                wait = self.limits.hit(self.limits.keyed, "key", hashlib.sha256(key.encode()).hexdigest())
+        else:
+            if scope["method"] in WRITE_METHODS and path not in READ_ONLY_POSTS:
+                await self._refuse(send, 401, "Unauthorized", "this needs an API key", path, "authorization")
+                return
+            wait = None
+            if path.startswith(LIMITED_PREFIXES):
+                wait = self.limits.hit(self.limits.anonymous, "anonymous", address)
+        if wait is not None:
+            await self._refuse(send, 429, "Too Many Requests", "too many requests from this client", path, "client",
+                               wait)
+            return
+        scope.setdefault("state", {})["principal"] = who
+        await self.app(scope, receive, send)
+
+    async def _refuse(
+        self, send: Send, status: int, title: str, detail: str, path: str, field: str, wait: float | None = None
+    ) -> None:
+        body = _problem(status, title, detail, path, field)
+        headers: list[Any] = [
+            (b"content-type", b"application/problem+json"),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        if status == 401:
+            headers.append((b"www-authenticate", b'Bearer realm="cityhub"'))
+        if wait is not None:
+            headers.append((b"retry-after", str(math.ceil(wait)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
