@@ -111,7 +111,10 @@ def run(report: Report, tmp: Path, *, quick: bool) -> None:
                     k = 0
                     while not stop.is_set():
                         body = _csv(ds[40 + i], t + timedelta(seconds=100_000 * k), 100_000)
-                        r = bc.post("/api/v1/ingest", content=body, headers={"Content-Type": "text/csv"})
+                        try:
+                            r = bc.post("/api/v1/ingest", content=body, headers={"Content-Type": "text/csv"})
+                        except httpx.HTTPError:  # the hub is shutting down (step 4)
+                            return
                         codes.append(r.status_code)
                         if r.status_code == 503:
                             time.sleep(float(r.headers.get("retry-after", "1")))

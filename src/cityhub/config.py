@@ -52,8 +52,9 @@ class Settings(BaseSettings):
     default_top: int = 100
     # Local days for aggregates: Hanoi is UTC+7 all year (no daylight saving).
     day_offset_minutes: int = Field(420, validation_alias="CITYHUB_DAY_OFFSET_MIN")
-    # Request bodies over this many bytes are refused with a 413 before they are read.
-    max_body_bytes: int = 256 * 1024 * 1024
+    # Bulk bodies over this many bytes are refused with a 413 before they are read (bulk bodies stream: memory does
+    # not grow with their size).
+    max_body_bytes: int = 4 * 1024 * 1024 * 1024
     # Base of @iot.selfLink in messages published outside a request (MQTT); default http://host:port.
     public_url: str | None = None
     # MQTT bridge (off unless a broker URL is given): mqtt://host:1883 or mqtts://host:8883, with
@@ -80,6 +81,9 @@ class Settings(BaseSettings):
     tile_url: str = ""
     tile_attribution: str = ""
     # -- limits: what one request, client or connection may cost ------------------------------------------------
+    # The embedded store's memory for cached data and indexes (DuckDB syntax, e.g. "2GB"; empty: DuckDB's default,
+    # 80 % of the machine). Past it DuckDB works from the file.
+    duckdb_memory_limit: str = "1GB"
     # $expand: levels of nesting, and entities in one response (the top level and everything expanded in it).
     max_expand_depth: int = 5
     max_response_entities: int = 100_000

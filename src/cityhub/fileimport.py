@@ -38,10 +38,15 @@ def _batches(path: Path, rows: int) -> Iterator[pa.Table]:
         for b in reader:
             yield pa.Table.from_batches([b])
     elif suffix in (".ndjson", ".jsonl", ".json"):
-        data = path.read_bytes()
-        lines = data.splitlines(keepends=True)
-        for i in range(0, len(lines), rows):
-            yield obsin.parse_body(b"".join(lines[i : i + rows]), "ndjson")
+        with path.open("rb") as f:  # a run of lines at a time: memory does not grow with the file
+            lines: list[bytes] = []
+            for line in f:
+                lines.append(line)
+                if len(lines) >= rows:
+                    yield obsin.parse_body(b"".join(lines), "ndjson")
+                    lines = []
+            if any(x.strip() for x in lines):
+                yield obsin.parse_body(b"".join(lines), "ndjson")
     else:
         raise ProblemError(400, "Bad Request", f"{path}: unknown file type (csv, ndjson, parquet)", field="file")
 

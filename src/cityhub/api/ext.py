@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -18,6 +19,7 @@ from cityhub.auth.keys import Principal
 from cityhub.errors import ProblemError, bad_request
 from cityhub.hub import Hub
 from cityhub.ingest import observations as obsin
+from cityhub.ingest.stream import STREAM_ABOVE, ChunkPipe, ingest_stream
 from cityhub.ipc import table_to_ipc
 from cityhub.timefmt import check_time, iso_array, iso_time, parse_time
 
@@ -84,11 +86,34 @@ async def ingest(
                 f"Content-Type {ctype or '(none)'} is not one of {sorted(obsin.FORMATS)}; or pass ?format=",
                 field="content-type",
             )
-    body = await request.body()
-    raw = await asyncio.to_thread(obsin.parse_body, body, fmt)
-    out = await ingest_table(hub, raw, who, partial)
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) <= STREAM_ABOVE:
+        body = await request.body()
+        raw = await asyncio.to_thread(obsin.parse_body, body, fmt)
+        out = await ingest_table(hub, raw, who, partial)
+    else:  # large or chunked: parsed and validated as it streams in, never held whole
+        out = await _ingest_streamed(request, hub, fmt, who, partial)
     status = 200 if not out["rejected"] else 207
     return JSONResponse(out, status_code=status)
+
+
+async def _ingest_streamed(request: Request, hub: Hub, fmt: str, who: Principal, partial: bool) -> dict[str, Any]:
+    pipe = ChunkPipe()
+    spool = hub.settings.data_dir / "tmp"
+    work = asyncio.get_running_loop().run_in_executor(
+        None, lambda: ingest_stream(hub.pipeline, pipe, fmt, who, partial=partial, spool_dir=spool)
+    )
+    try:
+        async for chunk in request.stream():
+            if chunk and not await asyncio.to_thread(pipe.put, chunk):
+                break  # the body was refused already: stop reading it
+        await asyncio.to_thread(pipe.put, None)
+    except BaseException:  # the client went away (or the server is stopping): the import stores nothing
+        pipe.fail()
+        with contextlib.suppress(Exception):
+            await work
+        raise
+    return await work
 
 
 async def create_observations_data_array(request: Request) -> Response:

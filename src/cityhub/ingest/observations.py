@@ -129,26 +129,26 @@ def location_fois_in(tx: Transaction, datastream_ids: list[int]) -> dict[int, in
 
 
 # -- parsing bodies --------------------------------------------------------------------------------------
+CSV_CONVERT = pacsv.ConvertOptions(
+    column_types={
+        "phenomenonTime": pa.string(),
+        "resultTime": pa.string(),
+        "unit": pa.string(),
+        # JSON text: left to type inference, 2026-01-01 became a date and 7 a number
+        "parameters": pa.string(),
+    },
+    strings_can_be_null=True,
+    null_values=[""],  # keep NaN/NA visible so validation can name them
+)
+
+
 def parse_body(body: bytes, fmt: str) -> pa.Table:
     """Parse a bulk body into a table with (a subset of) COLUMNS; syntax errors are 400s."""
     if not body.strip():
         raise bad_request("the body is empty", field="body")
     if fmt == "csv":
         try:
-            table = pacsv.read_csv(
-                io.BytesIO(body),
-                convert_options=pacsv.ConvertOptions(
-                    column_types={
-                        "phenomenonTime": pa.string(),
-                        "resultTime": pa.string(),
-                        "unit": pa.string(),
-                        # JSON text: left to type inference, 2026-01-01 became a date and 7 a number
-                        "parameters": pa.string(),
-                    },
-                    strings_can_be_null=True,
-                    null_values=[""],  # keep NaN/NA visible so validation can name them
-                ),
-            )
+            table = pacsv.read_csv(io.BytesIO(body), convert_options=CSV_CONVERT)
         except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError) as exc:
             raise bad_request(f"CSV could not be read: {exc}", field="body") from None
     elif fmt == "ndjson":
@@ -170,6 +170,11 @@ def parse_body(body: bytes, fmt: str) -> pa.Table:
             raise bad_request(f"Arrow IPC body is not consistent: {exc}", field="body") from None
     else:
         raise bad_request(f"unknown format {fmt!r}; use csv, ndjson or arrow", field="format")
+    return check_columns(table, fmt)
+
+
+def check_columns(table: pa.Table, fmt: str) -> pa.Table:
+    """The columns of a parsed body (or one batch of a streamed one): known ones only, the required ones there."""
     try:
         names = table.column_names
     except UnicodeDecodeError:  # a header that is not UTF-8

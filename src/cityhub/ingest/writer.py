@@ -12,6 +12,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,6 +69,47 @@ class _Conflict(Exception):
         self.results = results
 
 
+# Writes of at most this many rows (a device's reading, a gateway's few) go ahead of bulk bodies in the queue.
+SMALL_ROWS = 64
+
+
+class _Lanes:
+    """The writer's queue: a lane for small writes that the writer always empties first, and one for the rest
+    (bulk bodies, derived rows, drain markers, the stop sentinel), each first in, first out.
+
+    Under saturation the queue holds up to ``max_queued_rows`` rows of bulk bodies, seconds of work; a single
+    reading from a sensor need not wait behind them. Order matters only within a lane: a drain marker sits in
+    the bulk lane, and a small write queued before it is taken no later than it, since the small lane is
+    emptied first at every turn."""
+
+    def __init__(self) -> None:
+        self._small: deque[_Item] = deque()
+        self._bulk: deque[_Item | None] = deque()
+        self._cond = threading.Condition()
+
+    def put(self, item: _Item | None) -> None:
+        with self._cond:
+            if item is not None and not item.replace and 0 < item.rows <= SMALL_ROWS:
+                self._small.append(item)
+            else:
+                self._bulk.append(item)
+            self._cond.notify()
+
+    def get(self, timeout: float) -> _Item | None:
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._small or self._bulk, timeout):
+                raise queue.Empty
+            return self._small.popleft() if self._small else self._bulk.popleft()
+
+    def get_nowait(self) -> _Item | None:
+        with self._cond:
+            if self._small:
+                return self._small.popleft()
+            if self._bulk:
+                return self._bulk.popleft()
+            raise queue.Empty
+
+
 class ObservationWriter:
     """Serialises Observation appends and commits them in groups of up to ``max_rows`` rows."""
 
@@ -87,7 +129,7 @@ class ObservationWriter:
         self._queued_rows = 0  # rows submitted and not yet taken by the writer thread
         self._count_lock = threading.Lock()
         self._commit_rate = 200_000.0  # rows/s, updated as groups commit; sizes Retry-After
-        self._queue: queue.Queue[_Item | None] = queue.Queue()
+        self._queue = _Lanes()
         self._flushed = time.monotonic()
         # The store's write-ahead log is checkpointed here, in the one thread that writes, between commits: on a
         # schedule and whenever it has grown past its limit, so that a restart after kill -9 replays little.

@@ -172,12 +172,16 @@ class _DuckTransaction(Transaction):
 class DuckDBStore(Store):
     """A DuckDB file (``path``) or an in-memory database (``path=None``, for tests)."""
 
-    def __init__(self, path: str | Path | None) -> None:
+    def __init__(self, path: str | Path | None, *, memory_limit: str = "") -> None:
         self.path = Path(path) if path is not None else None
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._con = duckdb.connect(str(self.path) if self.path else ":memory:")
         self._con.execute("SET TimeZone = 'UTC'")
+        if memory_limit:
+            # DuckDB's own default is 80 % of the machine: its cache of table data and indexes grew with every row
+            # stored. A limit makes it evict to the file instead.
+            self._con.execute("SET memory_limit = ?", [memory_limit])
         self.dialect = DuckDBDialect()
         self.entities = DuckDBEntityOps(self)
         self.geo = DuckDBGeoOps(self)
