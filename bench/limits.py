@@ -7,8 +7,9 @@
   requests were told to come back (503 + Retry-After) instead of queueing without bound;
 - time to drain and exit after SIGTERM under load, and to serve again after the restart.
 
-``python -m bench.limits`` (``--quick`` for a smaller run). A 1 GB CSV is not streamed through
-``/api/v1/ingest`` (its bodies are read whole, up to ``CITYHUB_MAX_BODY_BYTES``, 256 MiB): not measured here.
+- a 1 GB CSV streamed (chunked) through ``/api/v1/ingest`` and through ``cityhub import``: time and peak RSS.
+
+``python -m bench.limits`` (``--quick``: 200 MB and fewer requests).
 """
 
 from __future__ import annotations
@@ -16,14 +17,28 @@ from __future__ import annotations
 import argparse
 import socket
 import statistics
+import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 
-from bench._util import Report, Server, create_admin_key, free_port, log, make_tmpdir, proc_status_kb, remove_tmpdir
+from bench._util import (
+    MemoryMonitor,
+    Report,
+    Server,
+    cityhub_cmd,
+    cityhub_env,
+    create_admin_key,
+    free_port,
+    log,
+    make_tmpdir,
+    proc_status_kb,
+    remove_tmpdir,
+)
 
 OM = "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_Measurement"
 
@@ -49,6 +64,58 @@ def _rss_mb(pid: int) -> float:
 def _csv(ds: int, start: datetime, n: int) -> bytes:
     rows = "".join(f"{ds},{(start + timedelta(seconds=i)).strftime('%Y-%m-%dT%H:%M:%SZ')},{i % 97}\n" for i in range(n))
     return ("datastream,phenomenonTime,result\n" + rows).encode()
+
+
+def big_csv(report: Report, tmp: Path, *, mb: int) -> None:
+    """A CSV of ``mb`` MB streamed (chunked) through /api/v1/ingest, and the same file through `cityhub import`."""
+    data_dir = tmp / "big"
+    data_dir.mkdir()
+    key = create_admin_key(data_dir)
+    server = Server(data_dir, free_port(), key)
+    server.start()
+    line_bytes = 38
+    n = mb * 1024 * 1024 // line_bytes
+    try:
+        with httpx.Client(base_url=server.base, headers=server.headers, timeout=3600) as c:
+            assert c.post("/v1.1/Things", json=_thing(0, 1)).status_code == 201
+            ds = c.get("/v1.1/Datastreams").json()["value"][0]["@iot.id"]
+            start = datetime(2000, 1, 1, tzinfo=UTC)
+
+            def body() -> Iterator[bytes]:
+                yield b"datastream,phenomenonTime,result\n"
+                for k in range(0, n, 100_000):
+                    yield _csv(ds, start + timedelta(seconds=k), min(100_000, n - k)).split(b"\n", 1)[1]
+
+            base = _rss_mb(server.pid)
+            t0 = time.perf_counter()
+            r = c.post("/api/v1/ingest", content=body(), headers={"Content-Type": "text/csv"})
+            wall = time.perf_counter() - t0
+            assert r.status_code == 200 and r.json()["stored"] == n, r.text[:300]
+            peak, after = server.monitor.hwm_mb, _rss_mb(server.pid)  # type: ignore[union-attr]
+        log(f"  {mb} MB CSV ({n:,} rows) streamed over HTTP: {wall:.1f} s, {n / wall:,.0f} rows/s; hub RSS "
+            f"{base:.0f} -> peak {peak:.0f} MB, {after:.0f} MB after")  # fmt: skip
+        report.add(f"{mb} MB CSV through /api/v1/ingest (chunked): time / peak RSS (RSS after)",
+                   f"{wall:.1f} s / {peak:.0f} MB ({after:.0f} MB)")  # fmt: skip
+    finally:
+        server.stop()
+    path = tmp / "big.csv"
+    with path.open("wb") as f:
+        f.write(b"datastream,phenomenonTime,result\n")
+        for k in range(0, n, 100_000):
+            rows = _csv(ds, datetime(2001, 1, 1, tzinfo=UTC) + timedelta(seconds=k), min(100_000, n - k))
+            f.write(rows.split(b"\n", 1)[1])
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([*cityhub_cmd(), "import", str(path), "--data-dir", str(data_dir)], env=cityhub_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    monitor = MemoryMonitor(proc.pid)
+    monitor.start()
+    rc = proc.wait()
+    monitor.stop()
+    wall = time.perf_counter() - t0
+    log(f"  {mb} MB CSV through `cityhub import`: exit {rc}, {wall:.1f} s, peak RSS {monitor.hwm_mb:.0f} MB")
+    report.add(f"{mb} MB CSV through `cityhub import`: time / peak RSS", f"{wall:.1f} s / {monitor.hwm_mb:.0f} MB",
+               "exit 0", rc == 0)  # fmt: skip
+    path.unlink()
 
 
 def run(report: Report, tmp: Path, *, quick: bool) -> None:
@@ -173,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     report = Report()
     tmp = make_tmpdir("limits")
     try:
+        big_csv(report, tmp, mb=200 if a.quick else 1024)
         run(report, tmp, quick=a.quick)
     finally:
         remove_tmpdir(tmp)

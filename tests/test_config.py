@@ -23,7 +23,7 @@ def test_defaults() -> None:
     s = Settings()
     assert (s.data_dir, s.host, s.port, s.anonymous_read) == (Path("var"), "127.0.0.1", 8080, True)
     assert (s.max_future, s.max_top, s.default_top, s.day_offset_minutes) == (timedelta(days=1), 10_000, 100, 420)
-    assert s.max_body_bytes == 256 * 1024 * 1024 and s.public_url is None
+    assert s.max_body_bytes == 4 * 1024 * 1024 * 1024 and s.public_url is None
     assert (s.mqtt_url, s.mqtt_username, s.mqtt_password, s.mqtt_client_id) == (None, None, None, "cityhub")
     assert (s.mqtt_ca_file, s.mqtt_cert_file, s.mqtt_key_file, s.mqtt_mappings) == (None, None, None, None)
     assert not s.mqtt_tls_insecure and (s.mqtt_publish, s.mqtt_publish_qos) == ("datastreams,entities", 0)

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import pytest
 
 from cityhub.auth.keys import KeyStore
 from tests.conftest import station_body
@@ -153,11 +154,15 @@ def test_kill_9_before_the_derived_indices_are_computed_recomputes_them_at_start
         stop_server(proc)
 
 
-def test_the_write_ahead_log_is_checkpointed_while_serving(tmp_path: Path) -> None:
+@pytest.mark.parametrize("observed", ["temperature", "PM2.5"])
+def test_the_write_ahead_log_is_checkpointed_while_serving(tmp_path: Path, observed: str) -> None:
     """Issue 11: the DuckDB WAL was never checkpointed while serving (581 MB beside a 12 KB database), so a
     restart after kill -9 replayed all of it. The writer now checkpoints it once it passes
     CITYHUB_CHECKPOINT_WAL_BYTES (or every CITYHUB_CHECKPOINT_INTERVAL_S) whenever no other write is in
-    progress, and nothing acknowledged is lost across kill -9."""
+    progress, and nothing acknowledged is lost across kill -9. The log stays within a few times the limit
+    during a bulk ingest (before the fix, a read left unfinished on the store's main connection made DuckDB
+    refuse every CHECKPOINT after the first one or two: 16 MB here), also while the air-quality thread
+    recomputes a PM2.5 station's indices, and falls below the limit once the hub is idle."""
     data_dir = tmp_path / "var"
     key = KeyStore(data_dir / "keys.json").create("admin", "test")
     auth = {"Authorization": f"Bearer {key}"}
@@ -166,25 +171,36 @@ def test_the_write_ahead_log_is_checkpointed_while_serving(tmp_path: Path) -> No
     limit = 1024 * 1024
     proc = start_server(data_dir, port, env={"CITYHUB_CHECKPOINT_WAL_BYTES": str(limit)})
     wal, db = data_dir / "cityhub.duckdb.wal", data_dir / "cityhub.duckdb"
-    checkpointed_during = 0
+
+    def log_size() -> int:
+        return wal.stat().st_size if wal.exists() else 0
+
+    checkpointed_during, largest = 0, 0
     try:
         body = station_body()
-        body["Datastreams"][0]["ObservedProperty"]["name"] = "temperature"
+        body["Datastreams"][0]["ObservedProperty"]["name"] = observed
         thing = httpx.post(f"{url}/v1.1/Things", json=body, headers=auth).json()["@iot.id"]
         ds = httpx.get(f"{url}/v1.1/Things({thing})/Datastreams").json()["value"][0]["@iot.id"]
         last = 0
-        for k in range(20):
+        for k in range(20):  # ~0.9 MB of log per body
             rows = "".join(f"{ds},{_iso(1700000000 + 60 * (k * 10_000 + m))},{m % 97}\n" for m in range(10_000))
             r = httpx.post(f"{url}/api/v1/ingest", content="datastream,phenomenonTime,result\n" + rows,
                            headers={**auth, "Content-Type": "text/csv"}, timeout=60)  # fmt: skip
             assert r.status_code == 200
-            size = wal.stat().st_size if wal.exists() else 0
+            size = log_size()
             checkpointed_during += size < last
-            last = size
-        # The log shrank while the ingest went on, and the rows reached the database file. (In some runs DuckDB
-        # keeps refusing later checkpoints, "other write transactions active", until the hub is idle or stops:
-        # a cause not found yet, so the test asserts only what always holds.)
+            largest, last = max(largest, size), size
         assert checkpointed_during >= 1
+        assert largest < 6 * limit, f"the log grew to {largest:,} bytes during the ingest"
+        # Once idle (the air-quality thread done with the station's hours), the writer checkpoints a log past the
+        # limit within a second or so; 60 s is a bound for a loaded machine, not a measure.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            aq = httpx.get(f"{url}/healthz").json()["airquality"]
+            if aq["idle"] and aq["pendingStationHours"] == 0 and log_size() < limit:
+                break
+            time.sleep(0.2)
+        assert log_size() < limit, httpx.get(f"{url}/healthz").json()["writer"]
         assert db.stat().st_size > limit
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)

@@ -18,6 +18,8 @@ from cityhub.api.export import router as export_router
 from cityhub.api.ext import router as ext_router
 from cityhub.api.guard import Guard
 from cityhub.api.limits import BodyLimit
+from cityhub.api.openapi import allowed_methods
+from cityhub.api.openapi import install as install_openapi
 from cityhub.api.sensorthings import router as st_router
 from cityhub.config import Settings
 from cityhub.errors import ProblemError
@@ -68,6 +70,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None, *, 
     async def _problem(request: Request, exc: ProblemError) -> Response:
         response = problem(exc.status, exc.to_problem(str(request.url.path)))
         response.headers.update(exc.headers or {})
+        if exc.status == 405 and "allow" not in response.headers:
+            response.headers["Allow"] = ", ".join(allowed_methods(request.app, request.scope))
         return response
 
     @app.exception_handler(RequestValidationError)
@@ -94,10 +98,16 @@ def create_app(settings: Settings | None = None, store: Store | None = None, *, 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         title = {404: "Not Found", 405: "Method Not Allowed"}.get(exc.status_code, "Error")
-        return problem(
+        response = problem(
             exc.status_code,
             ProblemError(exc.status_code, title, str(exc.detail), field="path").to_problem(str(request.url.path)),
         )
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette's Allow names the first route matching the path only; a path can have several.
+            headers["Allow"] = ", ".join(allowed_methods(request.app, request.scope, headers.pop("Allow", None)))
+        response.headers.update(headers)
+        return response
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
@@ -122,7 +132,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None, *, 
         app.include_router(r)
     mount_web(app)  # the dashboard at /, the JSON index at /api, the live Observation stream, metro lines
 
-    @app.get("/healthz", tags=["operations"], summary="Liveness")
+    @app.get("/healthz", tags=["operations"], summary="Liveness", response_model=None)
     def healthz(request: Request) -> Any:
         hub = hub_of(request)
         out: dict[str, Any] = {
@@ -145,4 +155,5 @@ def create_app(settings: Settings | None = None, store: Store | None = None, *, 
                 out["reason"] = f"mqtt: {hub.mqtt.problem}"
         return out
 
+    install_openapi(app, settings)
     return app

@@ -20,6 +20,7 @@ from cityhub.alerts.builtin import builtin_names, read_builtin
 from cityhub.alerts.notify import sse_message, sse_message_id
 from cityhub.alerts.rules import Id, RuleSpec, Severity, check, parse_ruleset
 from cityhub.api.deps import JSONResponse, hub_of, principal, require
+from cityhub.api.openapi import KEYED, problems
 from cityhub.api.params import time_param
 from cityhub.auth.keys import Principal
 from cityhub.errors import bad_request, not_found
@@ -93,7 +94,7 @@ async def list_rules(request: Request, ruleset: str | None = Query(None, max_len
     return JSONResponse({"value": await asyncio.to_thread(hub.alerts.list_rules, ruleset)})
 
 
-@router.post("/api/v1/rules", status_code=201, summary="Create a rule (operator)")
+@router.post("/api/v1/rules", status_code=201, summary="Create a rule (operator)", responses=problems(409))
 async def create_rule(request: Request, spec: RuleSpec) -> Response:
     who = _operator(request)
     check(spec)
@@ -113,6 +114,7 @@ async def get_rule(request: Request, rule_id: IdPath) -> Response:
     summary="Change a rule (operator)",
     description="A JSON merge patch of the rule's fields (`null` removes an optional field); the result is "
     'validated as a whole. `{"enabled": false}` disables it and resolves its active alerts.',
+    responses=problems(409),
 )
 async def patch_rule(request: Request, rule_id: IdPath, patch: dict[str, Any] = Body(...)) -> Response:
     who = _operator(request)
@@ -144,6 +146,7 @@ async def list_rulesets(request: Request) -> Response:
     description="The body is a rule file, `{name: ..., rules: [...]}` (or a list of rules), as YAML or JSON. "
     "Rules are matched by name within the set: missing ones are created, changed ones replaced, the others "
     "deleted. Applying the same file again changes nothing.",
+    responses=problems(409),
     openapi_extra={"requestBody": {"content": {"application/yaml": {"schema": {"type": "string"}},
                                                "application/json": {"schema": {"type": "object"}}}}},
 )  # fmt: skip
@@ -184,7 +187,7 @@ async def list_alerts(
     subject: int | None = Query(None, ge=1, le=MAX_ID, description="Datastream or Thing id"),
     subject_type: Literal["datastream", "thing"] | None = Query(None),
     severity: Severity | None = Query(None),
-    since: str | None = Query(None, max_length=100),
+    since: str | None = Query(None, max_length=100, json_schema_extra={"format": "date-time"}),
     limit: int = Query(100, ge=1, le=10_000),
     offset: int = Query(0, ge=0, le=MAX_ID),
 ) -> Response:
@@ -259,7 +262,7 @@ async def get_alert(request: Request, alert_id: IdPath) -> Response:
 
 @router.post("/api/v1/alerts/{alert_id}/acknowledge", summary="Acknowledge an open alert (operator)",
              description="Records who (the API key's name) and when; 409 if it is already acknowledged or "
-             "resolved. An escalation re-opens an acknowledged alert.")  # fmt: skip
+             "resolved. An escalation re-opens an acknowledged alert.", responses=problems(409))  # fmt: skip
 async def acknowledge(request: Request, alert_id: IdPath, body: Note | None = None) -> Response:
     who = _operator(request)
     note = body.note if body else None
@@ -270,6 +273,7 @@ async def acknowledge(request: Request, alert_id: IdPath, body: Note | None = No
     "/api/v1/alerts/{alert_id}/resolve",
     summary="Resolve an alert by hand (operator)",
     description="The rule raises a new alert for the subject only after its condition has cleared.",
+    responses=problems(409),
 )
 async def resolve(request: Request, alert_id: IdPath, body: Note | None = None) -> Response:
     who = _operator(request)
@@ -298,14 +302,14 @@ async def create_webhook(request: Request, spec: WebhookSpec) -> Response:
     return JSONResponse(hook.to_json(), status_code=201)
 
 
-@router.get("/api/v1/webhooks", summary="Registered webhooks (operator)")
+@router.get("/api/v1/webhooks", summary="Registered webhooks (operator)", openapi_extra=KEYED)
 async def list_webhooks(request: Request) -> Response:
     _operator(request)
     hooks = hub_of(request).alerts.webhooks
     return JSONResponse({"value": [h.to_json() for h in sorted(hooks.hooks.values(), key=lambda h: h.id)]})
 
 
-@router.get("/api/v1/webhooks/{webhook_id}", summary="One webhook (operator)")
+@router.get("/api/v1/webhooks/{webhook_id}", summary="One webhook (operator)", openapi_extra=KEYED)
 async def get_webhook(request: Request, webhook_id: IdPath) -> Response:
     _operator(request)
     hook = hub_of(request).alerts.webhooks.hooks.get(webhook_id)
@@ -329,6 +333,7 @@ async def delete_webhook(request: Request, webhook_id: IdPath) -> Response:
     "status class only), `failed: HTTP 3xx, redirect not followed`, `failed: no response (could not connect or "
     "timed out)`, `failed: could not resolve host`, `refused: non-public address`; no response bodies and no "
     "network error texts (the hub's log has those).",
+    openapi_extra=KEYED,
 )
 async def deliveries(
     request: Request,

@@ -8,14 +8,15 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
 from cityhub import airquality as aq
 from cityhub.airquality.live import AirQuality, Station
 from cityhub.api.deps import JSONResponse, hub_of, principal, require
+from cityhub.api.params import time_param
 from cityhub.errors import bad_request, not_found
-from cityhub.timefmt import TIME_MIN, check_time, iso_time
+from cityhub.timefmt import TIME_MIN, iso_time
 
 router = APIRouter(prefix="/api/v1/aqi", tags=["Air quality"])
 Standard = Literal["vn", "us", "us2012", "kr"]
@@ -46,17 +47,21 @@ def _station(request: Request, thing: int) -> Station:
     return st
 
 
+DATE_TIME: dict[str, Any] = {"json_schema_extra": {"format": "date-time"}}
+THING = Path(ge=0, le=2**63 - 1, description="the station's Thing id")
 AT_QUERY = Query(
     None,
+    alias="at",
+    json_schema_extra={"format": "date-time"},
     description="ISO 8601 with zone: the index of the hour holding this time (a past view); "
     "default: each station's latest hour with data",
 )
 
 
 @router.get("/stations", summary="Current index of every air-quality station")
-async def stations(request: Request, index: Standard = STANDARD_QUERY, at: datetime | None = AT_QUERY) -> Response:
+async def stations(request: Request, index: Standard = STANDARD_QUERY, at_: str | None = AT_QUERY) -> Response:
     require(principal(request), "read")
-    at = check_time(at, "at")
+    at = time_param(at_, "at")
     live = _aq(request)
 
     def compute() -> list[dict[str, Any]]:
@@ -68,10 +73,10 @@ async def stations(request: Request, index: Standard = STANDARD_QUERY, at: datet
 
 @router.get("/stations/{thing}", summary="Current index of one station")
 async def station(
-    request: Request, thing: int, index: Standard = STANDARD_QUERY, at: datetime | None = AT_QUERY
+    request: Request, thing: int = THING, index: Standard = STANDARD_QUERY, at_: str | None = AT_QUERY
 ) -> Response:
     require(principal(request), "read")
-    at = check_time(at, "at")
+    at = time_param(at_, "at")
     st = _station(request, thing)
     [(hour, result)] = await asyncio.to_thread(_aq(request).current_many, [st], index, at)
     return JSONResponse(_station_body(st, hour, result))
@@ -80,14 +85,16 @@ async def station(
 @router.get("/stations/{thing}/history", summary="Index history of one station, by hour or by day")
 async def history(
     request: Request,
-    thing: int,
+    thing: int = THING,
     index: Standard = STANDARD_QUERY,
     period: Literal["hour", "day"] = Query("hour"),
-    start: datetime | None = Query(None, description="ISO 8601 with zone; default: 48 hours (hour) or 30 days ago"),
-    end: datetime | None = Query(None, description="ISO 8601 with zone, exclusive; default: now"),
+    start_: str | None = Query(
+        None, alias="start", description="ISO 8601 with zone; default: 48 hours (hour) or 30 days ago", **DATE_TIME
+    ),
+    end_: str | None = Query(None, alias="end", description="ISO 8601 with zone, exclusive; default: now", **DATE_TIME),
 ) -> Response:
     require(principal(request), "read")
-    start, end = check_time(start, "start"), check_time(end, "end")
+    start, end = time_param(start_, "start"), time_param(end_, "end")
     end = end or datetime.now(UTC) + timedelta(hours=1)
     span = timedelta(hours=48) if period == "hour" else timedelta(days=30)
     # An end near the start of the range has less than the default span before it.
@@ -136,7 +143,7 @@ async def summary(request: Request, index: Standard = STANDARD_QUERY) -> Respons
 
 
 @router.get("/stations/{thing}/school", summary="Outdoor-activity guidance for schools from the current VN_AQI")
-async def school(request: Request, thing: int) -> Response:
+async def school(request: Request, thing: int = THING) -> Response:
     require(principal(request), "read")
     st = _station(request, thing)
     hour, result = await asyncio.to_thread(_aq(request).current, st, "vn")

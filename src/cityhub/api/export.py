@@ -75,13 +75,27 @@ def export_table(
     description="One row per Observation: thing, latitude, longitude, datastream, observed_property, unit, "
     "time (UTC), result (numbers) and result_text (other results). Filter by Datastream or Thing ids and "
     "time; ordered by Datastream and time. `cityhub replay` plays such a file back as a live feed.",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "the rows, as a file",
+            "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}},
+            },
+        }
+    },
 )
 async def export(
     request: Request,
     datastreams: str | None = Query(None, description="comma-separated Datastream ids (default: all)"),
     things: str | None = Query(None, description="comma-separated Thing ids"),
-    start: str | None = Query(None, description="from (ISO 8601 with offset, inclusive)"),
-    end: str | None = Query(None, description="to (ISO 8601 with offset, exclusive)"),
+    start: str | None = Query(
+        None, description="from (ISO 8601 with offset, inclusive)", json_schema_extra={"format": "date-time"}
+    ),
+    end: str | None = Query(
+        None, description="to (ISO 8601 with offset, exclusive)", json_schema_extra={"format": "date-time"}
+    ),
     format: Literal["csv", "parquet"] = Query("csv"),
     limit: int = Query(1_000_000, ge=1, le=MAX_ROWS),
 ) -> Response:

@@ -7,21 +7,39 @@ Each entity set gets documented routes (so ``/docs`` and schemathesis see them);
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any
+from typing import Any, Literal
 
 import orjson
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from cityhub import model
 from cityhub.api.deps import JSONResponse, hub_of, principal, require
+from cityhub.api.openapi import documented_elsewhere, json_ok, problems
 from cityhub.errors import ProblemError, bad_request
 from cityhub.sensorthings.options import parse_options
 from cityhub.sensorthings.schemas import entity_schema
 from cityhub.sensorthings.service import parse_path
 
 router = APIRouter(prefix="/v1.1")
+MAX_ID = 2**63 - 1
+EntityId = Path(ge=0, le=MAX_ID, description="the entity's @iot.id")
+ENTITY = {"type": "object", "properties": {"@iot.id": {"type": "integer"}, "@iot.selfLink": {"type": "string"}}}
+COLLECTION = {
+    "type": "object",
+    "properties": {
+        "@iot.count": {"type": "integer"},
+        "@iot.nextLink": {"type": "string"},
+        "value": {"type": "array", "items": {"type": "object"}},
+    },
+    "required": ["value"],
+}
+DELETED = {
+    "type": "object",
+    "properties": {"deleted": {"type": "string", "description": "the URL of what was deleted"}},
+    "required": ["deleted"],
+}
 
 CONFORMANCE = [
     "http://www.opengis.net/spec/iot_sensing/1.1/req/datamodel",
@@ -100,10 +118,31 @@ async def handle_delete(request: Request, path: str) -> Response:
     res = parse_path(path)
     hub = hub_of(request)
     await run_in_threadpool(hub.sensorthings.delete, res)
-    return Response(status_code=200)
+    # SensorThings answers a delete with 200; the body says what went, so it is JSON like every other 200.
+    return JSONResponse({"deleted": f"{base_url(request)}/{path.strip('/')}"})
 
 
-@router.get("", tags=["SensorThings"], summary="Service root: entity sets and conformance")
+def _not_here(request: Request) -> None:
+    """The catch-all routes serve the paths no documented route owns; a documented path asked with another
+    method is a 405 that lists its methods, as Starlette answers for the other routes."""
+    allow = documented_elsewhere(request.app, request.scope)
+    if allow is not None:
+        raise ProblemError(
+            405,
+            "Method Not Allowed",
+            f"{request.method} is not allowed here; use {', '.join(allow)}",
+            field="method",
+            headers={"Allow": ", ".join(allow)},
+        )
+
+
+@router.get(
+    "",
+    tags=["SensorThings"],
+    summary="Service root: entity sets and conformance",
+    response_model=None,
+    responses={200: json_ok({"type": "object", "required": ["value", "serverSettings"]})},
+)
 def service_root(request: Request) -> Any:
     base = base_url(request)
     return {
@@ -123,8 +162,8 @@ def _query_params() -> dict[str, Any]:
             "and at most `max_response_entities` entities (default 100,000) in the whole response",
         ),
         "orderby": Query(None, alias="$orderby", description="e.g. `phenomenonTime desc`"),
-        "top": Query(None, alias="$top", description="page size (≤ 10,000)"),
-        "skip": Query(None, alias="$skip"),
+        "top": Query(None, alias="$top", ge=0, le=10_000, description="page size (≤ 10,000)"),
+        "skip": Query(None, alias="$skip", ge=0, le=2**62),
         "count": Query(None, alias="$count", description="true to include @iot.count"),
     }
 
@@ -139,15 +178,15 @@ def _register(et: model.EntityType) -> None:
         select: str | None = q["select"],
         expand: str | None = q["expand"],
         orderby: str | None = q["orderby"],
-        top: str | None = q["top"],
-        skip: str | None = q["skip"],
-        count: str | None = q["count"],
+        top: int | None = q["top"],
+        skip: int | None = q["skip"],
+        count: Literal["true", "false"] | None = q["count"],
     ) -> Response:
         return await handle_get(request, plural)
 
     async def get_(
         request: Request,
-        entity_id: int,
+        entity_id: int = EntityId,
         select: str | None = q["select"],
         expand: str | None = q["expand"],
     ) -> Response:
@@ -156,14 +195,17 @@ def _register(et: model.EntityType) -> None:
     async def create_(request: Request) -> Response:
         return await handle_post(request, plural)
 
-    async def patch_(request: Request, entity_id: int) -> Response:
+    async def patch_(request: Request, entity_id: int = EntityId) -> Response:
         return await handle_patch(request, f"{plural}({entity_id})")
 
-    async def delete_(request: Request, entity_id: int) -> Response:
+    async def delete_(request: Request, entity_id: int = EntityId) -> Response:
         return await handle_delete(request, f"{plural}({entity_id})")
 
     schema = entity_schema(et)
     body_doc = {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+    # A PATCH sends only what changes: no member is required.
+    patch_schema = {k: v for k, v in schema.items() if k != "required"}
+    patch_doc = {"requestBody": {"required": True, "content": {"application/json": {"schema": patch_schema}}}}
     tags: list[str | Enum] = ["SensorThings"]
     router.add_api_route(
         f"/{plural}",
@@ -172,6 +214,8 @@ def _register(et: model.EntityType) -> None:
         tags=tags,
         summary=f"List {plural}",
         operation_id=f"list{plural}",
+        response_model=None,
+        responses={200: json_ok(COLLECTION)},
     )
     router.add_api_route(
         f"/{plural}({{entity_id}})",
@@ -180,6 +224,8 @@ def _register(et: model.EntityType) -> None:
         tags=tags,
         summary=f"Get a {name}",
         operation_id=f"get{name}",
+        response_model=None,
+        responses={200: json_ok(ENTITY)},
     )
     router.add_api_route(
         f"/{plural}",
@@ -190,6 +236,12 @@ def _register(et: model.EntityType) -> None:
         summary=f"Create a {name} (deep insert allowed)",
         openapi_extra=body_doc,
         operation_id=f"create{name}",
+        response_model=None,
+        responses={
+            201: {**json_ok(ENTITY, "Created"), "headers": {"Location": {"schema": {"type": "string"}}}},
+            200: json_ok(ENTITY, "An identical Observation was stored already: that one"),
+            **problems(404, 409, 503),
+        },
     )
     router.add_api_route(
         f"/{plural}({{entity_id}})",
@@ -197,8 +249,10 @@ def _register(et: model.EntityType) -> None:
         methods=["PATCH"],
         tags=tags,
         summary=f"Update a {name}",
-        openapi_extra=body_doc,
+        openapi_extra=patch_doc,
         operation_id=f"update{name}",
+        response_model=None,
+        responses={200: json_ok(ENTITY), **problems(409)},
     )
     router.add_api_route(
         f"/{plural}({{entity_id}})",
@@ -207,6 +261,8 @@ def _register(et: model.EntityType) -> None:
         tags=tags,
         summary=f"Delete a {name} (and what depends on it)",
         operation_id=f"delete{name}",
+        response_model=None,
+        responses={200: json_ok(DELETED, "Deleted"), **problems(409)},
     )
 
 
@@ -215,7 +271,50 @@ for _et in sorted(model.ENTITY_TYPES, key=lambda et: et is not model.OBSERVATION
     _register(_et)
 
 
-@router.post("/CreateObservations", tags=["SensorThings"], summary="Data Array extension: create many Observations")
+DATA_ARRAY = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "properties": {
+            "Datastream": {
+                "type": "object",
+                "properties": {"@iot.id": {"type": "integer"}},
+                "required": ["@iot.id"],
+            },
+            "components": {
+                "type": "array",
+                "items": {
+                    "type": "string",
+                    "enum": ["phenomenonTime", "result", "resultTime", "FeatureOfInterest/id", "parameters"],
+                },
+                "contains": {"const": "result"},
+            },
+            "dataArray": {
+                "type": "array",
+                "items": {"type": "array"},
+                "description": "one row per Observation, one value per component",
+            },
+        },
+        "required": ["Datastream", "components", "dataArray"],
+    },
+}
+
+
+@router.post(
+    "/CreateObservations",
+    tags=["SensorThings"],
+    summary="Data Array extension: create many Observations",
+    status_code=201,
+    response_model=None,
+    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": DATA_ARRAY}}}},
+    responses={
+        201: json_ok(
+            {"type": "array", "items": {"type": "string"}},
+            "Per row, in order: the stored Observation's selfLink, or `error: <field> <reason>`",
+        ),
+        **problems(404, 409, 503),
+    },
+)
 async def create_observations(request: Request) -> Response:
     from cityhub.api.ext import create_observations_data_array
 
@@ -224,22 +323,26 @@ async def create_observations(request: Request) -> Response:
 
 @router.api_route("/{path:path}", methods=["GET"], include_in_schema=False)
 async def any_get(request: Request, path: str) -> Response:
+    _not_here(request)
     return await handle_get(request, path)
 
 
 @router.api_route("/{path:path}", methods=["POST"], include_in_schema=False)
 async def any_post(request: Request, path: str) -> Response:
+    _not_here(request)
     return await handle_post(request, path)
 
 
 @router.api_route("/{path:path}", methods=["PATCH"], include_in_schema=False)
 async def any_patch(request: Request, path: str) -> Response:
+    _not_here(request)
     return await handle_patch(request, path)
 
 
 @router.api_route("/{path:path}", methods=["PUT"], include_in_schema=False)
 async def any_put(request: Request, path: str) -> Response:
     """PUT is only for a to-one reference: ``PUT /Datastreams(1)/Sensor/$ref``."""
+    _not_here(request)
     res = parse_path(path)
     if not res.ref:
         raise ProblemError(405, "Method Not Allowed", "use PATCH to update an entity", field="method")
@@ -251,4 +354,5 @@ async def any_put(request: Request, path: str) -> Response:
 
 @router.api_route("/{path:path}", methods=["DELETE"], include_in_schema=False)
 async def any_delete(request: Request, path: str) -> Response:
+    _not_here(request)
     return await handle_delete(request, path)

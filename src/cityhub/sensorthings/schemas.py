@@ -9,7 +9,7 @@ from cityhub import model
 _KIND: dict[str, dict[str, Any]] = {
     model.STRING: {"type": "string"},
     model.URI: {"type": "string"},
-    model.JSON: {"type": "object"},
+    model.JSON: {"type": ["object", "null"]},
     model.DATETIME: {"type": "string", "format": "date-time"},
     model.INTERVAL: {"type": "string", "description": "ISO 8601 time or interval start/end"},
     model.GEOMETRY: {"type": "object", "description": "GeoJSON geometry or Feature"},

@@ -11,11 +11,12 @@ passed through without being parsed again.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
+from pydantic import Field
 
 from cityhub.api.deps import hub_of, principal, require
 from cityhub.errors import bad_request
@@ -24,6 +25,7 @@ from cityhub.hub import Hub
 router = APIRouter(prefix="/api/v1/geo", tags=["CityHub extensions"])
 
 MAX_KINDS = 20
+GEOJSON = {"type": "object", "properties": {"type": {"const": "FeatureCollection"}, "features": {"type": "array"}}}
 
 
 def _features(hub: Hub, kinds: list[str], observed: list[str]) -> bytes:
@@ -84,11 +86,17 @@ def _features(hub: Hub, kinds: list[str], observed: list[str]) -> bytes:
         "`name` is one of them, e.g. `observedProperty=http://qudt.org/vocab/quantitykind/Speed` (with both, a Thing "
         "passes both)."
     ),
+    response_class=Response,
+    responses={
+        200: {"description": "a GeoJSON FeatureCollection", "content": {"application/geo+json": {"schema": GEOJSON}}}
+    },
 )
 async def geo_things(
     request: Request,
-    kind: list[str] = Query([], max_length=MAX_KINDS),
-    observed_property: list[str] = Query([], alias="observedProperty", max_length=MAX_KINDS),
+    kind: list[Annotated[str, Field(min_length=1, max_length=100)]] = Query([], max_length=MAX_KINDS),
+    observed_property: list[Annotated[str, Field(min_length=1, max_length=300)]] = Query(
+        [], alias="observedProperty", max_length=MAX_KINDS
+    ),
 ) -> Response:
     require(principal(request), "read")
     if any(not k or len(k) > 100 for k in kind):

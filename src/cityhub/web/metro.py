@@ -116,6 +116,13 @@ _CACHE = metro_geojson()
         "`line`, `lineName`, `color`, `status`. Lines 2A (Cát Linh–Hà Đông) and 3 (Nhổn–Ga Hà Nội–Hoàng Mai); "
         "positions approximate (~100 m)."
     ),
+    response_class=Response,
+    responses={
+        200: {
+            "description": "a GeoJSON FeatureCollection",
+            "content": {"application/geo+json": {"schema": {"type": "object"}}},
+        }
+    },
 )
 async def metro(request: Request) -> Response:
     require(principal(request), "read")

@@ -202,8 +202,13 @@ class DuckDBStore(Store):
         self._pending_rows = 0
         self._recover_derived()
         self._next_id: dict[str, int] = {}
+        # Every result is fetched in full (fetchall, to_arrow_table), never with fetchone or left unread: a result
+        # not read to its end keeps its connection's transaction open, and once another connection has committed
+        # an UPDATE (the roll-ups' upserts) or a catalog change, DuckDB refuses every CHECKPOINT ("other write
+        # transactions active") until that connection runs its next statement. The main connection runs none
+        # after start-up, so a fetchone here kept the write-ahead log from being checkpointed while serving.
         for table in (*ENTITY_TABLES, "api_keys", "deadletters", *ALERT_TABLES):
-            (mx,) = self._con.execute(f"SELECT coalesce(max(id), 0) FROM {table}").fetchone()  # type: ignore[misc]
+            ((mx,),) = self._con.execute(f"SELECT coalesce(max(id), 0) FROM {table}").fetchall()
             self._next_id[table] = int(mx) + 1
 
     def _register_udfs(self) -> None:
@@ -451,7 +456,7 @@ class DuckDBStore(Store):
     def _recover_derived(self) -> None:
         """After a crash: roll up the Observations whose commit was acknowledged but not yet rolled up."""
         con = self._con
-        if not con.execute("SELECT count(*) FROM rollup_pending").fetchone()[0]:  # type: ignore[index]
+        if not con.execute("SELECT count(*) FROM rollup_pending").fetchall()[0][0]:  # in full: see __init__
             return
         con.execute("BEGIN TRANSACTION")
         con.execute(
