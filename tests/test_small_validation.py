@@ -294,3 +294,36 @@ def test_arrow_timestamps_beyond_the_range_are_refused_per_row(unit: str) -> Non
     v = obsin.validate(body, CATALOG, max_future=timedelta(days=1), now=NOW)
     assert v.bad == [{"index": i, "field": "resultTime", "reason": timefmt.OUT_OF_RANGE} for i in (0, 1)]
     assert v.good.column("result_time").to_pylist() == [datetime(2026, 1, 1, tzinfo=UTC)]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.one_of(  # mostly recent times (the Arrow path takes them), sometimes anything a timestamp can hold
+        *(
+            st.lists(
+                st.datetimes(min_value=lo, max_value=hi, timezones=st.just(UTC)),
+                min_size=PLAIN_MIN_ROWS,
+                max_size=PLAIN_MIN_ROWS + 20,
+            )
+            for lo, hi in ((datetime(2020, 1, 1), datetime(2026, 6, 1)), (datetime(1, 1, 1), datetime(9999, 12, 31)))
+        )
+    ),
+    st.sampled_from(["s", "ms", "us", "ns"]),
+    st.sampled_from(["UTC", "Asia/Ho_Chi_Minh", None]),
+)
+def test_arrow_timestamp_bodies_agree_on_both_paths(times: list[datetime], unit: str, tz: str | None) -> None:
+    """Arrow IPC bodies carry phenomenonTime as a timestamp column: the Arrow path takes zoned ones in range."""
+    us = pa.array(times, pa.timestamp("us", tz="UTC"))
+    try:
+        col = us.cast(pa.timestamp(unit, tz=tz))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return  # not representable in this unit (ns beyond 2262, or sub-second values in s)
+    n = len(times)
+    body = pa.table({"datastream": pa.array([1, 2] * (n // 2) + [1] * (n % 2), pa.int64()), "phenomenonTime": col,
+                     "result": pa.array(range(n), pa.int64())})  # fmt: skip
+    plain = validate_plain(body, BY_ID.get, max_future=timedelta(days=1), now=NOW)
+    vectorised = obsin.validate(body, CATALOG, max_future=timedelta(days=1), now=NOW)
+    if plain is not None:
+        assert as_compared(plain) == as_compared(vectorised)
+    if tz is None:
+        assert plain is None

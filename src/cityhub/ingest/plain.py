@@ -40,13 +40,20 @@ def _signed_ids(col: pa.ChunkedArray, *, nulls: bool) -> bool:
 
 
 def _times(col: pa.ChunkedArray, *, nulls: bool) -> pa.ChunkedArray | None:
-    """The column as UTC timestamps, or None if any text is not a zoned canonical time (or null, unless
-    ``nulls``)."""
+    """The column as UTC timestamps, or None if any text is not a zoned canonical time, a timestamp has no zone
+    (or a value is null, unless ``nulls``)."""
     if col.type == pa.null():
         return pc.cast(col, _UTC_US) if nulls else None
-    if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
-        return None
     if not nulls and col.null_count:
+        return None
+    if pa.types.is_timestamp(col.type):  # Arrow IPC bodies: an instant already, if it carries a zone
+        if col.type.tz is None:
+            return None
+        try:  # a safe cast: nanoseconds that are not whole microseconds, or out of range, go vectorised
+            return pc.cast(col, _UTC_US)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return None
+    if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
         return None
     if not pc.all(pc.match_substring_regex(col, _ZONED_TIME), skip_nulls=True).as_py():
         return None
