@@ -12,7 +12,7 @@ import orjson
 import pyarrow as pa
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from cityhub.api.deps import JSONResponse, hub_of, principal, require
 from cityhub.auth.keys import Principal
@@ -21,7 +21,7 @@ from cityhub.hub import Hub
 from cityhub.ingest import observations as obsin
 from cityhub.ingest.stream import STREAM_ABOVE, ChunkPipe, ingest_stream
 from cityhub.ipc import table_to_ipc
-from cityhub.timefmt import check_time, iso_array, iso_time, parse_time
+from cityhub.timefmt import iso_array, iso_time, parse_time
 
 router = APIRouter(prefix="/api/v1", tags=["CityHub extensions"])
 Id = Annotated[int, Field(ge=0, le=2**63 - 1)]
@@ -175,6 +175,9 @@ async def create_observations_data_array(request: Request) -> Response:
 
 # -- latest values -------------------------------------------------------------------------------------------
 class Selection(BaseModel):
+    # JSON bodies are read strictly: `false` is no id and a number is no time (pydantic's lax mode took both).
+    model_config = ConfigDict(strict=True)
+
     datastreams: list[Id] | None = Field(None, max_length=100_000, description="Datastream ids")
     thing: Id | None = Field(None, description="all Datastreams of this Thing")
     observedProperty: Id | None = Field(None, description="all Datastreams of this ObservedProperty")
@@ -301,20 +304,19 @@ async def aggregate_get(
     observedProperty: int | None = Query(None, ge=0, le=2**63 - 1),
     function: Literal["avg", "min", "max", "sum", "count"] = Query("avg"),
     interval: Literal["hour", "day"] = Query("hour"),
-    start: datetime | None = Query(None),
-    end: datetime | None = Query(None),
+    start: str | None = Query(None, description="ISO 8601 with zone, inclusive"),
+    end: str | None = Query(None, description="ISO 8601 with zone, exclusive"),
 ) -> Response:
     require(principal(request), "read")
     hub = hub_of(request)
-    start, end = check_time(start, "start"), check_time(end, "end")
     q = AggregateQuery(
         datastreams=_parse_ids(datastreams),
         thing=thing,
         observedProperty=observedProperty,
         function=function,
         interval=interval,
-        start=iso_time(start),
-        end=iso_time(end),
+        start=start,
+        end=end,
     )
     arrow = ARROW_STREAM in request.headers.get("accept", "")
     result = await asyncio.to_thread(_aggregate, hub, q, arrow)
