@@ -96,3 +96,18 @@ def test_the_log_can_be_checkpointed_after_roll_ups_are_updated(tmp_path: Path) 
     append_flush_checkpoint(store, 400)
     assert store.latest([1]).to_pylist()[0]["count"] == 700
     store.close()
+
+
+def test_close_releases_the_file_even_when_folding_the_roll_ups_fails(tmp_path: Path) -> None:
+    """Issue 11: after a 19 M-row ingest `store.close()` raised and the file was still locked when the hub restarted.
+    The connection is now closed whatever happens before it."""
+    path = tmp_path / "x.duckdb"
+    store = DuckDBStore(path)
+
+    def fail() -> None:
+        raise RuntimeError("out of memory while folding")
+
+    store.flush_derived = fail  # type: ignore[method-assign]
+    store.close()
+    again = DuckDBStore(path)  # the same file opens at once
+    again.close()

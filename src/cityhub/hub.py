@@ -43,8 +43,10 @@ class Hub(Core):
                 domain.stop()
             except Exception:
                 log.exception("stopping %s failed", domain.name)
-        self.writer.close()
-        self.store.close()
+        try:
+            self.writer.close()
+        finally:
+            self.store.close()
 
 
 def open_hub(settings: Settings, store: Store | None = None) -> Hub:

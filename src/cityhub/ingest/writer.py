@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 # folded in after a quiet moment, or at least this often under load. Reads of them fold first.
 IDLE_FLUSH_S = 0.05
 MAX_FLUSH_DELAY_S = 0.5
+# ... or once this many rows wait: each fold has a fixed cost (two upserts and a commit), so fewer, larger folds
+# leave more of a busy writer's time to commits; reads fold first, so none of them sees a stale roll-up.
+MAX_PENDING_ROWS = 400_000
 CHECKPOINT_TRIES = 5
 
 
@@ -230,7 +233,7 @@ class ObservationWriter:
             if rows >= 1000:
                 self._commit_rate = 0.8 * self._commit_rate + 0.2 * rows / max(time.perf_counter() - t0, 1e-3)
             # Under sustained load, fold roll-ups in at least every MAX_FLUSH_DELAY_S or 100,000 rows.
-            if self.store.pending_derived() >= 100_000 or time.monotonic() - self._flushed > MAX_FLUSH_DELAY_S:
+            if self.store.pending_derived() >= MAX_PENDING_ROWS or time.monotonic() - self._flushed > MAX_FLUSH_DELAY_S:
                 self._flush()
             self._maybe_checkpoint()
             if stop:

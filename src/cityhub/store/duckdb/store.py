@@ -6,6 +6,7 @@ and Observations arrive as Arrow tables appended in one statement per group of r
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -34,6 +35,8 @@ from cityhub.store.duckdb.util import id_list
 from cityhub.store.duckdb.webhooks import DuckDBWebhookOps
 from cityhub.store.schema import ALERT_TABLES, ENTITY_TABLES, ddl
 from cityhub.store.transaction import Transaction
+
+log = logging.getLogger(__name__)
 
 # Errors raised by evaluating a (valid) query on particular values: overflow, failed casts, bad input.
 _DATA_ERRORS = (duckdb.ConversionException, duckdb.OutOfRangeException, duckdb.InvalidInputException)
@@ -630,6 +633,12 @@ class DuckDBStore(Store):
             self._cursor().execute("CHECKPOINT")
 
     def close(self) -> None:
+        # The connection is closed whatever happens before it: a process that exits holding it would keep the
+        # file's lock from the next start. Roll-ups not folded here are folded at the next start (rollup_pending).
         with self._write_lock:
-            self.flush_derived()
-            self._con.close()
+            try:
+                self.flush_derived()
+            except Exception:
+                log.exception("folding the roll-ups at close failed; the next start folds them")
+            finally:
+                self._con.close()
