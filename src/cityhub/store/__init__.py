@@ -14,7 +14,11 @@ def open_store(settings: Settings) -> Store:
     """The store a deployment's settings name: today the embedded DuckDB file under the data directory."""
     from cityhub.store.duckdb import DuckDBStore
 
-    return DuckDBStore(settings.db_path, memory_limit=settings.duckdb_memory_limit)
+    return DuckDBStore(
+        settings.db_path,
+        memory_limit=settings.duckdb_memory_limit,
+        auto_checkpoint_bytes=4 * settings.checkpoint_wal_bytes,
+    )
 
 
 __all__ = ["Store", "open_store"]
