@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
 
-from cityhub.ingest.writer import WriterBusy
 from cityhub.sim.entities import LocalBackend, provision
 from cityhub.sim.faults import FaultConfig
 from cityhub.sim.generator import Reading, Simulator
@@ -59,13 +57,8 @@ def submit(hub: Any, readings: list[Reading], ids: dict[str, int]) -> int:
         prep = hub.pipeline.prepare(raw, partial=True)
         if not prep.batch.num_rows:
             continue
-        while True:
-            try:
-                future = hub.pipeline.submit(prep)
-                break
-            except WriterBusy:  # clients are filling the writer: the simulated city waits its turn
-                time.sleep(1.0)
-        result = future.result(SUBMIT_TIMEOUT_S)
+        # When clients fill the writer the simulated city waits its turn.
+        result = hub.pipeline.submit(prep, wait=True).result(SUBMIT_TIMEOUT_S)
         stored += int(result.inserted.size)
     return stored
 

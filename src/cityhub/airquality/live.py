@@ -234,18 +234,26 @@ class AirQuality:
         hours without VN_AQI for good. Every hour from a station's latest hourly index up to its latest
         pollutant Observation, is recomputed (at most ``CATCH_UP`` back); late data for older hours that was
         still waiting is not seen here."""
+        stations = list(self.stations().values())
+        # Every station's pollutant and hourly-index Datastreams in one look-up (start-up time grows with stations).
+        ids = [ds for st in stations for ds, _ in st.streams.values()] + [
+            st.derived["hour"] for st in stations if "hour" in st.derived
+        ]
+        t = self.store.latest(ids) if ids else None
+        latest_of = (
+            dict(zip(t.column("datastream_id").to_pylist(), t.column("phenomenon_time").to_pylist(), strict=True))
+            if t is not None
+            else {}
+        )
         noted: set[tuple[int, datetime]] = set()
-        for st in self.stations().values():
-            latest = self.latest_hour(st)
-            if latest is None:
+        for st in stations:
+            times = [latest_of[ds] for ds, _ in st.streams.values() if ds in latest_of]
+            if not times:
                 continue
-            done = None
-            if "hour" in st.derived:
-                t = self.store.latest([st.derived["hour"]])
-                if t.num_rows:
-                    done = floor_hour(t.column("phenomenon_time")[0].as_py())
+            latest = floor_hour(max(times))
+            indexed = latest_of.get(st.derived.get("hour", -1))
             # The last indexed hour too: more of its data may have arrived after it was computed.
-            start = max(latest - CATCH_UP, done if done is not None else latest - CATCH_UP)
+            start = max(latest - CATCH_UP, floor_hour(indexed)) if indexed is not None else latest - CATCH_UP
             hour = start
             while hour <= latest:
                 noted.add((st.thing_id, hour))

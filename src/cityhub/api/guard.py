@@ -30,6 +30,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cityhub.auth.keys import ANONYMOUS, KeyStore, Principal
 from cityhub.config import Settings
+from cityhub.errors import ProblemError
 
 # POSTs that only read (a long id list in the body): open to anonymous readers like their GET forms.
 READ_ONLY_POSTS = frozenset({"/api/v1/latest", "/api/v1/aggregate"})
@@ -76,19 +77,6 @@ class RateLimits:
         now = time.time()
         resets = [self._limiter.get_window_stats(item, *ids).reset_time for item in refused]
         return max(1.0, max(resets) - now)
-
-
-def _problem(status: int, title: str, detail: str, path: str, field: str) -> bytes:
-    return orjson.dumps(
-        {
-            "type": f"https://cityhub.hanoi/problems/{title.lower().replace(' ', '-')}",
-            "title": title,
-            "status": status,
-            "detail": detail,
-            "field": field,
-            "instance": path,
-        }
-    )
 
 
 class Guard:
@@ -146,7 +134,7 @@ class Guard:
     async def _refuse(
         self, send: Send, status: int, title: str, detail: str, path: str, field: str, wait: float | None = None
     ) -> None:
-        body = _problem(status, title, detail, path, field)
+        body = orjson.dumps(ProblemError(status, title, detail, field=field).to_problem(path))
         headers: list[Any] = [
             (b"content-type", b"application/problem+json"),
             (b"content-length", str(len(body)).encode()),

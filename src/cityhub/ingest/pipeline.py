@@ -7,7 +7,7 @@ simulator, derived indices such as VN_AQI, and later NGSI-LD and GTFS-Realtime) 
    catalogue in one vectorised pass (:func:`cityhub.ingest.observations.validate`), a device key is held to
    its own Thing, and default FeaturesOfInterest are resolved;
 2. ``submit``: ids are allocated and the batch goes to the group-commit writer, which answers after the
-   COMMIT and publishes the committed rows on the event bus before that;
+   commit and publishes the committed rows on the event bus before that;
 3. ``outcome``: what happened to each row, in the shape of the bulk response (stored, duplicates, rejected
    with index, field and reason).
 
@@ -69,7 +69,10 @@ class IngestPipeline:
         ids = self.store.allocate_ids("observations", v.good.num_rows)
         return Prepared(raw.num_rows, v, obsin.with_ids(v.good, ids), ids, partial)
 
-    def submit(self, prep: Prepared) -> Future[AppendResult]:
+    def submit(self, prep: Prepared, *, wait: bool = False) -> Future[AppendResult]:
+        """Queue a prepared body; a full writer refuses it (WriterBusy, a 503), or with ``wait`` is waited for."""
+        if wait:
+            return self.writer.submit_waiting(prep.batch, all_or_nothing=not prep.partial)
         return self.writer.submit(prep.batch, all_or_nothing=not prep.partial)
 
     def outcome(self, prep: Prepared, result: AppendResult) -> dict[str, Any]:

@@ -21,7 +21,6 @@ import io
 import queue
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,6 @@ from cityhub.auth.keys import Principal
 from cityhub.errors import ProblemError, bad_request
 from cityhub.ingest import observations as obsin
 from cityhub.ingest.pipeline import IngestPipeline
-from cityhub.ingest.writer import WriterBusy
 
 # Bodies up to this size are read whole (the fast path for a gateway's request); larger ones stream.
 STREAM_ABOVE = 32 * 1024 * 1024
@@ -198,7 +196,7 @@ def _ingest_stream(
                     table = pa.Table.from_batches([batch])
                     index = table.column("_index").to_numpy()
                     rows = table.drop_columns(["_index"])
-                    result = _submit(pipeline, rows, all_or_nothing=not partial)
+                    result = pipeline.writer.submit_waiting(rows, all_or_nothing=not partial).result()
                     ids = rows.column("id").to_numpy()
                     found = [
                         {"index": int(index[np.searchsorted(ids, c)]), "field": "result",
@@ -228,14 +226,3 @@ def _ingest_stream(
         "rejected": bad_count + conflicts,
         "errors": errors,
     }
-
-
-def _submit(pipeline: IngestPipeline, rows: pa.Table, *, all_or_nothing: bool) -> Any:
-    """Commit one spooled batch, waiting while the writer is full (this import is one client among others)."""
-    while True:
-        try:
-            future = pipeline.writer.submit(rows, all_or_nothing=all_or_nothing)
-            break
-        except WriterBusy:
-            time.sleep(0.2)
-    return future.result()

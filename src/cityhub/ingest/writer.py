@@ -33,7 +33,6 @@ MAX_FLUSH_DELAY_S = 0.5
 # ... or once this many rows wait: each fold has a fixed cost (two upserts and a commit), so fewer, larger folds
 # leave more of a busy writer's time to commits; reads fold first, so none of them sees a stale roll-up.
 MAX_PENDING_ROWS = 400_000
-CHECKPOINT_TRIES = 5
 
 
 @dataclass(eq=False)
@@ -182,6 +181,17 @@ class ObservationWriter:
         self._queue.put(item)
         return item.future
 
+    def submit_waiting(
+        self, batch: pa.Table | list[dict[str, Any]], *, all_or_nothing: bool = True, poll_s: float = 0.2
+    ) -> Future[AppendResult]:
+        """``submit`` for a producer that is one client among others and may wait its turn (the demo city, a
+        streamed body's later batches): while the queue is full it waits rather than being refused."""
+        while True:
+            try:
+                return self.submit(batch, all_or_nothing=all_or_nothing)
+            except WriterBusy:
+                time.sleep(poll_s)
+
     @property
     def queued_rows(self) -> int:
         return self._queued_rows
@@ -253,20 +263,15 @@ class ObservationWriter:
             time.monotonic() - self._checkpointed < self.checkpoint_interval_s and size < self.checkpoint_log_bytes
         ):
             return
-        # A CHECKPOINT fails while any reader is in a query, so it is tried a few times a few milliseconds apart
-        # and otherwise again after the next commit. It is never forced: DuckDB's FORCE CHECKPOINT stops new
-        # transactions while it waits for running ones, and a reader between two statements then waits for it
-        # while it waits for the reader.
-        for attempt in range(CHECKPOINT_TRIES):
-            try:
-                self.store.checkpoint()
-                break
-            except Exception as exc:
-                if attempt == CHECKPOINT_TRIES - 1:
-                    self.checkpoints_postponed += 1
-                    log.debug("checkpoint postponed: %s", exc)
-                    return
-                time.sleep(0.005)
+        # DuckDB refuses while another connection holds a write transaction open; then it is tried again after the
+        # next commit. It is never forced: forcing stops new transactions while waiting for running ones, and a
+        # reader between two statements would then wait for it while it waits for the reader.
+        try:
+            self.store.checkpoint()
+        except Exception as exc:
+            self.checkpoints_postponed += 1
+            log.debug("checkpoint postponed: %s", exc)
+            return
         self._checkpointed = time.monotonic()
         self.checkpoints += 1
 
