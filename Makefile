@@ -10,7 +10,7 @@ WEB_STAMP := web/node_modules/.built
 ESLINT := web/node_modules/.bin/eslint --config web/eslint.config.js src/cityhub/web/static/js
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: run test install lint bench clean web
+.PHONY: run test test-duckdb test-postgresql install lint bench clean web
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -32,12 +32,20 @@ MQTT ?=
 run: $(STAMP) $(WEB_STAMP)
 	$(BIN)/cityhub serve --demo $(if $(MQTT),--mqtt $(MQTT))
 
-# eslint over the page's modules where npm is (as for make web).
+# eslint over the page's modules where npm is (as for make web). The suite runs on both stores: embedded DuckDB,
+# then PostgreSQL/PostGIS (127.0.0.1:5432, a schema per test in database cityhub_test; skipped where absent).
 test: $(STAMP) $(WEB_STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	@if command -v npm >/dev/null 2>&1; then $(ESLINT); else echo "npm not found: eslint skipped"; fi
-	$(BIN)/pytest
+	$(BIN)/pytest --store duckdb
+	$(BIN)/pytest --store postgresql
+
+test-duckdb: $(STAMP) $(WEB_STAMP)
+	$(BIN)/pytest --store duckdb
+
+test-postgresql: $(STAMP) $(WEB_STAMP)
+	$(BIN)/pytest --store postgresql
 
 lint: $(STAMP) $(WEB_STAMP)
 	$(BIN)/ruff check src tests bench

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -29,6 +31,126 @@ def require_service(host: str, port: int, name: str) -> None:
         if os.environ.get("CITYHUB_REQUIRE_SERVICES") == "1":
             pytest.fail(msg + " and CITYHUB_REQUIRE_SERVICES=1")
         pytest.skip(msg)
+
+
+# -- the store every test runs on: `pytest --store postgresql` (or CITYHUB_TEST_STORE) runs the whole suite on
+# PostgreSQL, each test in a schema of its own in the database below; `make test` runs both stores.
+PG_TEST_DB = os.environ.get("CITYHUB_TEST_PG_DB", "cityhub_test")
+PG_TEST_URL = os.environ.get("CITYHUB_TEST_PG_URL", f"postgresql://postgres@127.0.0.1:5432/{PG_TEST_DB}")
+_schema_numbers = itertools.count(1)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--store",
+        choices=("duckdb", "postgresql"),
+        default=os.environ.get("CITYHUB_TEST_STORE", "duckdb"),
+        help="the store every test runs on (default: duckdb; CITYHUB_TEST_STORE)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "duckdb_only: a test of the embedded store's own mechanics")
+    config.addinivalue_line("markers", "postgresql_only: a test of the PostgreSQL store's own mechanics")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"store: {config.getoption('--store')}"
+
+
+def store_kind(config: pytest.Config) -> str:
+    return str(config.getoption("--store"))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    kind = store_kind(config)
+    for item in items:
+        if kind == "postgresql" and item.get_closest_marker("duckdb_only"):
+            item.add_marker(pytest.mark.skip(reason="tests the embedded DuckDB store's own mechanics"))
+        if kind == "duckdb" and item.get_closest_marker("postgresql_only"):
+            item.add_marker(pytest.mark.skip(reason="tests the PostgreSQL store's own mechanics (--store postgresql)"))
+
+
+@pytest.fixture(scope="session")
+def pg_test_database(pytestconfig: pytest.Config) -> Iterator[str]:
+    """The test database (made with PostGIS when missing); schemas left by an earlier, killed run are dropped."""
+    require_service("127.0.0.1", 5432, "PostgreSQL")
+    import psycopg
+
+    admin = PG_TEST_URL.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as con:
+        if not con.execute("SELECT 1 FROM pg_database WHERE datname = %s", [PG_TEST_DB]).fetchone():
+            con.execute(f'CREATE DATABASE "{PG_TEST_DB}"')
+    with psycopg.connect(PG_TEST_URL, autocommit=True) as con:
+        with con.transaction():  # under the migrations' lock: several test runs may start at once
+            con.execute("SELECT pg_advisory_xact_lock(%s)", [0x43_48_53_43])
+            con.execute("CREATE EXTENSION IF NOT EXISTS postgis SCHEMA public")
+        mine = f"t{os.getpid()}_"
+        for (name,) in con.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname ~ '^t[0-9]+_[0-9]+$' AND nspname NOT LIKE %s", [mine + "%"]
+        ).fetchall():
+            pid = int(name[1:].split("_")[0])
+            if not _alive(pid):
+                con.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+    yield PG_TEST_URL
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except OSError:
+        return False
+
+
+def new_pg_schema_url(base: str) -> str:
+    """A store URL on a schema no other test uses (created by the store's migrations)."""
+    return f"{base}?schema=t{os.getpid()}_{next(_schema_numbers)}"
+
+
+def drop_pg_schema(url: str) -> None:
+    import psycopg
+
+    base, _, query = url.partition("?schema=")
+    with psycopg.connect(base, autocommit=True) as con:
+        con.execute("SET lock_timeout = '5s'")
+        # psycopg.Error: a process of the test still holds it; the next run's start drops it.
+        with contextlib.suppress(psycopg.Error):
+            con.execute(f'DROP SCHEMA IF EXISTS "{query}" CASCADE')
+
+
+@pytest.fixture(autouse=True)
+def _test_store(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """With --store postgresql: CITYHUB_STORE names a fresh schema for this test (hubs started by the test, in
+    process or as child processes, read it), dropped afterwards."""
+    if store_kind(request.config) != "postgresql" or request.node.get_closest_marker("duckdb_only"):
+        monkeypatch.delenv("CITYHUB_STORE", raising=False)
+        yield ""
+        return
+    base = request.getfixturevalue("pg_test_database")
+    url = new_pg_schema_url(base)
+    monkeypatch.setenv("CITYHUB_STORE", url)
+    try:
+        yield url
+    finally:
+        drop_pg_schema(url)
+
+
+@pytest.fixture
+def another_store(request: pytest.FixtureRequest) -> Iterator[Callable[[], dict[str, str]]]:
+    """Settings keywords for a second, independent hub in the same test (another schema on PostgreSQL; on DuckDB
+    the data directory alone separates them): ``Settings(data_dir=..., **another_store())``."""
+    made: list[str] = []
+
+    def make() -> dict[str, str]:
+        if not os.environ.get("CITYHUB_STORE"):
+            return {}
+        made.append(new_pg_schema_url(request.getfixturevalue("pg_test_database")))
+        return {"store": made[-1]}
+
+    yield make
+    for url in made:
+        drop_pg_schema(url)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The store backends every contract test runs against (``store`` fixture); PostgreSQL joins when it exists."""
+"""The store every contract test runs against (``store`` fixture): the one ``--store`` names (make test runs both)."""
 
 from __future__ import annotations
 
@@ -10,15 +10,15 @@ import pytest
 from cityhub.store.base import Store
 from cityhub.store.duckdb import DuckDBStore
 
-BACKENDS = ["duckdb"]
 
+@pytest.fixture
+def store(_test_store: str, tmp_path: Path) -> Iterator[Store]:
+    if _test_store:
+        from cityhub.store.postgres import PostgresStore
 
-@pytest.fixture(params=BACKENDS)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "duckdb":
-        s: Store = DuckDBStore(tmp_path / "contract.duckdb")
-    else:  # pragma: no cover - a backend listed above without a constructor here
-        raise AssertionError(request.param)
+        s: Store = PostgresStore(_test_store)
+    else:
+        s = DuckDBStore(tmp_path / "contract.duckdb")
     try:
         yield s
     finally:

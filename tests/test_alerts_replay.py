@@ -76,10 +76,12 @@ def rule_alerts(client: TestClient, rule: int, subject: int) -> list[dict]:
 
 def reached(client: TestClient, rule: int, subject: int, level: int) -> list[str]:
     """Phenomenon times at which alerts of the rule reached ``level`` (opened at it or escalated to it)."""
-    rows = client.app.state.hub.store.query(
-        """SELECT e.phenomenon_time FROM alert_events e JOIN alerts a ON a.id = e.alert_id
-           WHERE a.rule_id = ? AND a.subject_id = ? AND e.kind IN ('opened', 'escalated') AND e.level = ?
-           ORDER BY 1""",
+    store = client.app.state.hub.store
+    p = store.dialect.placeholder
+    rows = store.query(
+        f"""SELECT e.phenomenon_time FROM alert_events e JOIN alerts a ON a.id = e.alert_id
+           WHERE a.rule_id = {p} AND a.subject_id = {p} AND e.kind IN ('opened', 'escalated') AND e.level = {p}
+           ORDER BY 1""",  # noqa: S608
         [rule, subject, level],
     )
     return [t.astimezone(dt.UTC).isoformat().replace("+00:00", "Z") for (t,) in rows]

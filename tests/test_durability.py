@@ -154,6 +154,7 @@ def test_kill_9_before_the_derived_indices_are_computed_recomputes_them_at_start
         stop_server(proc)
 
 
+@pytest.mark.duckdb_only
 @pytest.mark.parametrize("observed", ["temperature", "PM2.5"])
 def test_the_write_ahead_log_is_checkpointed_while_serving(tmp_path: Path, observed: str) -> None:
     """Issue 11: the DuckDB WAL was never checkpointed while serving (581 MB beside a 12 KB database), so a

@@ -381,3 +381,27 @@ def test_inconsistent_arrow_ipc_is_refused(client: TestClient) -> None:
                         headers={"Content-Type": "application/vnd.apache.arrow.stream"})  # fmt: skip
         codes.add(r.status_code)
     assert codes <= {200, 207, 400, 422}, codes
+
+
+def test_text_holding_nul_is_refused_with_the_field_on_every_store(client: TestClient) -> None:
+    """U+0000 is valid Unicode but PostgreSQL's text cannot hold it: every store refuses it alike, naming the field,
+    and stores nothing of the body; inside a JSON member it is an escape and is kept."""
+    body = station_body()
+    body["Datastreams"][0]["observationType"] = "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_CategoryObservation"
+    thing = client.post("/v1.1/Things", json=body).json()["@iot.id"]
+    ds = client.get(f"/v1.1/Things({thing})/Datastreams").json()["value"][0]["@iot.id"]
+    r = client.post(f"/v1.1/Datastreams({ds})/Observations", json={"phenomenonTime": "2026-01-01T00:00:00Z",
+                                                                   "result": "a\x00b"})  # fmt: skip
+    assert r.status_code == 400 and r.json()["field"] == "result", r.text
+    rows = [{"datastream": ds, "phenomenonTime": "2026-01-01T01:00:00Z", "result": "ok"},
+            {"datastream": ds, "phenomenonTime": "2026-01-01T02:00:00Z", "result": "x\x00"}]  # fmt: skip
+    r = client.post("/api/v1/ingest", content=b"\n".join(orjson.dumps(x) for x in rows),
+                    headers={"Content-Type": "application/x-ndjson"})  # fmt: skip
+    assert r.status_code == 400 and r.json()["field"] == "result" and "[1]" in r.json()["detail"], r.text
+    r = client.post("/v1.1/Sensors", json={"name": "s\x00", "description": "d", "encodingType": "text/html",
+                                           "metadata": "m"})  # fmt: skip
+    assert r.status_code == 400 and r.json()["field"] == "name", r.text
+    assert client.get(f"/v1.1/Datastreams({ds})/Observations").json()["value"] == []
+    r = client.patch(f"/v1.1/Things({thing})", json={"properties": {"note": "a\x00b"}})
+    assert r.status_code == 200, r.text
+    assert client.get(f"/v1.1/Things({thing})").json()["properties"] == {"note": "a\x00b"}

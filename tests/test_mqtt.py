@@ -523,9 +523,9 @@ def test_deadletters_command_reads_the_store_when_no_hub_runs(tmp_path: Path) ->
 
     from cityhub.cli import app as cli
     from cityhub.ingest import deadletters as dl
-    from cityhub.store.duckdb import DuckDBStore
+    from cityhub.store import open_store
 
-    store = DuckDBStore(tmp_path / "var" / "cityhub.duckdb")
+    store = open_store(Settings(data_dir=tmp_path / "var"))
     dl.record(store, [dl.DeadLetter("mqtt", "hanoi/aq/x/pm25", b"thirty", "result is not a number", "result")])
     store.close()
     dead_port = free_port()

@@ -6,6 +6,7 @@ import csv
 import io
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -118,7 +119,7 @@ def test_replay_keeps_the_original_timing_compressed(hub: TestClient, tmp_path: 
 
 
 def test_export_then_replay_into_another_hub_gives_the_same_observations(
-    hub: TestClient, tmp_path: Path, shared_data: Path
+    hub: TestClient, tmp_path: Path, shared_data: Path, another_store: Callable[[], dict[str, str]]
 ) -> None:
     feed = rp.read_feed(shared_data / "air" / "openmeteo_hanoi" / "VALID-jan-2025-jul-2025.csv")
     feed.table = feed.table.slice(0, 5000)
@@ -132,7 +133,7 @@ def test_export_then_replay_into_another_hub_gives_the_same_observations(
     path.write_bytes(r.content)
     csv_export = hub.get("/api/v1/export?format=csv&start=2025-01-01T00:00:00Z&end=2025-01-02T00:00:00Z").text
     assert csv_export.splitlines()[0].replace('"', "").startswith("thing,latitude,longitude,datastream")
-    settings = Settings(data_dir=tmp_path / "other")
+    settings = Settings(data_dir=tmp_path / "other", **another_store())
     with TestClient(create_app(settings)) as other:
         other.headers["Authorization"] = f"Bearer {KeyStore(settings.keys_path).create('admin', 't')}"
         back = rp.read_feed(path)

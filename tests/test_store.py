@@ -6,9 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pytest
 
 from cityhub.store.base import OBSERVATION_BATCH_SCHEMA
 from cityhub.store.duckdb import DuckDBStore
+
+pytestmark = pytest.mark.duckdb_only
 
 
 def make_store(path: Path) -> DuckDBStore:

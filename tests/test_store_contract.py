@@ -96,8 +96,8 @@ def test_geo_things_with_first_location_and_filters(store: Store) -> None:  # no
             {"name": "l", "description": "d", "encoding_type": "application/geo+json",
              "location": '{"type": "Point", "coordinates": [105.8, 21.0]}'},
         )  # fmt: skip
-        tx.execute("INSERT INTO thing_locations (thing_id, location_id) VALUES (1, ?)", [loc])
-        tx.execute("UPDATE things SET properties = ? WHERE id = 1", ['{"kind": "water gauge"}'])
+        store.entities.link(tx, "thing_locations", "thing_id", "location_id", 1, loc)
+        store.entities.update(tx, "things", 1, {"properties": '{"kind": "water gauge"}'})
         tx.insert("things", {"name": "other", "description": "d"})
     things, streams = store.geo.things([], [])
     assert [(t[0], t[1]) for t in things] == [(1, "t"), (2, "other")]

@@ -166,7 +166,8 @@ def test_states_round_trip(store: Store) -> None:  # noqa: F811
     with store.transaction(fold_derived=False) as tx:
         store.alerts.save_states(tx, [k1, k2], state_rows({k2: '{"level": 2}'}))
     assert sorted(store.alerts.load_states()) == [(k2, '{"level": 2}'), (k3, "{}")]
-    rows = store.query("SELECT rule_id, subject_id FROM alert_state WHERE state_key = ?", [k2])
+    p = store.dialect.placeholder
+    rows = store.query(f"SELECT rule_id, subject_id FROM alert_state WHERE state_key = {p}", [k2])  # noqa: S608
     assert rows == [(1, 11)]
 
 
@@ -196,7 +197,7 @@ def test_model_rows(store: Store) -> None:  # noqa: F811
         for loc in (point_b, point_a):
             lid = tx.insert("locations", {"name": "l", "description": "d", "encoding_type": "application/geo+json",
                                           "location": loc})  # fmt: skip
-            tx.execute("INSERT INTO thing_locations (thing_id, location_id) VALUES (?, ?)", [station, lid])
+            store.entities.link(tx, "thing_locations", "thing_id", "location_id", station, lid)
         sensor = tx.insert("sensors", {"name": "s", "description": "d", "encoding_type": "text/html", "metadata": "m"})
         pm = tx.insert("observed_properties", {"name": "PM2.5", "definition": "http://x/pm25", "description": "d"})
         aqi = tx.insert("observed_properties", {"name": "VN_AQI", "definition": "http://x/aqi", "description": "d"})

@@ -28,7 +28,7 @@ def thing(tx: Transaction, name: str, *locations: str) -> int:
             "locations",
             {"name": f"at {name}", "description": "d", "encoding_type": "application/geo+json", "location": loc},
         )
-        tx.execute("INSERT INTO thing_locations (thing_id, location_id) VALUES (?, ?)", [thing_id, loc_id])
+        tx.store.entities.link(tx, "thing_locations", "thing_id", "location_id", thing_id, loc_id)
     return thing_id
 
 
@@ -227,8 +227,9 @@ def test_ensure_derived_finds_or_creates(store: Store) -> None:  # noqa: F811
         ("Datastreams", made.datastream_ids[0]),
         ("Datastreams", made.datastream_ids[1]),
     ]
+    p = store.dialect.placeholder
     stored = store.query(
-        "SELECT name, sensor_id, observed_property_id, thing_id FROM datastreams WHERE id IN (?, ?) ORDER BY id",
+        f"SELECT name, sensor_id, observed_property_id, thing_id FROM datastreams WHERE id IN ({p}, {p}) ORDER BY id",  # noqa: S608
         made.datastream_ids,
     )
     assert stored == [
@@ -248,10 +249,9 @@ def test_export_observations_filters_and_orders(store: Store) -> None:  # noqa: 
     observations(store, m["a_pm"], [0, 1, 2])
     with store.transaction() as tx:
         oid = int(store.allocate_ids("observations", 1)[0])
-        tx.execute(
-            "INSERT INTO observations (id, datastream_id, phenomenon_time, result_string) VALUES (?, ?, ?, ?)",
-            [oid, m["a_no2"], T0, "text"],
-        )
+        text_row: dict[str, Any] = {f.name: None for f in OBSERVATION_BATCH_SCHEMA}
+        text_row.update(id=oid, datastream_id=m["a_no2"], phenomenon_time=T0, result_string="text")
+        store.append_observations(tx, pa.Table.from_pylist([text_row], schema=OBSERVATION_BATCH_SCHEMA))
     every = store.export.observations(limit=100)
     assert every.column_names == [
         "thing_id", "thing", "datastream", "observed_property", "uom", "time", "result", "result_text"

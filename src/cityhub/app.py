@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -32,6 +34,11 @@ from cityhub.web import mount as mount_web
 log = logging.getLogger("cityhub")
 
 
+def app_from_environment() -> FastAPI:
+    """The app of one process of `cityhub serve --workers N`: settings from the CITYHUB_* variables it set."""
+    return create_app(Settings(), demo=os.environ.get("CITYHUB_SERVE_DEMO") == "1")
+
+
 def create_app(settings: Settings | None = None, store: Store | None = None, *, demo: bool = False) -> FastAPI:
     settings = settings or Settings()
 
@@ -39,17 +46,21 @@ def create_app(settings: Settings | None = None, store: Store | None = None, *, 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         hub = open_hub(settings, store)
         app.state.hub = hub
-        stop_demo = None
+        demos: list[threading.Event] = []
         if demo:
             from cityhub import demo as demo_city
             from cityhub.alerts.builtin import load_builtin
 
-            load_builtin(hub)  # the demo ships Hanoi's air advisories, Red River flood levels, silent sensors
-            stop_demo = demo_city.start(hub)
+            def run_demo() -> None:
+                load_builtin(hub)  # the demo ships Hanoi's air advisories, Red River flood levels, silent sensors
+                demos.append(demo_city.start(hub))
+
+            # The simulated city runs once for the hub: in the leading process where several share the store.
+            hub.cluster.when_leading(run_demo)
         try:
             yield
         finally:
-            if stop_demo is not None:
+            for stop_demo in demos:
                 stop_demo.set()
             hub.close()
 
@@ -147,6 +158,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None, *, 
                 "logBytes": hub.store.log_bytes(),
             },
             "streams": stream_counts(),
+            "cluster": hub.cluster.status(),
         }
         if hub.mqtt is not None:
             out["mqtt"] = {"broker": f"{hub.mqtt.address.host}:{hub.mqtt.address.port}", **hub.mqtt.health()}

@@ -36,6 +36,9 @@ class ObservationsCommitted:
     (columns of :data:`cityhub.store.base.OBSERVATION_BATCH_SCHEMA`)."""
 
     batch: pa.Table
+    # Committed by another hub process on the same store (cityhub.cluster relayed it): subscribers that act for
+    # the whole hub once (MQTT republication) leave it to the process that took the write.
+    remote: bool = False
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,7 @@ class EntityChanged:
     entity_set: str
     entity_id: int
     op: EntityOp = "created"
+    remote: bool = False
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,7 @@ class AlertEvent:
     subject_type: str
     subject_id: int
     payload: bytes
+    remote: bool = False
 
 
 Event = ObservationsCommitted | EntityChanged | AlertEvent
@@ -105,11 +110,12 @@ class EventBus:
         self.publish(ENTITIES, EntityChanged(entity_set, entity_id, op))
 
 
-def on_observations(handler: Callable[[pa.Table], None]) -> Handler:
-    """Adapt a handler of Observation batches to a bus handler (ignores other events)."""
+def on_observations(handler: Callable[[pa.Table], None], *, remote: bool = True) -> Handler:
+    """Adapt a handler of Observation batches to a bus handler (ignores other events; with ``remote=False`` also
+    the batches other hub processes committed)."""
 
     def handle(event: Event) -> None:
-        if isinstance(event, ObservationsCommitted):
+        if isinstance(event, ObservationsCommitted) and (remote or not event.remote):
             handler(event.batch)
 
     return handle

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -13,6 +14,9 @@ from rich.table import Table
 from cityhub.config import Settings
 from cityhub.plugins import PLUGINS
 from cityhub.sim.cli import simulate
+
+if TYPE_CHECKING:
+    from cityhub.store.base import Store
 
 app = typer.Typer(help="CityHub: Hanoi's open smart-city data hub (OGC SensorThings API v1.1).", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys with roles admin, operator, device.", no_args_is_help=True)
@@ -27,6 +31,70 @@ console = Console()
 DataDir = Annotated[
     Path, typer.Option("--data-dir", help="where the DuckDB file and keys live", envvar="CITYHUB_DATA_DIR")
 ]
+StoreUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        help="a PostgreSQL/PostGIS database (postgresql://user@host:5432/db[?schema=name]) instead of the embedded "
+        "DuckDB file under --data-dir",
+        envvar="CITYHUB_STORE",
+    ),
+]
+db_app = typer.Typer(help="The PostgreSQL store's schema: init, upgrade, status.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+def _settings(data_dir: Path, store: str | None, **extra: object) -> Settings:
+    """Settings for a command: --store, when given, names the database (else CITYHUB_STORE, else embedded)."""
+    if store:
+        extra["store"] = store
+    return Settings(data_dir=data_dir, **extra)
+
+
+def _has_store(settings: Settings) -> bool:
+    return bool(settings.store) or settings.db_path.exists()
+
+
+def _open_existing(settings: Settings) -> Store | None:
+    """The store, or None where its PostgreSQL schema was never initialised (as a missing DuckDB file)."""
+    from cityhub.store import open_store
+    from cityhub.store.postgres.migrate import SchemaError, current_version
+
+    if settings.store:
+        import psycopg
+
+        from cityhub.store.postgres.store import split_url
+
+        conninfo, schema = split_url(settings.store)
+        with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as con:
+            if current_version(con, schema) == 0:
+                return None
+    try:
+        return open_store(settings, migrate_mode="check")
+    except SchemaError as exc:
+        console.print(f"[red]{exc.detail}[/red]")
+        raise typer.Exit(2) from None
+
+
+def _environment(settings: Settings) -> dict[str, str]:
+    """The CITYHUB_* variables that give another process the settings this command set."""
+    out = {}
+    for name in settings.model_fields_set:
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        alias = Settings.model_fields[name].validation_alias
+        var = alias if isinstance(alias, str) else f"CITYHUB_{name.upper()}"
+        out[var] = str(value).lower() if isinstance(value, bool) else str(value)
+    return out
+
+
+def _where(settings: Settings) -> str:
+    if settings.store:
+        from cityhub.store.postgres.store import split_url
+
+        return f"PostgreSQL schema {split_url(settings.store)[1]!r}"
+    return str(settings.db_path)
 
 
 @app.command()
@@ -34,6 +102,10 @@ def serve(
     port: Annotated[int, typer.Option(help="HTTP port")] = 8080,
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
     data_dir: DataDir = Path("var"),
+    store: StoreUrl = None,
+    workers: Annotated[
+        int, typer.Option(help="hub processes sharing the port (needs --store: the DuckDB file is one process's)")
+    ] = 1,
     demo: Annotated[bool, typer.Option(help="run the simulated city: air, traffic, water sensors")] = False,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
     mqtt: Annotated[
@@ -50,8 +122,8 @@ def serve(
     mqtt_insecure: Annotated[bool, typer.Option(help="TLS without verifying the broker's certificate")] = False,
     mqtt_map: Annotated[Path | None, typer.Option(help="YAML file mapping device topics to Datastreams")] = None,
 ) -> None:
-    """Serve the API (SensorThings under /v1.1, docs at /docs) with embedded DuckDB storage; with --mqtt,
-    bridge an MQTT broker (SensorThings MQTT extension and topic mappings)."""
+    """Serve the API (SensorThings under /v1.1, docs at /docs) with embedded DuckDB storage, or on PostgreSQL with
+    --store; with --mqtt, bridge an MQTT broker (SensorThings MQTT extension and topic mappings)."""
     import faulthandler
     import signal
 
@@ -62,7 +134,7 @@ def serve(
     faulthandler.enable()  # a crash in native code (Arrow, DuckDB) prints every thread's Python stack
     faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` prints every thread's stack to stderr
 
-    settings = Settings(data_dir=data_dir, host=host, port=port)
+    settings = _settings(data_dir, store, host=host, port=port)
     for name, value in {
         "mqtt_url": mqtt,
         "mqtt_username": mqtt_username,
@@ -84,8 +156,21 @@ def serve(
         except (ValueError, OSError) as exc:
             console.print(f"[red]{exc}[/red]")
             raise typer.Exit(2) from None
+    if workers > 1:
+        if not settings.store:
+            console.print(
+                "[red]--workers needs --store postgresql://…: the embedded DuckDB file belongs to one process[/red]"
+            )
+            raise typer.Exit(2)
+        # Each worker builds its app from the environment (uvicorn starts them by import string).
+        os.environ.update(_environment(settings))
+        os.environ["CITYHUB_SERVE_DEMO"] = "1" if demo else ""
+        console.print(f"CityHub on http://{host}:{port}, {workers} processes  (data: {_where(settings)})")
+        uvicorn.run("cityhub.app:app_from_environment", factory=True, workers=workers, host=host, port=port,
+                    log_level=log_level, access_log=False, timeout_graceful_shutdown=3)  # fmt: skip
+        return
     application = create_app(settings, demo=demo)
-    console.print(f"CityHub on http://{host}:{port}  (API docs: /docs, data: {settings.db_path})")
+    console.print(f"CityHub on http://{host}:{port}  (API docs: /docs, data: {_where(settings)})")
     # Live streams (server-sent events) never end by themselves: give open requests 3 s at shutdown, then close.
     uvicorn.run(application, host=host, port=port, log_level=log_level, access_log=False, timeout_graceful_shutdown=3)
 
@@ -106,15 +191,19 @@ def import_(
 
 
 @app.command()
-def info(data_dir: DataDir = Path("var"), as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def info(
+    data_dir: DataDir = Path("var"),
+    store_url: StoreUrl = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
     """What is stored: counts per entity set, observation time span, size on disk."""
     from cityhub.store import open_store
 
-    settings = Settings(data_dir=data_dir)
-    if not settings.db_path.exists():
+    settings = _settings(data_dir, store_url)
+    if not _has_store(settings):
         console.print(f"no store at {settings.db_path}")
         raise typer.Exit(1)
-    store = open_store(settings)
+    store = open_store(settings, migrate_mode="check")
     try:
         data = store.info()
     finally:
@@ -157,6 +246,7 @@ def deadletters(
     url: Annotated[str, typer.Option(help="a running hub", envvar="CITYHUB_URL")] = "http://127.0.0.1:8080",
     key: Annotated[str | None, typer.Option(help="operator or admin API key", envvar="CITYHUB_KEY")] = None,
     data_dir: DataDir = Path("var"),
+    store_url: StoreUrl = None,
     topic: Annotated[str | None, typer.Option(help="topic prefix")] = None,
     limit: Annotated[int, typer.Option(help="how many, newest first")] = 20,
     as_json: Annotated[bool, typer.Option("--json")] = False,
@@ -178,11 +268,11 @@ def deadletters(
     except httpx.ConnectError:
         from cityhub.store import open_store
 
-        settings = Settings(data_dir=data_dir)
-        if not settings.db_path.exists():
+        settings = _settings(data_dir, store_url)
+        if not _has_store(settings):
             console.print(f"no hub at {url} and no store at {settings.db_path}")
             raise typer.Exit(1) from None
-        store = open_store(settings)
+        store = open_store(settings, migrate_mode="check")
         try:
             data = dl.query(store, topic=topic, limit=limit)
         finally:
@@ -395,19 +485,19 @@ def mqtt_acl(
     is one process's), unless the hub keeps the files itself."""
     from cityhub.mqtt import acl
     from cityhub.mqtt.mappings import Mappings, load_mappings
-    from cityhub.store import open_store
 
     settings = Settings(data_dir=data_dir)
     mapping_file = mqtt_map or settings.mqtt_mappings
     try:
         mappings = load_mappings(mapping_file) if mapping_file else Mappings([])
         refs: list[acl.DatastreamRef] = []
-        if settings.db_path.exists():
-            store = open_store(settings)
-            try:
-                refs = acl.datastream_refs(store.catalog)
-            finally:
-                store.close()
+        if _has_store(settings):
+            store = _open_existing(settings)
+            if store is not None:  # None: a database where no hub has run yet, so no Datastreams either
+                try:
+                    refs = acl.datastream_refs(store.catalog)
+                finally:
+                    store.close()
         creds = acl.CredentialStore(acl.credentials_path(data_dir)).active()
         passwd, text = acl.render(
             creds,
@@ -430,6 +520,93 @@ def mqtt_acl(
     )
     if not users["hub"]:
         console.print("[yellow]no hub user: create one with `cityhub mqtt credentials --hub`[/yellow]")
+
+
+@db_app.command("init")
+def db_init(store: Annotated[str, typer.Option("--store", help="postgresql://user@host:5432/db[?schema=name]",
+                                               envvar="CITYHUB_STORE")]) -> None:  # fmt: skip
+    """Create CityHub's tables (and PostGIS) in an empty database or schema; safe to run twice."""
+    _db_upgrade(store, init=True)
+
+
+@db_app.command("upgrade")
+def db_upgrade(store: Annotated[str, typer.Option("--store", help="postgresql://user@host:5432/db[?schema=name]",
+                                                  envvar="CITYHUB_STORE")]) -> None:  # fmt: skip
+    """Apply the schema migrations the database lacks (none: nothing happens); refuses a schema newer than
+    this code."""
+    _db_upgrade(store, init=False)
+
+
+@db_app.command("status")
+def db_status(store: Annotated[str, typer.Option("--store", help="postgresql://user@host:5432/db[?schema=name]",
+                                                 envvar="CITYHUB_STORE")]) -> None:  # fmt: skip
+    """The database's schema version and this code's."""
+    import psycopg
+
+    from cityhub.store.postgres import migrate
+    from cityhub.store.postgres.store import split_url
+
+    conninfo, schema = _db_target(store)
+    try:
+        with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as con:
+            version = migrate.current_version(con, schema)
+    except psycopg.Error as exc:
+        console.print(f"[red]cannot reach {split_url(store)[0].split('@')[-1]}: {str(exc).strip()}[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"schema {schema!r}: version {version}; this code: version {migrate.CODE_VERSION}")
+    raise typer.Exit(0 if version == migrate.CODE_VERSION else 1)
+
+
+def _db_target(store: str) -> tuple[str, str]:
+    from cityhub.store.postgres.store import split_url
+
+    try:
+        Settings(store=store)
+        return split_url(store)
+    except ValueError as exc:
+        console.print(f"[red]--store: {exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+def _db_upgrade(store: str, *, init: bool) -> None:
+    import psycopg
+
+    from cityhub.store.postgres import migrate
+
+    conninfo, schema = _db_target(store)
+    try:
+        with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as con:
+            before = migrate.current_version(con, schema)
+            if not init and before == 0:
+                console.print(f"no CityHub schema in {schema!r}: run `cityhub db init` first")
+                raise typer.Exit(1)
+            applied = migrate.upgrade(con, schema)
+    except migrate.SchemaError as exc:
+        console.print(f"[red]{exc.detail}[/red]")
+        raise typer.Exit(2) from None
+    except psycopg.Error as exc:
+        console.print(f"[red]{type(exc).__name__}: {str(exc).strip()}[/red]")
+        raise typer.Exit(1) from None
+    if applied:
+        for m in applied:
+            console.print(f"applied {m.version:04d}_{m.name}")
+        console.print(f"schema {schema!r} is at version {applied[-1].version}")
+    else:
+        console.print(f"schema {schema!r} is at version {before}, this code's: nothing to do")
+
+
+@app.command("copy")
+def copy_(
+    source: Annotated[str, typer.Option("--from", help="data directory (embedded DuckDB) or postgresql:// URL")],
+    target: Annotated[str, typer.Option("--to", help="an empty data directory or postgresql:// URL (a new schema)")],
+    batch_rows: Annotated[int, typer.Option(help="rows read and written at a time")] = 50_000,
+) -> None:
+    """Copy everything (every entity, Observation, alert, webhook, dead letter, with its id) from one store into
+    an empty one, e.g. from the embedded file to PostgreSQL or back, then compare row counts and checksums of
+    every table. Stop the hubs using them first. Exit 0 when every table matches."""
+    from cityhub.transfer import copy_store
+
+    raise typer.Exit(copy_store(source, target, batch_rows=batch_rows, console=console))
 
 
 if __name__ == "__main__":

@@ -42,6 +42,14 @@ class Settings(BaseSettings):
     )
 
     data_dir: Path = Path("var")
+    # Where the data lives: empty for the embedded DuckDB file under data_dir, or a PostgreSQL/PostGIS database
+    # (postgresql://user@host:5432/db, optionally ?schema=name) that several hub processes can share.
+    store: str = ""
+    # PostgreSQL: connections this process may open, a statement's longest run (cancelled past it, answered 503),
+    # and how long a request waits for a free connection before it is answered 503.
+    pg_pool_size: int = 16
+    pg_statement_timeout_s: float = 30.0
+    pg_pool_timeout_s: float = 10.0
     host: str = "127.0.0.1"
     port: int = 8080
     # Anonymous clients may read (citizens through the public API); set false for a closed deployment.
@@ -164,6 +172,14 @@ class Settings(BaseSettings):
     @property
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @field_validator("store")
+    @classmethod
+    def _store_url(cls, v: str) -> str:
+        v = v.strip()
+        if v and not v.startswith(("postgresql://", "postgres://")):
+            raise ValueError("a postgresql:// URL (postgresql://user@host:5432/db), or empty for the embedded store")
+        return v
 
     @property
     def db_path(self) -> Path:

@@ -52,6 +52,16 @@ def dump(value: Any, field: str) -> str:
         raise bad_request(f"{field} cannot be stored as JSON: {exc}", field=field) from None
 
 
+NUL = "contains the NUL character (U+0000), which text values may not (PostgreSQL's text cannot hold it)"
+
+
+def check_no_nul(value: str, field: str) -> None:
+    """A 400 naming ``field`` if ``value`` holds U+0000. The same on every store, so that what one backend takes
+    the other takes too; inside JSON members a NUL is written as the escape ``\\u0000`` and is fine."""
+    if "\x00" in value:
+        raise bad_request(f"{field} {NUL}", field=field)
+
+
 def unreadable(text: str) -> str | None:
     """Why JSON text a client sent could not be read back by the hub (None if it can): orjson refuses some
     texts DuckDB's json_valid takes (NaN, 1e400, a trailing comma)."""

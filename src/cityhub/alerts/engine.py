@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -42,11 +43,11 @@ from cityhub.alerts.evaluate import (
 )
 from cityhub.alerts.lifecycle import AlertLifecycle
 from cityhub.alerts.messages import Publisher, event_json, school_advice
-from cityhub.alerts.notify import Broadcaster, Webhooks
+from cityhub.alerts.notify import Broadcaster, Webhooks, sse_message
 from cityhub.alerts.records import ACTIVE, SYSTEM, Alert, Changes, EngineStats, RuleRow, dt_of, iso
 from cityhub.alerts.rules import RuleSpec, seconds
 from cityhub.alerts.scope import ModelSnapshot, Resolved, resolve
-from cityhub.bus import OBSERVATIONS, EventBus, Handler, on_observations
+from cityhub.bus import OBSERVATIONS, AlertEvent, Event, EventBus, Handler, on_observations
 from cityhub.errors import not_found
 from cityhub.store.base import Store
 from cityhub.store.ops.alerts import AlertQuery
@@ -111,6 +112,11 @@ class AlertEngine:
         self._idle = threading.Event()
         self._idle.set()
         self._closed = False
+        # Several hub processes on one store (cityhub.cluster): one leads and evaluates; the others only serve the
+        # API from the store, tell the leader (``on_change``) after a change by hand, and pass the leader's events
+        # on to their own live-stream clients.
+        self.leading = False
+        self.on_change: Callable[[], None] | None = None
 
     # The state the other modules own, under the names callers have used.
     @property
@@ -143,7 +149,43 @@ class AlertEngine:
     def stop(self) -> None:
         self.close()
 
+    def follow(self) -> None:
+        """Serve the alerts API without evaluating (another process leads): rules and active alerts as stored."""
+        with self.lock:
+            self._reload()
+
+    def on_remote_alert(self, event: Event) -> None:
+        """Bus handler: another process's alert event, to this process's live-stream clients."""
+        if isinstance(event, AlertEvent) and event.remote and not self.leading:
+            self.broadcaster.publish(sse_message(orjson.loads(event.payload)["id"], event.payload))
+
+    def reload(self) -> None:
+        """Another process changed rules or alerts by hand: read them back from the store."""
+        with self.lock:
+            if self.leading:
+                self.lifecycle.flush_states()
+            self._reload()
+
+    def _reload(self) -> None:
+        self.admin.rules.clear()
+        self.admin.load()
+        lc = self.lifecycle
+        lc.states.clear()
+        lc.alerts.clear()
+        lc.alert_of.clear()
+        lc.load()
+        self.admin.changed()
+
+    def _by_hand(self) -> None:
+        """After a change by hand: the leader reloads it."""
+        if self.on_change is not None:
+            self.on_change()
+
     def start(self) -> None:
+        self.leading = True
+        if self.on_change is not None:  # it followed until now: what it holds may be stale
+            with self.lock:
+                self._reload()
         self.admin.load()
         self.lifecycle.load()
         if self._enabled():
@@ -512,13 +554,24 @@ class AlertEngine:
     # -- lifecycle by hand ----------------------------------------------------------------------------------------
     def acknowledge(self, alert_id: int, who: str, note: str | None = None) -> dict[str, Any]:
         with self.lock:
-            return self.lifecycle.acknowledge(alert_id, who, note)
+            self._sync_follower()
+            out = self.lifecycle.acknowledge(alert_id, who, note)
+        self._by_hand()
+        return out
+
+    def _sync_follower(self) -> None:
+        # A follower's copy is as fresh as the leader's last note: read the store before changing anything.
+        if self.on_change is not None and not self.leading:
+            self._reload()
 
     def resolve(self, alert_id: int, who: str, note: str | None = None) -> dict[str, Any]:
         """Close an alert by hand. The subject must then clear (leave the condition) before the rule raises a new
         alert for it, so that closing an alert whose condition persists does not raise it again at once."""
         with self.lock:
-            return self.lifecycle.resolve(alert_id, who, note)
+            self._sync_follower()
+            out = self.lifecycle.resolve(alert_id, who, note)
+        self._by_hand()
+        return out
 
     # -- rules ----------------------------------------------------------------------------------------------------
     def rule_json(self, row: RuleRow) -> dict[str, Any]:
@@ -538,16 +591,24 @@ class AlertEngine:
 
     def create_rule(self, spec: RuleSpec, who: str, ruleset: str | None = None) -> dict[str, Any]:
         with self.lock:
-            return self.rule_json(self.admin.create(spec, who, ruleset))
+            self._sync_follower()
+            out = self.rule_json(self.admin.create(spec, who, ruleset))
+        self._by_hand()
+        return out
 
     def update_rule(self, rule_id: int, patch: dict[str, Any], who: str) -> dict[str, Any]:
         """JSON merge patch of the rule's fields (``null`` removes an optional one); the result is validated."""
         with self.lock:
-            return self.rule_json(self.admin.update(rule_id, patch))
+            self._sync_follower()
+            out = self.rule_json(self.admin.update(rule_id, patch))
+        self._by_hand()
+        return out
 
     def delete_rule(self, rule_id: int, who: str) -> None:
         with self.lock:
+            self._sync_follower()
             self.admin.delete(rule_id, who)
+        self._by_hand()
 
     def apply_ruleset(
         self, name: str, specs: list[RuleSpec], who: str, *, prune: bool = True, update: bool = True
@@ -556,7 +617,10 @@ class AlertEngine:
         changed ones (with ``update``) and delete the others (with ``prune``). Applying a file twice changes
         nothing the second time."""
         with self.lock:
-            return self.admin.apply_ruleset(name, specs, who, prune=prune, update=update)
+            self._sync_follower()
+            out = self.admin.apply_ruleset(name, specs, who, prune=prune, update=update)
+        self._by_hand()
+        return out
 
     def _rules_changed(self) -> None:
         self.lifecycle.states_changed()

@@ -33,9 +33,12 @@ class DeadLetter:
 def _encode(payload: bytes) -> tuple[str, str]:
     clipped = payload[:MAX_PAYLOAD_BYTES]
     try:
-        return clipped.decode("utf-8"), "utf-8"
+        text = clipped.decode("utf-8")
     except UnicodeDecodeError:
         return base64.b64encode(clipped).decode("ascii"), "base64"
+    if "\x00" in text:  # valid UTF-8, but PostgreSQL's text cannot hold a NUL: kept exactly, as base64
+        return base64.b64encode(clipped).decode("ascii"), "base64"
+    return text, "utf-8"
 
 
 def record(store: Store, letters: list[DeadLetter]) -> None:

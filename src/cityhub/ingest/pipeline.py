@@ -24,11 +24,13 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from cityhub.auth.keys import Principal
-from cityhub.errors import ProblemError
+from cityhub.errors import ProblemError, bad_request
 from cityhub.ingest import observations as obsin
 from cityhub.ingest.writer import ObservationWriter
+from cityhub.jsontext import NUL, check_no_nul
 from cityhub.store.base import AppendResult, Store
 
 
@@ -58,6 +60,7 @@ class IngestPipeline:
     def prepare(self, raw: pa.Table, who: Principal | None = None, *, partial: bool = False) -> Prepared:
         """Validate a raw table. Without ``partial`` any bad row refuses the whole body (a 422 listing every
         bad row); a device key writing another Thing's Datastream is a 403."""
+        _refuse_nul(raw)
         v = obsin.validate(raw, self.catalog.table(), max_future=self.max_future, lookup=self.catalog.lookup)
         if who is not None and who.role == "device" and v.good.num_rows and (v.thing_ids != who.thing_id).any():
             raise ProblemError(
@@ -132,6 +135,10 @@ class IngestPipeline:
     # -- rows ---------------------------------------------------------------------------------------------
     def submit_rows(self, rows: list[dict[str, Any]], *, all_or_nothing: bool = True) -> Future[AppendResult]:
         """Rows validated one by one (columns of OBSERVATION_BATCH_SCHEMA, ``id`` allocated here if absent)."""
+        for r in rows:
+            text = r.get("result_string")
+            if isinstance(text, str):
+                check_no_nul(text, "result")
         missing = [r for r in rows if r.get("id") is None]
         if missing:
             for r, i in zip(missing, self.store.allocate_ids("observations", len(missing)), strict=True):
@@ -145,3 +152,18 @@ class IngestPipeline:
         for r, i in zip(rows, ids, strict=True):
             r["id"] = int(i)
         return self.writer.submit(obsin.rows_to_batch(rows), all_or_nothing=False, replace=True, bounded=False)
+
+
+def _refuse_nul(raw: pa.Table) -> None:
+    """Text results holding U+0000 refuse the body, naming the rows (see jsontext.check_no_nul)."""
+    # NDJSON bodies carry a text result as result_text beside result (ingest.observations.rows_to_table).
+    for name in ("result", "result_text"):
+        if name not in raw.column_names:
+            continue
+        kind = raw.schema.field(name).type
+        if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+            continue
+        hits = pc.fill_null(pc.match_substring(raw.column(name), "\x00"), False)
+        if pc.any(hits).as_py():
+            rows = pc.indices_nonzero(hits).to_pylist()[:10]
+            raise bad_request(f"result {NUL}: rows {rows}", field="result")

@@ -258,6 +258,9 @@ class MqttBridge:
         self._drops_unlogged = 0
         self._drop_lock = threading.Lock()
         self._drop_logged_at = 0.0
+        # Where several hub processes share the store only the leader bridges the broker (one client id, one
+        # session) and republishes what every process commits (cityhub.hub sets this).
+        self.republish_remote = False
         self._ctx = mp.get_context("spawn")  # a clean interpreter: no copy of the hub's threads or DuckDB handles
         self._supervisor = threading.Thread(target=self._supervise, name="mqtt-supervisor", daemon=True)
         self._worker = threading.Thread(target=self._run, name="mqtt-ingest", daemon=True)
@@ -268,7 +271,8 @@ class MqttBridge:
         if self.republish:
             subs.append((ALERTS, self._on_alert))
         if self.publish & {"datastreams", "observations"}:
-            subs.append((OBSERVATIONS, on_observations(self._on_commit)))
+            # One bridge republishes each commit once, whichever process took it (cityhub.cluster relays them).
+            subs.append((OBSERVATIONS, on_observations(self._on_commit, remote=self.republish_remote)))
         if "entities" in self.publish or self.acl is not None:
             subs.append((ENTITIES, self._on_entity))
         return subs
@@ -686,7 +690,7 @@ class MqttBridge:
             )
 
     def _on_alert(self, event: Event) -> None:
-        if isinstance(event, AlertEvent):
+        if isinstance(event, AlertEvent) and (self.republish_remote or not event.remote):
             topic = f"cityhub/alerts/{event.rule_id}/{event.subject_type}/{event.subject_id}"
             self.client.publish(topic, event.payload, qos=1)
 
@@ -695,7 +699,7 @@ class MqttBridge:
             return
         if self.acl is not None and event.entity_set in ("Things", "Datastreams"):
             self.acl.nudge()  # the ACL lists each Thing's Datastreams
-        if event.op == "deleted" or "entities" not in self.publish:
+        if event.op == "deleted" or "entities" not in self.publish or (event.remote and not self.republish_remote):
             return
         self._enqueue(("entity", model.BY_PLURAL[event.entity_set], event.entity_id), 2, "an entity change")
 

@@ -136,6 +136,8 @@ class FilterContext:
             model.INTERVAL: "datetime",
             model.GEOMETRY: "geometry",
         }[prop.kind]
+        if kind == "geometry":
+            col = self.builder.dialect.geometry_column(alias, prop.column)
         return Resolved(col, kind, exists)
 
 

@@ -10,8 +10,19 @@ if TYPE_CHECKING:
     from cityhub.config import Settings
 
 
-def open_store(settings: Settings) -> Store:
-    """The store a deployment's settings name: today the embedded DuckDB file under the data directory."""
+def open_store(settings: Settings, *, migrate_mode: str = "auto") -> Store:
+    """The store a deployment's settings name: the PostgreSQL database of ``settings.store``, else the embedded
+    DuckDB file under the data directory."""
+    if settings.store:
+        from cityhub.store.postgres import PostgresStore
+
+        return PostgresStore(
+            settings.store,
+            pool_size=settings.pg_pool_size,
+            statement_timeout_s=settings.pg_statement_timeout_s,
+            pool_timeout_s=settings.pg_pool_timeout_s,
+            migrate_mode=migrate_mode,
+        )
     from cityhub.store.duckdb import DuckDBStore
 
     return DuckDBStore(

@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # the ops modules import this one
     from cityhub.store.ops.export import ExportOps
     from cityhub.store.ops.geo import GeoOps
     from cityhub.store.ops.observations import ObservationOps
+    from cityhub.store.ops.transfer import TransferOps
     from cityhub.store.ops.webhooks import WebhookOps
 
 # Arrow schema of a batch handed to Store.append_observations. Ids are allocated by the caller
@@ -91,6 +92,11 @@ class Dialect(abc.ABC):
     def geo(self, func: str, args: list[str]) -> str:
         """A SensorThings geo function over GeoJSON-text columns and WKT parameters."""
 
+    def geometry_column(self, alias: str, column: str) -> str:
+        """SQL for a geometry-valued entity property (``location``, ``feature``, ``observedArea``) as ``geo``
+        takes it: the GeoJSON column itself by default, an indexed geometry column where the backend keeps one."""
+        return f"{alias}.{column}"
+
     @abc.abstractmethod
     def geometry_literal(self, placeholder: str) -> str:
         """SQL turning a bound WKT parameter into the geometry type ``geo`` expects."""
@@ -102,6 +108,47 @@ class Dialect(abc.ABC):
 
     def now(self) -> str:
         return "now()"
+
+
+class EventChannel(abc.ABC):
+    """Messages between the hub processes that share a store (PostgreSQL: LISTEN/NOTIFY). Delivery is at most
+    once and only to processes listening at the time: what must survive is in the tables, a message only says
+    where to look."""
+
+    #: Longest message ``send`` takes, in bytes of UTF-8.
+    max_bytes: int = 7900
+
+    @abc.abstractmethod
+    def send(self, messages: Sequence[str]) -> None:
+        """Send each message to every listening process (this one included)."""
+
+    @abc.abstractmethod
+    def receive(self, timeout: float) -> list[str]:
+        """The messages that arrived, waiting up to ``timeout`` seconds for the first; reconnects by itself after
+        a lost connection (messages sent meanwhile are lost)."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+
+class Lease(abc.ABC):
+    """A named lock that at most one process holds at a time and that is freed when its holder dies
+    (PostgreSQL: a session advisory lock on a connection of its own)."""
+
+    @abc.abstractmethod
+    def try_acquire(self) -> bool:
+        """Take the lease if it is free; True while this process holds it."""
+
+    @abc.abstractmethod
+    def held(self) -> bool:
+        """Whether this process still holds it (False once its connection is lost)."""
+
+    @abc.abstractmethod
+    def taken(self) -> bool:
+        """Whether another process holds it now (not a session of this process's that was lost)."""
+
+    @abc.abstractmethod
+    def release(self) -> None: ...
 
 
 class Store(abc.ABC):
@@ -118,6 +165,7 @@ class Store(abc.ABC):
     deadletters: DeadLetterOps
     airquality: AirQualityOps
     export: ExportOps
+    transfer: TransferOps
 
     # -- generic SQL access used by the SensorThings layer ---------------------------------------
     @abc.abstractmethod
@@ -194,6 +242,15 @@ class Store(abc.ABC):
     ) -> pa.Table:
         """Columns: datastream_id, time (bucket start, UTC), value, count; ``func`` in avg|min|max|sum|count,
         ``interval`` in hour|day (days start at local midnight for ``offset_minutes`` east of UTC)."""
+
+    # -- several processes on one store ---------------------------------------------------------------------------
+    def channel(self) -> EventChannel | None:
+        """Messages between processes sharing this store; None where one process owns it (embedded)."""
+        return None
+
+    def lease(self, name: str) -> Lease | None:
+        """A lease held by one process at a time among those sharing the store; None where one process owns it."""
+        return None
 
     @abc.abstractmethod
     def info(self) -> dict[str, Any]:

@@ -38,6 +38,7 @@ def values_of(et: model.EntityType, body: dict[str, Any], prefix: str, *, partia
         if p.kind in (model.STRING, model.URI):
             if not isinstance(v, str):
                 raise bad_request(f"{p.name} must be a string", field=field)
+            jsontext.check_no_nul(v, field)
             if p.name == "observationType" and v not in model.OBSERVATION_TYPES:
                 raise bad_request(f"unknown observationType; use one of {sorted(model.OBSERVATION_TYPES)}", field=field)
             values[p.column] = v

@@ -6,25 +6,10 @@ from datetime import datetime
 from typing import Any
 
 from cityhub.store.duckdb.util import DuckDBHost
+from cityhub.store.ops.entities import LINKS_OF as _LINKS_OF
+from cityhub.store.ops.entities import TABLE_OF as _TABLE
 from cityhub.store.ops.entities import EntityOps
 from cityhub.store.transaction import Transaction
-
-# What deleting an entity takes with it, beyond its own row (SensorThings §10.4: integrity of the model).
-_LINKS_OF = {
-    "Things": [("thing_locations", "thing_id")],
-    "Locations": [("thing_locations", "location_id"), ("historical_location_locations", "location_id")],
-    "HistoricalLocations": [("historical_location_locations", "historical_location_id")],
-}
-_TABLE = {
-    "Things": "things",
-    "Locations": "locations",
-    "HistoricalLocations": "historical_locations",
-    "Datastreams": "datastreams",
-    "Sensors": "sensors",
-    "ObservedProperties": "observed_properties",
-    "Observations": "observations",
-    "FeaturesOfInterest": "features_of_interest",
-}
 
 
 class DuckDBEntityOps(EntityOps):

@@ -7,7 +7,8 @@ from datetime import datetime
 
 import pyarrow as pa
 
-from cityhub.store.duckdb.util import DuckDBHost, registered
+from cityhub.store.base import OBSERVATION_BATCH_SCHEMA
+from cityhub.store.duckdb.util import DuckDBHost, id_list, registered
 from cityhub.store.ops.observations import ObservationOps
 
 
@@ -34,3 +35,15 @@ class DuckDBObservations(ObservationOps):
                    ON o.datastream_id = q.datastream_id AND o.phenomenon_time = q.phenomenon_time"""
             ).fetchall()
         return {keys[k]: int(i) for k, i in rows}
+
+    def rows_by_id(self, ids: Sequence[int]) -> pa.Table:
+        cols = ", ".join(f"o.{f.name}" for f in OBSERVATION_BATCH_SCHEMA)
+        got = (
+            self.store._cursor()
+            .sql(
+                f"SELECT {cols} FROM observations o SEMI JOIN {id_list()} i ON i.id = o.id ORDER BY o.id",
+                params=[[int(i) for i in ids]],
+            )
+            .to_arrow_table()
+        )
+        return got.cast(OBSERVATION_BATCH_SCHEMA)

@@ -31,6 +31,7 @@ from cityhub.store.duckdb.entities import DuckDBEntityOps
 from cityhub.store.duckdb.export import DuckDBExport
 from cityhub.store.duckdb.geo import DuckDBGeoOps
 from cityhub.store.duckdb.observations import DuckDBObservations
+from cityhub.store.duckdb.transfer import DuckDBTransfer
 from cityhub.store.duckdb.util import id_list
 from cityhub.store.duckdb.webhooks import DuckDBWebhookOps
 from cityhub.store.schema import ALERT_TABLES, ENTITY_TABLES, ddl
@@ -200,6 +201,7 @@ class DuckDBStore(Store):
         self.deadletters = DuckDBDeadLetters(self)
         self.airquality = DuckDBAirQuality(self)
         self.export = DuckDBExport(self)
+        self.transfer = DuckDBTransfer(self)
         self._local = threading.local()
         self._write_lock = threading.RLock()
         self._id_lock = threading.Lock()

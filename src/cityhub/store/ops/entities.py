@@ -13,6 +13,23 @@ from typing import Any
 
 from cityhub.store.transaction import Transaction
 
+# What deleting an entity takes with it, beyond its own row (SensorThings §10.4: integrity of the model).
+LINKS_OF = {
+    "Things": [("thing_locations", "thing_id")],
+    "Locations": [("thing_locations", "location_id"), ("historical_location_locations", "location_id")],
+    "HistoricalLocations": [("historical_location_locations", "historical_location_id")],
+}
+TABLE_OF = {
+    "Things": "things",
+    "Locations": "locations",
+    "HistoricalLocations": "historical_locations",
+    "Datastreams": "datastreams",
+    "Sensors": "sensors",
+    "ObservedProperties": "observed_properties",
+    "Observations": "observations",
+    "FeaturesOfInterest": "features_of_interest",
+}
+
 
 class EntityOps(abc.ABC):
     @abc.abstractmethod

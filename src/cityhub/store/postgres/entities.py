@@ -1,0 +1,113 @@
+"""The entity model's named writes in PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from cityhub.store.ops.entities import LINKS_OF as _LINKS_OF
+from cityhub.store.ops.entities import TABLE_OF as _TABLE
+from cityhub.store.ops.entities import EntityOps
+from cityhub.store.postgres.util import PgHost, tx_cursor
+from cityhub.store.transaction import Transaction
+
+
+class PgEntityOps(EntityOps):
+    def __init__(self, store: PgHost) -> None:
+        self.store = store
+
+    def exists(self, tx: Transaction, table: str, entity_id: int) -> bool:
+        return bool(tx.execute(f"SELECT 1 FROM {table} WHERE id = %s", [entity_id]))
+
+    def update(self, tx: Transaction, table: str, entity_id: int, values: dict[str, Any]) -> None:
+        if values:
+            sets = ", ".join(f"{c} = %s" for c in values)
+            tx.execute(f"UPDATE {table} SET {sets} WHERE id = %s", [*values.values(), entity_id])
+
+    def link(
+        self, tx: Transaction, link_table: str, this_col: str, other_col: str, this_id: int, other_id: int
+    ) -> None:
+        tx.execute(
+            f"INSERT INTO {link_table} ({this_col}, {other_col}) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+            [this_id, other_id],
+        )
+
+    def unlink(
+        self, tx: Transaction, link_table: str, this_col: str, this_id: int, other_col: str | None = None,
+        other_id: int | None = None,
+    ) -> None:  # fmt: skip
+        if other_col is None:
+            tx.execute(f"DELETE FROM {link_table} WHERE {this_col} = %s", [this_id])
+        else:
+            tx.execute(f"DELETE FROM {link_table} WHERE {this_col} = %s AND {other_col} = %s", [this_id, other_id])
+
+    def add_historical_location(self, tx: Transaction, thing_id: int, time: datetime) -> int:
+        hl_id = tx.insert("historical_locations", {"time": time, "thing_id": thing_id})
+        # Typed: a bare parameter in a select list would reach the INSERT as text.
+        tx.execute(
+            """INSERT INTO historical_location_locations (historical_location_id, location_id)
+               SELECT %s::bigint, location_id FROM thing_locations WHERE thing_id = %s""",
+            [hl_id, thing_id],
+        )
+        return hl_id
+
+    def delete(self, tx: Transaction, entity_set: str, entity_id: int) -> None:
+        if entity_set == "Things":
+            for (ds,) in tx.execute("SELECT id FROM datastreams WHERE thing_id = %s", [entity_id]):
+                self.delete(tx, "Datastreams", ds)
+            for (hl,) in tx.execute("SELECT id FROM historical_locations WHERE thing_id = %s", [entity_id]):
+                self.delete(tx, "HistoricalLocations", hl)
+        elif entity_set == "Locations":
+            tx.execute(
+                "UPDATE features_of_interest SET from_location_id = NULL WHERE from_location_id = %s", [entity_id]
+            )
+        elif entity_set in ("Sensors", "ObservedProperties"):
+            col = "sensor_id" if entity_set == "Sensors" else "observed_property_id"
+            for (ds,) in tx.execute(f"SELECT id FROM datastreams WHERE {col} = %s", [entity_id]):
+                self.delete(tx, "Datastreams", ds)
+        elif entity_set == "Datastreams":
+            for table in ("observations", "obs_hourly", "ds_latest"):
+                tx.execute(f"DELETE FROM {table} WHERE datastream_id = %s", [entity_id])
+        elif entity_set == "FeaturesOfInterest":
+            self._delete_observations(tx, "feature_of_interest_id", entity_id)
+        elif entity_set == "Observations":
+            self._delete_observations(tx, "id", entity_id)
+            return
+        for link, col in _LINKS_OF.get(entity_set, ()):
+            tx.execute(f"DELETE FROM {link} WHERE {col} = %s", [entity_id])
+        tx.execute(f"DELETE FROM {_TABLE[entity_set]} WHERE id = %s", [entity_id])
+
+    def _delete_observations(self, tx: Transaction, col: str, value: int) -> None:
+        # The roll-ups of the touched (Datastream, hour) pairs are recomputed in one set-based pass, whatever
+        # the number of Observations deleted.
+        self.store.delete_observations_where(tx, col, value)
+
+    def datastream_in_tx(self, tx: Transaction, ds_id: int) -> tuple[str, str | None, int] | None:
+        rows = tx.execute(
+            "SELECT observation_type, unit_of_measurement, thing_id FROM datastreams WHERE id = %s", [ds_id]
+        )
+        return (rows[0][0], rows[0][1], int(rows[0][2])) if rows else None
+
+    def observation_key(self, tx: Transaction, obs_id: int) -> tuple[int, datetime] | None:
+        rows = tx.execute("SELECT datastream_id, phenomenon_time FROM observations WHERE id = %s", [obs_id])
+        return (int(rows[0][0]), rows[0][1]) if rows else None
+
+    def observation_at(self, tx: Transaction, ds_id: int, time: datetime) -> int | None:
+        rows = tx.execute(
+            "SELECT id FROM observations WHERE datastream_id = %s AND phenomenon_time = %s", [ds_id, time]
+        )
+        return int(rows[0][0]) if rows else None
+
+    def update_observation(self, tx: Transaction, obs_id: int, values: dict[str, Any]) -> None:
+        key = self.observation_key(tx, obs_id)
+        if key is None or not values:
+            return
+        ds_id, old_time = key
+        new_time = values.get("phenomenon_time", old_time)
+        if new_time != old_time:
+            # PostgreSQL updates a primary-key (and partition-key) column in place, moving the row to the month
+            # partition of its new time, which must exist first: made on this transaction's connection, since
+            # another would wait for the locks it holds on observations.
+            self.store.ensure_partitions([new_time], cur=tx_cursor(tx))
+        self.update(tx, "observations", obs_id, values)
+        self.store.refresh_derived(tx, ds_id, sorted({old_time, new_time}))

@@ -1,0 +1,47 @@
+"""Things for map clients in PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from cityhub.store.ops.geo import GeoOps
+from cityhub.store.postgres.util import PgHost
+
+
+class PgGeoOps(GeoOps):
+    def __init__(self, store: PgHost) -> None:
+        self.store = store
+
+    def things(
+        self, kind_hints: Sequence[str], observed_properties: Sequence[str]
+    ) -> tuple[list[tuple[int, str, str | None, str | None]], list[tuple[Any, ...]]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if kind_hints:
+            # strpos, not LIKE: the hint is a substring of the stored JSON text, with no pattern characters to
+            # escape (PostgreSQL's LIKE treats a backslash as one); json has no text operators, hence the cast.
+            clauses.append("(" + " OR ".join("strpos(t.properties::text, %s) > 0" for _ in kind_hints) + ")")
+            params += list(kind_hints)
+        if observed_properties:
+            clauses.append(
+                """t.id IN (SELECT d2.thing_id FROM datastreams d2
+                    JOIN observed_properties op2 ON op2.id = d2.observed_property_id
+                    WHERE op2.definition = ANY(%s::text[]) OR op2.name = ANY(%s::text[]))"""
+            )
+            params += [list(observed_properties), list(observed_properties)]
+        where = "WHERE " + " AND ".join(clauses) if clauses else ""
+        things = self.store.query(
+            f"""SELECT t.id, t.name, t.properties, l.location FROM things t
+                LEFT JOIN (SELECT thing_id, min(location_id) AS location_id FROM thing_locations GROUP BY thing_id) tl
+                  ON tl.thing_id = t.id
+                LEFT JOIN locations l ON l.id = tl.location_id {where} ORDER BY t.id""",
+            params,
+        )
+        streams = self.store.query(
+            f"""SELECT d.id, d.thing_id, d.name, d.unit_of_measurement, op.name, op.definition FROM datastreams d
+                JOIN observed_properties op ON op.id = d.observed_property_id
+                JOIN things t ON t.id = d.thing_id {where} ORDER BY d.id""",
+            params,
+        )
+        return [(int(r[0]), r[1], r[2], r[3]) for r in things], streams

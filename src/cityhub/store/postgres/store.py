@@ -1,0 +1,702 @@
+"""The server store: PostgreSQL with PostGIS, shared by any number of hub processes.
+
+Every process keeps a bounded pool of connections (psycopg_pool). Reads run on autocommit connections; a write
+transaction holds one connection for its length. Observations arrive as Arrow tables, go into a temporary staging
+table by binary ``COPY`` and into the month-partitioned ``observations`` table by one set-based merge, which keeps
+the latest-value and hourly roll-up tables in step in the same transaction: what one process acknowledges, every
+process reads at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import numpy as np
+import psycopg
+import pyarrow as pa
+import pyarrow.compute as pc
+from psycopg import errors as pgerr
+from psycopg.types.string import TextLoader
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from cityhub.errors import ProblemError
+from cityhub.store.base import OBSERVATION_BATCH_SCHEMA, AppendResult, Dialect, QueryError, Store
+from cityhub.store.postgres import migrate
+from cityhub.store.postgres.airquality import PgAirQuality
+from cityhub.store.postgres.alerts import PgAlertOps
+from cityhub.store.postgres.catalog import PgCatalog
+from cityhub.store.postgres.cluster import PgChannel, PgLease
+from cityhub.store.postgres.copy import encode
+from cityhub.store.postgres.deadletters import PgDeadLetters
+from cityhub.store.postgres.entities import PgEntityOps
+from cityhub.store.postgres.export import PgExport
+from cityhub.store.postgres.geo import PgGeoOps
+from cityhub.store.postgres.observations import PgObservations
+from cityhub.store.postgres.transfer import PgTransfer
+from cityhub.store.postgres.util import id_array
+from cityhub.store.postgres.webhooks import PgWebhookOps
+from cityhub.store.schema import ENTITY_TABLES
+from cityhub.store.transaction import Transaction
+
+log = logging.getLogger(__name__)
+
+_OBS_COLUMNS = [f.name for f in OBSERVATION_BATCH_SCHEMA]
+_OBS_TYPES = [
+    "int8", "int8", "timestamptz", "timestamptz", "timestamptz", "float8", "text", "text", "json", "timestamptz",
+    "timestamptz", "json", "int8",
+]  # fmt: skip
+_STAGE_DDL = """CREATE TEMP TABLE IF NOT EXISTS _ch_stage (
+    id bigint, datastream_id bigint, phenomenon_time timestamptz, phenomenon_time_end timestamptz,
+    result_time timestamptz, result_number double precision, result_string text, result_json text,
+    result_quality json, valid_time_start timestamptz, valid_time_end timestamptz, parameters json,
+    feature_of_interest_id bigint) ON COMMIT DELETE ROWS"""
+_INS_DDL = """CREATE TEMP TABLE IF NOT EXISTS _ch_ins (
+    id bigint, datastream_id bigint, phenomenon_time timestamptz, result_number double precision,
+    result_string text, result_json text) ON COMMIT DELETE ROWS"""
+_LATEST_SCHEMA = pa.schema(
+    [
+        ("datastream_id", pa.int64()),
+        ("phenomenon_time", pa.timestamp("us", tz="UTC")),
+        ("result_number", pa.float64()),
+        ("result_string", pa.string()),
+        ("result_json", pa.string()),
+        ("observation_id", pa.int64()),
+        ("first_time", pa.timestamp("us", tz="UTC")),
+        ("count", pa.int64()),
+    ]
+)
+_AGGREGATE_SCHEMA = pa.schema(
+    [
+        ("datastream_id", pa.int64()),
+        ("time", pa.timestamp("us", tz="UTC")),
+        ("value", pa.float64()),
+        ("count", pa.int64()),
+    ]
+)
+# Months from 2000 to 2099 get a partition each (made when first needed, and a few ahead of today); the rest share
+# the two made by the first migration.
+_FIRST_MONTHLY, _END_MONTHLY = 2000, 2100
+_MONTHS_AHEAD = 3
+_GEO = {
+    "geo.distance": "ST_Distance",
+    "geo.length": "ST_Length",
+    "geo.intersects": "ST_Intersects",
+    "st_equals": "ST_Equals",
+    "st_disjoint": "ST_Disjoint",
+    "st_touches": "ST_Touches",
+    "st_within": "ST_Within",
+    "st_overlaps": "ST_Overlaps",
+    "st_crosses": "ST_Crosses",
+    "st_intersects": "ST_Intersects",
+    "st_contains": "ST_Contains",
+    "st_relate": "ch_st_relate",
+}
+_JSON_TYPES = {"number": "ch_try_float8", "boolean": "ch_try_bool"}
+_TRY_CAST = {"BOOLEAN": "ch_try_bool", "DOUBLE PRECISION": "ch_try_float8", "DOUBLE": "ch_try_float8"}
+
+
+class StoreUnavailable(ProblemError):
+    """The database cannot be reached (restarting, network, every pooled connection busy): a 503 with
+    ``Retry-After``; the pool reconnects by itself."""
+
+    def __init__(self, detail: str, retry_after: int = 5) -> None:
+        super().__init__(
+            503, "Service Unavailable", detail, field="store", headers={"Retry-After": str(retry_after)}
+        )
+
+
+class PgDialect(Dialect):
+    placeholder = "%s"
+
+    def json_value(self, sql: str, keys: Sequence[str], as_type: str) -> str:
+        # A dialect cannot bind parameters, so the path is a literal; '%' doubled for psycopg.
+        elements = ",".join('"' + k.replace("\\", "\\\\").replace('"', '\\"') + '"' for k in keys)
+        path = "'{" + elements.replace("'", "''").replace("%", "%%") + "}'"
+        text = f"(({sql})::json #>> {path}::text[])"
+        return text if as_type == "string" else f"{_JSON_TYPES[as_type]}({text})"
+
+    def try_cast(self, sql: str, sql_type: str) -> str:
+        return f"{_TRY_CAST[sql_type]}(({sql})::text)"
+
+    def geo(self, func: str, args: list[str]) -> str:
+        return f"{_GEO[func]}({', '.join(args)})"
+
+    def geometry_column(self, alias: str, column: str) -> str:
+        # The generated PostGIS column beside the GeoJSON text, which has a GiST index.
+        return f"{alias}.{column}_geom"
+
+    def geometry_literal(self, placeholder: str) -> str:
+        return f"ch_wkt({placeholder})"
+
+
+class _PgTransaction(Transaction):
+    def __init__(self, store: PostgresStore, cur: psycopg.Cursor[Any]) -> None:
+        self.store = store
+        self.cur = cur
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        self.cur.execute(sql, list(params) if params else None)
+        return self.cur.fetchall() if self.cur.description is not None else []
+
+    def append_table(self, table: str, rows: pa.Table) -> None:
+        if table == "observations":
+            self.store.ensure_partitions(rows.column("phenomenon_time"), cur=self.cur)
+        self.store.copy_in(self.cur, table, rows)
+
+    def insert(self, table: str, values: dict[str, Any]) -> int:
+        new_id = int(self.store.allocate_ids(table, 1)[0])
+        cols = ["id", *values]
+        marks = ", ".join("%s" for _ in cols)
+        self.cur.execute(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({marks})", [new_id, *values.values()])
+        return new_id
+
+
+def split_url(url: str) -> tuple[str, str]:
+    """(libpq connection string, schema) of a store URL: ``postgresql://user@host:5432/db?schema=name`` keeps
+    CityHub's tables in schema ``name`` (default ``public``); every other part is libpq's."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    schema = next((v for k, v in query if k == "schema"), "") or "public"
+    rest = [(k, v) for k, v in query if k != "schema"]
+    if not schema.replace("_", "").isalnum() or schema[0].isdigit():
+        raise ValueError(f"schema {schema!r}: letters, digits and '_' only, not starting with a digit")
+    scheme = "postgresql" if parts.scheme in ("postgres", "postgresql", "postgresql+psycopg") else parts.scheme
+    return urlunsplit((scheme, parts.netloc, parts.path, urlencode(rest), parts.fragment)), schema
+
+
+class PostgresStore(Store):
+    """A PostgreSQL database (``url``: ``postgresql://user@host:port/db[?schema=name]``).
+
+    ``migrate``: "auto" brings an empty schema to the current version (a deployment runs ``cityhub db init``
+    instead, but a first ``serve`` need not fail), "check" refuses any other version than this code's.
+    ``statement_timeout_s`` cancels a statement that runs longer (answered 503); ``pool_size`` bounds the
+    connections this process opens; a request waits at most ``pool_timeout_s`` for one.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 16,
+        statement_timeout_s: float = 30.0,
+        pool_timeout_s: float = 10.0,
+        connect_timeout_s: float = 5.0,
+        migrate_mode: str = "auto",
+    ) -> None:
+        self.url = url
+        self.conninfo, self.schema = split_url(url)
+        self.statement_timeout_ms = int(statement_timeout_s * 1000)
+        options = (
+            f"-c search_path={self.schema},public -c TimeZone=UTC "
+            f"-c statement_timeout={self.statement_timeout_ms} -c idle_in_transaction_session_timeout="
+            f"{max(self.statement_timeout_ms * 2, 60_000)}"
+        )
+        self._kwargs: dict[str, Any] = {
+            "autocommit": True,
+            "options": options,
+            "connect_timeout": max(1, int(connect_timeout_s)),
+            "application_name": "cityhub",
+        }
+        self._migrate(migrate_mode)
+        self._pool = ConnectionPool(
+            self.conninfo,
+            min_size=1,
+            max_size=pool_size,
+            kwargs=self._kwargs,
+            configure=self._configure,
+            check=ConnectionPool.check_connection,
+            timeout=pool_timeout_s,
+            open=False,
+            name="cityhub",
+        )
+        self._pool.open(wait=True, timeout=connect_timeout_s + pool_timeout_s)
+        self.dialect = PgDialect()
+        self.entities = PgEntityOps(self)
+        self.geo = PgGeoOps(self)
+        self.alerts = PgAlertOps(self)
+        self.webhooks = PgWebhookOps(self)
+        self.catalog = PgCatalog(self)
+        self.observations = PgObservations(self)
+        self.deadletters = PgDeadLetters(self)
+        self.airquality = PgAirQuality(self)
+        self.export = PgExport(self)
+        self.transfer = PgTransfer(self)
+        self._write_lock = threading.RLock()
+        self._partitions: set[tuple[int, int]] = set()
+        self._partition_lock = threading.Lock()
+        self._load_partitions()
+        self.ensure_partitions(None)
+
+    # -- plumbing --------------------------------------------------------------------------------------
+    def _migrate(self, mode: str) -> None:
+        try:
+            with psycopg.connect(self.conninfo, **self._kwargs) as con:
+                version = migrate.current_version(con, self.schema)
+                if version > migrate.CODE_VERSION:
+                    raise migrate.SchemaError(migrate.newer_message(version))
+                if version == 0 and mode == "auto":
+                    migrate.upgrade(con, self.schema)
+                elif version < migrate.CODE_VERSION:
+                    raise migrate.SchemaError(
+                        migrate.older_message(version) if version else
+                        f"no CityHub schema in {self.schema!r}: run `cityhub db init --store <url>` first"
+                    )
+        except psycopg.OperationalError as exc:
+            raise StoreUnavailable(f"PostgreSQL is not reachable: {str(exc).strip().splitlines()[0]}") from None
+
+    @staticmethod
+    def _configure_types(con: psycopg.Connection[Any]) -> None:
+        # JSON members come back as their text, as from the embedded store (callers parse what they need).
+        for name in ("json", "jsonb"):
+            con.adapters.register_loader(name, TextLoader)
+
+    @staticmethod
+    def _configure(con: psycopg.Connection[Any]) -> None:
+        PostgresStore._configure_types(con)
+        con.execute(_STAGE_DDL)
+        con.execute(_INS_DDL)
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled autocommit connection for the block; database outages become :class:`StoreUnavailable`."""
+        with self._errors(), self._pool.connection() as con:
+            yield con
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except PoolTimeout:
+            raise StoreUnavailable("every database connection of this process is busy; retry shortly", 1) from None
+        except pgerr.QueryCanceled:
+            raise ProblemError(
+                503,
+                "Service Unavailable",
+                f"the query ran longer than the store's statement timeout ({self.statement_timeout_ms / 1000:g} s) "
+                "and was cancelled: narrow it ($filter on time, $top) or retry later",
+                field="query",
+                headers={"Retry-After": "5"},
+            ) from None
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            first = (str(exc).strip().splitlines() or ["connection lost"])[0]
+            raise StoreUnavailable(f"the database is unavailable ({first}); retry shortly") from None
+        except (pgerr.CharacterNotInRepertoire, pgerr.UntranslatableCharacter):
+            # Valid Unicode that PostgreSQL's text cannot hold (U+0000): the request's fault, never a 500.
+            raise ProblemError(
+                400, "Bad Request", "a text value contains the NUL character (U+0000), which cannot be stored",
+                field="body",
+            ) from None
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        try:
+            with self.connection() as con:
+                cur = con.execute(sql, list(params) if params else None)
+                return cur.fetchall() if cur.description is not None else []
+        except pgerr.DataException as exc:
+            raise QueryError(f"the query could not be evaluated: {str(exc).splitlines()[0]}") from None
+
+    def query_arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
+        with self.connection() as con:
+            cur = con.execute(sql, list(params) if params else None)
+            names = [d.name for d in cur.description or ()]
+            rows = cur.fetchall()
+        cols: list[Sequence[Any]] = list(zip(*rows, strict=True)) if rows else [[] for _ in names]
+        return pa.table({n: pa.array(list(c)) for n, c in zip(names, cols, strict=True)})
+
+    def _arrow(self, rows: list[tuple[Any, ...]], schema: pa.Schema) -> pa.Table:
+        cols: list[Sequence[Any]] = list(zip(*rows, strict=True)) if rows else [[] for _ in schema]
+        return pa.table([pa.array(list(c), f.type) for c, f in zip(cols, schema, strict=True)], schema=schema)
+
+    @contextmanager
+    def transaction(self, *, fold_derived: bool = True) -> Iterator[Transaction]:
+        # Serialised within the process, as on the embedded store (service code reads, then writes); between
+        # processes PostgreSQL's row locks and unique keys decide.
+        with self._write_lock, self.connection() as con, con.transaction():
+            yield _PgTransaction(self, con.cursor())
+
+    def allocate_ids(self, table: str, n: int) -> np.ndarray:
+        with self.connection() as con:
+            row = con.execute(
+                "UPDATE id_counters SET next_id = next_id + %s WHERE name = %s RETURNING next_id - %s",
+                [int(n), table, int(n)],
+            ).fetchone()
+        if row is None:
+            raise KeyError(f"no id counter for table {table}")
+        start = int(row[0])
+        return np.arange(start, start + n, dtype=np.int64)
+
+    def copy_in(self, cur: psycopg.Cursor[Any], table: str, rows: pa.Table) -> None:
+        """Append ``rows`` (columns named as ``table``'s) to ``table`` with one binary COPY."""
+        types = _OBS_TYPES if rows.column_names == _OBS_COLUMNS else self._column_types(cur, table, rows.column_names)
+        with cur.copy(f"COPY {table} ({', '.join(rows.column_names)}) FROM STDIN (FORMAT BINARY)") as cp:
+            cp.write(encode(rows, types))
+
+    _TYPE_NAMES: ClassVar[dict[str, str]] = {
+                   "bigint": "int8", "integer": "int4", "smallint": "int2", "double precision": "float8",
+                   "real": "float4", "boolean": "bool", "timestamp with time zone": "timestamptz", "text": "text",
+                   "json": "json", "character varying": "text"}  # fmt: skip
+
+    def _column_types(self, cur: psycopg.Cursor[Any], table: str, columns: Sequence[str]) -> list[str]:
+        rows = cur.execute(
+            """SELECT a.attname, format_type(a.atttypid, NULL) FROM pg_attribute a
+               WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped""",
+            [table],
+        ).fetchall()
+        types = {name: self._TYPE_NAMES.get(t, "text") for name, t in rows}
+        return [types[c] for c in columns]
+
+    # -- partitions ----------------------------------------------------------------------------------
+    def _load_partitions(self) -> None:
+        rows = self.query(
+            """SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+               WHERE i.inhparent = to_regclass('observations')"""
+        )
+        for (name,) in rows:
+            if name.startswith("observations_p") and len(name) == 20:
+                self._partitions.add((int(name[14:18]), int(name[18:20])))
+
+    def ensure_partitions(self, times: pa.ChunkedArray | pa.Array | Sequence[datetime] | None,
+                          cur: psycopg.Cursor[Any] | None = None) -> None:  # fmt: skip
+        """Make the month partitions that rows at ``times`` need, and the next few months' (None: those only).
+
+        Within a transaction (``cur``) they are made on its connection: another connection would wait for the
+        locks this transaction holds on ``observations``."""
+        now = datetime.now(UTC)
+        months = {
+            ((now.year * 12 + now.month - 1 + k) // 12, (now.month - 1 + k) % 12 + 1) for k in range(_MONTHS_AHEAD)
+        }
+        if times is not None:
+            if not isinstance(times, pa.ChunkedArray | pa.Array):
+                times = pa.array(list(times), pa.timestamp("us", tz="UTC"))
+            firsts = pc.unique(pc.floor_temporal(pc.cast(times, pa.timestamp("us", tz="UTC")), unit="month"))
+            months |= {(t.year, t.month) for t in firsts.to_pylist() if t is not None}
+        missing = sorted(
+            m for m in months if m not in self._partitions and _FIRST_MONTHLY <= m[0] < _END_MONTHLY
+        )
+        if not missing:
+            return
+        if cur is not None:
+            for m in missing:
+                cur.execute(_partition_ddl(*m))
+            return  # recorded once seen committed (_load_partitions), since this transaction may roll back
+        with self._partition_lock, self.connection() as con:
+            for m in missing:
+                # DuplicateTable/UniqueViolation: another process made it just now.
+                with suppress(pgerr.DuplicateTable, pgerr.UniqueViolation):
+                    con.execute(_partition_ddl(*m))
+                self._partitions.add(m)
+
+    # -- observations --------------------------------------------------------------------------------
+    def append_observations(self, tx: Transaction, batch: pa.Table) -> AppendResult:
+        assert isinstance(tx, _PgTransaction)
+        self.ensure_partitions(batch.column("phenomenon_time"), cur=tx.cur)
+        return self._merge(tx.cur, batch)
+
+    def _merge(self, cur: psycopg.Cursor[Any], batch: pa.Table) -> AppendResult:
+        """Stage ``batch`` by COPY and store its new rows in one statement; roll-ups from the rows stored."""
+        batch = batch.select(_OBS_COLUMNS)
+        cur.execute("TRUNCATE _ch_stage, _ch_ins")
+        self.copy_in(cur, "_ch_stage", batch)
+        cols = ", ".join(_OBS_COLUMNS)
+        # Within one batch the first row of a key wins; the others are reported as duplicates below. Rows go in
+        # key order, so two processes merging overlapping batches lock index entries in the same order.
+        cur.execute(
+            f"""WITH ins AS (
+                    INSERT INTO observations ({cols})
+                    SELECT DISTINCT ON (datastream_id, phenomenon_time) {cols} FROM _ch_stage
+                    ORDER BY datastream_id, phenomenon_time, id
+                    ON CONFLICT DO NOTHING
+                    RETURNING id, datastream_id, phenomenon_time, result_number, result_string, result_json)
+                INSERT INTO _ch_ins SELECT * FROM ins"""
+        )
+        inserted = cur.rowcount
+        ids = np.asarray(
+            [r[0] for r in cur.execute("SELECT id FROM _ch_ins ORDER BY id").fetchall()], dtype=np.int64
+        ) if inserted < batch.num_rows else np.sort(batch.column("id").to_numpy())
+        result = AppendResult(inserted=ids)
+        if inserted < batch.num_rows:
+            self._find_duplicates(cur, result)
+        if inserted:
+            self._roll_up(cur, "_ch_ins")
+        return result
+
+    def append_batch(self, batch: pa.Table, before_commit: Any) -> AppendResult:
+        self.ensure_partitions(batch.column("phenomenon_time"))
+        with self.connection() as con, con.transaction():
+            cur = con.cursor()
+            result = self._merge(cur, batch)
+            before_commit(result)
+        return result
+
+    def _find_duplicates(self, cur: psycopg.Cursor[Any], result: AppendResult) -> None:
+        rows = cur.execute(
+            """SELECT b.id, o.id,
+                      (o.result_number IS NOT DISTINCT FROM b.result_number
+                       AND o.result_string IS NOT DISTINCT FROM b.result_string
+                       AND o.result_json IS NOT DISTINCT FROM b.result_json)
+               FROM _ch_stage b
+               JOIN observations o ON o.datastream_id = b.datastream_id AND o.phenomenon_time = b.phenomenon_time
+               WHERE NOT EXISTS (SELECT 1 FROM _ch_ins i WHERE i.id = b.id)"""
+        ).fetchall()
+        for dup_id, stored_id, same in rows:
+            result.duplicate_of[int(dup_id)] = int(stored_id)
+            if not same:
+                result.conflicting.add(int(dup_id))
+
+    def _roll_up(self, cur: psycopg.Cursor[Any], source: str) -> None:
+        cur.execute(
+            f"""INSERT INTO obs_hourly AS h (datastream_id, hour, n, total, minimum, maximum)
+                SELECT datastream_id, date_trunc('hour', phenomenon_time), count(*), sum(result_number),
+                       min(result_number), max(result_number)
+                FROM {source} WHERE result_number IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2
+                ON CONFLICT (datastream_id, hour) DO UPDATE SET n = h.n + excluded.n, total = h.total + excluded.total,
+                    minimum = least(h.minimum, excluded.minimum), maximum = greatest(h.maximum, excluded.maximum)"""
+        )
+        cur.execute(
+            f"""INSERT INTO ds_latest AS l
+                SELECT a.datastream_id, a.last_time, t.result_number, t.result_string, t.result_json, t.id,
+                       a.first_time, a.n
+                FROM (SELECT datastream_id, max(phenomenon_time) AS last_time, min(phenomenon_time) AS first_time,
+                             count(*) AS n
+                      FROM {source} GROUP BY datastream_id) a
+                JOIN (SELECT DISTINCT ON (datastream_id) datastream_id, result_number, result_string, result_json, id
+                      FROM {source} ORDER BY datastream_id, phenomenon_time DESC, id DESC) t
+                  ON t.datastream_id = a.datastream_id
+                ORDER BY a.datastream_id
+                ON CONFLICT (datastream_id) DO UPDATE SET
+                    result_number = CASE WHEN excluded.phenomenon_time >= l.phenomenon_time
+                                         THEN excluded.result_number ELSE l.result_number END,
+                    result_string = CASE WHEN excluded.phenomenon_time >= l.phenomenon_time
+                                         THEN excluded.result_string ELSE l.result_string END,
+                    result_json = CASE WHEN excluded.phenomenon_time >= l.phenomenon_time
+                                       THEN excluded.result_json ELSE l.result_json END,
+                    observation_id = CASE WHEN excluded.phenomenon_time >= l.phenomenon_time
+                                          THEN excluded.observation_id ELSE l.observation_id END,
+                    phenomenon_time = greatest(l.phenomenon_time, excluded.phenomenon_time),
+                    first_time = least(l.first_time, excluded.first_time),
+                    count = l.count + excluded.count"""
+        )
+
+    def replace_batch(self, batch: pa.Table) -> AppendResult:
+        """Store derived Observations in place: a row whose (Datastream, phenomenonTime) is stored updates that
+        Observation's result and keeps its id; the others are appended. Roll-ups are kept in step in the same
+        transaction, touching only the hours and latest values of these rows."""
+        batch = batch.select(_OBS_COLUMNS)
+        self.ensure_partitions(batch.column("phenomenon_time"))
+        with self.connection() as con, con.transaction():
+            cur = con.cursor()
+            cur.execute("TRUNCATE _ch_stage, _ch_ins")
+            self.copy_in(cur, "_ch_stage", batch)
+            pairs = cur.execute(
+                """SELECT b.id, o.id FROM _ch_stage b JOIN observations o
+                   ON o.datastream_id = b.datastream_id AND o.phenomenon_time = b.phenomenon_time"""
+            ).fetchall()
+            if pairs:
+                cur.execute(
+                    """UPDATE observations o SET phenomenon_time_end = b.phenomenon_time_end,
+                           result_time = b.result_time, result_number = b.result_number,
+                           result_string = b.result_string, result_json = b.result_json,
+                           result_quality = b.result_quality, valid_time_start = b.valid_time_start,
+                           valid_time_end = b.valid_time_end, parameters = b.parameters,
+                           feature_of_interest_id = b.feature_of_interest_id
+                       FROM _ch_stage b
+                       WHERE o.datastream_id = b.datastream_id AND o.phenomenon_time = b.phenomenon_time"""
+                )
+                # A replaced row that is its Datastream's latest changes the latest value, nothing else there.
+                cur.execute(
+                    """UPDATE ds_latest l SET result_number = b.result_number, result_string = b.result_string,
+                           result_json = b.result_json
+                       FROM _ch_stage b
+                       WHERE l.datastream_id = b.datastream_id AND l.phenomenon_time = b.phenomenon_time"""
+                )
+                old = [int(p[0]) for p in pairs]
+                keys = cur.execute(
+                    """SELECT DISTINCT datastream_id, date_trunc('hour', phenomenon_time) FROM _ch_stage
+                       WHERE id = ANY(%s::bigint[])""",
+                    [old],
+                ).fetchall()
+                self._refresh_keys(cur, [k[0] for k in keys], [k[1] for k in keys], latest=False)
+                fresh = batch.filter(pc.invert(pc.is_in(batch.column("id"), pa.array(old, pa.int64()))))
+            else:
+                fresh = batch
+            result = self._merge(cur, fresh) if fresh.num_rows else AppendResult(np.empty(0, np.int64))
+            result.replaced = {int(new): int(stored) for new, stored in pairs}
+        return result
+
+    def _refresh_keys(
+        self, cur: psycopg.Cursor[Any], ds_ids: Sequence[int], hours: Sequence[datetime | None], *, latest: bool = True
+    ) -> None:
+        """Recompute the hourly roll-ups of the (Datastream, hour) pairs given from the stored rows, and with
+        ``latest`` the latest values of their Datastreams (a scan of each one's history)."""
+        keys = "SELECT DISTINCT * FROM unnest(%s::bigint[], %s::timestamptz[]) AS k(datastream_id, hour)"
+        params = [id_array(ds_ids), list(hours)]
+        cur.execute(
+            f"""DELETE FROM obs_hourly h USING ({keys}) k
+                WHERE h.datastream_id = k.datastream_id AND h.hour = k.hour""",
+            params,
+        )
+        cur.execute(
+            f"""INSERT INTO obs_hourly (datastream_id, hour, n, total, minimum, maximum)
+                SELECT o.datastream_id, date_trunc('hour', o.phenomenon_time), count(*),
+                       sum(o.result_number), min(o.result_number), max(o.result_number)
+                FROM observations o
+                JOIN ({keys}) k ON o.datastream_id = k.datastream_id
+                 AND o.phenomenon_time >= k.hour AND o.phenomenon_time < k.hour + INTERVAL '1 hour'
+                WHERE o.result_number IS NOT NULL
+                GROUP BY 1, 2""",
+            params,
+        )
+        if not latest:
+            return
+        streams = sorted({int(i) for i in ds_ids})
+        cur.execute("DELETE FROM ds_latest WHERE datastream_id = ANY(%s::bigint[])", [streams])
+        cur.execute(
+            """INSERT INTO ds_latest
+               SELECT a.datastream_id, a.last_time, t.result_number, t.result_string, t.result_json, t.id,
+                      a.first_time, a.n
+               FROM (SELECT datastream_id, max(phenomenon_time) AS last_time, min(phenomenon_time) AS first_time,
+                            count(*) AS n
+                     FROM observations WHERE datastream_id = ANY(%s::bigint[]) GROUP BY datastream_id) a
+               CROSS JOIN LATERAL (
+                     SELECT o.result_number, o.result_string, o.result_json, o.id FROM observations o
+                     WHERE o.datastream_id = a.datastream_id ORDER BY o.phenomenon_time DESC LIMIT 1) t""",
+            [streams],
+        )
+
+    def observation_columns(self) -> list[str]:
+        return list(_OBS_COLUMNS)
+
+    def delete_observations_where(self, tx: Transaction, col: str, value: int) -> None:
+        """Delete the Observations whose ``col`` is ``value`` and recompute the roll-ups of the (Datastream, hour)
+        pairs they leave, in one set-based pass."""
+        assert isinstance(tx, _PgTransaction) and col in ("id", "feature_of_interest_id", "datastream_id")
+        gone = tx.cur.execute(
+            f"""WITH d AS (DELETE FROM observations WHERE {col} = %s RETURNING datastream_id, phenomenon_time)
+                SELECT DISTINCT datastream_id, date_trunc('hour', phenomenon_time) FROM d""",
+            [value],
+        ).fetchall()
+        if gone:
+            self._refresh_keys(tx.cur, [g[0] for g in gone], [g[1] for g in gone])
+
+    def refresh_derived(self, tx: Transaction, datastream_id: int, hours: Sequence[datetime]) -> None:
+        assert isinstance(tx, _PgTransaction)
+        # With no hours, a key whose hour is NULL: no hourly roll-up matches it, the latest value is recomputed.
+        truncated: list[datetime | None] = (
+            [h.astimezone(UTC).replace(minute=0, second=0, microsecond=0) for h in hours] if hours else [None]
+        )
+        self._refresh_keys(tx.cur, [datastream_id] * len(truncated), truncated)
+
+    def latest(self, datastream_ids: Sequence[int]) -> pa.Table:
+        rows = self.query(
+            """SELECT datastream_id, phenomenon_time, result_number, result_string, result_json, observation_id,
+                      first_time, count
+               FROM ds_latest WHERE datastream_id = ANY(%s::bigint[]) ORDER BY datastream_id""",
+            [id_array(datastream_ids)],
+        )
+        return self._arrow(rows, _LATEST_SCHEMA)
+
+    def aggregate(
+        self,
+        datastream_ids: Sequence[int],
+        func: str,
+        interval: str,
+        start: datetime | None,
+        end: datetime | None,
+        offset_minutes: int,
+    ) -> pa.Table:
+        value = {
+            "avg": "sum(total) / sum(n)",
+            "min": "min(minimum)",
+            "max": "max(maximum)",
+            "sum": "sum(total)",
+            "count": "CAST(sum(n) AS double precision)",
+        }[func]
+        if interval == "hour":
+            bucket = "hour"
+        else:
+            shift = f"INTERVAL '{int(offset_minutes)} minutes'"
+            bucket = f"date_trunc('day', hour + {shift}) - {shift}"
+        where: list[str] = ["datastream_id = ANY(%s::bigint[])"]
+        params: list[Any] = [id_array(datastream_ids)]
+        if start is not None:
+            where.append("hour >= %s")
+            params.append(start)
+        if end is not None:
+            where.append("hour < %s")
+            params.append(end)
+        rows = self.query(
+            f"""SELECT datastream_id, {bucket} AS time, {value} AS value, CAST(sum(n) AS bigint) AS count
+                FROM obs_hourly WHERE {" AND ".join(where)}
+                GROUP BY 1, 2 ORDER BY 1, 2""",
+            params,
+        )
+        return self._arrow(rows, _AGGREGATE_SCHEMA)
+
+    def info(self) -> dict[str, Any]:
+        counts = {t: self.query(f"SELECT count(*) FROM {t}")[0][0] for t in ENTITY_TABLES if t != "observations"}
+        # Counting a partitioned table of millions of rows scans it; the roll-up keeps the exact count per stream.
+        counts["observations"] = int(self.query("SELECT coalesce(sum(count), 0) FROM ds_latest")[0][0])
+        span = self.query("SELECT min(first_time), max(phenomenon_time) FROM ds_latest")[0]
+        size = self.query(
+            """SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c
+               JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relkind IN ('r', 'm')""",
+            [self.schema],
+        )[0][0]
+        return {
+            "backend": "postgresql",
+            "path": self.redacted_url(),
+            "counts": {t: int(counts[t]) for t in ENTITY_TABLES},
+            "observations_from": span[0],
+            "observations_to": span[1],
+            "bytes_on_disk": int(size),
+        }
+
+    def redacted_url(self) -> str:
+        """The store URL without its password (for logs and /healthz)."""
+        parts = urlsplit(self.url)
+        if parts.password:
+            netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+            return urlunsplit(parts._replace(netloc=netloc))
+        return self.url
+
+    # -- several processes --------------------------------------------------------------------------------------
+    def _dedicated(self) -> psycopg.Connection[Any]:
+        con = psycopg.connect(self.conninfo, **self._kwargs)
+        self._configure_types(con)
+        return con
+
+    def channel(self) -> PgChannel:
+        # One channel per schema: hubs on other schemas of the same database do not hear each other.
+        return PgChannel(f"cityhub_{self.schema}", self._dedicated, self.connection)
+
+    def lease(self, name: str) -> PgLease:
+        return PgLease(name, self.schema, self._dedicated, self.connection)
+
+    def wait_until_reachable(self, timeout_s: float) -> bool:
+        """True once a connection answers, within ``timeout_s`` (tests, start-up scripts)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                self.query("SELECT 1")
+                return True
+            except StoreUnavailable:
+                time.sleep(0.2)
+        return False
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+def _partition_ddl(year: int, month: int) -> str:
+    nxt = (year + month // 12, month % 12 + 1)
+    return (
+        f"CREATE TABLE IF NOT EXISTS observations_p{year:04d}{month:02d} PARTITION OF observations "
+        f"FOR VALUES FROM ('{year:04d}-{month:02d}-01 00:00:00+00') TO ('{nxt[0]:04d}-{nxt[1]:02d}-01 00:00:00+00')"
+    )

@@ -1,0 +1,402 @@
+"""The PostgreSQL store's own mechanics: schema migrations, month partitions, outages (a real server restart),
+statement timeouts, and several hub processes on one database. Everything else runs on both stores through the
+whole suite (`pytest --store postgresql`)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from typer.testing import CliRunner
+
+from cityhub.auth.keys import KeyStore
+from cityhub.cli import app as cli
+from cityhub.config import Settings
+from cityhub.errors import ProblemError
+from cityhub.store import open_store
+from cityhub.store.postgres import PostgresStore, migrate
+from cityhub.store.postgres.store import split_url
+from tests.conftest import station_body
+from tests.servers import CITYHUB, free_port, start_server, stop_server
+
+pytestmark = pytest.mark.postgresql_only
+
+
+@pytest.fixture
+def url(_test_store: str) -> str:
+    return _test_store
+
+
+def schema_version(url: str) -> int:
+    conninfo, schema = split_url(url)
+    with psycopg.connect(conninfo, autocommit=True) as con:
+        return migrate.current_version(con, schema)
+
+
+def test_db_init_is_safe_twice_and_a_newer_schema_is_refused(url: str) -> None:
+    runner = CliRunner()
+    first = runner.invoke(cli, ["db", "init", "--store", url])
+    assert first.exit_code == 0, first.output
+    assert "applied 0001_initial" in first.output
+    again = runner.invoke(cli, ["db", "init", "--store", url])
+    assert again.exit_code == 0 and "nothing to do" in again.output
+    assert runner.invoke(cli, ["db", "upgrade", "--store", url]).exit_code == 0
+    status = runner.invoke(cli, ["db", "status", "--store", url])
+    assert status.exit_code == 0 and f"version {migrate.CODE_VERSION}" in status.output
+    assert schema_version(url) == migrate.CODE_VERSION
+    # A database upgraded by newer code: this code neither upgrades nor serves it.
+    conninfo, schema = split_url(url)
+    with psycopg.connect(conninfo, autocommit=True) as con:
+        con.execute(
+            f'INSERT INTO "{schema}".cityhub_schema (version, name, code_version) VALUES (%s, %s, %s)',  # noqa: S608
+            [migrate.CODE_VERSION + 1, "from_the_future", "9.9"],
+        )
+    newer = runner.invoke(cli, ["db", "upgrade", "--store", url])
+    assert newer.exit_code == 2 and "newer than this code" in newer.output
+    with pytest.raises(migrate.SchemaError, match="newer than this code"):
+        PostgresStore(url)
+
+
+def test_upgrade_without_init_and_serving_an_uninitialised_schema(url: str) -> None:
+    out = CliRunner().invoke(cli, ["db", "upgrade", "--store", url])
+    assert out.exit_code == 1 and "db init" in out.output
+    with pytest.raises(migrate.SchemaError, match="db init"):
+        PostgresStore(url, migrate_mode="check")
+    store = PostgresStore(url)  # "auto" (serve): an empty schema is initialised
+    store.close()
+    assert schema_version(url) == migrate.CODE_VERSION
+
+
+def test_two_processes_migrating_at_once_apply_each_migration_once(url: str) -> None:
+    errors: list[BaseException] = []
+
+    def open_close() -> None:
+        try:
+            PostgresStore(url).close()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_close) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    conninfo, schema = split_url(url)
+    with psycopg.connect(conninfo, autocommit=True) as con:
+        rows = con.execute(f'SELECT version FROM "{schema}".cityhub_schema').fetchall()  # noqa: S608
+    assert rows == [(v,) for v in range(1, migrate.CODE_VERSION + 1)]
+
+
+def partitions(url: str) -> set[str]:
+    conninfo, schema = split_url(url)
+    with psycopg.connect(conninfo, autocommit=True) as con:
+        rows = con.execute(
+            """SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+               JOIN pg_class p ON p.oid = i.inhparent JOIN pg_namespace n ON n.oid = p.relnamespace
+               WHERE p.relname = 'observations' AND n.nspname = %s""",
+            [schema],
+        ).fetchall()
+    return {r[0] for r in rows}
+
+
+def test_observations_land_in_month_partitions_made_ahead_and_on_demand(url: str, tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from cityhub.app import create_app
+
+    settings = Settings(data_dir=tmp_path / "var")
+    with TestClient(create_app(settings)) as client:
+        client.headers["Authorization"] = f"Bearer {KeyStore(settings.keys_path).create('admin', 't')}"
+        thing = client.post("/v1.1/Things", json=station_body()).json()["@iot.id"]
+        ds = client.get(f"/v1.1/Things({thing})/Datastreams").json()["value"][0]["@iot.id"]
+        now = datetime.now(UTC)
+        ahead = {f"observations_p{(now.year * 12 + now.month - 1 + k) // 12:04d}{(now.month - 1 + k) % 12 + 1:02d}"
+                 for k in range(3)}  # fmt: skip
+        assert ahead <= partitions(url)
+        times = ["1990-05-01T00:00:00Z", "2019-03-15T10:00:00Z", "2019-03-15T11:00:00Z"]
+        body = {"Datastream": {"@iot.id": ds}, "components": ["phenomenonTime", "result"],
+                "dataArray": [[t, float(i)] for i, t in enumerate(times)]}  # fmt: skip
+        r = client.post("/v1.1/CreateObservations", json=[body])
+        assert r.status_code == 201, r.text
+        assert "observations_p201903" in partitions(url)
+        got = client.get(f"/v1.1/Datastreams({ds})/Observations?$orderby=phenomenonTime&$select=result").json()
+        assert [o["result"] for o in got["value"]] == [0.0, 1.0, 2.0]
+        # Moving an Observation to a month without a partition yet makes that partition in the same transaction.
+        first = client.get(f"/v1.1/Datastreams({ds})/Observations?$orderby=phenomenonTime&$top=1").json()["value"][0]
+        r = client.patch(f"/v1.1/Observations({first['@iot.id']})", json={"phenomenonTime": "2011-07-04T00:00:00Z"})
+        assert r.status_code == 200, r.text
+        assert "observations_p201107" in partitions(url)
+        ds_now = client.get(f"/v1.1/Datastreams({ds})").json()
+        assert ds_now["phenomenonTime"] == "2011-07-04T00:00:00Z/2019-03-15T11:00:00Z"
+
+
+def test_a_statement_past_the_timeout_is_cancelled_and_answered_503(url: str) -> None:
+    store = PostgresStore(url, statement_timeout_s=0.3)
+    try:
+        started = time.monotonic()
+        with pytest.raises(ProblemError) as err:
+            store.query("SELECT pg_sleep(5)")
+        assert time.monotonic() - started < 3
+        assert err.value.status == 503 and "statement timeout" in err.value.detail
+        assert err.value.headers == {"Retry-After": "5"}
+        assert store.query("SELECT 1") == [(1,)]  # the connection went back to the pool usable
+    finally:
+        store.close()
+
+
+def test_the_pool_is_bounded_and_a_request_waits_then_gets_503(url: str) -> None:
+    store = PostgresStore(url, pool_size=1, pool_timeout_s=0.5)
+    try:
+        with store.connection(), pytest.raises(ProblemError) as err:
+            store.query("SELECT 1")
+        assert err.value.status == 503 and err.value.headers == {"Retry-After": "1"}
+    finally:
+        store.close()
+
+
+# -- real processes and a real server restart ---------------------------------------------------------------------
+def _cluster() -> tuple[str, str] | None:
+    if not shutil.which("pg_ctlcluster") or not shutil.which("pg_lsclusters"):
+        return None
+    out = subprocess.run(["pg_lsclusters", "-h"], capture_output=True, text=True, check=False).stdout.split()
+    return (out[0], out[1]) if len(out) >= 2 else None
+
+
+@pytest.fixture
+def hub_env(url: str, tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    data = tmp_path / "var"
+    data.mkdir()
+    key = KeyStore(data / "keys.json").create("admin", "t")
+    yield data, key
+
+
+def _datastream(base: str, key: str) -> int:
+    h = {"Authorization": f"Bearer {key}"}
+    thing = httpx.post(f"{base}/v1.1/Things", json=station_body(), headers=h, timeout=10).json()["@iot.id"]
+    return httpx.get(f"{base}/v1.1/Things({thing})/Datastreams", headers=h, timeout=10).json()["value"][0]["@iot.id"]
+
+
+def test_a_server_restart_mid_ingest_gives_503s_then_the_hub_reconnects_and_loses_nothing(
+    url: str, hub_env: tuple[Path, str]
+) -> None:
+    cluster = _cluster()
+    if cluster is None or os.geteuid() != 0:
+        pytest.skip("needs pg_ctlcluster and root to restart the PostgreSQL server")
+    data, key = hub_env
+    port = free_port()
+    proc = start_server(data, port)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        ds = _datastream(base, key)
+        acked: list[str] = []
+        statuses: dict[int, int] = {}
+        slowest = 0.0
+        stop = threading.Event()
+        t0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+        def post() -> None:
+            nonlocal slowest
+            with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=30) as c:
+                i = 0
+                while not stop.is_set():
+                    when = (t0 + timedelta(seconds=i)).isoformat().replace("+00:00", "Z")
+                    started = time.monotonic()
+                    r = c.post(f"/v1.1/Datastreams({ds})/Observations", json={"phenomenonTime": when, "result": i})
+                    slowest = max(slowest, time.monotonic() - started)
+                    statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+                    if r.status_code == 201:
+                        acked.append(when)
+                    elif r.status_code == 503:
+                        assert r.headers.get("Retry-After"), r.text
+                        assert r.json()["detail"]
+                        time.sleep(0.1)
+                    i += 1
+
+        writer = threading.Thread(target=post)
+        writer.start()
+        time.sleep(1.0)
+        before = len(acked)
+        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", *cluster, "restart"], check=True, timeout=60)
+        # The hub reconnects by itself: writes are acknowledged again within seconds.
+        deadline = time.monotonic() + 20
+        after_restart = len(acked)
+        while time.monotonic() < deadline and len(acked) < after_restart + 20:
+            time.sleep(0.1)
+        stop.set()
+        writer.join(30)
+        assert before > 0 and len(acked) >= after_restart + 20, statuses
+        assert set(statuses) <= {201, 503}, statuses  # never a 500
+        assert slowest < 20  # never a hang
+        got = httpx.get(
+            f"{base}/v1.1/Datastreams({ds})/Observations",
+            params={"$select": "phenomenonTime", "$top": 10000, "$orderby": "phenomenonTime"},
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=30,
+        ).json()["value"]
+        stored = {o["phenomenonTime"] for o in got}
+        assert set(acked) <= stored
+    finally:
+        stop_server(proc)
+
+
+def test_two_processes_share_one_database_and_kill_9_of_one_loses_nothing(
+    url: str, hub_env: tuple[Path, str]
+) -> None:
+    data, key = hub_env
+    ports = [free_port(), free_port()]
+    procs = [start_server(data, p) for p in ports]
+    bases = [f"http://127.0.0.1:{p}" for p in ports]
+    h = {"Authorization": f"Bearer {key}"}
+    try:
+        ds = _datastream(bases[0], key)
+        # Entities made through both at once: ids never collide.
+        made: list[int] = []
+
+        def make(base: str) -> None:
+            for k in range(10):
+                r = httpx.post(f"{base}/v1.1/Sensors", headers=h, timeout=10,
+                               json={"name": f"s{k}", "description": "d", "encodingType": "text/html",
+                                     "metadata": "m"})  # fmt: skip
+                assert r.status_code == 201, r.text
+                made.append(r.json()["@iot.id"])
+
+        threads = [threading.Thread(target=make, args=(b,)) for b in bases]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(set(made)) == 20
+        # A write acknowledged by one process is read by the other at once (latest value included).
+        r = httpx.post(f"{bases[0]}/v1.1/Datastreams({ds})/Observations", headers=h, timeout=10,
+                       json={"phenomenonTime": "2026-02-01T00:00:00Z", "result": 42})  # fmt: skip
+        assert r.status_code == 201
+        obs = httpx.get(f"{bases[1]}/v1.1/Datastreams({ds})/Observations", headers=h, timeout=10).json()["value"]
+        assert [o["result"] for o in obs] == [42]
+        # kill -9 of the first while the second serves: what the first acknowledged is kept.
+        acked = []
+        for i in range(50):
+            when = f"2026-02-02T00:{i // 60:02d}:{i % 60:02d}Z"
+            r = httpx.post(f"{bases[0]}/v1.1/Datastreams({ds})/Observations", headers=h, timeout=10,
+                           json={"phenomenonTime": when, "result": i})  # fmt: skip
+            assert r.status_code == 201
+            acked.append(when)
+        procs[0].send_signal(signal.SIGKILL)
+        procs[0].wait(10)
+        r = httpx.post(f"{bases[1]}/v1.1/Datastreams({ds})/Observations", headers=h, timeout=10,
+                       json={"phenomenonTime": "2026-02-03T00:00:00Z", "result": 7})  # fmt: skip
+        assert r.status_code == 201
+        got = httpx.get(f"{bases[1]}/v1.1/Datastreams({ds})/Observations", headers=h, timeout=10,
+                        params={"$top": 1000, "$select": "phenomenonTime"}).json()["value"]  # fmt: skip
+        assert set(acked) <= {o["phenomenonTime"] for o in got}
+        assert len(got) == 52
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                stop_server(p)
+
+
+def test_open_store_follows_the_settings(url: str, tmp_path: Path) -> None:
+    store = open_store(Settings(data_dir=tmp_path, store=url))
+    try:
+        info = store.info()
+        assert info["backend"] == "postgresql" and info["counts"]["observations"] == 0
+        assert info["bytes_on_disk"] > 0
+    finally:
+        store.close()
+
+
+def _health(base: str) -> dict:
+    return httpx.get(f"{base}/healthz", timeout=10).json()
+
+
+def _wait(cond: object, timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():  # type: ignore[operator]
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_one_process_evaluates_alerts_events_reach_every_process_and_another_takes_over(
+    url: str, hub_env: tuple[Path, str]
+) -> None:
+    data, key = hub_env
+    h = {"Authorization": f"Bearer {key}"}
+    ports = [free_port(), free_port()]
+    a = start_server(data, ports[0])
+    b = start_server(data, ports[1])
+    base_a, base_b = (f"http://127.0.0.1:{p}" for p in ports)
+    try:
+        assert _health(base_a)["cluster"]["leader"] is True
+        assert _health(base_b)["cluster"]["leader"] is False
+        ds = _datastream(base_b, key)  # made through the follower: the leader's catalogue learns of it
+        rule = {"name": "PM2.5 high", "kind": "threshold", "value": 100, "scope": {"datastream": ds}}
+        r = httpx.post(f"{base_b}/api/v1/rules", json=rule, headers=h, timeout=10)  # a change by hand in the follower
+        assert r.status_code == 201, r.text
+        # An exceedance written through the follower is evaluated once, by the leader.
+        r = httpx.post(f"{base_b}/v1.1/Datastreams({ds})/Observations", headers=h, timeout=10,
+                       json={"phenomenonTime": "2026-03-01T00:00:00Z", "result": 250})  # fmt: skip
+        assert r.status_code == 201, r.text
+        assert _wait(lambda: httpx.get(f"{base_a}/api/v1/alerts", headers=h, timeout=10).json()["count"] == 1)
+        time.sleep(1.0)
+        for base in (base_a, base_b):
+            alerts = httpx.get(f"{base}/api/v1/alerts", headers=h, timeout=10).json()
+            assert alerts["count"] == 1, alerts
+        assert _health(base_b)["cluster"]["received"] > 0
+        # The leader dies: the follower takes over within seconds and evaluates what comes next.
+        a.send_signal(signal.SIGKILL)
+        a.wait(10)
+        assert _wait(lambda: _health(base_b)["cluster"]["leader"] is True, timeout=15)
+        ds2 = _datastream(base_b, key)
+        rule2 = {**rule, "name": "PM2.5 high 2", "scope": {"datastream": ds2}}
+        assert httpx.post(f"{base_b}/api/v1/rules", json=rule2, headers=h, timeout=10).status_code == 201
+        r = httpx.post(f"{base_b}/v1.1/Datastreams({ds2})/Observations", headers=h, timeout=10,
+                       json={"phenomenonTime": "2026-03-01T01:00:00Z", "result": 300})  # fmt: skip
+        assert r.status_code == 201
+        assert _wait(lambda: httpx.get(f"{base_b}/api/v1/alerts", headers=h, timeout=10).json()["count"] == 2)
+    finally:
+        for p in (a, b):
+            if p.poll() is None:
+                stop_server(p)
+
+
+def test_workers_serve_one_port_and_the_embedded_store_refuses_them(url: str, hub_env: tuple[Path, str]) -> None:
+    data, key = hub_env
+    out = subprocess.run([CITYHUB, "serve", "--workers", "2", "--data-dir", str(data)], capture_output=True, text=True,
+                         env={**os.environ, "CITYHUB_STORE": ""}, timeout=60)  # fmt: skip
+    assert out.returncode == 2 and "--workers needs --store" in out.stdout
+    port = free_port()
+    proc = start_server(data, port, "--workers", "2")
+    try:
+        base = f"http://127.0.0.1:{port}"
+        origins = set()
+        leaders = 0
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and len(origins) < 2:
+            with httpx.Client(timeout=10) as c:  # a new connection each time: the kernel spreads them
+                got = c.get(f"{base}/healthz").json()["cluster"]
+            if got["origin"] not in origins:
+                origins.add(got["origin"])
+                leaders += got["leader"]
+        assert len(origins) == 2 and leaders == 1
+        ds = _datastream(base, key)
+        for i in range(20):
+            r = httpx.post(f"{base}/v1.1/Datastreams({ds})/Observations", headers={"Authorization": f"Bearer {key}"},
+                           json={"phenomenonTime": f"2026-04-01T00:00:{i:02d}Z", "result": i}, timeout=10)  # fmt: skip
+            assert r.status_code == 201, r.text
+        got = httpx.get(f"{base}/v1.1/Datastreams({ds})/Observations?$count=true&$top=0", timeout=10).json()
+        assert got["@iot.count"] == 20
+    finally:
+        stop_server(proc)
