@@ -60,6 +60,14 @@ _STAGE_DDL = """CREATE TEMP TABLE IF NOT EXISTS _ch_stage (
 _INS_DDL = """CREATE TEMP TABLE IF NOT EXISTS _ch_ins (
     id bigint, datastream_id bigint, phenomenon_time timestamptz, result_number double precision,
     result_string text, result_json text) ON COMMIT DELETE ROWS"""
+# Roll-ups of an all-new batch, aggregated in Arrow and upserted from these.
+_HOURLY_DDL = """CREATE TEMP TABLE IF NOT EXISTS _ch_hourly (
+    datastream_id bigint, hour timestamptz, n bigint, total double precision, minimum double precision,
+    maximum double precision) ON COMMIT DELETE ROWS"""
+_LATEST_DDL = """CREATE TEMP TABLE IF NOT EXISTS _ch_latest (
+    datastream_id bigint, phenomenon_time timestamptz, result_number double precision, result_string text,
+    result_json text, observation_id bigint, first_time timestamptz, count bigint) ON COMMIT DELETE ROWS"""
+_OBS_TYPE_OF = dict(zip(_OBS_COLUMNS, _OBS_TYPES, strict=True))
 _LATEST_SCHEMA = pa.schema(
     [
         ("datastream_id", pa.int64()),
@@ -262,6 +270,8 @@ class PostgresStore(Store):
         PostgresStore._configure_types(con)
         con.execute(_STAGE_DDL)
         con.execute(_INS_DDL)
+        con.execute(_HOURLY_DDL)
+        con.execute(_LATEST_DDL)
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection[Any]]:
@@ -334,9 +344,13 @@ class PostgresStore(Store):
 
     def copy_in(self, cur: psycopg.Cursor[Any], table: str, rows: pa.Table) -> None:
         """Append ``rows`` (columns named as ``table``'s) to ``table`` with one binary COPY."""
-        types = _OBS_TYPES if rows.column_names == _OBS_COLUMNS else self._column_types(cur, table, rows.column_names)
+        if all(c in _OBS_TYPE_OF for c in rows.column_names):
+            types = [_OBS_TYPE_OF[c] for c in rows.column_names]
+        else:
+            types = self._column_types(cur, table, rows.column_names)
+        data = encode(rows, types)  # before the COPY starts: the server's side of it (and its locks) waits for none
         with cur.copy(f"COPY {table} ({', '.join(rows.column_names)}) FROM STDIN (FORMAT BINARY)") as cp:
-            cp.write(encode(rows, types))
+            cp.write(data)
 
     _TYPE_NAMES: ClassVar[dict[str, str]] = {
                    "bigint": "int8", "integer": "int4", "smallint": "int2", "double precision": "float8",
@@ -431,9 +445,91 @@ class PostgresStore(Store):
         self.ensure_partitions(batch.column("phenomenon_time"))
         with self.connection() as con, con.transaction():
             cur = con.cursor()
-            result = self._merge(cur, batch)
+            result = self._append_new(cur, batch)
+            if result is None:
+                result = self._merge(cur, batch)
             before_commit(result)
         return result
+
+    def _append_new(self, cur: psycopg.Cursor[Any], batch: pa.Table) -> AppendResult | None:
+        """The usual batch, all new rows: COPY straight into ``observations`` (no staging, no merge) and roll-ups
+        aggregated in Arrow. None, with nothing written, when a key repeats in the batch or is stored already:
+        then the careful merge runs (a savepoint undoes the COPY)."""
+        batch = batch.select(_OBS_COLUMNS).sort_by([("datastream_id", "ascending"), ("phenomenon_time", "ascending")])
+        ds = batch.column("datastream_id").to_numpy()
+        times = batch.column("phenomenon_time").cast(pa.int64()).to_numpy()
+        if len(ds) > 1 and ((ds[1:] == ds[:-1]) & (times[1:] == times[:-1])).any():
+            return None
+        # Columns that are NULL throughout stay out of the COPY (NULL is their default): fewer bytes to send.
+        present = [c for c in _OBS_COLUMNS if batch.column(c).null_count < batch.num_rows]
+        cur.execute("SAVEPOINT ch_new")
+        try:
+            # Key order: index entries go in order, and two processes lock them in the same order.
+            self.copy_in(cur, "observations", batch.select(present))
+        except pgerr.UniqueViolation:
+            cur.execute("ROLLBACK TO SAVEPOINT ch_new")
+            return None
+        cur.execute("RELEASE SAVEPOINT ch_new")
+        self._roll_up_arrow(cur, batch, ds)
+        return AppendResult(inserted=np.sort(batch.column("id").to_numpy()))
+
+    def _roll_up_arrow(self, cur: psycopg.Cursor[Any], batch: pa.Table, ds: np.ndarray) -> None:
+        """Fold a batch of new rows sorted by (Datastream, time) into the roll-ups: aggregates computed here, one
+        upsert per table from a small COPY (the same semantics as :meth:`_roll_up`)."""
+        numeric = batch.filter(pc.is_valid(batch.column("result_number")))
+        if numeric.num_rows:
+            hourly = (
+                pa.table({
+                    "datastream_id": numeric.column("datastream_id"),
+                    "hour": pc.floor_temporal(numeric.column("phenomenon_time"), unit="hour"),
+                    "v": numeric.column("result_number"),
+                })
+                .group_by(["datastream_id", "hour"], use_threads=False)
+                .aggregate([("v", "count"), ("v", "sum"), ("v", "min"), ("v", "max")])
+            )
+            hourly = hourly.rename_columns(["datastream_id", "hour", "n", "total", "minimum", "maximum"])
+            data = encode(hourly, ["int8", "timestamptz", "int8", "float8", "float8", "float8"])
+            with cur.copy("COPY _ch_hourly FROM STDIN (FORMAT BINARY)") as cp:
+                cp.write(data)
+            cur.execute(
+                """INSERT INTO obs_hourly AS h (datastream_id, hour, n, total, minimum, maximum)
+                   SELECT * FROM _ch_hourly ORDER BY 1, 2
+                   ON CONFLICT (datastream_id, hour) DO UPDATE SET n = h.n + excluded.n,
+                       total = h.total + excluded.total, minimum = least(h.minimum, excluded.minimum),
+                       maximum = greatest(h.maximum, excluded.maximum)"""
+            )
+        ends = np.flatnonzero(ds[1:] != ds[:-1])
+        last = np.concatenate([ends, [len(ds) - 1]])
+        first = np.concatenate([[0], ends + 1])
+        pick = pa.array(last)
+        latest = pa.table({
+            "datastream_id": batch.column("datastream_id").take(pick),
+            "phenomenon_time": batch.column("phenomenon_time").take(pick),
+            "result_number": batch.column("result_number").take(pick),
+            "result_string": batch.column("result_string").take(pick),
+            "result_json": batch.column("result_json").take(pick),
+            "observation_id": batch.column("id").take(pick),
+            "first_time": batch.column("phenomenon_time").take(pa.array(first)),
+            "count": pa.array(last - first + 1, pa.int64()),
+        })  # fmt: skip
+        data = encode(latest, ["int8", "timestamptz", "float8", "text", "text", "int8", "timestamptz", "int8"])
+        with cur.copy("COPY _ch_latest FROM STDIN (FORMAT BINARY)") as cp:
+            cp.write(data)
+        cur.execute(
+            """INSERT INTO ds_latest AS l SELECT * FROM _ch_latest ORDER BY datastream_id
+               ON CONFLICT (datastream_id) DO UPDATE SET
+                   result_number = CASE WHEN excluded.phenomenon_time >= l.phenomenon_time
+                                        THEN excluded.result_number ELSE l.result_number END,
+                   result_string = CASE WHEN excluded.phenomenon_time >= l.phenomenon_time
+                                        THEN excluded.result_string ELSE l.result_string END,
+                   result_json = CASE WHEN excluded.phenomenon_time >= l.phenomenon_time
+                                      THEN excluded.result_json ELSE l.result_json END,
+                   observation_id = CASE WHEN excluded.phenomenon_time >= l.phenomenon_time
+                                         THEN excluded.observation_id ELSE l.observation_id END,
+                   phenomenon_time = greatest(l.phenomenon_time, excluded.phenomenon_time),
+                   first_time = least(l.first_time, excluded.first_time),
+                   count = l.count + excluded.count"""
+        )
 
     def _find_duplicates(self, cur: psycopg.Cursor[Any], result: AppendResult) -> None:
         rows = cur.execute(
@@ -542,15 +638,19 @@ class PostgresStore(Store):
                 WHERE h.datastream_id = k.datastream_id AND h.hour = k.hour""",
             params,
         )
+        # One index range scan per (Datastream, hour), pruned to its month's partition at run time: a join over
+        # the keys let the planner scan whole partitions (42 ms a batch of derived indices, instead of ~1 ms).
         cur.execute(
             f"""INSERT INTO obs_hourly (datastream_id, hour, n, total, minimum, maximum)
-                SELECT o.datastream_id, date_trunc('hour', o.phenomenon_time), count(*),
-                       sum(o.result_number), min(o.result_number), max(o.result_number)
-                FROM observations o
-                JOIN ({keys}) k ON o.datastream_id = k.datastream_id
-                 AND o.phenomenon_time >= k.hour AND o.phenomenon_time < k.hour + INTERVAL '1 hour'
-                WHERE o.result_number IS NOT NULL
-                GROUP BY 1, 2""",
+                SELECT k.datastream_id, k.hour, a.n, a.total, a.minimum, a.maximum
+                FROM ({keys}) k
+                CROSS JOIN LATERAL (
+                    SELECT count(*) AS n, sum(o.result_number) AS total, min(o.result_number) AS minimum,
+                           max(o.result_number) AS maximum
+                    FROM observations o
+                    WHERE o.datastream_id = k.datastream_id AND o.phenomenon_time >= k.hour
+                      AND o.phenomenon_time < k.hour + INTERVAL '1 hour' AND o.result_number IS NOT NULL) a
+                WHERE k.hour IS NOT NULL AND a.n > 0""",
             params,
         )
         if not latest:
