@@ -40,7 +40,11 @@ import math
 import multiprocessing
 import os
 import queue
+import re
+import shutil
 import statistics
+import subprocess
+import tempfile
 import threading
 import time
 import traceback
@@ -86,6 +90,7 @@ from bench.ingest import (
     ARROW,
     OM_MEASUREMENT,
     UOM,
+    WRK_SCRIPT,
     RequestFailed,
     Rows,
     _post_singles,
@@ -533,6 +538,7 @@ def singles_part(
         for f in r["failures"][:3]:
             report.problem(f"single POST ({be.label}, {n} hubs): {f}")
         pg = be.key == "postgresql"
+        minute = wrk_part(cfg, figs, be, servers[:n], ids, minute, pg)
         figs.add(
             2,
             f"single Observation POST, {cfg.conc} conns, {n} hub process{'es' if n > 1 else ''}: {be.label}",
@@ -541,6 +547,47 @@ def singles_part(
             r["rate"] >= 2000 and r["ok"] == r["sent"] if pg else None,
         )
     return minute
+
+
+def wrk_part(
+    cfg: Config, figs: Figures, be: Backend, servers: list[Server], ids: np.ndarray, minute: int, pg: bool
+) -> int:
+    """Section 2 again with wrk (C, next to no client CPU), when installed: one wrk per hub process, the
+    connections split between them, their rates added. The Python client above saturates two cores before the
+    hubs do."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        log("  wrk not installed (apt-get install wrk): the C-client figure is skipped")
+        return minute
+    seconds = 10
+    per = max(1, cfg.conc // len(servers))
+    procs = []
+    for k, server in enumerate(servers):
+        lua = Path(tempfile.mkdtemp(prefix="cityhub-wrk-")) / "post.lua"
+        auth = server.headers["Authorization"]
+        header = (
+            f"ids = {{{', '.join(str(int(i)) for i in ids)}}}\n"
+            f"base_epoch = {int(BASE.timestamp())}\nfirst_minute = {minute + k * 100_000}\n"
+            f'headers = {{["Content-Type"] = "application/json", ["Authorization"] = "{auth}"}}\n'
+        )
+        lua.write_text(header + WRK_SCRIPT)
+        cmd = [wrk, "-t1", f"-c{per}", f"-d{seconds}s", "--latency", "-s", str(lua), server.base]
+        procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True))
+    outs = [p.communicate(timeout=seconds + 60)[0] for p in procs]
+    rate = sum(float(re.search(r"Requests/sec:\s+([0-9.]+)", o).group(1)) for o in outs)  # type: ignore[union-attr]
+    bad = sum(int(m.group(1)) for o in outs if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", o)))
+    p50 = [m.group(1) for o in outs if (m := re.search(r"50%\s+(\S+)", o))]
+    log(f"  wrk, {per * len(servers)} connections over {len(servers)} process(es), {seconds}s: {rate:,.0f} req/s, "
+        f"non-2xx {bad}, p50 {'/'.join(p50)}")  # fmt: skip
+    n = len(servers)
+    figs.add(
+        2,
+        f"single Observation POST, wrk, {per * n} conns, {n} hub process{'es' if n > 1 else ''}: {be.label}",
+        f"{rate:,.0f} obs/s (p50 {'/'.join(p50)}, non-2xx {bad})",
+        ">= 2,000 obs/s" if pg else "",
+        rate >= 2000 and bad == 0 if pg else None,
+    )
+    return minute + len(servers) * 100_000 + 10
 
 
 # -- section 3: latest values --------------------------------------------------------------------------------

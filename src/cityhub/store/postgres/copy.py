@@ -137,3 +137,37 @@ def _gather_index(starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
     ends = np.cumsum(lens)
     base = np.repeat(starts - (ends - lens), lens)
     return base + np.arange(total, dtype=np.int64)
+
+
+# Fixed-width PostgreSQL types read back from a binary COPY: (big-endian NumPy type, Arrow type).
+_READ = {
+    "int8": (">i8", pa.int64()),
+    "float8": (">f8", pa.float64()),
+    "timestamptz": (">i8", pa.timestamp("us", tz="UTC")),
+}
+
+
+def decode_fixed(data: bytes, names: Sequence[str], types: Sequence[str]) -> pa.Table | None:
+    """A binary COPY of columns that are all int8, float8 or timestamptz, as an Arrow table; None if a value is
+    NULL (rows are then not all the same length: the caller reads the rows another way). Why: building Arrow from
+    fetched tuples costs ~2 µs a value in Python; this reads 150,000 rows of four columns in a few milliseconds."""
+    body = memoryview(data)[len(SIGNATURE) :]
+    if len(body) < 2 or bytes(body[-2:]) != TRAILER:
+        raise ValueError("not a binary COPY stream")
+    body = body[:-2]
+    width = 2 + 12 * len(types)
+    if len(body) % width:
+        return None
+    fields: list[tuple[str, str]] = [("n", ">i2")]
+    for i, t in enumerate(types):
+        fields += [(f"len{i}", ">i4"), (f"v{i}", _READ[t][0])]
+    rows = np.frombuffer(body, dtype=np.dtype(fields))
+    if len(rows) and ((rows["n"] != len(types)).any() or any((rows[f"len{i}"] != 8).any() for i in range(len(types)))):
+        return None
+    cols = []
+    for i, t in enumerate(types):
+        values = rows[f"v{i}"].astype(_READ[t][0][1:])  # native byte order
+        if t == "timestamptz":
+            values = values + _PG_EPOCH_US
+        cols.append(pa.array(values).cast(_READ[t][1]) if t == "timestamptz" else pa.array(values, _READ[t][1]))
+    return pa.table(cols, names=list(names))
