@@ -179,14 +179,16 @@ def serve(
 def import_(
     files: Annotated[list[Path], typer.Argument(help="CSV, NDJSON or Parquet files of Observations")],
     data_dir: DataDir = Path("var"),
+    store: StoreUrl = None,
     partial: Annotated[bool, typer.Option(help="store the good rows of a file that has bad ones")] = False,
     batch_rows: Annotated[int, typer.Option(help="rows per committed batch")] = 100_000,
 ) -> None:
-    """Import Observations (columns as for POST /api/v1/ingest) into the store; the server must be stopped
-    (DuckDB files belong to one process) or use the HTTP bulk endpoint instead."""
+    """Import Observations (columns as for POST /api/v1/ingest) into the store: into the embedded DuckDB file only
+    while no server runs (it belongs to one process; use the HTTP bulk endpoint then), into PostgreSQL (--store)
+    beside running servers."""
     from cityhub.fileimport import import_files
 
-    code = import_files(files, Settings(data_dir=data_dir), partial=partial, batch_rows=batch_rows, console=console)
+    code = import_files(files, _settings(data_dir, store), partial=partial, batch_rows=batch_rows, console=console)
     raise typer.Exit(code)
 
 

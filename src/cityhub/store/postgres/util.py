@@ -21,9 +21,11 @@ def tx_cursor(tx: Transaction) -> psycopg.Cursor[Any]:
     return cur
 
 
-def id_array(ids: Sequence[int] | np.ndarray) -> list[int]:
-    """Ids as one ``bigint[]`` parameter (``= ANY(%s::bigint[])``): one bound value whatever the length."""
-    return [int(i) for i in ids]
+def id_array(ids: Sequence[int] | np.ndarray) -> str:
+    """Ids as one ``bigint[]`` parameter (``= ANY(%s::bigint[])``): one bound value whatever the length, sent as
+    the array's text (``{1,2,3}``), which psycopg passes through as it is: adapting a list of 10,000 ints took
+    5-8 ms, the text 1.5 ms."""
+    return "{" + ",".join(str(int(i)) for i in ids) + "}"
 
 
 class PgHost(Protocol):
