@@ -388,7 +388,8 @@ def copy_store(source_loc: str, target_loc: str, *, batch_rows: int = DEFAULT_BA
     except CopyFailed as exc:
         console.print(
             f"[red]the copy failed at table {exc}[/red]\n{describe(target_loc)} now holds part of the data: remove it "
-            "(the data directory, or DROP SCHEMA … CASCADE) or copy into another empty target once the cause is fixed."
+            "(the data directory, or the PostgreSQL schema with everything in it) or copy into another empty target "
+            "once the cause is fixed."
         )
         return 1
     finally:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
@@ -238,6 +237,7 @@ class PostgresStore(Store):
         self.export = PgExport(self)
         self.transfer = PgTransfer(self)
         self._write_lock = threading.RLock()
+        self._types: dict[str, dict[str, str]] = {}
         self._partitions: set[tuple[int, int]] = set()
         self._partition_lock = threading.Lock()
         self._load_partitions()
@@ -359,12 +359,15 @@ class PostgresStore(Store):
                    "json": "json", "character varying": "text"}  # fmt: skip
 
     def _column_types(self, cur: psycopg.Cursor[Any], table: str, columns: Sequence[str]) -> list[str]:
-        rows = cur.execute(
-            """SELECT a.attname, format_type(a.atttypid, NULL) FROM pg_attribute a
-               WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped""",
-            [table],
-        ).fetchall()
-        types = {name: self._TYPE_NAMES.get(t, "text") for name, t in rows}
+        # Read once per table: the schema does not change under a running store (migrations run before it opens).
+        types = self._types.get(table)
+        if types is None:
+            rows = cur.execute(
+                """SELECT a.attname, format_type(a.atttypid, NULL) FROM pg_attribute a
+                   WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped""",
+                [table],
+            ).fetchall()
+            types = self._types[table] = {name: self._TYPE_NAMES.get(t, "text") for name, t in rows}
         return [types[c] for c in columns]
 
     # -- partitions ----------------------------------------------------------------------------------
@@ -432,14 +435,16 @@ class PostgresStore(Store):
                 INSERT INTO _ch_ins SELECT * FROM ins"""
         )
         inserted = cur.rowcount
-        ids = np.asarray(
-            [r[0] for r in cur.execute("SELECT id FROM _ch_ins ORDER BY id").fetchall()], dtype=np.int64
-        ) if inserted < batch.num_rows else np.sort(batch.column("id").to_numpy())
-        result = AppendResult(inserted=ids)
+        stored = batch
+        if inserted < batch.num_rows:
+            ids = pa.array([r[0] for r in cur.execute("SELECT id FROM _ch_ins").fetchall()], pa.int64())
+            stored = batch.filter(pc.is_in(batch.column("id"), ids))
+        result = AppendResult(inserted=np.sort(stored.column("id").to_numpy()))
         if inserted < batch.num_rows:
             self._find_duplicates(cur, result)
         if inserted:
-            self._roll_up(cur, "_ch_ins")
+            stored = stored.sort_by([("datastream_id", "ascending"), ("phenomenon_time", "ascending")])
+            self._roll_up_arrow(cur, stored, stored.column("datastream_id").to_numpy())
         return result
 
     def append_batch(self, batch: pa.Table, before_commit: Any) -> AppendResult:
@@ -476,7 +481,7 @@ class PostgresStore(Store):
 
     def _roll_up_arrow(self, cur: psycopg.Cursor[Any], batch: pa.Table, ds: np.ndarray) -> None:
         """Fold a batch of new rows sorted by (Datastream, time) into the roll-ups: aggregates computed here, one
-        upsert per table from a small COPY (the same semantics as :meth:`_roll_up`)."""
+        upsert per table from a small COPY. Both write paths (direct COPY and the careful merge) fold through here."""
         numeric = batch.filter(pc.is_valid(batch.column("result_number")))
         if numeric.num_rows:
             hourly = (
@@ -546,40 +551,6 @@ class PostgresStore(Store):
             result.duplicate_of[int(dup_id)] = int(stored_id)
             if not same:
                 result.conflicting.add(int(dup_id))
-
-    def _roll_up(self, cur: psycopg.Cursor[Any], source: str) -> None:
-        cur.execute(
-            f"""INSERT INTO obs_hourly AS h (datastream_id, hour, n, total, minimum, maximum)
-                SELECT datastream_id, date_trunc('hour', phenomenon_time), count(*), sum(result_number),
-                       min(result_number), max(result_number)
-                FROM {source} WHERE result_number IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2
-                ON CONFLICT (datastream_id, hour) DO UPDATE SET n = h.n + excluded.n, total = h.total + excluded.total,
-                    minimum = least(h.minimum, excluded.minimum), maximum = greatest(h.maximum, excluded.maximum)"""
-        )
-        cur.execute(
-            f"""INSERT INTO ds_latest AS l
-                SELECT a.datastream_id, a.last_time, t.result_number, t.result_string, t.result_json, t.id,
-                       a.first_time, a.n
-                FROM (SELECT datastream_id, max(phenomenon_time) AS last_time, min(phenomenon_time) AS first_time,
-                             count(*) AS n
-                      FROM {source} GROUP BY datastream_id) a
-                JOIN (SELECT DISTINCT ON (datastream_id) datastream_id, result_number, result_string, result_json, id
-                      FROM {source} ORDER BY datastream_id, phenomenon_time DESC, id DESC) t
-                  ON t.datastream_id = a.datastream_id
-                ORDER BY a.datastream_id
-                ON CONFLICT (datastream_id) DO UPDATE SET
-                    result_number = CASE WHEN excluded.phenomenon_time >= l.phenomenon_time
-                                         THEN excluded.result_number ELSE l.result_number END,
-                    result_string = CASE WHEN excluded.phenomenon_time >= l.phenomenon_time
-                                         THEN excluded.result_string ELSE l.result_string END,
-                    result_json = CASE WHEN excluded.phenomenon_time >= l.phenomenon_time
-                                       THEN excluded.result_json ELSE l.result_json END,
-                    observation_id = CASE WHEN excluded.phenomenon_time >= l.phenomenon_time
-                                          THEN excluded.observation_id ELSE l.observation_id END,
-                    phenomenon_time = greatest(l.phenomenon_time, excluded.phenomenon_time),
-                    first_time = least(l.first_time, excluded.first_time),
-                    count = l.count + excluded.count"""
-        )
 
     def replace_batch(self, batch: pa.Table) -> AppendResult:
         """Store derived Observations in place: a row whose (Datastream, phenomenonTime) is stored updates that
@@ -816,17 +787,6 @@ class PostgresStore(Store):
 
     def lease(self, name: str) -> PgLease:
         return PgLease(name, self.schema, self._dedicated, self.connection)
-
-    def wait_until_reachable(self, timeout_s: float) -> bool:
-        """True once a connection answers, within ``timeout_s`` (tests, start-up scripts)."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                self.query("SELECT 1")
-                return True
-            except StoreUnavailable:
-                time.sleep(0.2)
-        return False
 
     def close(self) -> None:
         self._pool.close()
