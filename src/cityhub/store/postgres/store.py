@@ -420,7 +420,8 @@ class PostgresStore(Store):
     def _merge(self, cur: psycopg.Cursor[Any], batch: pa.Table) -> AppendResult:
         """Stage ``batch`` by COPY and store its new rows in one statement; roll-ups from the rows stored."""
         batch = batch.select(_OBS_COLUMNS)
-        cur.execute("TRUNCATE _ch_stage, _ch_ins")
+        # Emptied at commit, but a transaction may merge more than once (a deep insert, a replacing batch).
+        cur.execute("TRUNCATE _ch_stage, _ch_ins, _ch_hourly, _ch_latest")
         self.copy_in(cur, "_ch_stage", batch)
         cols = ", ".join(_OBS_COLUMNS)
         # Within one batch the first row of a key wins; the others are reported as duplicates below. Rows go in
