@@ -28,6 +28,7 @@ from cityhub import model
 from cityhub.bus import OBSERVATIONS, Handler, on_observations
 from cityhub.core import Core
 from cityhub.store.base import AppendResult, Store
+from cityhub.store.ops.airquality import HourRange
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,9 @@ HOUR = timedelta(hours=1)
 # How far back start-up looks for hours a killed process left without an index (see _note_unfinished).
 CATCH_UP = timedelta(days=31)
 VN_AQI_DEFINITION = "https://cityhub.hanoi/def/VN_AQI"
+# Stations per update chunk, counted as hourly means read plus indices computed (see _Plan.size): a new hour at
+# each of 10,000 one-pollutant stations is ~330,000 (2 chunks); a month of catch-up at one station ~800.
+_CHUNK_HOURS = 200_000
 
 
 def pollutant_of(name: str | None, definition: str | None) -> str | None:
@@ -320,52 +324,78 @@ class AirQuality:
 
     def update(self, station_hours: Iterable[tuple[int, datetime]]) -> None:
         """Recompute VN_AQI for these (Thing, hour) pairs: the hours themselves and the next 11 (their NowCast
-        uses them), and the local days they fall in; store them in the station's derived Datastreams."""
+        uses them), and the local days they fall in; store them in the station's derived Datastreams.
+
+        However many stations: one read of their latest hours, then one read of hourly means and one derived batch
+        per chunk of stations (one chunk for a new hour at up to ~6,000 stations). Per-station reads made the leader
+        of a hub on PostgreSQL spend most of its time here under a stream of single Observations, each on another
+        station."""
         by_thing: dict[int, set[datetime]] = {}
         for thing, hour in station_hours:
             by_thing.setdefault(thing, set()).add(hour)
         known = self.stations()
         self._ensure_derived([known[t] for t in by_thing if t in known])
         stations = self.stations()
-        # Their FeaturesOfInterest found or made in one transaction, before the per-station loop uses them.
-        self.catalog.default_fois([ds for t in by_thing if t in stations for ds in stations[t].derived.values()])
-        pending: list[tuple[int, Future[AppendResult]]] = []
-        for thing, hours in by_thing.items():
-            st = stations.get(thing)
-            if st is None:
-                continue
-            latest = self.latest_hour(st) or max(hours)
+        todo = [(stations[t], sorted(hours)) for t, hours in by_thing.items() if t in stations]
+        if not todo:
+            return
+        # Their FeaturesOfInterest found or made in one transaction.
+        fois = self.catalog.default_fois([ds for st, _ in todo for ds in st.derived.values()])
+        latest_of = self._latest_hours([st for st, _ in todo])
+        plans: list[_Plan] = []
+        for st, hours in todo:
+            latest = latest_of.get(st.thing_id) or hours[-1]
             affected = sorted({h + k * HOUR for h in hours for k in range(12) if h + k * HOUR <= latest})
-            rows = [(h, h + HOUR, res) for h, res in self._hourly(st, affected)]
-            days = sorted({self._day_start(h) for h in hours})
-            day_rows = [(d, d + timedelta(days=1), res) for d, res in self._daily(st, days)]
-            # Submitted without waiting, so that the writer commits many stations' indices in one transaction.
-            for ds_id, out in ((st.derived["hour"], rows), (st.derived["day"], day_rows)):
-                future = self._write(ds_id, out)
-                if future is not None:
-                    pending.append((thing, future))
-        for _, future in pending:
+            plans.append(_Plan(st, affected, days=sorted({self._day_start(h) for h in hours})))
+        # Stations in chunks of bounded size: a catch-up after a restart may owe a month of hours at every station,
+        # which as one read and one batch would be held in memory whole. Each chunk is submitted without waiting, so
+        # the writer commits one while the next is computed.
+        futures: list[Future[AppendResult]] = []
+        chunk: list[_Plan] = []
+        size = 0
+        for plan in plans:
+            chunk.append(plan)
+            size += plan.size
+            if size >= _CHUNK_HOURS:
+                futures += self._update_chunk(chunk, fois)
+                chunk, size = [], 0
+        if chunk:
+            futures += self._update_chunk(chunk, fois)
+        for future in futures:
             future.result()
-        for thing in by_thing:
-            if thing in stations:
-                self.updated_at[thing] = time.monotonic()
+        now = time.monotonic()
+        for st, _ in todo:
+            self.updated_at[st.thing_id] = now
 
-    def _hourly(self, st: Station, hours: list[datetime]) -> list[tuple[datetime, aq.IndexResult]]:
-        if not hours:
-            return []
-        start = hours[0]
-        means = self.hourly_means(st, start - 23 * HOUR, hours[-1] + HOUR)
-        out = []
-        for h in hours:
-            i = int((h - start) / HOUR)
-            out.append((h, aq.hourly_index("vn", {p: v[i : i + 24] for p, v in means.items()})))
-        return out
+    def _update_chunk(self, plans: list[_Plan], fois: dict[int, int | None]) -> list[Future[AppendResult]]:
+        """The indices of these stations from one read of their hourly means, submitted as one derived batch (the
+        writer commits it in one transaction)."""
+        ranges = [HourRange(ds, plan.start, plan.end) for plan in plans for ds, _ in plan.station.streams.values()]
+        means = _Means(self.store.airquality.hourly_means(ranges))
+        rows: list[tuple[int, datetime, datetime, aq.IndexResult]] = []
+        for plan in plans:
+            st = plan.station
+            grid = means.grid(st, plan.start, int((plan.end - plan.start) / HOUR))
+            for h in plan.hours:
+                i = int((floor_hour(h - 23 * HOUR) - plan.start) / HOUR)
+                res = aq.hourly_index("vn", {p: v[i : i + 24] for p, v in grid.items()})
+                rows.append((st.derived["hour"], h, h + HOUR, res))
+            for d in plan.days:
+                i = int((floor_hour(d - 7 * HOUR) - plan.start) / HOUR)
+                res = aq.daily_index("vn", {p: v[i : i + 31] for p, v in grid.items()})
+                rows.append((st.derived["day"], d, d + timedelta(days=1), res))
+        future = self._write(rows, fois)
+        return [future] if future is not None else []
 
-    def _daily(self, st: Station, days: list[datetime]) -> list[tuple[datetime, aq.IndexResult]]:
-        out = []
-        for d in days:
-            means = self.hourly_means(st, d - 7 * HOUR, d + timedelta(days=1))
-            out.append((d, aq.daily_index("vn", means)))
+    def _latest_hours(self, stations: list[Station]) -> dict[int, datetime]:
+        """Each station's latest hour with a pollutant Observation (absent where it has none), in one read."""
+        t = self.store.latest([ds for st in stations for ds, _ in st.streams.values()])
+        latest = dict(zip(t.column("datastream_id").to_pylist(), t.column("phenomenon_time").to_pylist(), strict=True))
+        out: dict[int, datetime] = {}
+        for st in stations:
+            times = [latest[ds] for ds, _ in st.streams.values() if ds in latest]
+            if times:
+                out[st.thing_id] = floor_hour(max(times))
         return out
 
     def _ensure_derived(self, stations: list[Station]) -> None:
@@ -398,11 +428,12 @@ class AirQuality:
         for entity_set, entity_id in made.created:
             self.bus.entity(entity_set, entity_id)
 
-    def _write(self, ds_id: int, rows: list[tuple[datetime, datetime, aq.IndexResult]]) -> Future[AppendResult] | None:
-        rows = [r for r in rows if r[2].value is not None]
+    def _write(
+        self, rows: list[tuple[int, datetime, datetime, aq.IndexResult]], fois: dict[int, int | None]
+    ) -> Future[AppendResult] | None:
+        rows = [r for r in rows if r[3].value is not None]
         if not rows:
             return None
-        foi = self.catalog.default_fois([ds_id])[ds_id]
         now = datetime.now(UTC)
         return self.pipeline.write_derived(
             [
@@ -410,13 +441,63 @@ class AirQuality:
                     "datastream_id": ds_id, "phenomenon_time": start, "phenomenon_time_end": end,
                     "result_time": now, "result_number": float(res.value),  # type: ignore[arg-type]
                     "result_string": None, "result_json": None, "result_quality": None, "valid_time_start": None,
-                    "valid_time_end": None, "feature_of_interest_id": foi,
+                    "valid_time_end": None, "feature_of_interest_id": fois.get(ds_id),
                     "parameters": orjson.dumps({
                         "category": res.category.key if res.category else None,
                         "dominant": res.dominant, "subIndices": res.sub_indices,
                         "concentrations": res.concentrations,
                     }).decode(),
                 }
-                for start, end, res in rows
+                for ds_id, start, end, res in rows
             ]
         )  # fmt: skip
+
+
+@dataclass
+class _Plan:
+    """What one station's update computes: the hourly indices of ``hours`` and the daily ones of ``days``, from
+    the hourly means of [start, end), which holds every window they need (24 hours up to each hour, the 31 hours
+    of each day from 7 before its start)."""
+
+    station: Station
+    hours: list[datetime]
+    days: list[datetime]
+    start: datetime = field(init=False)
+    end: datetime = field(init=False)
+
+    def __post_init__(self) -> None:
+        starts = [floor_hour(h - 23 * HOUR) for h in self.hours[:1]] + [floor_hour(d - 7 * HOUR) for d in self.days]
+        ends = [floor_hour(h) + HOUR for h in self.hours[-1:]] + [
+            floor_hour(d - 7 * HOUR) + 31 * HOUR for d in self.days
+        ]
+        self.start, self.end = min(starts), max(ends)
+
+    @property
+    def size(self) -> int:
+        """Hourly means read plus indices computed: what this station adds to a chunk."""
+        return int((self.end - self.start) / HOUR) * len(self.station.streams) + len(self.hours) + len(self.days)
+
+
+class _Means:
+    """Hourly means of many Datastreams (``AirQualityOps.hourly_means``), cut into each station's dense grid."""
+
+    def __init__(self, t: pa.Table) -> None:
+        self.ds = t.column("datastream_id").to_numpy()
+        self.hours = t.column("time").cast(pa.int64()).to_numpy() // 3_600_000_000
+        self.values = t.column("value").to_numpy(zero_copy_only=False)
+
+    def grid(self, station: Station, start: datetime, n: int) -> dict[str, list[float | None]]:
+        """The station's means in µg/m³ per pollutant for the n hours from ``start``, oldest first."""
+        first = int(start.timestamp()) // 3600
+        out: dict[str, list[float | None]] = {}
+        for pollutant, (ds_id, unit) in station.streams.items():
+            # Rows are ordered by Datastream: its rows are one slice, found without a pass over all of them.
+            lo, hi = np.searchsorted(self.ds, [ds_id, ds_id + 1])
+            hours = self.hours[lo:hi] - first
+            sel = (hours >= 0) & (hours < n)
+            grid = np.full(n, np.nan)
+            grid[hours[sel]] = self.values[lo:hi][sel]
+            if unit != "ugm3":
+                grid = np.array([aq.to_ugm3(pollutant, v, unit) if v == v else np.nan for v in grid])
+            out[pollutant] = [None if v != v else float(v) for v in grid]
+        return out

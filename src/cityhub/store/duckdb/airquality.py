@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import pyarrow as pa
 
 from cityhub.store.duckdb.util import DuckDBHost
-from cityhub.store.ops.airquality import AirQualityOps, DerivedEntities, StationStream
+from cityhub.store.ops.airquality import (
+    HOURLY_MEANS_SCHEMA,
+    AirQualityOps,
+    DerivedEntities,
+    HourRange,
+    StationStream,
+    merge_ranges,
+)
+
+
+class _Host(DuckDBHost, Protocol):
+    def flush_derived(self) -> None: ...
 
 
 class DuckDBAirQuality(AirQualityOps):
-    def __init__(self, store: DuckDBHost) -> None:
+    def __init__(self, store: _Host) -> None:
         self.store = store
 
     def station_streams(self) -> list[StationStream]:
@@ -22,6 +33,29 @@ class DuckDBAirQuality(AirQualityOps):
                JOIN observed_properties op ON op.id = d.observed_property_id ORDER BY d.id"""
         )
         return [StationStream(*r) for r in rows]
+
+    def hourly_means(self, ranges: Sequence[HourRange]) -> pa.Table:
+        merged = merge_ranges(ranges)
+        if not merged:
+            return HOURLY_MEANS_SCHEMA.empty_table()
+        self.store.flush_derived()  # roll-ups of recent commits may still be deferred
+        ds, lo, hi = (list(v) for v in zip(*merged, strict=True))
+        # The overall bounds as well: they let the scan skip row groups of other times before the join.
+        t = (
+            self.store._cursor()
+            .sql(
+                """SELECT h.datastream_id, h.hour AS time, h.total / h.n AS value
+                   FROM obs_hourly h
+                   JOIN (SELECT unnest(CAST(? AS BIGINT[])) AS ds, unnest(CAST(? AS BIGINT[])) AS lo,
+                                unnest(CAST(? AS BIGINT[])) AS hi) r
+                     ON h.datastream_id = r.ds AND h.hour >= to_timestamp(r.lo) AND h.hour < to_timestamp(r.hi)
+                   WHERE h.hour >= to_timestamp(?) AND h.hour < to_timestamp(?)
+                   ORDER BY 1, 2""",
+                params=[ds, lo, hi, min(lo), max(hi)],
+            )
+            .to_arrow_table()
+        )
+        return t.cast(HOURLY_MEANS_SCHEMA)
 
     def ensure_derived(
         self,
