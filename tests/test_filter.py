@@ -580,6 +580,9 @@ class DuckCtx:
         self.geo_calls.append((func, len(args)))
         return f"py_{func.replace('.', '_')}({', '.join(args)})"
 
+    def distance_within(self, inclusive: bool) -> str | None:
+        return self.dialect.distance_within(inclusive)
+
     def geometry_literal(self, wkt: str) -> str:
         return self.dialect.geometry_literal(self.param(wkt))
 

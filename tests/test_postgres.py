@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import psycopg
+import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
@@ -24,6 +25,7 @@ from cityhub.cli import app as cli
 from cityhub.config import Settings
 from cityhub.errors import ProblemError
 from cityhub.store import open_store
+from cityhub.store.base import OBSERVATION_BATCH_SCHEMA
 from cityhub.store.postgres import PostgresStore, migrate
 from cityhub.store.postgres.store import split_url
 from tests.conftest import station_body
@@ -400,3 +402,102 @@ def test_workers_serve_one_port_and_the_embedded_store_refuses_them(url: str, hu
         assert got["@iot.count"] == 20
     finally:
         stop_server(proc)
+
+
+# -- deferred roll-ups ---------------------------------------------------------------------------------------------
+def _pg_with_datastreams(url: str, n: int = 2) -> tuple[PostgresStore, list[int]]:
+    store = PostgresStore(url)
+    with store.transaction() as tx:
+        thing = tx.insert("things", {"name": "t", "description": "d"})
+        sensor = tx.insert("sensors", {"name": "s", "description": "d", "encoding_type": "text/html", "metadata": "m"})
+        prop = tx.insert("observed_properties", {"name": "p", "definition": "d", "description": "d"})
+        ds = {
+            "name": "ds", "description": "d", "unit_of_measurement": '{"symbol": "x"}', "thing_id": thing,
+            "observation_type": "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_Measurement",
+            "sensor_id": sensor, "observed_property_id": prop,
+        }  # fmt: skip
+        ids = [tx.insert("datastreams", ds) for _ in range(n)]
+    return store, ids
+
+
+def _rows(store: PostgresStore, ds: int, minutes: range, value: float) -> pa.Table:
+    """Observations of Datastream ``ds`` at these minutes after 2025-03-01, each with result ``value + minute``."""
+    base = datetime(2025, 3, 1, tzinfo=UTC)
+    n = len(minutes)
+    cols: dict[str, list[object]] = {f.name: [None] * n for f in OBSERVATION_BATCH_SCHEMA}
+    cols["id"] = store.allocate_ids("observations", n).tolist()
+    cols["datastream_id"] = [ds] * n
+    cols["phenomenon_time"] = [base + timedelta(minutes=m) for m in minutes]
+    cols["result_number"] = [value + m for m in minutes]
+    return pa.table(cols, schema=OBSERVATION_BATCH_SCHEMA)
+
+
+def _pending_ranges(url: str) -> int:
+    conninfo, schema = split_url(url)
+    with psycopg.connect(conninfo, autocommit=True) as con:
+        return int(con.execute(f'SELECT count(*) FROM "{schema}".rollup_pending').fetchone()[0])  # noqa: S608
+
+
+def _hourly(store: PostgresStore, ds: int) -> list[tuple[datetime, float, int]]:
+    t = store.aggregate([ds], "sum", "hour", None, None, 0)
+    return list(zip(t.column("time").to_pylist(), t.column("value").to_pylist(), t.column("count").to_pylist(),
+                    strict=True))  # fmt: skip
+
+
+def test_roll_ups_are_deferred_and_any_process_folds_them_once(url: str) -> None:
+    """Appends commit their rows and the id ranges awaiting roll-ups; a read folds first, in whichever process reads:
+    rows another process holds in memory are read back from the database, and that process, folding later, does
+    not count them again. Sums per hour and the latest value equal those of the rows, whatever folded them."""
+    a, (ds1, ds2) = _pg_with_datastreams(url)
+    b = PostgresStore(url)
+    try:
+        a.append_batch(_rows(a, ds1, range(0, 30), 0.0), lambda r: None)  # hour 0, minutes 0-29
+        b.append_batch(_rows(b, ds1, range(30, 90), 0.0), lambda r: None)  # hour 0 and 1: shares a key with a's
+        a.append_batch(_rows(a, ds2, range(0, 5), 100.0), lambda r: None)
+        assert _pending_ranges(url) == 3 and a.pending_derived() == 35 and b.pending_derived() == 60
+        # a folds all three: its own rows from memory, b's read back; b's hour-0 rows share a's key.
+        a.flush_derived()
+        assert _pending_ranges(url) == 0 and a.pending_derived() == 0
+        assert _hourly(a, ds1) == [
+            (datetime(2025, 3, 1, 0, tzinfo=UTC), float(sum(range(60))), 60),
+            (datetime(2025, 3, 1, 1, tzinfo=UTC), float(sum(range(60, 90))), 30),
+        ]
+        # b still holds its rows, but they were claimed elsewhere: its fold drops them without counting them twice.
+        b.flush_derived()
+        assert b.pending_derived() == 0
+        assert _hourly(b, ds1)[0][2] == 60
+        latest = b.latest([ds1, ds2]).to_pylist()
+        assert [(r["datastream_id"], r["result_number"], r["count"]) for r in latest] == [(ds1, 89.0, 90),
+                                                                                           (ds2, 104.0, 5)]
+        assert latest[0]["first_time"] == datetime(2025, 3, 1, tzinfo=UTC)
+        # A read in b folds what a appended since, without a's flush.
+        a.append_batch(_rows(a, ds2, range(5, 10), 100.0), lambda r: None)
+        assert [r["result_number"] for r in b.latest([ds2]).to_pylist()] == [109.0]
+        assert _hourly(b, ds2) == [(datetime(2025, 3, 1, 0, tzinfo=UTC), float(sum(range(100, 110))), 10)]
+        a.flush_derived()
+        assert _hourly(a, ds2)[0][2] == 10
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_recompute_folds_pending_rows_first_and_a_killed_process_leaves_them_to_others(url: str) -> None:
+    """Deleting an Observation recomputes its hour from stored rows; rows of that hour still pending are folded in
+    first, so they are counted once. Rows appended by a process that never folds (killed) are folded by the next
+    process that starts or reads."""
+    a, (ds1, _) = _pg_with_datastreams(url)
+    first = _rows(a, ds1, range(0, 10), 0.0)
+    a.append_batch(first, lambda r: None)
+    with a.transaction() as tx:  # folds first, then recomputes hour 0 without the deleted row
+        a.delete_observations_where(tx, "id", int(first.column("id")[3].as_py()))
+    assert _hourly(a, ds1) == [(datetime(2025, 3, 1, tzinfo=UTC), float(sum(range(10)) - 3), 9)]
+    a.append_batch(_rows(a, ds1, range(10, 20), 0.0), lambda r: None)
+    a._pool.close()  # as if killed: no fold on the way out
+    assert _pending_ranges(url) == 1
+    c = PostgresStore(url)  # starting up folds what was left
+    try:
+        assert _pending_ranges(url) == 0
+        assert _hourly(c, ds1) == [(datetime(2025, 3, 1, tzinfo=UTC), float(sum(range(20)) - 3), 19)]
+        assert c.latest([ds1]).to_pylist()[0]["count"] == 19
+    finally:
+        c.close()

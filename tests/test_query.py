@@ -100,6 +100,30 @@ def test_filter_geo(client: TestClient, city: dict) -> None:
     assert len(names(inter)) == 2
 
 
+def test_geo_distance_bounds_are_exact_on_every_store(client: TestClient) -> None:
+    """``lt`` leaves out a point at exactly the distance and ``le`` keeps it, on both stores: PostgreSQL answers
+    through ST_DWithin (inclusive, what its GiST index serves) with the strict test beside it for ``lt``. The
+    distances here are exact in binary floating point (0.25 degrees), so the boundary is the boundary."""
+    for name, lon in (("at 0", 105.5), ("at 0.25", 105.75), ("at 0.5", 106.0)):
+        body = {"name": name, "description": "d", "encodingType": "application/geo+json",
+                "location": {"type": "Point", "coordinates": [lon, 21.0]}}  # fmt: skip
+        assert client.post("/v1.1/Locations", json=body).status_code == 201
+
+    def near(op: str, d: str) -> list[str]:
+        flt = f"geo.distance(location, geography'POINT(105.5 21.0)') {op} {d}"
+        return sorted(names(client.get("/v1.1/Locations", params={"$filter": flt})))
+
+    assert near("lt", "0.25") == ["at 0"]
+    assert near("le", "0.25") == ["at 0", "at 0.25"]
+    assert near("lt", "0.2500001") == ["at 0", "at 0.25"]
+    assert near("le", "0.5") == ["at 0", "at 0.25", "at 0.5"]
+    assert near("lt", "0") == []
+    assert near("le", "0") == ["at 0"]
+    # Other shapes of the comparison keep the plain distance test.
+    flt = "geo.distance(location, geography'POINT(105.5 21.0)') gt 0.25"
+    assert names(client.get("/v1.1/Locations", params={"$filter": flt})) == ["at 0.5"]
+
+
 def test_select_orderby_top_skip_count_and_paging(client: TestClient, city: dict) -> None:
     r = client.get(
         "/v1.1/Things", params={"$select": "name,id", "$orderby": "name desc", "$top": "2", "$count": "true"}

@@ -164,7 +164,7 @@ class Cluster:
                 while not self._stop.is_set() and time.monotonic() < deadline:
                     if self.lease.try_acquire():
                         break
-                    if self._lease_taken():
+                    if self._lease_taken(unknown=False):  # not known to be taken: try again shortly
                         log.critical("another hub process leads now; exiting so that alerts are not raised twice")
                         os._exit(FENCED_EXIT)
                     time.sleep(0.2)
@@ -179,13 +179,14 @@ class Cluster:
             if now - free_since >= self.takeover_s and self.lease.try_acquire():
                 self._become_leader()
 
-    def _lease_taken(self) -> bool:
-        """Whether another process holds the lease now (unknown counts as taken: only a sure vacancy is taken)."""
+    def _lease_taken(self, unknown: bool = True) -> bool:
+        """Whether another process holds the lease now; ``unknown`` when that cannot be told (a follower counts it
+        taken: only a sure vacancy is taken; a leader winning it back counts it free: only a sure rival fences it)."""
         assert self.lease is not None
         try:
             return self.lease.taken()
         except Exception:
-            return True
+            return unknown
 
     # -- the relay -------------------------------------------------------------------------------------------------
     def _local(self, event: Event) -> None:

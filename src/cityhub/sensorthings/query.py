@@ -70,6 +70,9 @@ class FilterContext:
     def geo(self, func: str, args: list[str]) -> str:
         return self.builder.dialect.geo(func, args)
 
+    def distance_within(self, inclusive: bool) -> str | None:
+        return self.builder.dialect.distance_within(inclusive)
+
     def geometry_literal(self, wkt: str) -> str:
         return self.builder.dialect.geometry_literal(self.param(wkt))
 
@@ -208,10 +211,26 @@ def _ids_sql(builder: SqlBuilder, steps: Sequence[PathStep]) -> str:
 
 
 def select_sql(
-    et: model.EntityType, where: str, order: str | None = None, limit: int | None = None, offset: int = 0
+    et: model.EntityType,
+    where: str,
+    order: str | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+    key: Sequence[str] | None = None,
 ) -> str:
-    """The entity columns of ``read_table(et) e`` rows matching ``where``."""
-    sql = f"SELECT {', '.join('e.' + c for c in columns(et))} FROM {read_table(et)} e WHERE {where}"
+    """The entity columns of ``read_table(et) e`` rows matching ``where``.
+
+    With ``key`` (the columns of a unique index, see ``Dialect.row_key``) and a page to cut, the page is chosen by
+    the key alone and only its rows are read whole: a filter that matches 100,000 Observations then sorts 100,000
+    keys an index holds, not 100,000 rows read from as many pages. ``order`` must then hold no parameter, since
+    it is written twice."""
+    cols = ", ".join("e." + c for c in columns(et))
+    table = read_table(et)
+    if key and order is not None and limit is not None:
+        keys = ", ".join("e." + k for k in key)
+        page = f"SELECT {keys} FROM {table} e WHERE {where} ORDER BY {order} LIMIT {int(limit)} OFFSET {int(offset)}"
+        return f"SELECT {cols} FROM {table} e WHERE ({keys}) IN ({page}) ORDER BY {order}"
+    sql = f"SELECT {cols} FROM {table} e WHERE {where}"
     if order is not None:
         sql += f" ORDER BY {order}"
     if limit is not None:

@@ -97,6 +97,16 @@ class Dialect(abc.ABC):
         takes it: the GeoJSON column itself by default, an indexed geometry column where the backend keeps one."""
         return f"{alias}.{column}"
 
+    def row_key(self, table: str) -> tuple[str, ...] | None:
+        """Columns of a unique index of ``table`` by which a page of rows is better chosen first and read whole
+        after (see ``query.select_sql``); None to read the rows as they are matched."""
+        return None
+
+    def distance_within(self, inclusive: bool) -> str | None:
+        """A template for ``geo.distance({a}, {b}) <= {d}`` (or ``<``) that a spatial index serves; None where the
+        backend has none, and the distance itself is compared."""
+        return None
+
     @abc.abstractmethod
     def geometry_literal(self, placeholder: str) -> str:
         """SQL turning a bound WKT parameter into the geometry type ``geo`` expects."""

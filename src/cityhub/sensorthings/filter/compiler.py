@@ -97,6 +97,11 @@ class SqlContext(Protocol):
         geometry-typed SQL, except the third argument of "st_relate": a string (the DE-9IM pattern)."""
         ...
 
+    def distance_within(self, inclusive: bool) -> str | None:
+        """A template for ``geo.distance({a}, {b}) <= {d}`` (``inclusive``) or ``< {d}`` that an index can serve,
+        or None to compare the distance itself."""
+        ...
+
     def geometry_literal(self, wkt: str) -> str:
         """SQL for a WGS 84 geometry given as WKT (with a parameter placeholder inside)."""
         ...
@@ -386,11 +391,33 @@ class _Compiler:
         exists = _merge(self.info(node.left).exists, self.info(node.right).exists)
         if target is None:
             cond = self.null_test(node)
+        elif (within := self.distance_within(node, target)) is not None:
+            cond = within
         else:
             left = self.emit(node.left, target)
             right = self.emit(node.right, target)
             cond = f"({left} {_SQL_COMPARE[node.op]} {right})"
         return self.wrap(cond, exists)
+
+    def distance_within(self, node: Binary, target: str) -> str | None:
+        """``geo.distance(a, b) lt|le d`` as the engine's index-assisted form, where it has one (``{a}``, ``{b}``,
+        ``{d}`` of its template emitted afresh at each place, so that parameters stay in textual order)."""
+        left = node.left
+        if node.op not in ("lt", "le") or not isinstance(left, Call) or left.name != "geo.distance":
+            return None
+        template = self.ctx.distance_within(node.op == "le")
+        if template is None:
+            return None
+        targets = self.call_targets(left)
+
+        def part(m: re.Match[str]) -> str:
+            name = m.group(1)
+            if name == "d":
+                return self.emit(node.right, target)
+            i = 0 if name == "a" else 1
+            return self.emit(left.args[i], targets[i])
+
+        return re.sub(r"\{([abd])\}", part, template)
 
     def null_test(self, node: Binary) -> str:
         left, right = node.left, node.right

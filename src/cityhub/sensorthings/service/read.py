@@ -103,7 +103,9 @@ class ReadMixin(ServiceBase):
             where += " AND (" + filter_sql(b, et, "e", opts.filter) + ")"
         order = orderby_sql(b, et, "e", opts.orderby)
         top = opts.top if opts.top is not None else self.default_top
-        sql = select_sql(et, where, order, top + 1, opts.skip)
+        dialect = self.store.dialect
+        key = dialect.row_key(et.table) if dialect.placeholder not in order else None
+        sql = select_sql(et, where, order, top + 1, opts.skip, key)
         params = list(b.params)
         rows = self.store.query(sql, params)
         more = len(rows) > top

@@ -45,12 +45,14 @@ class PgTransfer(TransferOps):
         return list(self.schema(table).names)
 
     def row_count(self, table: str) -> int:
+        self.store.flush_derived()  # roll-ups still pending are rows of ds_latest and obs_hourly to come
         return int(self.store.query(f"SELECT count(*) FROM {table}")[0][0])
 
     def is_empty(self) -> bool:
         return not any(self.store.query(f"SELECT EXISTS (SELECT 1 FROM {t})")[0][0] for t in self.tables())
 
     def read(self, table: str, batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[pa.Table]:
+        self.store.flush_derived()
         schema = self.schema(table)
         # Timestamps leave the server as integer microseconds since the Unix epoch: exact, and Python ints become an
         # Arrow column far faster than datetime objects do (and any year fits, not just datetime's 1-9999).

@@ -1,0 +1,8 @@
+-- Observations of some FeaturesOfInterest in a time range: a $filter on FeatureOfInterest/feature (geo.distance,
+-- st_within...) with a phenomenonTime range finds the features through their GiST index, then each feature's rows
+-- of the range through this index. The key (id, datastream_id) rides along, so that the page of results is chosen
+-- from the index alone and only its rows are read (the rows of one feature are spread one per batch over the
+-- table: 10,000 Things, 5 M rows, the Observations of an hour within 0.05 degrees: 3.1 s with the old index on
+-- feature_of_interest_id alone, 41 ms with this one). It serves what the old one did (deleting a feature's rows).
+DROP INDEX observations_foi;
+CREATE INDEX observations_foi_time ON observations (feature_of_interest_id, phenomenon_time) INCLUDE (id, datastream_id);
