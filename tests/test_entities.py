@@ -396,3 +396,67 @@ def test_deep_insert_with_observations(client: TestClient) -> None:
     assert r.status_code == 400
     assert r.json()["field"] == "Datastreams[0].Observations[0].phenomenonTime"
     assert client.get("/v1.1/Things", params={"$filter": "name eq 'Trạm Kim Liên'"}).json()["value"] == []
+
+
+def test_default_feature_of_interest_follows_the_things_location(client: TestClient) -> None:
+    """The default FeatureOfInterest of each Datastream is cached in the hub; every change that gives the Thing
+    another Location (a new link, an unlinked one) or removes the feature must reach the next Observation."""
+    r = client.post("/v1.1/Things", json=station_body(n_ds=2))
+    assert r.status_code == 201, r.text
+    thing = r.json()["@iot.id"]
+    ds1, ds2 = sorted(d["@iot.id"] for d in client.get(f"/v1.1/Things({thing})/Datastreams").json()["value"])
+    first_location = client.get(f"/v1.1/Things({thing})/Locations").json()["value"][0]["@iot.id"]
+    minute = iter(range(60))
+
+    def foi_of_new_observation(ds: int) -> dict:
+        body = {"phenomenonTime": f"2026-01-15T01:{next(minute):02d}:00Z", "result": 1.0, "Datastream": {"@iot.id": ds}}
+        r = client.post("/v1.1/Observations", json=body)
+        assert r.status_code == 201, r.text
+        return client.get(f"/v1.1/Observations({r.json()['@iot.id']})/FeatureOfInterest").json()
+
+    first = foi_of_new_observation(ds1)
+    assert first["feature"]["coordinates"] == [105.8535, 21.0245]
+    assert foi_of_new_observation(ds2)["@iot.id"] == first["@iot.id"]  # the Thing's Datastreams share it
+    # The Thing moves: PATCHed with a new Location.
+    moved = {
+        "name": "Tây Hồ",
+        "description": "Tây Hồ, Hà Nội",
+        "encodingType": "application/geo+json",
+        "location": {"type": "Point", "coordinates": [105.82, 21.07]},
+    }
+    assert client.patch(f"/v1.1/Things({thing})", json={"Locations": [moved]}).status_code == 200
+    second = foi_of_new_observation(ds2)
+    assert second["@iot.id"] != first["@iot.id"] and second["feature"]["coordinates"] == [105.82, 21.07]
+    assert foi_of_new_observation(ds1)["@iot.id"] == second["@iot.id"]
+    location = client.get(f"/v1.1/Things({thing})/Locations").json()["value"][0]["@iot.id"]
+    # Unlinked ($ref): the Thing has no Location, so an Observation needs a FeatureOfInterest of its own.
+    assert client.delete(f"/v1.1/Things({thing})/Locations({location})/$ref").status_code == 200
+    body = {"phenomenonTime": "2026-01-15T02:00:00Z", "result": 1.0, "Datastream": {"@iot.id": ds1}}
+    r = client.post("/v1.1/Observations", json=body)
+    assert r.status_code == 400 and r.json()["field"] == "FeatureOfInterest"
+    # Linked again to the first Location: its feature is used again.
+    assert client.post(f"/v1.1/Things({thing})/Locations/$ref", json={"@iot.id": first_location}).status_code == 204
+    assert foi_of_new_observation(ds2)["@iot.id"] == first["@iot.id"]
+    # The feature is deleted: the next Observation gets a new one made from the same Location.
+    assert client.delete(f"/v1.1/FeaturesOfInterest({first['@iot.id']})").status_code == 200
+    fourth = foi_of_new_observation(ds1)
+    assert fourth["@iot.id"] != first["@iot.id"] and fourth["feature"]["coordinates"] == [105.8535, 21.0245]
+
+
+def test_observation_posts_answer_as_the_routes_do(client: TestClient, station: dict) -> None:
+    """POST /v1.1/Observations is served without the routers (api.sensorthings.ObservationPosts); its answers,
+    errors included, are those of the route, and every other method and path is left to the routers."""
+    r = client.post("/v1.1/Observations", json={"result": 1})
+    assert r.status_code == 400 and r.headers["content-type"] == "application/problem+json"
+    assert r.json()["field"] == "Datastream" and r.json()["instance"] == "/v1.1/Observations"
+    r = client.post("/v1.1/Observations", content=b"{", headers={"Content-Type": "application/json"})
+    assert r.status_code == 400 and r.json()["field"] == "body"
+    body = {"phenomenonTime": "2026-01-15T01:00:00Z", "result": 2.5, "Datastream": {"@iot.id": station["datastream"]}}
+    r = client.post("/v1.1/Observations", json=body)
+    assert r.status_code == 201 and r.headers["location"] == r.json()["@iot.selfLink"]
+    assert r.json()["@iot.selfLink"] == f"http://testserver/v1.1/Observations({r.json()['@iot.id']})"
+    assert client.post("/v1.1/Observations", json=body).status_code == 200  # the same one again
+    anonymous = client.post("/v1.1/Observations", json=body, headers={"Authorization": ""})
+    assert anonymous.status_code == 401
+    assert client.get("/v1.1/Observations").status_code == 200
+    assert client.put("/v1.1/Observations", json=body).status_code == 405

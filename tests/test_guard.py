@@ -6,6 +6,7 @@ checked, 1,000 wrong keys without a 429, a revoked key that kept working for a s
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -83,16 +84,40 @@ def test_guessing_keys_is_throttled_per_address(hub_client: tuple[TestClient, st
     assert c.get("/v1.1/Things", headers={"Authorization": f"Bearer {key}"}).status_code == 429
 
 
-def test_a_revoked_key_stops_working_on_the_next_request(hub_client: tuple[TestClient, str, Settings]) -> None:
-    c, _, s = hub_client
-    other = KeyStore(s.keys_path)  # `cityhub keys` in another process writes the same file
-    key = other.create("operator", "to revoke")
-    headers = {"Authorization": f"Bearer {key}"}
-    assert c.get("/api/v1/rules", headers=headers).status_code == 200
-    key_id = next(k["id"] for k in other.list() if k["name"] == "to revoke")
-    assert other.revoke(key_id)
-    r = c.get("/api/v1/rules", headers=headers)
-    assert r.status_code == 401 and "revoked" in r.json()["detail"]
+def test_a_revoked_key_stops_working_on_the_next_request(tmp_path: Path) -> None:
+    # With keys_check_interval_s=0 the key file is looked at on every request.
+    with _client(tmp_path, keys_check_interval_s=0) as (c, _, s):
+        other = KeyStore(s.keys_path)  # `cityhub keys` in another process writes the same file
+        key = other.create("operator", "to revoke")
+        headers = {"Authorization": f"Bearer {key}"}
+        assert c.get("/api/v1/rules", headers=headers).status_code == 200
+        key_id = next(k["id"] for k in other.list() if k["name"] == "to revoke")
+        assert other.revoke(key_id)
+        r = c.get("/api/v1/rules", headers=headers)
+        assert r.status_code == 401 and "revoked" in r.json()["detail"]
+
+
+def test_a_revoked_key_stops_working_within_the_check_interval(tmp_path: Path) -> None:
+    """The key file is not looked at on every request (a system call each), but a revocation in another process
+    is seen once the interval has passed, and a key created there works on its very first request."""
+    with _client(tmp_path, keys_check_interval_s=0.2) as (c, _, s):
+        other = KeyStore(s.keys_path)  # `cityhub keys` in another process writes the same file
+        key = other.create("operator", "to revoke")
+        headers = {"Authorization": f"Bearer {key}"}
+        assert c.get("/api/v1/rules", headers=headers).status_code == 200  # new: found without waiting
+        key_id = next(k["id"] for k in other.list() if k["name"] == "to revoke")
+        assert other.revoke(key_id)
+        time.sleep(0.3)
+        r = c.get("/api/v1/rules", headers=headers)
+        assert r.status_code == 401 and "revoked" in r.json()["detail"]
+        # A revoked key stays refused, however often it is tried (a miss looks at the file again).
+        assert c.get("/api/v1/rules", headers=headers).status_code == 401
+
+
+def test_the_default_key_check_interval_is_short() -> None:
+    # The hardening review found a revoked key working for a second: the interval is a cache of the key file (one
+    # system call a request cost ~7 % of single POSTs), not a grace period, and stays well under that.
+    assert 0 < Settings().keys_check_interval_s <= 0.1
 
 
 def test_anonymous_clients_are_rate_limited_with_retry_after(tmp_path: Path) -> None:
@@ -153,6 +178,11 @@ def test_a_full_writer_queue_answers_503_with_retry_after_and_loses_nothing(tmp_
             r = c.post(f"/v1.1/Datastreams({ds})/Observations", json={"phenomenonTime": "2026-02-01T00:00:00Z",
                                                                          "result": 1})  # fmt: skip
             assert r.status_code == 503
+            # POST /v1.1/Observations skips the routers (api.sensorthings.ObservationPosts): the same answer.
+            body = {"phenomenonTime": "2026-02-01T00:00:00Z", "result": 1, "Datastream": {"@iot.id": ds}}
+            r = c.post("/v1.1/Observations", json=body)
+            assert r.status_code == 503 and int(r.headers["retry-after"]) >= 1 and "retry" in r.json()["detail"]
+            assert r.headers["content-type"] == "application/problem+json"
         finally:
             lock.release()
         assert all(f.result(timeout=30).inserted.size == 500 for f in futures)

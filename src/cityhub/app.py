@@ -22,6 +22,7 @@ from cityhub.api.guard import Guard
 from cityhub.api.limits import BodyLimit
 from cityhub.api.openapi import allowed_methods
 from cityhub.api.openapi import install as install_openapi
+from cityhub.api.sensorthings import ObservationPosts
 from cityhub.api.sensorthings import router as st_router
 from cityhub.config import Settings
 from cityhub.errors import ProblemError
@@ -133,6 +134,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None, *, 
             },
         )
 
+    app.add_middleware(ObservationPosts)  # innermost: after the key check and inside the body limit
     app.add_middleware(
         BodyLimit,
         max_bytes=settings.max_body_bytes,

@@ -104,6 +104,9 @@ class Settings(BaseSettings):
     rate_limit_anonymous: str = "100/second"
     rate_limit_keyed: str = ""
     rate_limit_auth_failures: str = "30/minute"
+    # The key file (`cityhub keys`) is looked at again at most this often: a revoked key is refused within this many
+    # seconds (a new key works at once). 0: on every request, one system call each.
+    keys_check_interval_s: float = Field(0.1, ge=0)
     # Live streams (server-sent events): connections at once, and events buffered for one slow reader before
     # it is dropped with a reason.
     max_stream_clients: int = 100

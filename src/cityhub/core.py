@@ -49,4 +49,5 @@ def open_core(settings: Settings, store: Store | None = None) -> Core:
         max_response_entities=settings.max_response_entities,
         max_future=settings.max_future,
     )
-    return Core(settings, store, bus, writer, catalog, pipeline, st, KeyStore(settings.keys_path))
+    keys = KeyStore(settings.keys_path, settings.keys_check_interval_s)
+    return Core(settings, store, bus, writer, catalog, pipeline, st, keys)

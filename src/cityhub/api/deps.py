@@ -74,8 +74,9 @@ def require(who: Principal, what: str) -> None:
         )
 
 
-def declare_security(
+async def declare_security(
     _b: HTTPAuthorizationCredentials | None = Depends(_bearer), _k: str | None = Depends(_api_key)
 ) -> None:
     """An app-wide dependency that only declares the key schemes in the OpenAPI document; routes check roles
-    themselves (``require``), since most of them are open to anonymous readers."""
+    themselves (``require``), since most of them are open to anonymous readers. Async although it does nothing:
+    FastAPI runs a plain function in a worker thread, a hop on every request."""

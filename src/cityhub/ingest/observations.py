@@ -66,6 +66,8 @@ class DatastreamCatalog:
         self._table: pa.Table | None = None
         self._infos: dict[int, DatastreamInfo] = {}
         self._default_foi: dict[int, int | None] = {}
+        self._foi_lookup = threading.Lock()  # one default-FeatureOfInterest lookup at a time (see default_fois)
+        self._by_thing: dict[int, list[int]] = {}
         self._names: dict[str, int] | None = None
         self._names_version = -1
 
@@ -94,6 +96,10 @@ class DatastreamCatalog:
             if self._table is None:
                 infos = {i.id: i for i in self.store.catalog.datastream_infos()}
                 self._infos = infos
+                by_thing: dict[int, list[int]] = {}
+                for i in infos.values():
+                    by_thing.setdefault(i.thing_id, []).append(i.id)
+                self._by_thing = by_thing
                 self._table = datastream_table(list(infos.values()))
             return self._table, self._infos
 
@@ -109,12 +115,26 @@ class DatastreamCatalog:
         """``default_foi`` for many Datastreams: one query and at most one transaction for all the new ones."""
         with self._lock:
             out = {d: self._default_foi[d] for d in datastream_ids if d in self._default_foi}
-        todo = [d for d in datastream_ids if d not in out]
-        if todo:
-            found = ensure_location_fois(self.store, todo)
+        if len(out) == len(datastream_ids):
+            return out
+        # One lookup at a time: after a start or a model change, every client's first Observation misses at once;
+        # the later ones then find theirs cached instead of each paying a transaction, and no two of them make the
+        # same Location's feature.
+        with self._foi_lookup:
+            self._load()
             with self._lock:
-                self._default_foi.update(found)
-            out.update(found)
+                version = self.version
+                out.update((d, self._default_foi[d]) for d in datastream_ids if d in self._default_foi)
+                todo = [d for d in datastream_ids if d not in out]
+                # The Thing's other Datastreams share its Location, hence its feature: resolved in the same query.
+                also = {o for d in todo if d in self._infos for o in self._by_thing[self._infos[d].thing_id]}
+                wanted = list(dict.fromkeys([*todo, *(o for o in also if o not in self._default_foi)]))
+            if todo:
+                found = ensure_location_fois(self.store, wanted)
+                with self._lock:
+                    if self.version == version:  # else the model changed meanwhile: the answer may be stale
+                        self._default_foi.update(found)
+                out.update((d, found[d]) for d in todo)
         return out
 
 

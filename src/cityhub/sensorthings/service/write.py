@@ -217,6 +217,7 @@ class WriteMixin(ServiceBase):
         link, this_col, other_col = last.nav.link
         with self.store.transaction() as tx:
             self.store.entities.unlink(tx, link, this_col, parent_id, other_col, last.id)
+        self.catalog.invalidate()  # a Thing without that Location any more has another default FeatureOfInterest
 
     def delete(self, res: Resource) -> None:
         if res.ref:
