@@ -304,3 +304,23 @@ def test_cli_function(tmp_path: Path) -> None:
     t = pq.read_table(pout)
     assert t.num_rows == 4 and t.schema.field("aqi").type == pa.int32()
     assert np.all(np.array(t["aqi"].to_pylist()[:1], dtype=object) != 0)
+
+
+def test_us_nowcast_is_truncated_as_the_tad_says_and_the_stateair_mode_rounds() -> None:
+    """The PM NowCast goes into the US table truncated to its precision (0.1 µg/m³ PM2.5, 1 µg/m³ PM10), as the
+    EPA's Technical Assistance Document says and AirNow does since mid-2018; ``us2012-stateair`` rounds it half up,
+    as the US Embassy's 2016-2017 files were computed (see test_stateair). 35.46 is 35.4 (AQI 100) truncated and
+    35.5 (101) rounded; 154.6 µg/m³ PM10 is 154 (100) or 155 (101)."""
+    pm25, pm10 = {"pm25": [35.46] * 12}, {"pm10": [154.6] * 12}
+    for std in ("us", "us2012"):
+        res = aq.hourly_index(std, pm25)
+        assert (res.value, res.concentrations["pm25"]) == (100, 35.4)
+        assert aq.hourly_index(std, pm10).value == 100
+    res = aq.hourly_index("us2012-stateair", pm25)
+    assert (res.value, res.concentrations["pm25"]) == (101, 35.5)
+    assert aq.hourly_index("us2012-stateair", pm10).value == 101
+    # The batch path applies the same rule.
+    t = pa.table({"station": ["x"] * 12, "time": pa.array([3600 * h for h in range(12)], pa.timestamp("s", "UTC")),
+                  "pm25": [35.46] * 12})  # fmt: skip
+    for std, want in (("us", 100), ("us2012", 100), ("us2012-stateair", 101)):
+        assert aq.hourly_batch(t, std)["aqi"].to_pylist()[-1] == want

@@ -227,7 +227,7 @@ def info(
 def aqi(
     input_file: Annotated[Path, typer.Argument(metavar="INPUT", help="CSV or Parquet: time, station, pollutants")],
     output: Annotated[Path, typer.Option("-o", "--output", help="CSV or Parquet (by extension)")],
-    standard: Annotated[str, typer.Option(help="vn | us | us2012 | kr")] = "vn",
+    standard: Annotated[str, typer.Option(help="vn | us | us2012 | kr | us2012-stateair")] = "vn",
     period: Annotated[str, typer.Option(help="hour | day")] = "hour",
     units: Annotated[str, typer.Option(help="gases in ugm3 | ppm | ppb (PM always µg/m³)")] = "ugm3",
     tz: Annotated[str, typer.Option(help="offset of times without one, and of local days")] = "+07:00",

@@ -23,7 +23,16 @@ import pyarrow.compute as pc
 from numpy.lib.stride_tricks import sliding_window_view
 
 from cityhub.airquality.indices import EPS, KR_M, US_SO2_1H_MAX_PPB
-from cityhub.airquality.tables import CATEGORIES, CATEGORY_UPPER, POLLUTANTS, STANDARDS, TABLES, Segments, from_ugm3
+from cityhub.airquality.tables import (
+    CATEGORIES,
+    CATEGORY_UPPER,
+    POLLUTANTS,
+    ROUNDED_NOWCAST,
+    STANDARDS,
+    TABLES,
+    Segments,
+    from_ugm3,
+)
 
 NAN = np.nan
 OUTPUT_COLUMNS = ("station", "time", "nowcast_pm25", "nowcast_pm10", "aqi", "category", "dominant",
@@ -184,8 +193,9 @@ def _hourly_subs(standard: str, dense: dict[str, np.ndarray]) -> tuple[dict, dic
         elif standard == "kr":
             c = kr_predicted_array(a, KR_M[p]) if p in KR_M else last
             subs[p], conc[p] = sub_index_array(t[p], c), shown_array(t[p], c)
-        elif p in ("pm25", "pm10"):
-            c = np.floor(nowcast_array(a) * t[p].scale + 0.5 + EPS) / t[p].scale
+        elif p in ("pm25", "pm10"):  # truncated as the TAD says, or rounded as the 2016-2017 StateAir files
+            half = 0.5 if standard in ROUNDED_NOWCAST else 0.0
+            c = np.floor(nowcast_array(a) * t[p].scale + half + EPS) / t[p].scale
             subs[p], conc[p] = sub_index_array(t[p], c), shown_array(t[p], c)
         elif p == "o3":
             subs[p], conc[p] = _us_o3(t, nowcast_array(a, 8, 0.0), last)

@@ -17,8 +17,10 @@ Conventions (the batch path in ``batch.py`` applies the same ones, operation for
 Hourly, per standard:
 
 - ``vn``: PM NowCast; O3 (1-h column), NO2, SO2, CO: the current hour. At least one PM sub-index is required.
-- ``us``/``us2012`` (AirNow real-time reporting): PM NowCast rounded half up to 0.1 µg/m³ (PM2.5) / 1 µg/m³ (PM10),
-  as the AirNow StateAir files show (truncating fits them worse), then looked up;
+- ``us``/``us2012`` (AirNow real-time reporting): PM NowCast truncated to 0.1 µg/m³ (PM2.5) / 1 µg/m³ (PM10), as
+  the EPA's Technical Assistance Document says and AirNow's files show from mid-2018, then looked up;
+  ``us2012-stateair`` rounds it half up instead, which is what the StateAir files of 2016-2017 reproduce (see
+  test_stateair); otherwise as ``us2012``;
   O3: the O3 NowCast in the 8-h table, and the current 1-h value in the 1-h table when it is ≥ 0.125 ppm, the
   larger of the two (8-h NowCast above 0.200 ppm: 1-h table only); CO: the mean of the last 8 hours (8-h table);
   NO2: the current hour; SO2: the current hour in the 1-h table up to 304 ppb; above, the mean of the last 24
@@ -48,6 +50,7 @@ from cityhub.airquality.tables import (
     INDEX_NAMES,
     MOLAR_MASS,
     POLLUTANTS,
+    ROUNDED_NOWCAST,
     STANDARDS,
     TABLES,
     Category,
@@ -246,11 +249,12 @@ def _hourly_subs(standard: str, series: dict[str, list[float | None]]) -> tuple[
             c = kr_predicted_24h(vals, KR_M[p]) if p in KR_M else last
             subs[p], conc[p] = sub_index(t[p], c), _shown(t[p], c)
         else:
-            if p in ("pm25", "pm10"):  # AirNow rounds the NowCast to the table's precision (see test_stateair)
+            if p in ("pm25", "pm10"):  # the NowCast at the table's precision: truncated (TAD), or rounded
                 nc = nowcast(vals)
                 scale = t[p].scale
                 assert scale is not None  # the US PM tables truncate to a precision
-                c = None if nc is None else math.floor(nc * scale + 0.5 + EPS) / scale
+                half = 0.5 if standard in ROUNDED_NOWCAST else 0.0
+                c = None if nc is None else math.floor(nc * scale + half + EPS) / scale
                 subs[p], conc[p] = sub_index(t[p], c), _shown(t[p], c)
             elif p == "o3":
                 subs[p], conc[p] = _us_o3(t, nowcast(vals, 8, 0.0), last)

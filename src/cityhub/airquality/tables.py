@@ -18,12 +18,18 @@ if TYPE_CHECKING:
 _V = TypeVar("_V", float, "np.ndarray")  # a value or a NumPy array of them
 
 POLLUTANTS: tuple[str, ...] = ("pm25", "pm10", "o3", "no2", "so2", "co")
-STANDARDS: tuple[str, ...] = ("vn", "us", "us2012", "kr")
+STANDARDS: tuple[str, ...] = ("vn", "us", "us2012", "kr", "us2012-stateair")
+# Historical reproduction of what the US Embassy's StateAir files of 2016-2017 published: the 2012 table with the
+# PM NowCast rounded half up to the table's precision (fitted on those files, computed by AirNow from raw values
+# more precise than they publish), where the EPA's Technical Assistance Document, and AirNow from mid-2018,
+# truncate it. Never a default.
+ROUNDED_NOWCAST: frozenset[str] = frozenset({"us2012-stateair"})
 INDEX_NAMES: dict[str, str] = {
     "vn": "VN_AQI (1459/QĐ-TCMT)",
     "us": "US EPA AQI (2024)",
     "us2012": "US EPA AQI (2012)",
     "kr": "Korea CAI",
+    "us2012-stateair": "US EPA AQI (2012), NowCast rounded as the StateAir files of 2016-2017",
 }
 
 # g/mol, for µg/m³ = ppb × M / 24.45 (25 °C, 1 atm)
@@ -136,13 +142,15 @@ KR = {
     "pm25": _kr(((0, 15), (16, 35), (36, 75), (76, 500)), 1),
 }
 
-TABLES: dict[str, dict[str, Segments]] = {"vn": VN, "us": US2024, "us2012": US2012, "kr": KR}
+TABLES: dict[str, dict[str, Segments]] = {"vn": VN, "us": US2024, "us2012": US2012, "kr": KR,
+                                          "us2012-stateair": US2012}  # fmt: skip
 
 # The unit each standard's tables use for gases (PM is always µg/m³).
 GAS_UNITS: dict[str, dict[str, str]] = {
     "vn": dict.fromkeys(("o3", "no2", "so2", "co"), "ugm3"),
     "us": {"o3": "ppm", "co": "ppm", "so2": "ppb", "no2": "ppb"},
     "us2012": {"o3": "ppm", "co": "ppm", "so2": "ppb", "no2": "ppb"},
+    "us2012-stateair": {"o3": "ppm", "co": "ppm", "so2": "ppb", "no2": "ppb"},
     "kr": dict.fromkeys(("o3", "no2", "so2", "co"), "ppm"),
 }
 
@@ -174,10 +182,11 @@ KR_CATEGORIES = (
     _cat("very_unhealthy", "Rất không tốt cho sức khỏe", "Very unhealthy", (255, 89, 89)),
 )
 CATEGORIES: dict[str, tuple[Category, ...]] = {"vn": VN_CATEGORIES, "us": US_CATEGORIES, "us2012": US_CATEGORIES,
-                                               "kr": KR_CATEGORIES}  # fmt: skip
+                                               "kr": KR_CATEGORIES, "us2012-stateair": US_CATEGORIES}  # fmt: skip
 # Upper index bound of each category (the last is open-ended).
 CATEGORY_UPPER: dict[str, tuple[int, ...]] = {"vn": (50, 100, 150, 200, 300), "us": (50, 100, 150, 200, 300),
-                                              "us2012": (50, 100, 150, 200, 300), "kr": (50, 100, 250)}  # fmt: skip
+                                              "us2012": (50, 100, 150, 200, 300), "kr": (50, 100, 250),
+                                              "us2012-stateair": (50, 100, 150, 200, 300)}  # fmt: skip
 
 
 def category_index(standard: str, value: int) -> int:
@@ -322,7 +331,8 @@ KR_ADVICE: tuple[Advice, ...] = (
         ),
     ),
 )
-ADVICE: dict[str, tuple[Advice, ...]] = {"vn": VN_ADVICE, "us": US_ADVICE, "us2012": US_ADVICE, "kr": KR_ADVICE}
+ADVICE: dict[str, tuple[Advice, ...]] = {"vn": VN_ADVICE, "us": US_ADVICE, "us2012": US_ADVICE, "kr": KR_ADVICE,
+                                         "us2012-stateair": US_ADVICE}  # fmt: skip
 
 
 def advice_of(standard: str, value: int | None) -> dict[str, dict[str, str]]:

@@ -19,8 +19,12 @@ from cityhub.errors import bad_request, not_found
 from cityhub.timefmt import TIME_MIN, iso_time
 
 router = APIRouter(prefix="/api/v1/aqi", tags=["Air quality"])
-Standard = Literal["vn", "us", "us2012", "kr"]
-STANDARD_QUERY = Query("vn", description="vn = VN_AQI (1459/QĐ-TCMT), us = US EPA AQI (2024), us2012, kr = Korea CAI")
+Standard = Literal["vn", "us", "us2012", "kr", "us2012-stateair"]
+STANDARD_QUERY = Query(
+    "vn",
+    description="vn = VN_AQI (1459/QĐ-TCMT), us = US EPA AQI (2024), us2012, kr = Korea CAI, us2012-stateair = "
+    "the 2012 table with the PM NowCast rounded as the US Embassy's StateAir files of 2016-2017 (historical)",
+)
 
 
 def _aq(request: Request) -> AirQuality:
