@@ -460,3 +460,40 @@ def test_observation_posts_answer_as_the_routes_do(client: TestClient, station: 
     assert anonymous.status_code == 401
     assert client.get("/v1.1/Observations").status_code == 200
     assert client.put("/v1.1/Observations", json=body).status_code == 405
+
+
+def test_a_linked_entity_may_carry_its_other_properties(client: TestClient, station: dict) -> None:
+    """Issue 13: frost_sta_client links existing entities as the whole entity it holds, ``{"@iot.id": 5, "name":
+    ...}``, and FROST-Server links by the id, ignoring the rest. CityHub answered 400 "@iot.id is assigned by the
+    server", so no Datastream could be created from that client. Now the id links; the rest changes nothing."""
+    thing = client.get(f"/v1.1/Things({station['thing']})").json()
+    sensor = client.get(f"/v1.1/Datastreams({station['datastream']})/Sensor").json()
+    prop = client.get(f"/v1.1/Datastreams({station['datastream']})/ObservedProperty").json()
+    body = {
+        "name": "PM10", "description": "PM10", "observationType": OM_MEASUREMENT, "unitOfMeasurement": UGM3,
+        "Thing": {**thing, "name": "not applied"}, "Sensor": sensor, "ObservedProperty": prop,
+    }  # fmt: skip
+    r = client.post("/v1.1/Datastreams", json=body)
+    assert r.status_code == 201, r.text
+    ds = r.json()["@iot.id"]
+    assert client.get(f"/v1.1/Datastreams({ds})/Thing").json()["@iot.id"] == station["thing"]
+    assert client.get(f"/v1.1/Things({station['thing']})").json()["name"] == thing["name"]  # the rest ignored
+    assert client.get(f"/v1.1/Datastreams({ds})/Sensor").json()["@iot.id"] == sensor["@iot.id"]
+    # An Observation naming its Datastream as the whole entity; in the Datastream's own collection, the same one.
+    full = client.get(f"/v1.1/Datastreams({ds})").json()
+    r = client.post("/v1.1/Observations", json={"phenomenonTime": "2026-01-01T00:00:00Z", "result": 1,
+                                                "Datastream": full})  # fmt: skip
+    assert r.status_code == 201, r.text
+    same = {"phenomenonTime": "2026-01-01T01:00:00Z", "result": 2, "Datastream": {"@iot.id": ds}}
+    r = client.post(f"/v1.1/Datastreams({ds})/Observations", json=same)
+    assert r.status_code == 201, r.text
+    r = client.post(f"/v1.1/Datastreams({ds})/Observations",
+                    json={"result": 3, "Datastream": {"@iot.id": station["datastream"]}})  # fmt: skip
+    assert r.status_code == 400 and r.json()["field"] == "Datastream"
+    assert [o["result"] for o in client.get(f"/v1.1/Datastreams({ds})/Observations?$orderby=phenomenonTime")
+            .json()["value"]] == [1, 2]  # fmt: skip
+    # PATCH links the same way; a top-level @iot.id is still refused.
+    r = client.patch(f"/v1.1/Datastreams({ds})", json={"Sensor": {**sensor, "description": "ignored"}})
+    assert r.status_code == 200, r.text
+    r = client.post("/v1.1/Things", json={**thing, "name": "copy"})
+    assert r.status_code == 400 and r.json()["field"] == "@iot.id"

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from cityhub.auth.keys import KeyStore
 from cityhub.config import Settings
+from cityhub.errors import ProblemError
 from tests.conftest import station_body
 
 
@@ -150,7 +151,8 @@ def test_bulk_malformed_bodies(
         ({"phenomenonTime": 12, "result": 1}, "phenomenonTime"),
         ({"phenomenonTime": "2026-01-01T00:00:00Z"}, "result"),
         ({"phenomenonTime": "2026-01-01T00:00:00Z", "result": 1, "colour": "red"}, "colour"),
-        ({"phenomenonTime": "2026-01-01T00:00:00Z", "result": 1, "Datastream": {"@iot.id": 1}}, "Datastream"),
+        # Another Datastream than the path's (the same one is accepted: test_a_linked_entity_may_carry_...).
+        ({"phenomenonTime": "2026-01-01T00:00:00Z", "result": 1, "Datastream": {"@iot.id": 999_999}}, "Datastream"),
         ({"phenomenonTime": "2026-01-01T00:00:00Z", "result": 1, "parameters": [1]}, "parameters"),
     ],
 )
@@ -405,3 +407,41 @@ def test_text_holding_nul_is_refused_with_the_field_on_every_store(client: TestC
     r = client.patch(f"/v1.1/Things({thing})", json={"properties": {"note": "a\x00b"}})
     assert r.status_code == 200, r.text
     assert client.get(f"/v1.1/Things({thing})").json()["properties"] == {"note": "a\x00b"}
+
+
+def test_data_array_columns_equal_the_row_wise_table() -> None:
+    """CreateObservations builds plain groups a column at a time (data_array_table); the table must be the one the
+    row-wise path makes of the same rows, for plain groups and for those that fall back to it."""
+    from cityhub.ingest.observations import data_array_table, rows_to_table
+
+    groups: list[tuple[int, list[str], list[list[object]]]] = [
+        (7, ["phenomenonTime", "result"], [["2026-01-01T00:00:00Z", 1], ["2026-01-01T01:00:00Z", 2.5]]),
+        (8, ["result", "phenomenonTime", "FeatureOfInterest/id"],
+         [[3, "2026-01-01T00:00:00Z", 4], [-1e300, None, None]]),
+        (9, ["phenomenonTime", "result", "resultTime"],
+         [["2026-01-01T00:00:00Z", "text", "2026-01-01T00:00:01Z"], ["2026-01-01T01:00:00Z", True, None],
+          ["2026-01-01T02:00:00Z", {"a": [1]}, None]]),
+        (10, ["phenomenonTime", "result", "parameters"], [["2026-01-01T00:00:00Z", 1, {"k": "v"}]]),
+        (11, ["phenomenonTime", "result"], []),
+    ]  # fmt: skip
+    names = {"FeatureOfInterest/id": "featureOfInterest"}
+    records = [
+        {"datastream": ds, **{names.get(c, c): v for c, v in zip(comps, row, strict=True)}}
+        for ds, comps, rows in groups
+        for row in rows
+    ]
+    fast, slow = data_array_table(groups), rows_to_table(records)
+    assert fast.num_rows == slow.num_rows == 8
+    for col in slow.column_names:
+        if col in fast.column_names:
+            assert fast.column(col).to_pylist() == slow.column(col).to_pylist(), col
+        else:
+            assert slow.column(col).null_count == slow.num_rows, col
+    # A row the row-wise path refuses is named by its index in the whole body.
+    huge: list[tuple[int, list[str], list[list[object]]]] = [
+        (7, ["phenomenonTime", "result"], [["2026-01-01T00:00:00Z", 1]]),
+        (8, ["phenomenonTime", "result"], [["2026-01-01T00:00:00Z", 10**400]]),
+    ]
+    with pytest.raises(ProblemError) as err:
+        data_array_table(huge)
+    assert err.value.status == 400 and err.value.extra["index"] == 1

@@ -476,6 +476,13 @@ def test_roll_ups_are_deferred_and_any_process_folds_them_once(url: str) -> None
         assert _hourly(b, ds2) == [(datetime(2025, 3, 1, 0, tzinfo=UTC), float(sum(range(100, 110))), 10)]
         a.flush_derived()
         assert _hourly(a, ds2)[0][2] == 10
+        # The writers' own folds leave the other process's rows alone (no reading them back).
+        a.append_batch(_rows(a, ds2, range(10, 12), 100.0), lambda r: None)
+        b.fold_own_derived()
+        assert _pending_ranges(url) == 1 and a.pending_derived() == 2
+        a.fold_own_derived()
+        assert _pending_ranges(url) == 0 and a.pending_derived() == 0
+        assert _hourly(b, ds2)[0][2] == 12
     finally:
         a.close()
         b.close()

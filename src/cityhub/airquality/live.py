@@ -432,7 +432,7 @@ class AirQuality:
              "encoding_type": "text/html", "metadata": "https://cityhub.hanoi/docs/airquality"},
             wanted,
         )  # fmt: skip
-        self.catalog.invalidate()
+        self.catalog.invalidate(features=False)  # new Datastreams only: no cached feature changes
         for entity_set, entity_id in made.created:
             self.bus.entity(entity_set, entity_id)
 

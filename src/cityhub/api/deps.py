@@ -2,7 +2,7 @@
 
 Routers depend on this module, never on :mod:`cityhub.app`, so the import graph runs one way
 (app → routers → deps → hub). The key is read by FastAPI security schemes, so the OpenAPI document declares
-how to authenticate (``Authorization: Bearer <key>`` or ``X-API-Key``).
+how to authenticate (``Authorization: Bearer <key>``, HTTP Basic with the key as the password, or ``X-API-Key``).
 """
 
 from __future__ import annotations
@@ -12,14 +12,17 @@ from typing import Any
 import orjson
 from fastapi import Depends, Request
 from fastapi.responses import Response
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials, HTTPBearer
 
-from cityhub.auth.keys import ANONYMOUS, Principal
+from cityhub.auth.keys import ANONYMOUS, Principal, key_of
 from cityhub.errors import ProblemError
 from cityhub.hub import Hub
 
 _bearer = HTTPBearer(auto_error=False, description="an API key: `Authorization: Bearer <key>`")
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="an API key")
+_basic = HTTPBasic(
+    auto_error=False, description="an API key as the password, any user name (what clients made for FROST-Server send)"
+)
 
 
 class JSONResponse(Response):
@@ -45,8 +48,7 @@ def principal(request: Request) -> Principal:
     who: Principal | None = request.scope.get("state", {}).get("principal")
     if who is not None and who is not ANONYMOUS:
         return who
-    auth = request.headers.get("authorization", "")
-    key = auth[7:].strip() if auth.lower().startswith("bearer ") else request.headers.get("x-api-key")
+    key = key_of(request.headers.get("authorization"), request.headers.get("x-api-key"))
     if key:
         who = hub.keys.authenticate(key)
         if who is None:
@@ -75,7 +77,9 @@ def require(who: Principal, what: str) -> None:
 
 
 async def declare_security(
-    _b: HTTPAuthorizationCredentials | None = Depends(_bearer), _k: str | None = Depends(_api_key)
+    _b: HTTPAuthorizationCredentials | None = Depends(_bearer),
+    _k: str | None = Depends(_api_key),
+    _p: HTTPBasicCredentials | None = Depends(_basic),
 ) -> None:
     """An app-wide dependency that only declares the key schemes in the OpenAPI document; routes check roles
     themselves (``require``), since most of them are open to anonymous readers. Async although it does nothing:

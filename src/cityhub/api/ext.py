@@ -127,7 +127,7 @@ async def create_observations_data_array(request: Request) -> Response:
         raise bad_request(f"the body is not valid JSON: {exc}", field="body") from None
     if not isinstance(body, list):
         raise bad_request("the body must be an array of {Datastream, components, dataArray}", field="body")
-    records: list[dict[str, Any]] = []
+    groups: list[tuple[int, list[str], list[list[Any]]]] = []
     for k, group in enumerate(body):
         where = f"[{k}]"
         if not isinstance(group, dict):
@@ -145,16 +145,17 @@ async def create_observations_data_array(request: Request) -> Response:
             raise bad_request(
                 f"components must include result and be among {sorted(allowed)}", field=f"{where}.components"
             )
+        if len(set(comps)) != len(comps):
+            raise bad_request("components must not repeat", field=f"{where}.components")
+        width = len(comps)
         for j, row in enumerate(rows):
-            if not isinstance(row, list) or len(row) != len(comps):
+            if not isinstance(row, list) or len(row) != width:
                 raise bad_request("each dataArray row must match components", field=f"{where}.dataArray[{j}]")
-            rec: dict[str, Any] = {"datastream": ds["@iot.id"]}
-            for c, val in zip(comps, row, strict=True):
-                rec["featureOfInterest" if c == "FeatureOfInterest/id" else c] = val
-            records.append(rec)
-    if not records:
+        groups.append((ds["@iot.id"], comps, rows))
+    total = sum(len(g[2]) for g in groups)
+    if not total:
         return JSONResponse([], status_code=201)
-    raw = obsin.rows_to_table(records)
+    raw = obsin.data_array_table(groups)
     prep = await asyncio.to_thread(hub.pipeline.prepare, raw, who, partial=True)
     result = await asyncio.wrap_future(hub.pipeline.submit(prep))
     out = hub.pipeline.outcome(prep, result)
@@ -164,7 +165,7 @@ async def create_observations_data_array(request: Request) -> Response:
     stored = hub.pipeline.stored_ids(prep, result)
     base = str(request.base_url).rstrip("/") + "/v1.1"
     answer = []
-    for i in range(len(records)):
+    for i in range(total):
         if i in errors:
             answer.append(f"error: {errors[i]['field']} {errors[i]['reason']}")
             continue

@@ -29,7 +29,7 @@ from limits.storage import MemoryStorage
 from limits.strategies import SlidingWindowCounterRateLimiter
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from cityhub.auth.keys import ANONYMOUS, KeyStore, Principal
+from cityhub.auth.keys import ANONYMOUS, KeyStore, Principal, key_of
 from cityhub.config import Settings
 from cityhub.errors import ProblemError
 
@@ -47,12 +47,11 @@ def _items(spec: str) -> list[RateLimitItem]:
 
 
 def request_key(headers: dict[bytes, bytes]) -> str | None:
-    """The API key of ``Authorization: Bearer <key>`` or ``X-API-Key``, as deps.principal reads it."""
-    auth = headers.get(b"authorization", b"").decode("latin-1")
-    if auth.lower().startswith("bearer "):
-        return auth[7:].strip() or None
-    key = headers.get(b"x-api-key")
-    return key.decode("latin-1").strip() or None if key is not None else None
+    """The API key the request presents (see :func:`cityhub.auth.keys.key_of`), as deps.principal reads it."""
+    auth, api_key = headers.get(b"authorization"), headers.get(b"x-api-key")
+    return key_of(
+        auth.decode("latin-1") if auth is not None else None, api_key.decode("latin-1") if api_key is not None else None
+    )
 
 
 class RateLimits:

@@ -8,6 +8,8 @@ to protect guessable secrets).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import builtins
 import hashlib
 import os
@@ -51,6 +53,23 @@ class Principal:
 
 
 ANONYMOUS = Principal("anonymous", "anonymous")
+
+
+def key_of(authorization: str | None, x_api_key: str | None) -> str | None:
+    """The API key a request presents: ``Authorization: Bearer <key>``; ``Authorization: Basic`` with the key as
+    the password (any user name), which is what SensorThings clients written for FROST-Server send
+    (frost_sta_client's ``AuthHandler(username, password)``); or ``X-API-Key``."""
+    auth = (authorization or "").strip()
+    scheme, _, credentials = auth.partition(" ")
+    if scheme.lower() == "bearer":
+        return credentials.strip() or None
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return decoded.partition(":")[2] or None
+    return (x_api_key or "").strip() or None
 
 
 def _hash(key: str) -> str:

@@ -251,7 +251,8 @@ class ObservationWriter:
             if rows >= 1000:
                 self._commit_rate = 0.8 * self._commit_rate + 0.2 * rows / max(time.perf_counter() - t0, 1e-3)
             # Under sustained load, fold roll-ups in at least every MAX_FLUSH_DELAY_S or 100,000 rows.
-            if self.store.pending_derived() >= MAX_PENDING_ROWS or time.monotonic() - self._flushed > MAX_FLUSH_DELAY_S:
+            delay = min(MAX_FLUSH_DELAY_S, self.store.fold_interval_s)
+            if self.store.pending_derived() >= MAX_PENDING_ROWS or time.monotonic() - self._flushed > delay:
                 self._flush()
             self._rows_unlooked += rows
             if self._rows_unlooked >= CHECKPOINT_LOOK_ROWS or time.monotonic() - self._looked >= CHECKPOINT_LOOK_S:
@@ -262,7 +263,7 @@ class ObservationWriter:
 
     def _flush(self) -> None:
         try:
-            self.store.flush_derived()
+            self.store.fold_own_derived()
         except Exception:
             log.exception("roll-up flush failed; it is retried after the next commit")
         self._flushed = time.monotonic()

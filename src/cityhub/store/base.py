@@ -220,6 +220,14 @@ class Store(abc.ABC):
     def flush_derived(self) -> None:  # noqa: B027 - optional hook, a no-op for backends that never defer
         """Bring derived tables (latest values, roll-ups) up to date, for backends that defer them."""
 
+    #: How often, at most, the writer folds deferred roll-ups under sustained load (it also folds when idle).
+    fold_interval_s: float = 0.5
+
+    def fold_own_derived(self) -> None:
+        """The writer's periodic fold: what this process deferred. A store shared by processes leaves the others'
+        to them (or to the next read of a roll-up); one process's store folds everything."""
+        self.flush_derived()
+
     def pending_derived(self) -> int:
         """Observations committed but not yet in the derived tables."""
         return 0

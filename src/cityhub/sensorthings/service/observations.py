@@ -35,16 +35,18 @@ class ObservationMixin(ServiceBase):
                 raise bad_request(f"Observation has no property {k!r}", field=field_prefix + k)
         if "@iot.id" in body:
             raise bad_request("@iot.id is assigned by the server", field=field_prefix + "@iot.id")
+        # The Datastream by its id; other members beside it are ignored, as FROST-Server does (clients send the
+        # whole entity they hold). In a Datastream's own collection, a body naming that same Datastream is fine.
+        ds = body.get("Datastream")
         if ds_id is None:
-            ds = body.get("Datastream")
-            if not isinstance(ds, dict) or set(ds) != {"@iot.id"}:
+            if not isinstance(ds, dict) or "@iot.id" not in ds:
                 raise bad_request(
                     'an Observation needs Datastream: {"@iot.id": <id>}', field=field_prefix + "Datastream"
                 )
             ds_id = ds["@iot.id"]
             if not isinstance(ds_id, int) or isinstance(ds_id, bool):
                 raise bad_request("Datastream @iot.id must be an integer", field=field_prefix + "Datastream")
-        elif "Datastream" in body:
+        elif "Datastream" in body and not (isinstance(ds, dict) and ds.get("@iot.id") == ds_id):
             raise bad_request("Datastream is given by the path", field=field_prefix + "Datastream")
         if "result" not in body:
             raise bad_request("Observation.result is required", field=field_prefix + "result")

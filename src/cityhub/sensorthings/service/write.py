@@ -53,7 +53,9 @@ class WriteMixin(ServiceBase):
     ) -> dict[str, Any]:
         with self.store.transaction() as tx:
             new_id = self._create(tx, et, body, "", parent)
-        self.catalog.invalidate()
+        # A new Location (linked to a Thing through the path, or a deep insert's) or HistoricalLocation may change a
+        # Thing's current Location; other new entities change no existing Datastream's default feature.
+        self.catalog.invalidate(features=et in (model.LOCATION, model.HISTORICAL_LOCATION))
         self._announce(et, new_id)
         return self._fetch(base, et, new_id)
 
@@ -67,7 +69,9 @@ class WriteMixin(ServiceBase):
     ) -> int:
         prefix = f"{where}." if where else ""
         if "@iot.id" in body:
-            if len(body) == 1 and where:
+            if where:
+                # A linked entity. FROST-Server links by the id and ignores the rest, and its clients (the
+                # frost_sta_client package) send the whole entity they hold: the same here.
                 return self._reference(tx, et, body["@iot.id"], where)
             raise bad_request("@iot.id is assigned by the server", field=f"{prefix}@iot.id")
         if et is model.OBSERVATION:
@@ -157,7 +161,7 @@ class WriteMixin(ServiceBase):
                     continue
                 sub = body[nav.name]
                 if nav.fk:
-                    if not isinstance(sub, dict) or set(sub) != {"@iot.id"}:
+                    if not isinstance(sub, dict) or "@iot.id" not in sub:  # other members ignored, as in _create
                         raise bad_request(f'{nav.name} must be {{"@iot.id": <id>}}', field=nav.name)
                     values[nav.fk] = self._reference(tx, model.entity(nav.target), sub["@iot.id"], nav.name)
                 else:
@@ -171,7 +175,7 @@ class WriteMixin(ServiceBase):
                         target = model.entity(nav.target)
                         child = (
                             self._reference(tx, target, item["@iot.id"], f"{nav.name}[{k}]")
-                            if set(item) == {"@iot.id"}
+                            if "@iot.id" in item
                             else self._create(tx, target, item, f"{nav.name}[{k}]", None)
                         )
                         self._link(tx, et, nav, entity_id, child)

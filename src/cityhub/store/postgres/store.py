@@ -77,6 +77,8 @@ _LATEST_DDL = """CREATE TEMP TABLE IF NOT EXISTS _ch_latest (
     result_json text, observation_id bigint, first_time timestamptz, count bigint) ON COMMIT DELETE ROWS"""
 _OBS_TYPE_OF = dict(zip(_OBS_COLUMNS, _OBS_TYPES, strict=True))
 _ID_BLOCK = 1024
+# Rows held for deferred roll-ups past which an append folds them itself (the writer folds every 400,000).
+_MAX_PENDING_ROWS = 2_000_000
 # A pooled connection idle longer than this is checked before use (see PostgresStore._check).
 _CHECK_IDLE_S = 2.0
 # What a roll-up needs of an Observation.
@@ -230,6 +232,10 @@ class PostgresStore(Store):
     ``statement_timeout_s`` cancels a statement that runs longer (answered 503); ``pool_size`` bounds the
     connections this process opens; a request waits at most ``pool_timeout_s`` for one.
     """
+
+    # Other processes' reads fold this process's pending rows by reading them back from the table, which costs far
+    # more than the writer folding them from memory: fold them often (a fold of a few rows costs ~3 ms).
+    fold_interval_s = 0.1
 
     def __init__(
         self,
@@ -572,6 +578,9 @@ class PostgresStore(Store):
             raise
         if entry is not None:
             entry.committed = True
+            if self._pending_rows > _MAX_PENDING_ROWS:
+                # A caller without the writer's periodic folds (an in-process load) must not hold every row here.
+                self.fold_own_derived()
         return result
 
     def _append_new(
@@ -634,19 +643,39 @@ class PostgresStore(Store):
                 folded = self._fold(con.cursor())
             self._settle(folded)
 
+    def fold_own_derived(self) -> None:
+        """The writer's fold: this process's own pending rows only, from memory. Claiming every process's, as a
+        read must, made two processes' writers read each other's rows back from the table at every fold (two hubs
+        under single POSTs: 33 a second); theirs are folded by their own writers, or by the next read."""
+        if not self._pending_rows:
+            return
+        with self._fold_lock, self.connection() as con:
+            with con.transaction():
+                folded = self._fold(con.cursor(), own_only=True)
+            self._settle(folded)
+
     def _fold_locked(self, cur: psycopg.Cursor[Any]) -> _Folded:
         """Fold in a transaction that will recompute roll-ups from stored rows: appends wait until it commits, so
         that no row is both pending and counted by the recompute (it would be counted twice when folded)."""
         cur.execute("LOCK TABLE rollup_pending IN EXCLUSIVE MODE")
         return self._fold(cur)
 
-    def _fold(self, cur: psycopg.Cursor[Any]) -> _Folded:
+    def _fold(self, cur: psycopg.Cursor[Any], *, own_only: bool = False) -> _Folded:
         """Claim every committed pending range (row locks make each claimed by one transaction of one process) and
         fold their rows into the roll-ups: from memory where this process appended them, else read in the
         database. The claims and the folds commit together; :meth:`_settle` then drops what memory no longer needs."""
         with self._pending_lock:
             seen = [e for e in self._pending if e.committed]
-        claimed = {(int(lo), int(hi)) for lo, hi in cur.execute("DELETE FROM rollup_pending RETURNING lo, hi")}
+        if own_only:
+            los = [r[0] for e in seen for r in e.ranges]
+            if not los:
+                return _Folded(set(), seen)
+            rows = cur.execute(
+                "DELETE FROM rollup_pending WHERE lo = ANY(%s::bigint[]) RETURNING lo, hi", [id_array(los)]
+            )
+        else:
+            rows = cur.execute("DELETE FROM rollup_pending RETURNING lo, hi")
+        claimed = {(int(lo), int(hi)) for lo, hi in rows}
         folded = _Folded(claimed, seen)
         if not claimed:
             return folded
@@ -798,14 +827,12 @@ class PostgresStore(Store):
         transaction, touching only the hours and latest values of these rows."""
         batch = batch.select(_OBS_COLUMNS)
         self.ensure_partitions(batch.column("phenomenon_time"))
-        with self.connection() as con:
-            with con.transaction():
-                cur = con.cursor()
-                # The hours of replaced rows are recomputed from stored rows: pending ones are folded in first.
-                folded = self._fold_locked(cur)
-                result = self._replace(cur, batch)
-            self._settle(folded)
-        return result
+        # No fold first: the hours of replaced rows are recomputed from the stored rows that are not pending (see
+        # _refresh_keys), so this needs no lock against appends (it held every process's appends while it folded
+        # them all, once per round of derived indices). A replaced row that is itself pending exists only if a
+        # client appended to a derived Datastream; the hub's own derived rows never are.
+        with self.connection() as con, con.transaction():
+            return self._replace(con.cursor(), batch)
 
     def _replace(self, cur: psycopg.Cursor[Any], batch: pa.Table) -> AppendResult:
         cur.execute("TRUNCATE _ch_stage, _ch_ins")
@@ -853,7 +880,12 @@ class PostgresStore(Store):
         self, cur: psycopg.Cursor[Any], ds_ids: Sequence[int], hours: Sequence[datetime | None], *, latest: bool = True
     ) -> None:
         """Recompute the hourly roll-ups of the (Datastream, hour) pairs given from the stored rows, and with
-        ``latest`` the latest values of their Datastreams (a scan of each one's history)."""
+        ``latest`` the latest values of their Datastreams (a scan of each one's history).
+
+        Rows still pending are left out of the hours: their fold adds them later, whenever it commits (a fold
+        racing this either commits first, and its rows are no longer pending here, or waits on the roll-up row
+        this deletes and adds to the recomputed one). The latest values are recomputed only in transactions that
+        folded everything first under the lock on rollup_pending (``transaction``), where nothing is pending."""
         keys = "SELECT DISTINCT * FROM unnest(%s::bigint[], %s::timestamptz[]) AS k(datastream_id, hour)"
         params = [id_array(ds_ids), list(hours)]
         cur.execute(
@@ -872,7 +904,8 @@ class PostgresStore(Store):
                            max(o.result_number) AS maximum
                     FROM observations o
                     WHERE o.datastream_id = k.datastream_id AND o.phenomenon_time >= k.hour
-                      AND o.phenomenon_time < k.hour + INTERVAL '1 hour' AND o.result_number IS NOT NULL) a
+                      AND o.phenomenon_time < k.hour + INTERVAL '1 hour' AND o.result_number IS NOT NULL
+                      AND NOT EXISTS (SELECT 1 FROM rollup_pending p WHERE o.id BETWEEN p.lo AND p.hi)) a
                 WHERE k.hour IS NOT NULL AND a.n > 0""",
             params,
         )
