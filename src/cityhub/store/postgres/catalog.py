@@ -86,13 +86,15 @@ class PgCatalog(CatalogOps):
         # statement reading what is committed by then) finds the one made here instead of making its own.
         tx.execute("SELECT pg_advisory_xact_lock(%s::bigint)", [_FEATURES_LOCK])
         rows = tx.execute(
+            # Per Datastream, index lookups of its Thing's first Location and that Location's first feature: grouping
+            # every Thing's Locations and every feature first cost 40 ms a call with 10,000 Things.
             """SELECT d.id, l.id, l.name, l.description, l.encoding_type, l.location, f.id
                FROM datastreams d
-               JOIN (SELECT thing_id, min(location_id) AS location_id FROM thing_locations
-                     GROUP BY thing_id) tl ON tl.thing_id = d.thing_id
+               CROSS JOIN LATERAL (SELECT min(location_id) AS location_id FROM thing_locations
+                                   WHERE thing_id = d.thing_id) tl
                JOIN locations l ON l.id = tl.location_id
-               LEFT JOIN (SELECT from_location_id, min(id) AS id FROM features_of_interest
-                          GROUP BY from_location_id) f ON f.from_location_id = l.id
+               CROSS JOIN LATERAL (SELECT min(id) AS id FROM features_of_interest
+                                   WHERE from_location_id = l.id) f
                WHERE d.id = ANY(%s::bigint[])""",
             [id_array(list(out))],
         )
