@@ -827,14 +827,18 @@ class PostgresStore(Store):
         transaction, touching only the hours and latest values of these rows."""
         batch = batch.select(_OBS_COLUMNS)
         self.ensure_partitions(batch.column("phenomenon_time"))
-        # No fold first: the hours of replaced rows are recomputed from the stored rows that are not pending (see
-        # _refresh_keys), so this needs no lock against appends (it held every process's appends while it folded
-        # them all, once per round of derived indices). A replaced row that is itself pending exists only if a
-        # client appended to a derived Datastream; the hub's own derived rows never are.
-        with self.connection() as con, con.transaction():
-            return self._replace(con.cursor(), batch)
+        # No fold first as a rule: the hours of replaced rows are recomputed from the stored rows that are not
+        # pending (see _refresh_keys), so this needs no lock against appends (it held every process's appends while
+        # it folded them all, once per round of derived indices). Only a replaced row that is itself pending (a
+        # client's append to a derived Datastream, or the same key replaced right after its append) folds first.
+        with self.connection() as con:
+            with con.transaction():
+                result, folded = self._replace(con.cursor(), batch)
+            if folded is not None:
+                self._settle(folded)
+        return result
 
-    def _replace(self, cur: psycopg.Cursor[Any], batch: pa.Table) -> AppendResult:
+    def _replace(self, cur: psycopg.Cursor[Any], batch: pa.Table) -> tuple[AppendResult, _Folded | None]:
         cur.execute("TRUNCATE _ch_stage, _ch_ins")
         self.copy_in(cur, "_ch_stage", batch)
         # One index lookup per staged row: with a few thousand staged rows (a round of derived indices) the planner
@@ -844,6 +848,15 @@ class PostgresStore(Store):
             """SELECT b.id, o.id FROM _ch_stage b JOIN observations o
                ON o.datastream_id = b.datastream_id AND o.phenomenon_time = b.phenomenon_time"""
         ).fetchall()
+        folded = None
+        if pairs and cur.execute(
+            """SELECT EXISTS (SELECT 1 FROM unnest(%s::bigint[]) AS s(id)
+                              JOIN rollup_pending p ON s.id BETWEEN p.lo AND p.hi)""",
+            [id_array([p[1] for p in pairs])],
+        ).fetchone()[0]:  # type: ignore[index]
+            # A row to replace is itself pending (appended, not folded yet): its fold would add the old value
+            # after the recompute below. Folded first, under the lock (nothing shared is locked here yet).
+            folded = self._fold_locked(cur)
         if pairs:
             cur.execute(
                 """UPDATE observations o SET phenomenon_time_end = b.phenomenon_time_end,
@@ -874,7 +887,7 @@ class PostgresStore(Store):
             fresh = batch
         result = self._merge(cur, fresh) if fresh.num_rows else AppendResult(np.empty(0, np.int64))
         result.replaced = {int(new): int(stored) for new, stored in pairs}
-        return result
+        return result, folded
 
     def _refresh_keys(
         self, cur: psycopg.Cursor[Any], ds_ids: Sequence[int], hours: Sequence[datetime | None], *, latest: bool = True
