@@ -104,8 +104,6 @@ def _reload_catalog(core: Core) -> Callable[[Event], None]:
 
     def handle(event: Event) -> None:
         if isinstance(event, EntityChanged) and event.remote:
-            # A created entity that is not a Location changes no Datastream's default FeatureOfInterest.
-            created = event.op == "created" and event.entity_set not in ("Locations", "HistoricalLocations")
-            core.catalog.invalidate(features=not created)
+            core.catalog.entity_changed(event.entity_set, event.op)
 
     return handle

@@ -435,7 +435,7 @@ class AirQuality:
              "encoding_type": "text/html", "metadata": "https://cityhub.hanoi/docs/airquality"},
             wanted,
         )  # fmt: skip
-        self.catalog.invalidate(features=False)  # new Datastreams only: no cached feature changes
+        self.catalog.entity_changed("Datastreams", "created")
         for entity_set, entity_id in made.created:
             self.bus.entity(entity_set, entity_id)
 

@@ -84,6 +84,12 @@ class DatastreamCatalog:
                 self._default_foi.clear()
                 self._features_version += 1
 
+    def entity_changed(self, entity_set: str, op: str) -> None:
+        """:meth:`invalidate` after a model change, by what changed: a created entity that is not a Location or
+        HistoricalLocation changes no Datastream's default FeatureOfInterest (its Thing's current Location)."""
+        created = op == "created" and entity_set not in ("Locations", "HistoricalLocations")
+        self.invalidate(features=not created)
+
     def table(self) -> pa.Table:
         return self._load()[0]
 

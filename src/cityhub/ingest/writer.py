@@ -27,9 +27,8 @@ from cityhub.store.base import OBSERVATION_BATCH_SCHEMA, AppendResult, Store
 log = logging.getLogger(__name__)
 
 # Roll-ups (latest values, hourly aggregates) cost ~3 ms per statement whatever the rows, so they are
-# folded in after a quiet moment, or at least this often under load. Reads of them fold first.
+# folded in after a quiet moment, or at least every store.fold_interval_s under load. Reads of them fold first.
 IDLE_FLUSH_S = 0.05
-MAX_FLUSH_DELAY_S = 0.5
 # ... or once this many rows wait: each fold has a fixed cost (two upserts and a commit), so fewer, larger folds
 # leave more of a busy writer's time to commits; reads fold first, so none of them sees a stale roll-up.
 MAX_PENDING_ROWS = 400_000
@@ -250,9 +249,9 @@ class ObservationWriter:
                     self._queued_rows -= rows
             if rows >= 1000:
                 self._commit_rate = 0.8 * self._commit_rate + 0.2 * rows / max(time.perf_counter() - t0, 1e-3)
-            # Under sustained load, fold roll-ups in at least every MAX_FLUSH_DELAY_S or 100,000 rows.
-            delay = min(MAX_FLUSH_DELAY_S, self.store.fold_interval_s)
-            if self.store.pending_derived() >= MAX_PENDING_ROWS or time.monotonic() - self._flushed > delay:
+            # Under sustained load, fold roll-ups in at least every store.fold_interval_s or MAX_PENDING_ROWS rows.
+            due = time.monotonic() - self._flushed > self.store.fold_interval_s
+            if self.store.pending_derived() >= MAX_PENDING_ROWS or due:
                 self._flush()
             self._rows_unlooked += rows
             if self._rows_unlooked >= CHECKPOINT_LOOK_ROWS or time.monotonic() - self._looked >= CHECKPOINT_LOOK_S:

@@ -117,3 +117,23 @@ def ddl() -> list[str]:
     stmts = [f"CREATE TABLE IF NOT EXISTS {name} ({cols.strip()})" for name, cols in TABLES.items()]
     stmts += [f"CREATE OR REPLACE VIEW {name} AS {sql.strip()}" for name, sql in VIEWS.items()]
     return stmts
+
+
+def replace_in_place(stage: str) -> tuple[str, str]:
+    """The two statements both backends run to replace stored Observations from the staged rows of ``stage`` (same
+    key): the rows take the new results and keep their ids, and a replaced row that is its Datastream's latest
+    changes the latest value, nothing else there."""
+    return (
+        f"""UPDATE observations o SET phenomenon_time_end = b.phenomenon_time_end,
+               result_time = b.result_time, result_number = b.result_number,
+               result_string = b.result_string, result_json = b.result_json,
+               result_quality = b.result_quality, valid_time_start = b.valid_time_start,
+               valid_time_end = b.valid_time_end, parameters = b.parameters,
+               feature_of_interest_id = b.feature_of_interest_id
+           FROM {stage} b
+           WHERE o.datastream_id = b.datastream_id AND o.phenomenon_time = b.phenomenon_time""",
+        f"""UPDATE ds_latest l SET result_number = b.result_number, result_string = b.result_string,
+               result_json = b.result_json
+           FROM {stage} b
+           WHERE l.datastream_id = b.datastream_id AND l.phenomenon_time = b.phenomenon_time""",
+    )

@@ -53,9 +53,7 @@ class WriteMixin(ServiceBase):
     ) -> dict[str, Any]:
         with self.store.transaction() as tx:
             new_id = self._create(tx, et, body, "", parent)
-        # A new Location (linked to a Thing through the path, or a deep insert's) or HistoricalLocation may change a
-        # Thing's current Location; other new entities change no existing Datastream's default feature.
-        self.catalog.invalidate(features=et in (model.LOCATION, model.HISTORICAL_LOCATION))
+        self.catalog.entity_changed(et.plural, "created")
         self._announce(et, new_id)
         return self._fetch(base, et, new_id)
 

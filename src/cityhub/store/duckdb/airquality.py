@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import pyarrow as pa
 
@@ -18,12 +18,8 @@ from cityhub.store.ops.airquality import (
 )
 
 
-class _Host(DuckDBHost, Protocol):
-    def flush_derived(self) -> None: ...
-
-
 class DuckDBAirQuality(AirQualityOps):
-    def __init__(self, store: _Host) -> None:
+    def __init__(self, store: DuckDBHost) -> None:
         self.store = store
 
     def station_streams(self) -> list[StationStream]:

@@ -34,7 +34,7 @@ from cityhub.store.duckdb.observations import DuckDBObservations
 from cityhub.store.duckdb.transfer import DuckDBTransfer
 from cityhub.store.duckdb.util import id_list
 from cityhub.store.duckdb.webhooks import DuckDBWebhookOps
-from cityhub.store.schema import ALERT_TABLES, ENTITY_TABLES, ddl
+from cityhub.store.schema import ALERT_TABLES, ENTITY_TABLES, ddl, replace_in_place
 from cityhub.store.transaction import Transaction
 
 log = logging.getLogger(__name__)
@@ -366,23 +366,9 @@ class DuckDBStore(Store):
                        ON o.datastream_id = b.datastream_id AND o.phenomenon_time = b.phenomenon_time"""
                 ).fetchall()
                 if pairs:
-                    cur.execute(
-                        """UPDATE observations o SET phenomenon_time_end = b.phenomenon_time_end,
-                               result_time = b.result_time, result_number = b.result_number,
-                               result_string = b.result_string, result_json = b.result_json,
-                               result_quality = b.result_quality, valid_time_start = b.valid_time_start,
-                               valid_time_end = b.valid_time_end, parameters = b.parameters,
-                               feature_of_interest_id = b.feature_of_interest_id
-                           FROM _ch_replace b
-                           WHERE o.datastream_id = b.datastream_id AND o.phenomenon_time = b.phenomenon_time"""
-                    )
-                    # A replaced row that is its Datastream's latest changes the latest value, nothing else there.
-                    cur.execute(
-                        """UPDATE ds_latest l SET result_number = b.result_number, result_string = b.result_string,
-                               result_json = b.result_json
-                           FROM _ch_replace b
-                           WHERE l.datastream_id = b.datastream_id AND l.phenomenon_time = b.phenomenon_time"""
-                    )
+                    # As on PostgreSQL: the stored rows take the new results, and the latest value where it is one.
+                    for statement in replace_in_place("_ch_replace"):
+                        cur.execute(statement)
                     old = pa.array([p[0] for p in pairs], pa.int64())
                     replaced = batch.filter(pc.is_in(batch.column("id"), old))
                     cur.register("_ch_replaced", replaced)

@@ -4,17 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
 
-import numpy as np
 import pyarrow as pa
 
 from cityhub.store.base import OBSERVATION_BATCH_SCHEMA
 from cityhub.store.ops.observations import ObservationOps
 from cityhub.store.postgres.util import PgHost, id_array
-
-# Ranges of ids looked up one by one (a BRIN pass each); more go as one array.
-_MAX_RANGES = 32
 
 
 class PgObservations(ObservationOps):
@@ -39,23 +34,9 @@ class PgObservations(ObservationOps):
 
     def rows_by_id(self, ids: Sequence[int]) -> pa.Table:
         cols = ", ".join(f.name for f in OBSERVATION_BATCH_SCHEMA)
-        # Ids are found through a BRIN index, which answers a range in one pass over its summaries but checks every
-        # summary against every element of "id = ANY(array)": a relayed commit of a few rows took 115 ms that way.
-        # Ids of a commit are runs of consecutive numbers: a few ranges, each one pass.
-        arr = np.unique(np.asarray(ids, dtype=np.int64))
-        breaks = np.flatnonzero(np.diff(arr) != 1)
-        lo = np.concatenate([arr[:1], arr[breaks + 1]]).tolist()
-        hi = np.concatenate([arr[breaks], arr[-1:]]).tolist()
-        if not arr.size:
-            rows: list[tuple[Any, ...]] = []
-        elif len(lo) <= _MAX_RANGES:
-            where = " OR ".join("id BETWEEN %s AND %s" for _ in lo)
-            params = [v for pair in zip(lo, hi, strict=True) for v in pair]
-            rows = self.store.query(f"SELECT {cols} FROM observations WHERE {where} ORDER BY id", params)
-        else:
-            rows = self.store.query(
-                f"SELECT {cols} FROM observations WHERE id = ANY(%s::bigint[]) ORDER BY id", [id_array(arr)]
-            )
+        rows = self.store.query(
+            f"SELECT {cols} FROM observations WHERE id = ANY(%s::bigint[]) ORDER BY id", [id_array(ids)]
+        )
         columns = list(zip(*rows, strict=True)) if rows else [() for _ in OBSERVATION_BATCH_SCHEMA]
         return pa.table(
             [pa.array(list(c), f.type) for c, f in zip(columns, OBSERVATION_BATCH_SCHEMA, strict=True)],

@@ -50,7 +50,7 @@ from cityhub.store.postgres.observations import PgObservations
 from cityhub.store.postgres.transfer import PgTransfer
 from cityhub.store.postgres.util import id_array
 from cityhub.store.postgres.webhooks import PgWebhookOps
-from cityhub.store.schema import ENTITY_TABLES
+from cityhub.store.schema import ENTITY_TABLES, replace_in_place
 from cityhub.store.transaction import Transaction
 
 log = logging.getLogger(__name__)
@@ -751,24 +751,27 @@ class PostgresStore(Store):
     def _stage_roll_ups_stored(cur: psycopg.Cursor[Any], ranges: list[tuple[int, int]]) -> None:
         """The roll-ups of stored rows in these id ranges (another process's, or a killed one's), aggregated in the
         database into ``_ch_hourly`` and ``_ch_latest``: the same figures :meth:`_stage_roll_ups` makes."""
-        params = [id_array([r[0] for r in ranges]), id_array([r[1] for r in ranges])]
-        rows = """SELECT o.id, o.datastream_id, o.phenomenon_time, o.result_number, o.result_string, o.result_json
-                  FROM unnest(%s::bigint[], %s::bigint[]) AS r(lo, hi)
-                  JOIN observations o ON o.id BETWEEN r.lo AND r.hi"""
+        # The rows read once, into the staging table of inserted rows (free here: a merge empties it first).
+        cur.execute("TRUNCATE _ch_ins")
         cur.execute(
-            f"""INSERT INTO _ch_hourly
-                SELECT datastream_id, date_trunc('hour', phenomenon_time), count(*), sum(result_number),
-                       min(result_number), max(result_number)
-                FROM ({rows}) o WHERE result_number IS NOT NULL GROUP BY 1, 2""",
-            params,
+            """INSERT INTO _ch_ins
+               SELECT o.id, o.datastream_id, o.phenomenon_time, o.result_number, o.result_string, o.result_json
+               FROM unnest(%s::bigint[], %s::bigint[]) AS r(lo, hi)
+               JOIN observations o ON o.id BETWEEN r.lo AND r.hi""",
+            [id_array([r[0] for r in ranges]), id_array([r[1] for r in ranges])],
         )
         cur.execute(
-            f"""INSERT INTO _ch_latest
-                SELECT DISTINCT ON (datastream_id) datastream_id, phenomenon_time, result_number, result_string,
-                       result_json, id, min(phenomenon_time) OVER w, count(*) OVER w
-                FROM ({rows}) o WINDOW w AS (PARTITION BY datastream_id)
-                ORDER BY datastream_id, phenomenon_time DESC""",
-            params,
+            """INSERT INTO _ch_hourly
+               SELECT datastream_id, date_trunc('hour', phenomenon_time), count(*), sum(result_number),
+                      min(result_number), max(result_number)
+               FROM _ch_ins WHERE result_number IS NOT NULL GROUP BY 1, 2"""
+        )
+        cur.execute(
+            """INSERT INTO _ch_latest
+               SELECT DISTINCT ON (datastream_id) datastream_id, phenomenon_time, result_number, result_string,
+                      result_json, id, min(phenomenon_time) OVER w, count(*) OVER w
+               FROM _ch_ins WINDOW w AS (PARTITION BY datastream_id)
+               ORDER BY datastream_id, phenomenon_time DESC"""
         )
 
     @staticmethod
@@ -858,23 +861,10 @@ class PostgresStore(Store):
             # after the recompute below. Folded first, under the lock (nothing shared is locked here yet).
             folded = self._fold_locked(cur)
         if pairs:
-            cur.execute(
-                """UPDATE observations o SET phenomenon_time_end = b.phenomenon_time_end,
-                       result_time = b.result_time, result_number = b.result_number,
-                       result_string = b.result_string, result_json = b.result_json,
-                       result_quality = b.result_quality, valid_time_start = b.valid_time_start,
-                       valid_time_end = b.valid_time_end, parameters = b.parameters,
-                       feature_of_interest_id = b.feature_of_interest_id
-                   FROM _ch_stage b
-                   WHERE o.datastream_id = b.datastream_id AND o.phenomenon_time = b.phenomenon_time"""
-            )
-            # A replaced row that is its Datastream's latest changes the latest value, nothing else there.
-            cur.execute(
-                """UPDATE ds_latest l SET result_number = b.result_number, result_string = b.result_string,
-                       result_json = b.result_json
-                   FROM _ch_stage b
-                   WHERE l.datastream_id = b.datastream_id AND l.phenomenon_time = b.phenomenon_time"""
-            )
+            # The stored rows take the new results; a replaced row that is its Datastream's latest changes the latest
+            # value, nothing else there.
+            for statement in replace_in_place("_ch_stage"):
+                cur.execute(statement)
             old = [int(p[0]) for p in pairs]
             keys = cur.execute(
                 """SELECT DISTINCT datastream_id, date_trunc('hour', phenomenon_time) FROM _ch_stage
