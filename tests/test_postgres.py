@@ -252,9 +252,7 @@ def test_a_server_restart_mid_ingest_gives_503s_then_the_hub_reconnects_and_lose
         stop_server(proc)
 
 
-def test_two_processes_share_one_database_and_kill_9_of_one_loses_nothing(
-    url: str, hub_env: tuple[Path, str]
-) -> None:
+def test_two_processes_share_one_database_and_kill_9_of_one_loses_nothing(url: str, hub_env: tuple[Path, str]) -> None:
     data, key = hub_env
     ports = [free_port(), free_port()]
     procs = [start_server(data, p) for p in ports]
@@ -467,8 +465,10 @@ def test_roll_ups_are_deferred_and_any_process_folds_them_once(url: str) -> None
         assert b.pending_derived() == 0
         assert _hourly(b, ds1)[0][2] == 60
         latest = b.latest([ds1, ds2]).to_pylist()
-        assert [(r["datastream_id"], r["result_number"], r["count"]) for r in latest] == [(ds1, 89.0, 90),
-                                                                                           (ds2, 104.0, 5)]
+        assert [(r["datastream_id"], r["result_number"], r["count"]) for r in latest] == [
+            (ds1, 89.0, 90),
+            (ds2, 104.0, 5),
+        ]
         assert latest[0]["first_time"] == datetime(2025, 3, 1, tzinfo=UTC)
         # A read in b folds what a appended since, without a's flush.
         a.append_batch(_rows(a, ds2, range(5, 10), 100.0), lambda r: None)
@@ -508,3 +508,44 @@ def test_a_recompute_folds_pending_rows_first_and_a_killed_process_leaves_them_t
         assert c.latest([ds1]).to_pylist()[0]["count"] == 19
     finally:
         c.close()
+
+
+def test_binary_arrays_and_copies_decode_to_what_the_server_sent(url: str) -> None:
+    """decode_array (aggregates: one array per column) and decode_fixed (a binary COPY) against the server's own
+    encodings: values, timestamps at both ends of the hub's range, empty arrays, and NULL (None: the caller then
+    reads rows another way)."""
+    from cityhub.store.postgres.copy import decode_array, decode_fixed
+
+    conninfo, _ = split_url(url)
+    times = [
+        "0001-01-02 00:00:00+00",
+        "1970-01-01 00:00:00+00",
+        "2026-12-07 15:00:00.123456+00",
+        "9998-12-31 00:00:00+00",
+    ]
+    with psycopg.connect(conninfo) as con:
+        cur = con.cursor(binary=True)
+        row = cur.execute(
+            """SELECT array_send(ARRAY[-9223372036854775807, 0, 42]::int8[]),
+                      array_send(ARRAY[1.5, -0.0, 1e308]::float8[]), array_send(%s::timestamptz[]),
+                      array_send(ARRAY[]::int8[]), array_send(ARRAY[1, NULL]::int8[])""",
+            [times],
+        ).fetchone()  # fmt: skip
+        assert row is not None
+        ints, floats, stamps, empty, with_null = (bytes(v) for v in row)
+        buf = bytearray()
+        with cur.copy(
+            "COPY (SELECT 7::int8, %s::timestamptz, 2.5::float8) TO STDOUT (FORMAT BINARY)", [times[2]]
+        ) as cp:
+            for chunk in cp:
+                buf += chunk
+    assert decode_array(ints, "int8").tolist() == [-9223372036854775807, 0, 42]  # type: ignore[union-attr]
+    assert decode_array(floats, "float8").tolist() == [1.5, -0.0, 1e308]  # type: ignore[union-attr]
+    want = [datetime.fromisoformat(t) for t in times]
+    micros = decode_array(stamps, "timestamptz")
+    assert micros is not None
+    assert pa.array(micros).cast(pa.timestamp("us", tz="UTC")).to_pylist() == want
+    assert decode_array(empty, "int8").tolist() == []  # type: ignore[union-attr]
+    assert decode_array(with_null, "int8") is None
+    table = decode_fixed(bytes(buf), ["a", "t", "v"], ["int8", "timestamptz", "float8"])
+    assert table is not None and table.to_pylist() == [{"a": 7, "t": want[2], "v": 2.5}]

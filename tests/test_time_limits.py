@@ -68,6 +68,22 @@ def test_iso_time_writes_four_digit_years() -> None:
     assert timefmt.parse_iso(timefmt.iso_time(timefmt.TIME_MIN) or "") == timefmt.TIME_MIN
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.datetimes(min_value=timefmt.TIME_MIN.replace(tzinfo=None),
+                             max_value=timefmt.TIME_MAX.replace(tzinfo=None)) | st.none(), max_size=20))  # fmt: skip
+def test_times_written_by_orjson_match_iso_time(values: list[datetime | None]) -> None:
+    """Aggregates hand orjson datetime64 arrays (iso_numpy): the text must be iso_time's, fractions, nulls and
+    years before 1000 included."""
+    utc = [v.replace(tzinfo=UTC) if v else None for v in values]
+    col = pa.array(utc, pa.timestamp("us", tz="UTC"))
+    event("datetime64" if not isinstance(timefmt.iso_numpy(col), list) else "strings")
+    written = orjson.loads(orjson.dumps(timefmt.iso_numpy(col), option=timefmt.ORJSON_TIMES))
+    assert written == [timefmt.iso_time(v) for v in utc]
+    whole = pa.array([v.replace(microsecond=0) for v in utc if v], pa.timestamp("us", tz="UTC"))
+    assert not isinstance(timefmt.iso_numpy(whole), list)
+    assert orjson.loads(orjson.dumps(timefmt.iso_numpy(whole), option=timefmt.ORJSON_TIMES)) == timefmt.iso_array(whole)
+
+
 # -- single Observations and entities ----------------------------------------------------------------------------
 OBSERVATION_BODIES: dict[str, Callable[[str], dict[str, Any]]] = {
     "phenomenonTime": lambda t: {"phenomenonTime": t, "result": 1},

@@ -21,7 +21,7 @@ from cityhub.hub import Hub
 from cityhub.ingest import observations as obsin
 from cityhub.ingest.stream import STREAM_ABOVE, ChunkPipe, ingest_stream
 from cityhub.ipc import table_to_ipc
-from cityhub.timefmt import iso_array, iso_time, parse_time
+from cityhub.timefmt import ORJSON_TIMES, iso_array, iso_numpy, iso_time, parse_time
 
 router = APIRouter(prefix="/api/v1", tags=["CityHub extensions"])
 Id = Annotated[int, Field(ge=0, le=2**63 - 1)]
@@ -214,17 +214,21 @@ def _latest_body(hub: Hub, ids: list[int]) -> dict[str, Any]:
         n if n is not None else x if x is not None else (orjson.loads(j) if j is not None else None)
         for n, x, j in zip(nums, texts, jsons, strict=True)
     ]
-    columns = {
-        "datastream": t.column("datastream_id").to_pylist(),
-        "phenomenonTime": iso_array(t.column("phenomenon_time")),
-        "result": results,
-        "observation": t.column("observation_id").to_pylist(),
-        "first": iso_array(t.column("first_time")),
-        "count": t.column("count").to_pylist(),
-    }
-    names = list(columns)
-    value = [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]
-    found = set(columns["datastream"])
+    datastreams = t.column("datastream_id").to_pylist()
+    # Literal dicts: dict(zip(names, row)) per row took 12 of the 20 ms of 10,000 Datastreams.
+    value = [
+        {"datastream": d, "phenomenonTime": p, "result": r, "observation": o, "first": f, "count": c}
+        for d, p, r, o, f, c in zip(
+            datastreams,
+            iso_array(t.column("phenomenon_time")),
+            results,
+            t.column("observation_id").to_pylist(),
+            iso_array(t.column("first_time")),
+            t.column("count").to_pylist(),
+            strict=True,
+        )
+    ]
+    found = set(datastreams)
     return {"count": len(value), "value": value, "missing": [i for i in ids if i not in found][:1000]}
 
 
@@ -273,7 +277,7 @@ def _aggregate(hub: Hub, q: AggregateQuery, arrow: bool) -> Any:
         bounds = np.flatnonzero(np.diff(ds)) + 1
         starts = np.concatenate([[0], bounds])
         ends = np.concatenate([bounds, [len(ds)]])
-        times = iso_array(t.column("time"))
+        times = iso_numpy(t.column("time"))
         values = t.column("value").to_numpy(zero_copy_only=False)
         counts = t.column("count").to_numpy()
         for s, e in zip(starts, ends, strict=True):
@@ -289,7 +293,7 @@ def _aggregate(hub: Hub, q: AggregateQuery, arrow: bool) -> Any:
 def _aggregate_response(result: Any) -> Response:
     if isinstance(result, pa.Table):
         return Response(table_to_ipc(result), media_type=ARROW_STREAM)
-    return JSONResponse(result)
+    return Response(orjson.dumps(result, option=ORJSON_TIMES), media_type="application/json")
 
 
 @router.get(

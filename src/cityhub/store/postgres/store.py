@@ -41,7 +41,7 @@ from cityhub.store.postgres.airquality import PgAirQuality
 from cityhub.store.postgres.alerts import PgAlertOps
 from cityhub.store.postgres.catalog import PgCatalog
 from cityhub.store.postgres.cluster import PgChannel, PgLease
-from cityhub.store.postgres.copy import decode_fixed, encode
+from cityhub.store.postgres.copy import decode_array, decode_fixed, encode
 from cityhub.store.postgres.deadletters import PgDeadLetters
 from cityhub.store.postgres.entities import PgEntityOps
 from cityhub.store.postgres.export import PgExport
@@ -959,14 +959,16 @@ class PostgresStore(Store):
         with self.connection() as con:
             cur = con.cursor(binary=True)
             cur.execute(
-                """SELECT array_agg(datastream_id ORDER BY datastream_id),
-                          array_agg((extract(epoch FROM phenomenon_time) * 1000000)::int8 ORDER BY datastream_id),
-                          array_agg(result_number ORDER BY datastream_id),
-                          array_agg(result_string ORDER BY datastream_id),
-                          array_agg(result_json ORDER BY datastream_id),
-                          array_agg(observation_id ORDER BY datastream_id),
-                          array_agg((extract(epoch FROM first_time) * 1000000)::int8 ORDER BY datastream_id),
-                          array_agg(count ORDER BY datastream_id)
+                # Unordered: eight ORDER BY aggregates sorted the rows eight times (26 of 30 ms for 10,000); Arrow
+                # sorts the table below.
+                """SELECT array_agg(datastream_id),
+                          array_agg((extract(epoch FROM phenomenon_time) * 1000000)::int8),
+                          array_agg(result_number),
+                          array_agg(result_string),
+                          array_agg(result_json),
+                          array_agg(observation_id),
+                          array_agg((extract(epoch FROM first_time) * 1000000)::int8),
+                          array_agg(count)
                    FROM ds_latest WHERE datastream_id = ANY(%s::bigint[])""",
                 [id_array(datastream_ids)],
             )
@@ -978,7 +980,7 @@ class PostgresStore(Store):
             pa.array(values, pa.int64()).cast(micros) if f.type == micros else pa.array(values, f.type)
             for values, f in zip(row, _LATEST_SCHEMA, strict=True)
         ]
-        return pa.table(cols, schema=_LATEST_SCHEMA)
+        return pa.table(cols, schema=_LATEST_SCHEMA).sort_by("datastream_id")
 
     def aggregate(
         self,
@@ -1019,7 +1021,35 @@ class PostgresStore(Store):
             sql = f"""SELECT datastream_id, {bucket} AS time, {value} AS value, CAST(sum(n) AS bigint) AS count
                       FROM obs_hourly WHERE {" AND ".join(where)}
                       GROUP BY 1, 2 ORDER BY 1, 2"""
-        return self._fixed_arrow(sql, params, _AGGREGATE_SCHEMA, ["int8", "timestamptz", "float8", "int8"])
+        return self._array_arrow(sql, params, _AGGREGATE_SCHEMA, ["int8", "timestamptz", "float8", "int8"])
+
+    def _array_arrow(self, sql: str, params: list[Any], schema: pa.Schema, types: list[str]) -> pa.Table:
+        """A query ordered by its first two columns as Arrow, read as one array per column (``decode_array``);
+        through ``_fixed_arrow`` if a value is NULL."""
+        names = [f"c{i}" for i in range(len(types))]
+        arrays = ", ".join(f"array_send(array_agg({n}))" for n in names)
+        with self.connection() as con:
+            cur = con.cursor(binary=True)
+            row = cur.execute(f"SELECT {arrays} FROM ({sql}) s({', '.join(names)})", params).fetchone()
+        assert row is not None
+        if row[0] is None:
+            return schema.empty_table()
+        cols = [decode_array(bytes(v), t) for v, t in zip(row, types, strict=True)]
+        if any(c is None for c in cols):
+            return self._fixed_arrow(sql, params, schema, types)
+        table = pa.table(
+            [pa.array(c).cast(f.type) if t == "timestamptz" else pa.array(c, f.type)
+             for c, t, f in zip(cols, types, schema, strict=True)],
+            schema=schema,
+        )  # fmt: skip
+        # array_agg takes the rows in the order of the ordered subquery, as PostgreSQL does for a plain scan; a
+        # plan that did not (a parallel one) is put right here, so that the answer never depends on it.
+        a, b = cols[0], cols[1]
+        assert a is not None and b is not None
+        da, db = np.diff(a), np.diff(b)
+        if not ((da > 0) | ((da == 0) & (db > 0))).all():
+            table = table.sort_by([(schema.names[0], "ascending"), (schema.names[1], "ascending")])
+        return table
 
     def _fixed_arrow(self, sql: str, params: list[Any], schema: pa.Schema, types: list[str]) -> pa.Table:
         """A query's rows as Arrow through a binary COPY when every value is fixed-width and present (see
