@@ -75,8 +75,9 @@ SEMANTIC = frozenset(
                 "Sensors",
                 "ObservedProperties",
             )
-            for m in ("GET", "PATCH")
+            for m in ("GET", "PATCH", "PUT")
         ),
+        "POST /v1.1/$batch",  # ids unique, atomicity groups adjacent, dependsOn earlier: beyond JSON Schema
     }
 )
 # The Data Array body is read leniently (false for 0: Python's bool being an int): schema-invalid yet accepted.

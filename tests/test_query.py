@@ -174,11 +174,12 @@ def test_result_format_data_array(client: TestClient, city: dict) -> None:
     )
     assert r.status_code == 200, r.text
     group = r.json()["value"][0]
-    assert group["components"] == ["id", "phenomenonTime", "result"]
+    # without $select: every Observation property (test_sta_requests.py), here the ones these rows have
+    assert group["components"][:4] == ["id", "phenomenonTime", "resultTime", "result"]
     assert group["dataArray@iot.count"] == 2
-    assert [row[1:] for row in group["dataArray"]] == [
-        ["2026-01-15T00:00:00Z", 10],
-        ["2026-01-15T01:00:00Z", 11],
+    assert [row[1:4] for row in group["dataArray"]] == [
+        ["2026-01-15T00:00:00Z", None, 10],
+        ["2026-01-15T01:00:00Z", None, 11],
     ]
 
 

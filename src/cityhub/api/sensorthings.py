@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 from enum import Enum
+from functools import partial
 from typing import Any, Literal, cast
 
 import orjson
@@ -17,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, HTTPExceptionHandler, Receive, Scope, Send
 
 from cityhub import model
+from cityhub.api import batch
 from cityhub.api.deps import JSONResponse, hub_of, principal, require
 from cityhub.api.openapi import documented_elsewhere, json_ok, problems
 from cityhub.errors import ProblemError, bad_request
@@ -50,6 +52,7 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/iot_sensing/1.1/req/create-update-delete",
     "http://www.opengis.net/spec/iot_sensing/1.1/req/data-array/data-array",
     "http://www.opengis.net/spec/iot_sensing/1.1/req/create-observations-via-mqtt/observations-creation",
+    "http://www.opengis.net/spec/iot_sensing/1.1/req/batch-request/batch-request",
 ]
 
 
@@ -82,6 +85,8 @@ async def handle_get(request: Request, path: str) -> Response:
     out = await run_in_threadpool(hub.sensorthings.read, res, opts, base_url(request), request.url.query)
     if isinstance(out, tuple) and out[0] == "raw":
         value = out[1]
+        if value is None:  # SensorThings v1.1 §9.2.5 (OData): $value of a null property is 204, no body
+            return Response(status_code=204)
         text = value if isinstance(value, str) else orjson.dumps(value).decode()
         return Response(text, media_type="text/plain; charset=utf-8")
     return JSONResponse(out)
@@ -146,7 +151,19 @@ async def handle_patch(request: Request, path: str) -> Response:
     res = parse_path(path)
     body = await _body(request)
     hub = hub_of(request)
-    out = await run_in_threadpool(hub.sensorthings.update, res, body, base_url(request))
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() == batch.JSON_PATCH:
+        out = await run_in_threadpool(hub.sensorthings.patch_json, res, body, base_url(request))
+    else:
+        out = await run_in_threadpool(hub.sensorthings.update, res, body, base_url(request))
+    return JSONResponse(out)
+
+
+async def handle_put(request: Request, path: str) -> Response:
+    require(principal(request), "model")
+    res = parse_path(path)
+    body = await _body(request)
+    hub = hub_of(request)
+    out = await run_in_threadpool(partial(hub.sensorthings.update, replace=True), res, body, base_url(request))
     return JSONResponse(out)
 
 
@@ -235,6 +252,9 @@ def _register(et: model.EntityType) -> None:
     async def patch_(request: Request, entity_id: int = EntityId) -> Response:
         return await handle_patch(request, f"{plural}({entity_id})")
 
+    async def put_(request: Request, entity_id: int = EntityId) -> Response:
+        return await handle_put(request, f"{plural}({entity_id})")
+
     async def delete_(request: Request, entity_id: int = EntityId) -> Response:
         return await handle_delete(request, f"{plural}({entity_id})")
 
@@ -242,7 +262,17 @@ def _register(et: model.EntityType) -> None:
     body_doc = {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
     # A PATCH sends only what changes: no member is required.
     patch_schema = {k: v for k, v in schema.items() if k != "required"}
-    patch_doc = {"requestBody": {"required": True, "content": {"application/json": {"schema": patch_schema}}}}
+    patch_doc = {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": patch_schema},
+                batch.JSON_PATCH: {
+                    "schema": {"type": "array", "items": {"type": "object", "required": ["op", "path"]}}
+                },
+            },
+        }
+    }
     tags: list[str | Enum] = ["SensorThings"]
     router.add_api_route(
         f"/{plural}",
@@ -288,6 +318,17 @@ def _register(et: model.EntityType) -> None:
         summary=f"Update a {name}",
         openapi_extra=patch_doc,
         operation_id=f"update{name}",
+        response_model=None,
+        responses={200: json_ok(ENTITY), **problems(409)},
+    )
+    router.add_api_route(
+        f"/{plural}({{entity_id}})",
+        put_,
+        methods=["PUT"],
+        tags=tags,
+        summary=f"Replace a {name}: what the body leaves out becomes null",
+        openapi_extra=body_doc,
+        operation_id=f"replace{name}",
         response_model=None,
         responses={200: json_ok(ENTITY), **problems(409)},
     )
@@ -358,6 +399,63 @@ async def create_observations(request: Request) -> Response:
     return await create_observations_data_array(request)
 
 
+BATCH = {
+    "type": "object",
+    "required": ["requests"],
+    "properties": {
+        "requests": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": batch.MAX_REQUESTS,
+            "items": {
+                "type": "object",
+                "required": ["id", "method", "url"],
+                "properties": {
+                    "id": {"type": "string", "minLength": 1},
+                    "method": {
+                        "type": "string",
+                        "enum": sorted(batch.METHODS) + sorted(m.lower() for m in batch.METHODS),
+                    },
+                    "url": {"type": "string", "minLength": 1},
+                    "headers": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "body": {},
+                    "atomicityGroup": {"type": ["string", "null"], "minLength": 1},
+                    "dependsOn": {"type": "array", "items": {"type": "string"}},
+                },
+            },
+        }
+    },
+}
+
+
+@router.post(
+    "/$batch",
+    tags=["SensorThings"],
+    summary="Batch: several requests in one; change sets commit together",
+    description='OData JSON batch (`{"requests": [...]}`, answered `{"responses": [...]}`) or '
+    "`multipart/mixed` with `application/http` parts (answered in kind). Requests of one `atomicityGroup` "
+    "(a change set) commit together or not at all.",
+    response_model=None,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": BATCH},
+                "multipart/mixed": {"schema": {"type": "string"}},
+            },
+        }
+    },
+    responses={200: json_ok({"type": "object", "required": ["responses"]}), **problems(403)},
+)
+async def batch_requests(request: Request) -> Response:
+    require(principal(request), "read")
+    ctype = request.headers.get("content-type", "")
+    raw = await request.body()
+    if ctype.split(";")[0].strip().lower() == "multipart/mixed":
+        return batch.multipart_answer(await batch.run_batch(request, batch.parse_multipart_batch(ctype, raw)))
+    return batch.json_answer(await batch.run_batch(request, batch.parse_json_batch(raw)))
+
+
 @router.api_route("/{path:path}", methods=["GET"], include_in_schema=False)
 async def any_get(request: Request, path: str) -> Response:
     _not_here(request)
@@ -378,11 +476,12 @@ async def any_patch(request: Request, path: str) -> Response:
 
 @router.api_route("/{path:path}", methods=["PUT"], include_in_schema=False)
 async def any_put(request: Request, path: str) -> Response:
-    """PUT is only for a to-one reference: ``PUT /Datastreams(1)/Sensor/$ref``."""
+    """PUT of an entity by a longer path (``Datastreams(1)/Sensor``), or of a to-one reference
+    (``PUT /Datastreams(1)/Sensor/$ref``)."""
     _not_here(request)
     res = parse_path(path)
     if not res.ref:
-        raise ProblemError(405, "Method Not Allowed", "use PATCH to update an entity", field="method")
+        return await handle_put(request, path)
     require(principal(request), "model")
     body = await _body(request)
     await run_in_threadpool(hub_of(request).sensorthings.add_reference, res, body)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +19,14 @@ if TYPE_CHECKING:
     from cityhub.sensorthings.service.paths import Resource
 
 
+class _Current(threading.local):
+    """The transaction this thread's service calls run in (a ``$batch`` change set, or one call's own), and
+    what waits for its commit."""
+
+    tx: Transaction | None = None
+    after: list[Callable[[], None]]
+
+
 class ServiceBase:
     store: Store
     pipeline: IngestPipeline
@@ -26,9 +37,50 @@ class ServiceBase:
     max_response_entities: int
     max_future: timedelta
 
+    _current = _Current()
+
+    @contextmanager
+    def change_set(self) -> Iterator[Transaction]:
+        """Run the service calls made in this block, on this thread, in one transaction (a ``$batch`` change set,
+        SensorThings v1.1 §11.2): they commit together or, when one raises, none does."""
+        if self._current.tx is not None:
+            raise RuntimeError("a change set runs in no other transaction")
+        with self._tx() as tx:
+            yield tx
+
+    @contextmanager
+    def _tx(self) -> Iterator[Transaction]:
+        """The transaction of this thread's change set when one runs, else a new one. Events and cache changes
+        (``_after_commit``) wait for the commit, and are dropped with a rollback."""
+        current = self._current
+        if current.tx is not None:
+            yield current.tx
+            return
+        after: list[Callable[[], None]] = []
+        with self.store.transaction() as tx:
+            current.tx, current.after = tx, after
+            try:
+                yield tx
+            finally:
+                current.tx = None
+        for fn in after:
+            fn()
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        # Inside a change set reads go through its transaction: they must see what it wrote and not yet committed.
+        if self._current.tx is not None:
+            return self._current.tx.execute(sql, params)
+        return self.store.query(sql, params)
+
+    def _after_commit(self, fn: Callable[[], None]) -> None:
+        if self._current.tx is not None:
+            self._current.after.append(fn)
+        else:
+            fn()
+
     def _announce(self, et: model.EntityType, entity_id: int, op: EntityOp = "created") -> None:
         # Entity changes go out on the bus (MQTT entity topics); Observations are published by the writer.
-        self.bus.entity(et.plural, entity_id, op)
+        self._after_commit(lambda: self.bus.entity(et.plural, entity_id, op))
 
     # Implemented by the read, write and observation parts (see SensorThings' bases).
     def _fetch(self, base: str, et: model.EntityType, entity_id: int) -> dict[str, Any]:
@@ -51,7 +103,7 @@ class ServiceBase:
     ) -> dict[str, Any]:
         raise NotImplementedError
 
-    def _create_observation_in_tx(self, tx: Transaction, body: dict[str, Any], ds_id: int, field: str) -> None:
+    def _create_observation_in_tx(self, tx: Transaction, body: dict[str, Any], ds_id: int, field: str) -> int:
         raise NotImplementedError
 
     def _update_observation(self, tx: Transaction, obs_id: int, body: dict[str, Any], values: dict[str, Any]) -> None:

@@ -108,7 +108,7 @@ class ObservationMixin(ServiceBase):
         if foi is not None:
             if not isinstance(foi, dict):
                 raise bad_request("FeatureOfInterest must be an object", field="FeatureOfInterest")
-            with self.store.transaction() as tx:
+            with self._tx() as tx:
                 return self._create(tx, model.FEATURE_OF_INTEREST, foi, "FeatureOfInterest", None)
         foi_id = self.catalog.default_foi(ds_id)
         if foi_id is None:
@@ -132,27 +132,38 @@ class ObservationMixin(ServiceBase):
         row["id"] = int(self.store.allocate_ids("observations", 1)[0])
         return row
 
-    def _create_observation_in_tx(self, tx: Transaction, body: dict[str, Any], ds_id: int, field: str) -> None:
-        # Deep insert: the new Datastream is not committed yet, so validate against this transaction's view.
+    def _create_observation_in_tx(self, tx: Transaction, body: dict[str, Any], ds_id: int, field: str) -> int:
+        """Deep insert, or a change set of ``$batch``: validated against this transaction's view (its Datastream
+        may be new in it); returns the stored id (an identical one already stored: that one's). Subscribers get
+        the row once the transaction commits."""
+        prefix = f"{field}." if field else ""
         found = self.store.entities.datastream_in_tx(tx, ds_id)
-        assert found is not None  # created earlier in this transaction
+        if found is None:
+            raise bad_request(f"Datastream({ds_id}) does not exist", field=prefix + "Datastream")
         otype, uom_text, thing_id = found
         uom = orjson.loads(uom_text) if uom_text else {}
         info = obsin.DatastreamInfo(ds_id, otype, uom.get("symbol"), thing_id)
-        row, _ = self._observation_table(body, ds_id, field + ".", info)
+        row, _ = self._observation_table(body, ds_id, prefix, info)
         if isinstance(body.get("FeatureOfInterest"), dict):
             foi_id: int | None = self._create(
-                tx, model.FEATURE_OF_INTEREST, body["FeatureOfInterest"], field + ".FeatureOfInterest", None
+                tx, model.FEATURE_OF_INTEREST, body["FeatureOfInterest"], prefix + "FeatureOfInterest", None
             )
         else:
             foi_id = obsin.location_fois_in(tx, [ds_id])[ds_id]
             if foi_id is None:
-                raise bad_request("no FeatureOfInterest and the Thing has no Location", field=field)
+                raise bad_request("no FeatureOfInterest and the Thing has no Location", field=field or "body")
         row["feature_of_interest_id"] = foi_id
-        row["id"] = int(self.store.allocate_ids("observations", 1)[0])
-        res = self.store.append_observations(tx, obsin.rows_to_batch([row]))
+        new_id = row["id"] = int(self.store.allocate_ids("observations", 1)[0])
+        batch = obsin.rows_to_batch([row])
+        res = self.store.append_observations(tx, batch)
         if res.conflicting:
-            raise conflict("two Observations with the same phenomenonTime and different results", field=field)
+            raise conflict(
+                "two Observations with the same phenomenonTime and different results", field=prefix + "phenomenonTime"
+            )
+        if new_id in res.duplicate_of:
+            return res.duplicate_of[new_id]
+        self._after_commit(lambda: self.bus.observations(batch))
+        return new_id
 
     def _update_observation(self, tx: Transaction, obs_id: int, body: dict[str, Any], values: dict[str, Any]) -> None:
         if "phenomenonTime" in body:
@@ -165,7 +176,7 @@ class ObservationMixin(ServiceBase):
             found = self.store.entities.datastream_in_tx(tx, ds_id)
             assert found is not None
             values.update(results.result_columns(body["result"], found[0]))
-        if "Datastream" in body:
+        if values.pop("datastream_id", ds_id) != ds_id:
             raise bad_request(
                 "an Observation cannot move to another Datastream; delete and recreate it", field="Datastream"
             )

@@ -77,13 +77,13 @@ class ReadMixin(ServiceBase):
 
     def _read(self, res: Resource, opts: QueryOptions, base: str, query_string: str) -> Any:
         et = res.et
-        if _shows_datastreams(et, opts):
+        if _shows_datastreams(et, opts) and self._current.tx is None:  # a change set folded at its start
             self.store.flush_derived()  # Datastream.phenomenonTime comes from the latest-value table
         b = SqlBuilder(self.store.dialect)
         where = chain_where(b, res.steps, "e")
         self._check_parents_exist(res)
         if res.member is not None or not res.is_collection:
-            rows = self.store.query(select_sql(et, where), b.params)
+            rows = self._query(select_sql(et, where), b.params)
             if not rows:
                 raise not_found(f"{et.name} not found", field="path")
             entity, fks = row_to_dict(et, rows[0])
@@ -107,7 +107,7 @@ class ReadMixin(ServiceBase):
         key = dialect.row_key(et.table) if dialect.placeholder not in order else None
         sql = select_sql(et, where, order, top + 1, opts.skip, key)
         params = list(b.params)
-        rows = self.store.query(sql, params)
+        rows = self._query(sql, params)
         more = len(rows) > top
         rows = rows[:top]
         budget = _Budget(self.max_response_entities)
@@ -118,7 +118,7 @@ class ReadMixin(ServiceBase):
             cwhere = chain_where(cb, res.steps, "e")
             if opts.filter is not None:
                 cwhere += " AND (" + filter_sql(cb, et, "e", opts.filter) + ")"
-            body["@iot.count"] = self.store.query(count_sql(et, cwhere), cb.params)[0][0]
+            body["@iot.count"] = self._query(count_sql(et, cwhere), cb.params)[0][0]
         if more and top > 0:  # $top=0 asks for the count only: a next page of nothing would never end
             body["@iot.nextLink"] = next_link(base, res, query_string, opts.skip + top, top)
         pairs = [row_to_dict(et, r) for r in rows]
@@ -138,7 +138,7 @@ class ReadMixin(ServiceBase):
                 continue
             b = SqlBuilder(self.store.dialect)
             where = chain_where(b, res.steps[: i + 1], "e")
-            if not self.store.query(ids_sql(step.et, where) + " LIMIT 1", b.params):
+            if not self._query(ids_sql(step.et, where) + " LIMIT 1", b.params):
                 raise not_found(f"{step.et.name}({step.id}) not found", field="path")
 
     def _expand(
@@ -163,7 +163,7 @@ class ReadMixin(ServiceBase):
             # Every row read is shown at least once, so one more row than the budget has left already passes it:
             # the database never hands over more than that.
             sql = expand_sql(b, nav, target, ids, wanted, opts.filter, opts.orderby, top, opts.skip, budget.left + 1)
-            rows = self.store.query(sql, b.params)
+            rows = self._query(sql, b.params)
             if len(rows) > budget.left:
                 raise budget.exceeded("$expand")
             children: dict[Any, list[Pair]] = {}
@@ -198,7 +198,7 @@ class ReadMixin(ServiceBase):
     def _resolve_id(self, res: Resource) -> int:
         b = SqlBuilder(self.store.dialect)
         where = chain_where(b, res.steps, "e")
-        rows = self.store.query(ids_sql(res.et, where), b.params)
+        rows = self._query(ids_sql(res.et, where), b.params)
         if not rows:
             raise not_found(f"{res.et.name} not found", field="path")
         return int(rows[0][0])

@@ -76,7 +76,9 @@ def data_array(
     base: str, pairs: list[tuple[dict[str, Any], dict[str, Any]]], select: list[str] | None
 ) -> list[dict[str, Any]]:
     """Observations in the Data Array format (SensorThings §14.3), grouped by Datastream."""
-    comps = [c for c in (select or ["@iot.id", "phenomenonTime", "result"]) if not c.endswith("selfLink")]
+    # Without $select, every property of an Observation, as FROST-Server gives them (the spec's example selects).
+    every = ["@iot.id"] + [p.name for p in model.OBSERVATION.props]
+    comps = [c for c in (select or every) if not c.endswith("selfLink")]
     comps = ["id" if c == "@iot.id" else c for c in comps]
     groups: dict[Any, list[list[Any]]] = {}
     for e, fks in pairs:

@@ -7,6 +7,8 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
+import jsonpatch
+
 from cityhub import model
 from cityhub.errors import ProblemError, bad_request, conflict
 from cityhub.sensorthings.service.base import ServiceBase
@@ -16,6 +18,38 @@ from cityhub.store.transaction import Transaction
 
 
 class WriteMixin(ServiceBase):
+    def create_in_change_set(self, res: Resource, body: Any, base: str) -> dict[str, Any]:
+        """POST within a ``$batch`` change set (see ``change_set``): Observations too are written in its
+        transaction, not handed to the writer, so that they commit or roll back with the rest."""
+        et, parent = self._create_target(res, body)
+        self._check_parents_exist(res)
+        if et is not model.OBSERVATION:
+            return self._create_entity(et, body, parent, base)
+        ds_id = parent[2] if parent is not None and parent[0] is model.DATASTREAM else None
+        if ds_id is None:
+            ds = body.get("Datastream")
+            ds_id = ds.get("@iot.id") if isinstance(ds, dict) else None
+            if not isinstance(ds_id, int) or isinstance(ds_id, bool):
+                raise bad_request('an Observation needs Datastream: {"@iot.id": <id>}', field="Datastream")
+        with self._tx() as tx:
+            new_id = self._create_observation_in_tx(tx, body, ds_id, "")
+        return self._fetch(base, model.OBSERVATION, new_id)
+
+    def _create_target(
+        self, res: Resource, body: Any
+    ) -> tuple[model.EntityType, tuple[model.EntityType, model.Nav, Any] | None]:
+        if res.member is not None or res.ref or not res.is_collection:
+            raise ProblemError(405, "Method Not Allowed", "POST creates entities in a collection", field="path")
+        if not isinstance(body, dict):
+            raise bad_request("the body must be a JSON object", field="body")
+        parent = None
+        if len(res.steps) > 1:
+            last = res.steps[-1]
+            assert last.nav is not None
+            parent_step = res.steps[-2]
+            parent = (parent_step.et, last.nav, parent_step.id)
+        return res.et, parent
+
     async def create(self, res: Resource, body: Any, base: str, device_thing: int | None = None) -> dict[str, Any]:
         if res.member is not None or res.ref or not res.is_collection:
             raise ProblemError(405, "Method Not Allowed", "POST creates entities in a collection", field="path")
@@ -51,9 +85,9 @@ class WriteMixin(ServiceBase):
         parent: tuple[model.EntityType, model.Nav, Any] | None,
         base: str,
     ) -> dict[str, Any]:
-        with self.store.transaction() as tx:
+        with self._tx() as tx:
             new_id = self._create(tx, et, body, "", parent)
-        self.catalog.entity_changed(et.plural, "created")
+        self._after_commit(lambda: self.catalog.entity_changed(et.plural, "created"))
         self._announce(et, new_id)
         return self._fetch(base, et, new_id)
 
@@ -145,15 +179,30 @@ class WriteMixin(ServiceBase):
     def _historical_location(self, tx: Transaction, thing_id: int) -> None:
         self.store.entities.add_historical_location(tx, thing_id, datetime.now(UTC))
 
-    def update(self, res: Resource, body: Any, base: str) -> dict[str, Any]:
+    def update(self, res: Resource, body: Any, base: str, *, replace: bool = False) -> dict[str, Any]:
+        """PATCH (``replace`` False): the properties in ``body`` change, the rest stay. PUT (``replace``): the
+        entity becomes ``body`` (SensorThings v1.1 §10.3.1): required properties must be there, an optional one
+        left out becomes null; relations left out stay as they are (a required one cannot be null, and a PUT of a
+        Datastream that dropped its Observations would be a delete)."""
+        verb = "PUT" if replace else "PATCH"
         if res.member is not None or res.is_collection or res.ref:
-            raise ProblemError(405, "Method Not Allowed", "PATCH needs a single entity", field="path")
+            raise ProblemError(405, "Method Not Allowed", f"{verb} needs a single entity", field="path")
         if not isinstance(body, dict):
             raise bad_request("the body must be a JSON object", field="body")
         et = res.et
         entity_id = self._resolve_id(res)
-        values = values_of(et, body, "", partial=True)
-        with self.store.transaction() as tx:
+        values = values_of(et, body, "", partial=not replace)
+        if replace:
+            if et is model.OBSERVATION and "phenomenonTime" not in body:
+                # Not null, and no default that would make sense for a stored Observation: "now" would move it.
+                raise bad_request("Observation.phenomenonTime is required", field="phenomenonTime")
+            for p in et.props:
+                if p.name in body or p.read_only or p.kind == model.RESULT:
+                    continue
+                values[p.column] = None
+                if p.column_end:
+                    values[p.column_end] = None
+        with self._tx() as tx:
             for nav in et.navs:
                 if nav.name not in body:
                     continue
@@ -183,9 +232,35 @@ class WriteMixin(ServiceBase):
                 self._update_observation(tx, entity_id, body, values)
             else:
                 self.store.entities.update(tx, et.table, entity_id, values)
-        self.catalog.invalidate()
+        self._after_commit(self.catalog.invalidate)
         self._announce(et, entity_id, "updated")
         return self._fetch(base, et, entity_id)
+
+    def patch_json(self, res: Resource, ops: Any, base: str) -> dict[str, Any]:
+        """PATCH with ``application/json-patch+json`` (RFC 6902, as SensorThings v1.1 §10.3.2 allows): the
+        operations apply to the entity as a GET shows it; what they change is then a PATCH. A failed ``test``
+        or a path that is not there is a 409/400 naming the operation, and nothing changes."""
+        if res.member is not None or res.is_collection or res.ref:
+            raise ProblemError(405, "Method Not Allowed", "PATCH needs a single entity", field="path")
+        if not isinstance(ops, list):
+            raise bad_request("a JSON Patch is an array of operations", field="body")
+        et = res.et
+        current = self._fetch(base, et, self._resolve_id(res))
+        doc = {p.name: current.get(p.name) for p in et.props}
+        try:
+            patch = jsonpatch.JsonPatch(ops)
+            new = patch.apply(doc)
+        except jsonpatch.JsonPatchTestFailed as exc:
+            raise conflict(f"JSON Patch: {exc}", field="body") from None
+        except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError, KeyError) as exc:
+            raise bad_request(f"JSON Patch: {exc}", field="body") from None
+        if not isinstance(new, dict):
+            raise bad_request("JSON Patch: the result must stay an object", field="body")
+        body = {k: v for k, v in new.items() if k not in doc or doc[k] != v or type(doc[k]) is not type(v)}
+        body.update({k: None for k in doc if k not in new})
+        if not body:
+            return dict(current)
+        return self.update(res, body, base)
 
     def add_reference(self, res: Resource, body: Any) -> None:
         """``POST .../Things(1)/Locations/$ref`` (or ``PUT .../Datastreams(1)/Sensor/$ref``) with
@@ -197,7 +272,7 @@ class WriteMixin(ServiceBase):
         assert nav is not None
         target_id = _reference_id(body, last.et)
         parent_id = self._resolve_id(Resource(res.steps[:-1]))
-        with self.store.transaction() as tx:
+        with self._tx() as tx:
             self._reference(tx, last.et, target_id, "@iot.id")
             if nav.fk:
                 self.store.entities.update(tx, parent.et.table, parent_id, {nav.fk: target_id})
@@ -205,7 +280,7 @@ class WriteMixin(ServiceBase):
                 self._link(tx, parent.et, nav, parent_id, target_id)
                 if parent.et is model.THING and nav.name == "Locations":
                     self._historical_location(tx, parent_id)
-        self.catalog.invalidate()
+        self._after_commit(self.catalog.invalidate)
 
     def delete_reference(self, res: Resource) -> None:
         """``DELETE .../Things(1)/Locations(5)/$ref``: unlink, deleting neither entity."""
@@ -217,9 +292,10 @@ class WriteMixin(ServiceBase):
         parent_id = self._resolve_id(Resource(res.steps[:-1]))
         self._resolve_id(res)  # 404 unless linked
         link, this_col, other_col = last.nav.link
-        with self.store.transaction() as tx:
+        with self._tx() as tx:
             self.store.entities.unlink(tx, link, this_col, parent_id, other_col, last.id)
-        self.catalog.invalidate()  # a Thing without that Location any more has another default FeatureOfInterest
+        # A Thing without that Location any more has another default FeatureOfInterest.
+        self._after_commit(self.catalog.invalidate)
 
     def delete(self, res: Resource) -> None:
         if res.ref:
@@ -228,7 +304,7 @@ class WriteMixin(ServiceBase):
         if res.member is not None or res.is_collection:
             raise ProblemError(405, "Method Not Allowed", "DELETE needs a single entity", field="path")
         entity_id = self._resolve_id(res)
-        with self.store.transaction() as tx:
+        with self._tx() as tx:
             self.store.entities.delete(tx, res.et.plural, entity_id)
-        self.catalog.invalidate()
+        self._after_commit(self.catalog.invalidate)
         self._announce(res.et, entity_id, "deleted")
