@@ -5,25 +5,33 @@ store them the same way and name the field ``result`` when they refuse one."""
 from __future__ import annotations
 
 import itertools
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cityhub import model, results
 from tests.conftest import station_body
 
-VALUES: list[Any] = [7, 2.5, -3, "7", "high", "true", True, False, None, {"level": 2}, [1, 2]]
+BIG = -1516082288180410101  # FROST's test data: a 64-bit integer that a double cannot hold
+VALUES: list[Any] = [7, 2.5, -3, "7", "high", "true", True, False, None, {"level": 2}, [1, 2], BIG, 2**64, 10.0]
 REFUSED = object()
-# What each type stores for each value, as the API reads it back; REFUSED where it is refused.
+# What each type stores for each value, as the API reads it back; REFUSED where it is refused. A result keeps its
+# JSON type (7 stays 7, 10.0 stays 10.0, a 64-bit integer is exact); past 64 bits an integer is its double.
+NUMBERS = [7, 2.5, -3]
+AFTER = [BIG, float(2**64), 10.0]
 EXPECTED: dict[str, list[Any]] = {
-    model.OM_MEASUREMENT: [7.0, 2.5, -3.0] + [REFUSED] * 8,
-    model.OM_COUNT: [7.0, REFUSED, -3.0] + [REFUSED] * 8,
-    model.OM_TRUTH: [REFUSED] * 6 + [True, False] + [REFUSED] * 3,
-    model.OM_CATEGORY: ["7.0", "2.5", "-3.0", "7", "high", "true"] + [REFUSED] * 5,
-    model.OM_OBSERVATION: [7.0, 2.5, -3.0, "7", "high", "true", True, False, REFUSED, {"level": 2}, [1, 2]],
+    model.OM_MEASUREMENT: NUMBERS + [REFUSED] * 8 + AFTER,
+    model.OM_COUNT: [7, REFUSED, -3] + [REFUSED] * 8 + AFTER,
+    model.OM_TRUTH: [REFUSED] * 6 + [True, False] + [REFUSED] * 3 + [REFUSED] * 3,
+    model.OM_CATEGORY: NUMBERS + ["7", "high", "true"] + [REFUSED] * 5 + AFTER,
+    # An OM_Observation's result is "Any": null is one (SensorThings v1.1 Table 13; FROST-Server stores it)
+    model.OM_OBSERVATION: [*NUMBERS, "7", "high", "true", True, False, None, {"level": 2}, [1, 2], *AFTER],
 }
 # A result each type accepts, for the Observation that PATCH then changes.
 VALID = {
@@ -76,7 +84,8 @@ def _patch(client: TestClient, obs: int, value: Any) -> tuple[Any, str | None]:
 
 def _ingest(client: TestClient, ds: int, value: Any) -> tuple[Any, str | None]:
     t = _time()
-    line = orjson.dumps({"datastream": ds, "phenomenonTime": t, "result": value})
+    # The standard library writes integers of any size (orjson stops at 64 bits)
+    line = json.dumps({"datastream": ds, "phenomenonTime": t, "result": value}).encode()
     r = client.post("/api/v1/ingest", content=line, headers={"Content-Type": "application/x-ndjson"})
     if r.status_code == 200:
         assert r.json()["stored"] == 1, r.text
@@ -141,7 +150,9 @@ def test_csv_cells_are_read_as_the_datastream_expects(client: TestClient, otype:
     r = client.post("/v1.1/Things", json=thing)
     assert r.status_code == 201, r.text
     ds = client.get(f"/v1.1/Things({r.json()['@iot.id']})/Datastreams").json()["value"][0]["@iot.id"]
-    cells = {"7": {model.OM_MEASUREMENT: 7.0, model.OM_COUNT: 7.0, model.OM_CATEGORY: "7", model.OM_OBSERVATION: "7"},
+    cells = {"7": {model.OM_MEASUREMENT: 7, model.OM_COUNT: 7, model.OM_CATEGORY: "7", model.OM_OBSERVATION: "7"},
+             "7.0": {model.OM_MEASUREMENT: 7.0, model.OM_COUNT: 7.0, model.OM_CATEGORY: "7.0",
+                     model.OM_OBSERVATION: "7.0"},
              "TRUE": {model.OM_TRUTH: True, model.OM_CATEGORY: "TRUE", model.OM_OBSERVATION: "TRUE"},
              "high": {model.OM_CATEGORY: "high", model.OM_OBSERVATION: "high"}}  # fmt: skip
     for cell, by_type in cells.items():
@@ -155,3 +166,82 @@ def test_csv_cells_are_read_as_the_datastream_expects(client: TestClient, otype:
         else:
             assert r.json()["stored"] == 0, (cell, r.text)
             assert [e["field"] for e in r.json()["errors"]] == ["result", "datastream"]
+
+
+# -- results keep their JSON type (issue 13, point 1) ------------------------------------------------------------
+def _observation_stream(client: TestClient, name: str, otype: str = model.OM_OBSERVATION) -> int:
+    thing = station_body(name=name)
+    thing["Datastreams"][0]["observationType"] = otype
+    r = client.post("/v1.1/Things", json=thing)
+    assert r.status_code == 201, r.text
+    return int(client.get(f"/v1.1/Things({r.json()['@iot.id']})/Datastreams").json()["value"][0]["@iot.id"])
+
+
+MIXED: list[Any] = [3, 2.5, 10.0, "30", "abc", True, None, {"a": 1}, BIG]
+
+
+def test_filters_on_results_of_every_type(client: TestClient) -> None:
+    """Numbers compare with numbers; with a string literal a number compares as its JSON text, as FROST-Server
+    documents it (result eq '3' finds 3); eq null finds an explicit null, not an object."""
+    ds = _observation_stream(client, "filters")
+    for k, value in enumerate(MIXED):
+        body = {"phenomenonTime": f"2025-01-01T0{k}:00:00Z", "result": value}
+        r = client.post(f"/v1.1/Datastreams({ds})/Observations", json=body)
+        assert r.status_code == 201, r.text
+
+    def found(flt: str) -> list[Any]:
+        r = client.get(f"/v1.1/Datastreams({ds})/Observations", params={"$filter": flt, "$orderby": "phenomenonTime"})
+        assert r.status_code == 200, (flt, r.text)
+        return [o["result"] for o in r.json()["value"]]
+
+    assert _exact(found("result eq 3")) == _exact([3])
+    assert _exact(found("result gt 3")) == _exact([10.0])
+    assert _exact(found("result lt 0")) == _exact([BIG])
+    assert _exact(found(f"result eq {BIG}")) == _exact([BIG])
+    assert _exact(found("result eq '3'")) == _exact([3])
+    assert _exact(found("result eq '10.0'")) == _exact([10.0])
+    assert _exact(found("result gt '3'")) == _exact(["30", "abc"])  # '10.0', '2.5', '-15…' sort before '3'
+    assert _exact(found("result eq true")) == _exact([True])
+    assert _exact(found("result eq null")) == _exact([None])
+    assert len(found("result ne null")) == len(MIXED) - 1
+
+
+def test_identical_resends_store_once_and_10_is_10_0(client: TestClient) -> None:
+    ds = _observation_stream(client, "resend", model.OM_MEASUREMENT)
+
+    def post(value: Any) -> int:
+        body = {"phenomenonTime": "2025-01-01T00:00:00Z", "result": value}
+        return client.post(f"/v1.1/Datastreams({ds})/Observations", json=body).status_code
+
+    assert post(10) == 201
+    assert post(10) == 200  # the stored one, not a second row
+    assert post(10.0) == 200  # the same number as JSON compares them
+    assert post(11) == 409
+    body = {"phenomenonTime": "2025-01-01T01:00:00Z", "result": BIG}
+    assert client.post(f"/v1.1/Datastreams({ds})/Observations", json=body).status_code == 201
+    # BIG + 1 has the same double as BIG: still another integer, so a conflict
+    r = client.post(f"/v1.1/Datastreams({ds})/Observations", json={**body, "result": BIG + 1})
+    assert r.status_code == 409, r.text
+    latest = client.get(f"/api/v1/latest?datastreams={ds}").json()["value"]
+    assert _exact([v["result"] for v in latest]) == _exact([BIG])
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(results.INT64_MIN, results.INT64_MAX)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=6,
+)  # fmt: skip
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=JSON_VALUES)
+def test_any_json_result_round_trips_with_its_type(client: TestClient, value: Any) -> None:
+    """On an OM_Observation (result "Any"), through a single POST and through bulk NDJSON: what is read back is
+    the value sent, as JSON text (so 1 is not 1.0 nor true)."""
+    ds = _observation_stream(client, f"any {next(_times)}")
+    r = client.post(f"/v1.1/Datastreams({ds})/Observations", json={"phenomenonTime": _time(), "result": value})
+    assert r.status_code == 201, r.text
+    assert _exact(client.get(r.headers["location"]).json()["result"]) == _exact(value)
+    stored, refused = _ingest(client, ds, value)
+    assert refused is None and _exact(stored) == _exact(value)

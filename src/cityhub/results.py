@@ -20,11 +20,17 @@ import orjson
 from cityhub import jsontext, model
 from cityhub.errors import bad_request
 
-# The JSON kind of a result (null is never a result: it is "missing").
-NUMBER, STRING, BOOLEAN, OBJECT = "number", "string", "boolean", "object"  # OBJECT: objects and arrays
+# The JSON kind of a result. A result that is not there is "missing"; an explicit null is a value of kind NULL,
+# which only an OM_Observation (whose result is "Any") takes.
+NUMBER, STRING, BOOLEAN, OBJECT, NULL = "number", "string", "boolean", "object", "null"  # OBJECT: objects, arrays
 # Where a result is stored.
 NUM, STR, JSON = "result_number", "result_string", "result_json"
 COLUMNS = (NUM, STR, JSON)
+
+# An integer result keeps its type: result_number holds it as a double (for comparisons and aggregates) and
+# result_json its exact text (10 reads back as 10, not 10.0; -1516082288180410101 exactly). Past 64 bits an
+# integer is stored as its double, as every path that reads binary numbers (Arrow, PostgreSQL) must.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 MISSING = "is missing"
 NOT_FINITE = "NaN and infinity are not values"
@@ -51,8 +57,10 @@ RULES: dict[str, Rule] = {
         {NUMBER: NUM}, "is not a number (the Datastream is CountObservation)", integer=True, text_as=NUMBER
     ),
     model.OM_TRUTH: Rule({BOOLEAN: JSON}, "must be true or false", text_as=BOOLEAN),
-    model.OM_CATEGORY: Rule({STRING: STR, NUMBER: STR}, "must be a category"),
-    model.OM_OBSERVATION: Rule({NUMBER: NUM, STRING: STR, BOOLEAN: JSON, OBJECT: JSON}, "is not a JSON value"),
+    model.OM_CATEGORY: Rule({STRING: STR, NUMBER: NUM}, "must be a category"),
+    model.OM_OBSERVATION: Rule(
+        {NUMBER: NUM, STRING: STR, BOOLEAN: JSON, OBJECT: JSON, NULL: JSON}, "is not a JSON value"
+    ),
 }
 # Datastreams whose type the model does not list (stored before it was checked) take any result.
 DEFAULT = RULES[model.OM_OBSERVATION]
@@ -62,9 +70,10 @@ def rule_for(observation_type: str | None) -> Rule:
     return RULES.get(observation_type or "", DEFAULT)
 
 
-def kind_of(value: Any) -> str | None:
+def kind_of(value: Any, *, present: bool = False) -> str | None:
+    """The JSON kind of ``value``; None for a result that is not there (``present``: an explicit null is one)."""
     if value is None:
-        return None
+        return NULL if present else None
     if isinstance(value, bool):  # before int: bool is an int subclass
         return BOOLEAN
     if isinstance(value, (int, float)):
@@ -91,8 +100,11 @@ def stored(kind: str, value: Any, observation_type: str | None) -> tuple[dict[st
             return None, NOT_FINITE
         if rule.integer and not number.is_integer():
             return None, NOT_INTEGER
-        # str(float) is what DuckDB's CAST(DOUBLE AS VARCHAR) writes, so a category code reads the same.
-        out[column] = number if column == NUM else str(number)
+        out[column] = number
+        if type(value) is int and INT64_MIN <= value <= INT64_MAX:
+            out[JSON] = str(value)
+    elif kind == NULL:
+        out[column] = "null"
     elif kind == BOOLEAN:
         out[column] = "true" if value else "false"
     elif kind == OBJECT:
@@ -104,10 +116,19 @@ def stored(kind: str, value: Any, observation_type: str | None) -> tuple[dict[st
     return out, None
 
 
-def result_columns(value: Any, observation_type: str | None) -> dict[str, Any]:
+def value_of(number: float | None, text: str | None, js: str | None) -> Any:
+    """The result a stored row holds, with its JSON type (the inverse of ``stored``): the exact JSON text first
+    (an integer, a boolean, an object, null), then the number, then the string."""
+    if js is not None:
+        return orjson.loads(js)
+    return number if number is not None else text
+
+
+def result_columns(value: Any, observation_type: str | None, *, present: bool = True) -> dict[str, Any]:
     """The three result columns for a JSON ``value`` on a Datastream of this type; otherwise a 400 whose
-    field is ``result`` and whose reason is the one bulk validation gives for the same value."""
-    kind = kind_of(value)
+    field is ``result`` and whose reason is the one bulk validation gives for the same value. ``present``: the
+    body has a ``result`` member (its null is then a value, not a missing result)."""
+    kind = kind_of(value, present=present)
     if kind is None:
         raise _refuse(MISSING)
     out, reason = stored(kind, value, observation_type)

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from cityhub import results
 from cityhub.api.deps import JSONResponse, hub_of, principal, require
 from cityhub.auth.keys import Principal
 from cityhub.errors import ProblemError, bad_request
@@ -210,10 +211,7 @@ def _parse_ids(text: str | None) -> list[int] | None:
 def _latest_body(hub: Hub, ids: list[int]) -> dict[str, Any]:
     t = hub.store.latest(ids)
     nums, texts, jsons = (t.column(c).to_pylist() for c in ("result_number", "result_string", "result_json"))
-    results = [
-        n if n is not None else x if x is not None else (orjson.loads(j) if j is not None else None)
-        for n, x, j in zip(nums, texts, jsons, strict=True)
-    ]
+    values = [results.value_of(n, x, j) for n, x, j in zip(nums, texts, jsons, strict=True)]
     datastreams = t.column("datastream_id").to_pylist()
     # Literal dicts: dict(zip(names, row)) per row took 12 of the 20 ms of 10,000 Datastreams.
     value = [
@@ -221,7 +219,7 @@ def _latest_body(hub: Hub, ids: list[int]) -> dict[str, Any]:
         for d, p, r, o, f, c in zip(
             datastreams,
             iso_array(t.column("phenomenon_time")),
-            results,
+            values,
             t.column("observation_id").to_pylist(),
             iso_array(t.column("first_time")),
             t.column("count").to_pylist(),

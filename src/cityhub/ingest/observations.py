@@ -223,7 +223,9 @@ def check_columns(table: pa.Table, fmt: str) -> pa.Table:
     return table
 
 
-_JSON_RESULT = ("result_text", "result_json")
+# What the JSON paths make of ``result``: its text, its JSON text (a boolean, an object, null) and the exact text
+# of an integer (results.INT64_MIN..MAX), beside the number in ``result`` itself.
+_JSON_RESULT = ("result_text", "result_json", "result_int")
 # A line whose first non-blank character does not open an object.
 _NOT_AN_OBJECT_LINE = re.compile(rb"(?m)^[ \t\r]*[^{\s]")
 
@@ -264,9 +266,16 @@ def _json_typed_results(table: pa.Table) -> pa.Table | None:
     col = table.column("result")
     typ = col.type
     n = table.num_rows
+    if col.null_count:
+        return None  # null results: the line-by-line path tells an explicit null from a missing result
     number, text, js = pa.nulls(n, pa.float64()), pa.nulls(n, pa.string()), pa.nulls(n, pa.string())
+    exact = pa.nulls(n, pa.string())
     if pa.types.is_integer(typ) or pa.types.is_floating(typ):
         number = pc.cast(col, pa.float64(), safe=False)  # an integer beyond 2**53 is stored as its double
+        if pa.types.is_integer(typ):
+            if typ == pa.uint64():
+                return None  # past INT64_MAX an integer is a double: the line-by-line path decides which
+            exact = pc.cast(col, pa.string())
     elif pa.types.is_string(typ) or pa.types.is_large_string(typ):
         text = pc.cast(col, pa.string())
     elif pa.types.is_boolean(typ):
@@ -275,7 +284,7 @@ def _json_typed_results(table: pa.Table) -> pa.Table | None:
         return None
     i = table.schema.get_field_index("result")
     table = table.set_column(i, "result", number)
-    return table.append_column("result_text", text).append_column("result_json", js)
+    return table.append_column("result_text", text).append_column("result_json", js).append_column("result_int", exact)
 
 
 def _ndjson_rows(body: bytes) -> pa.Table:
@@ -299,6 +308,7 @@ def rows_to_table(records: list[dict[str, Any]]) -> pa.Table:
     numbers: list[float | None] = []
     texts: list[str | None] = []
     jsons: list[str | None] = []
+    ints: list[str | None] = []
     present: set[str] = set()
     for i, rec in enumerate(records):
         for c in COLUMNS:
@@ -317,10 +327,15 @@ def rows_to_table(records: list[dict[str, Any]]) -> pa.Table:
         r = rec.get("result")
         if "result" in rec:
             present.add("result")
-        if isinstance(r, bool) or r is None or isinstance(r, (dict, list)):
+        exact = None
+        if r is None:
             numbers.append(None)
             texts.append(None)
-            jsons.append(None if r is None else _json_member(r, "result", i))
+            jsons.append("null" if "result" in rec else None)
+        elif isinstance(r, (bool, dict, list)):
+            numbers.append(None)
+            texts.append(None)
+            jsons.append(_json_member(r, "result", i))
         elif isinstance(r, (int, float)):
             try:
                 numbers.append(float(r))
@@ -328,10 +343,13 @@ def rows_to_table(records: list[dict[str, Any]]) -> pa.Table:
                 raise bad_request("result is a number too large to store", field="result", index=i) from None
             texts.append(None)
             jsons.append(None)
+            if type(r) is int and results.INT64_MIN <= r <= results.INT64_MAX:
+                exact = str(r)
         else:
             numbers.append(None)
             texts.append(str(r))
             jsons.append(None)
+        ints.append(exact)
         unknown = set(rec) - set(COLUMNS)
         if unknown:
             raise bad_request(f"unknown field(s) {sorted(unknown)}; allowed: {list(COLUMNS)}", field=sorted(unknown)[0])
@@ -343,6 +361,7 @@ def rows_to_table(records: list[dict[str, Any]]) -> pa.Table:
     out["result"] = pa.array(numbers, pa.float64())
     out["result_text"] = pa.array(texts, pa.string())
     out["result_json"] = pa.array(jsons, pa.string())
+    out["result_int"] = pa.array(ints, pa.string())
     return pa.table(out)
 
 
@@ -381,8 +400,9 @@ def data_array_table(groups: Sequence[tuple[int, Sequence[str], Sequence[Sequenc
 
 def _plain_group(ds: int, cols: dict[str, tuple[Any, ...]], n: int) -> pa.Table | None:
     result = cols["result"]
-    # bool is an int: not plain; nor an integer past float's range (the row-wise path refuses it by name)
-    if not all(type(v) is float or (type(v) is int and -(2**1023) < v < 2**1023) for v in result):
+    # bool is an int: not plain; nor an integer a double cannot hold exactly (the row-wise path stores its double
+    # beside its exact text, or refuses one past float's range by name)
+    if not all(type(v) is float or (type(v) is int and -(2**53) <= v <= 2**53) for v in result):
         return None
     for c in ("phenomenonTime", "resultTime"):
         if c in cols and not all(v is None or type(v) is str for v in cols[c]):
@@ -402,6 +422,8 @@ def _plain_group(ds: int, cols: dict[str, tuple[Any, ...]], n: int) -> pa.Table 
     out["result"] = pa.array(result, pa.float64())
     out["result_text"] = pa.nulls(n, pa.string())
     out["result_json"] = pa.nulls(n, pa.string())
+    exact = [str(v) if type(v) is int and results.INT64_MIN <= v <= results.INT64_MAX else None for v in result]
+    out["result_int"] = pa.array(exact, pa.string())
     return pa.table(out)
 
 
@@ -535,7 +557,7 @@ def validate_one(
     if pt.year < 1900:
         raise fail("phenomenonTime", "is before 1900")
     rt = _one_time(record.get("resultTime"), "resultTime", fail)
-    stored = results.result_columns(record.get("result"), info.observation_type)
+    stored = results.result_columns(record.get("result"), info.observation_type, present="result" in record)
     params = record.get("parameters")
     return {
         "id": None,

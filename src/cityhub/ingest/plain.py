@@ -94,6 +94,11 @@ def validate_plain(
         return None
     # Results: finite numbers, stored as numbers by every Datastream they go to (whole ones for counts).
     number = pc.cast(result, pa.float64(), safe=False)  # an integer beyond 2**53 is stored as its double
+    exact = pa.nulls(n, pa.string())
+    if pa.types.is_integer(result.type):
+        if result.type == pa.uint64():
+            return None  # past INT64_MAX an integer is a double: the vectorised check decides which
+        exact = pc.cast(result, pa.string())  # an integer keeps its exact text (results.stored)
     if not pc.all(pc.is_finite(number)).as_py():
         return None
     ds_np = pc.cast(ds, pa.int64()).to_numpy()
@@ -145,7 +150,7 @@ def validate_plain(
             "result_time": rt,
             "result_number": number,
             "result_string": null_text,
-            "result_json": null_text,
+            "result_json": exact,
             "result_quality": null_text,
             "valid_time_start": null_ts,
             "valid_time_end": null_ts,

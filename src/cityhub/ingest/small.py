@@ -59,7 +59,9 @@ def _text_result(value: str, otype: str | None) -> tuple[str, Any] | None:
     rule = results.rule_for(otype)
     if rule.text_as == results.NUMBER:
         if _PLAIN_NUMBER.match(value):
-            return results.NUMBER, float(value)
+            # An integer cell is an integer result (at most 15 digits here: always within 64 bits), as the
+            # vectorised check reads it.
+            return results.NUMBER, (float(value) if "." in value else int(value))
         if value.lower() in _DOUBLE_WORDS:
             return None
         return (results.STRING, value) if _PLAIN_TEXT.match(value) else None

@@ -40,6 +40,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from cityhub import results
 from cityhub.mqtt.packets import publish_batch
 from cityhub.timefmt import iso_time
 
@@ -129,7 +130,7 @@ def observation_messages(
             "@iot.selfLink": link,
             "phenomenonTime": iso_time(cols["phenomenon_time"][i]),
             "resultTime": iso_time(cols["result_time"][i]),
-            "result": num if num is not None else text if text is not None else orjson.loads(js) if js else None,
+            "result": results.value_of(num, text, js),
             "resultQuality": orjson.loads(quality) if quality else None,
             "validTime": valid,
             "parameters": orjson.loads(params) if params else None,

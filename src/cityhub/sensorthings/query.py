@@ -122,14 +122,23 @@ class FilterContext:
         if rest:
             raise FilterError(f"{prop.name} has no members", 0)
         if prop.kind == model.RESULT:
+            dialect = self.builder.dialect
             return Resolved(
                 f"{alias}.result_number",
                 "result",
                 exists,
                 {
                     "number": f"{alias}.result_number",
-                    "string": f"{alias}.result_string",
-                    "boolean": self.builder.dialect.try_cast(f"{alias}.result_json", "BOOLEAN"),
+                    # Compared with a string, a number is its JSON text (an integer's exact one), as FROST-Server
+                    # does: result eq '3' finds the result 3.
+                    "string": f"""coalesce({alias}.result_string, CASE WHEN {alias}.result_number IS NOT NULL
+                        THEN coalesce({alias}.result_json, {dialect.double_text(f"{alias}.result_number")}) END)""",
+                    # result_json of a number is its exact text ('1' would cast to true)
+                    "boolean": f"""CASE WHEN {alias}.result_number IS NULL
+                        THEN {dialect.try_cast(f"{alias}.result_json", "BOOLEAN")} END""",
+                    # an explicit null (an OM_Observation's), not an object that no alternative reads
+                    "null": f"""({alias}.result_number IS NULL AND {alias}.result_string IS NULL
+                        AND ({alias}.result_json IS NULL OR {alias}.result_json = 'null'))""",
                 },
             )
         kind = {

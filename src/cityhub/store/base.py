@@ -119,6 +119,11 @@ class Dialect(abc.ABC):
     def now(self) -> str:
         return "now()"
 
+    def double_text(self, sql: str) -> str:
+        """A DOUBLE as the text a JSON writer gives it (Python's repr: 10.0, 2.5, 1e+20): what a result that is a
+        number compares as with a string literal (``result gt '3'``)."""
+        return f"CAST({sql} AS VARCHAR)"
+
 
 class EventChannel(abc.ABC):
     """Messages between the hub processes that share a store (PostgreSQL: LISTEN/NOTIFY). Delivery is at most

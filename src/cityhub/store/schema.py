@@ -137,3 +137,13 @@ def replace_in_place(stage: str) -> tuple[str, str]:
            FROM {stage} b
            WHERE l.datastream_id = b.datastream_id AND l.phenomenon_time = b.phenomenon_time""",
     )
+
+
+# Whether stored Observation ``o`` and new row ``b`` (same Datastream and phenomenonTime) hold the same result: a
+# re-send to store once, not a conflict. As JSON compares them: 10 and 10.0 are the same number (an integer keeps
+# its exact text in result_json, a float has none there); two integers compare exactly (two past 2**53 can share
+# a double).
+SAME_RESULT = """(o.result_number IS NOT DISTINCT FROM b.result_number
+    AND o.result_string IS NOT DISTINCT FROM b.result_string
+    AND (o.result_json IS NOT DISTINCT FROM b.result_json
+         OR (o.result_number IS NOT NULL AND (o.result_json IS NULL OR b.result_json IS NULL))))"""

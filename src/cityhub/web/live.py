@@ -25,6 +25,7 @@ import pyarrow as pa
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
+from cityhub import results
 from cityhub.api.deps import hub_of, principal, require
 from cityhub.bus import OBSERVATIONS, on_observations
 from cityhub.errors import bad_request
@@ -171,8 +172,7 @@ class ObservationFanout:
         ids = batch.column("id").to_pylist()
         out = []
         for i in range(batch.num_rows):
-            n = nums[i]
-            result = n if n is not None else texts[i] if texts[i] is not None else _json(jsons[i])
+            result = results.value_of(nums[i], texts[i], jsons[i])
             body = {
                 "datastream": ds[i],
                 "thing": things[i],

@@ -425,10 +425,12 @@ class _Compiler:
             return f"CAST({self.ctx.param(node.op == 'eq')} AS BOOLEAN)"
         other = right if self.info(left).type == "null" else left
         if isinstance(other, Path) and self.resolve(other.segments).type == "result":
-            alts = list((self.resolve(other.segments).alt or {}).values())
+            alt = self.resolve(other.segments).alt or {}
+            alts = [sql for kind, sql in alt.items() if kind != "null"]
             if not alts:
                 raise FilterError(f"'{_snippet(other)}' cannot be compared with null")
-            is_null = "(" + " AND ".join(f"{sql} IS NULL" for sql in alts) + ")"
+            # "null": how the context tells a null value from one of a kind no alternative reads (an object)
+            is_null = alt.get("null") or "(" + " AND ".join(f"{sql} IS NULL" for sql in alts) + ")"
         else:
             is_null = f"({self.emit(other)} IS NULL)"
         return is_null if node.op == "eq" else f"(NOT {is_null})"

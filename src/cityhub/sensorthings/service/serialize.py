@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-from cityhub import model
+from cityhub import model, results
 from cityhub.timefmt import iso_time
 
 
@@ -26,9 +26,7 @@ def row_to_dict(et: model.EntityType, row: tuple[Any, ...]) -> tuple[dict[str, A
         if p.kind == model.RESULT:
             num, text, js = row[i : i + 3]
             i += 3
-            out[p.name] = num if num is not None else text if text is not None else _json(js)
-            if isinstance(out[p.name], float) and out[p.name].is_integer() and abs(out[p.name]) < 2**53:
-                out[p.name] = int(out[p.name]) if js == "int" else out[p.name]
+            out[p.name] = results.value_of(num, text, js)
             continue
         v = row[i]
         i += 1

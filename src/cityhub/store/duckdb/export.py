@@ -46,7 +46,8 @@ class DuckDBExport(ExportOps):
             return cur.sql(
                 f"""SELECT d.thing_id, t.name AS thing, d.name AS datastream, op.name AS observed_property,
                            d.unit_of_measurement AS uom, o.phenomenon_time AS time, o.result_number AS result,
-                           coalesce(o.result_string, o.result_json) AS result_text
+                           coalesce(o.result_string,
+                                    CASE WHEN o.result_number IS NULL THEN o.result_json END) AS result_text
                     FROM observations o JOIN datastreams d ON d.id = o.datastream_id
                     JOIN things t ON t.id = d.thing_id
                     JOIN observed_properties op ON op.id = d.observed_property_id

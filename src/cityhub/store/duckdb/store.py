@@ -34,7 +34,7 @@ from cityhub.store.duckdb.observations import DuckDBObservations
 from cityhub.store.duckdb.transfer import DuckDBTransfer
 from cityhub.store.duckdb.util import id_list
 from cityhub.store.duckdb.webhooks import DuckDBWebhookOps
-from cityhub.store.schema import ALERT_TABLES, ENTITY_TABLES, ddl, replace_in_place
+from cityhub.store.schema import ALERT_TABLES, ENTITY_TABLES, SAME_RESULT, ddl, replace_in_place
 from cityhub.store.transaction import Transaction
 
 log = logging.getLogger(__name__)
@@ -468,10 +468,7 @@ class DuckDBStore(Store):
     def _find_duplicates(self, cur: duckdb.DuckDBPyConnection, result: AppendResult) -> None:
         cur.register("_ch_ins_ids", pa.table({"id": result.inserted}))
         rows = cur.execute(
-            """SELECT b.id, o.id,
-                      (o.result_number IS NOT DISTINCT FROM b.result_number
-                       AND o.result_string IS NOT DISTINCT FROM b.result_string
-                       AND o.result_json IS NOT DISTINCT FROM b.result_json)
+            f"""SELECT b.id, o.id, {SAME_RESULT}
                FROM (SELECT * FROM _ch_batch ANTI JOIN _ch_ins_ids USING (id)) b
                JOIN observations o
                  ON o.datastream_id = b.datastream_id AND o.phenomenon_time = b.phenomenon_time"""

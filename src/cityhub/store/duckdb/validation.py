@@ -116,7 +116,7 @@ _KIND_COLUMN = {results.NUMBER: "k_num", results.STRING: "k_str", results.BOOLEA
 def _stored(rule: results.Rule, column: str) -> str:
     parts = []
     for kind, col in rule.store.items():
-        if col == column:
+        if col == column and kind != results.NULL:  # a null arrives as the JSON text 'null': the OBJECT kind
             k = _KIND_COLUMN[kind]
             parts.append(f"CAST({k} AS VARCHAR)" if kind == results.NUMBER and column != results.NUM else k)
     if not parts:
@@ -125,7 +125,7 @@ def _stored(rule: results.Rule, column: str) -> str:
 
 
 def _reason(rule: results.Rule) -> str:
-    accepted = " AND ".join(f"{_KIND_COLUMN[k]} IS NULL" for k in rule.store)
+    accepted = " AND ".join(f"{_KIND_COLUMN[k]} IS NULL" for k in rule.store if k != results.NULL)
     whens = [f"WHEN {accepted} THEN {_literal(rule.reason)}"]
     if results.NUMBER in rule.store:
         whens.append(f"WHEN isnan(k_num) OR isinf(k_num) THEN {_literal(results.NOT_FINITE)}")
@@ -151,6 +151,10 @@ def check_rows(table: pa.Table, datastreams: pa.Table, latest: datetime) -> pa.T
     ``datastreams``; ``error`` is ``"field: reason"`` or NULL; times after ``latest`` are too far ahead."""
     cols = table.column_names
     rtype = table.schema.field("result").type
+    # The exact text of an integer result (results.INT64_MIN..MAX), kept beside its double.
+    exact = "CAST(NULL AS VARCHAR)"
+    if pa.types.is_integer(rtype):
+        exact = 'CAST(TRY_CAST("result" AS BIGINT) AS VARCHAR)'
     if pa.types.is_integer(rtype) or pa.types.is_floating(rtype) or pa.types.is_decimal(rtype):
         num, text, js = 'CAST("result" AS DOUBLE)', "CAST(NULL AS VARCHAR)", "CAST(NULL AS VARCHAR)"
     elif pa.types.is_boolean(rtype):
@@ -165,7 +169,11 @@ def check_rows(table: pa.Table, datastreams: pa.Table, latest: datetime) -> pa.T
     # Text formats (CSV) carry every result as text; JSON keeps types apart, and there a string is a string.
     from_json = "result_text" in cols
     if from_json:
-        text, js = "result_text", "result_json"
+        text, js, exact = "result_text", "result_json", "result_int"
+    elif pa.types.is_string(rtype) or pa.types.is_large_string(rtype):
+        # A text cell of integer shape is an integer, as a JSON reader would read it (ingest.small does the same).
+        exact = """CASE WHEN regexp_full_match(trim("result"), '-?[0-9]+')
+                        THEN CAST(TRY_CAST(trim("result") AS BIGINT) AS VARCHAR) END"""
     kinds = sql_kinds(text_source=not from_json)
     result_number, result_string, result_json, result_err = sql_stored()
     pt, pt_err = _time_exprs(table, "phenomenonTime")
@@ -190,17 +198,21 @@ def check_rows(table: pa.Table, datastreams: pa.Table, latest: datetime) -> pa.T
             WITH r AS (
               SELECT _idx, "datastream" AS ds_raw, TRY_CAST("datastream" AS BIGINT) AS ds,
                      {pt} AS pt, {pt_err} AS pt_err, {rt} AS rt, {rt_err} AS rt_err,
-                     {num} AS num_in, {text} AS txt_in, {js} AS js_in, {unit} AS unit,
+                     {num} AS num_in, {text} AS txt_in, {js} AS js_in, {exact} AS int_in, {unit} AS unit,
                      {foi} AS foi, {foi_bad} AS foi_bad, {params} AS params, _params_err
               FROM _raw),
             j AS (
               SELECT r.*, d.observation_type AS ot, d.unit_symbol, d.thing_id
               FROM r LEFT JOIN _ds d ON d.id = r.ds),
             k AS (SELECT j.*, {kinds} FROM j),
-            s AS (
+            s0 AS (
               SELECT k.*, {result_number} AS result_number, {result_string} AS result_string,
-                     {result_json} AS result_json, {result_err} AS result_err
-              FROM k)
+                     {result_json} AS result_json_kind, {result_err} AS result_err
+              FROM k),
+            s AS (
+              SELECT s0.* EXCLUDE (result_json_kind),
+                     coalesce(result_json_kind, CASE WHEN result_number IS NOT NULL THEN int_in END) AS result_json
+              FROM s0)
             SELECT _idx, ds, pt, rt, thing_id, foi, params, result_number, result_string, result_json,
               CASE
                 WHEN ds_raw IS NULL THEN 'datastream: is missing'

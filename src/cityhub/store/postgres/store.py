@@ -50,7 +50,7 @@ from cityhub.store.postgres.observations import PgObservations
 from cityhub.store.postgres.transfer import PgTransfer
 from cityhub.store.postgres.util import id_array
 from cityhub.store.postgres.webhooks import PgWebhookOps
-from cityhub.store.schema import ENTITY_TABLES, replace_in_place
+from cityhub.store.schema import ENTITY_TABLES, SAME_RESULT, replace_in_place
 from cityhub.store.transaction import Transaction
 
 log = logging.getLogger(__name__)
@@ -165,6 +165,11 @@ class PgDialect(Dialect):
 
     def try_cast(self, sql: str, sql_type: str) -> str:
         return f"{_TRY_CAST[sql_type]}(({sql})::text)"
+
+    def double_text(self, sql: str) -> str:
+        # float8 text is the shortest exact form, as Python's repr, except that a whole number has no ".0".
+        return f"""(CASE WHEN ({sql}) = trunc({sql}) AND abs({sql}) < 1e16
+                         THEN trunc({sql})::numeric::text || '.0' ELSE ({sql})::text END)"""
 
     def geo(self, func: str, args: list[str]) -> str:
         return f"{_GEO[func]}({', '.join(args)})"
@@ -811,10 +816,7 @@ class PostgresStore(Store):
         # As in _replace: one index lookup per staged row, not a hash of the month's partition.
         cur.execute("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off")
         rows = cur.execute(
-            """SELECT b.id, o.id,
-                      (o.result_number IS NOT DISTINCT FROM b.result_number
-                       AND o.result_string IS NOT DISTINCT FROM b.result_string
-                       AND o.result_json IS NOT DISTINCT FROM b.result_json)
+            f"""SELECT b.id, o.id, {SAME_RESULT}
                FROM _ch_stage b
                JOIN observations o ON o.datastream_id = b.datastream_id AND o.phenomenon_time = b.phenomenon_time
                WHERE NOT EXISTS (SELECT 1 FROM _ch_ins i WHERE i.id = b.id)"""
