@@ -82,6 +82,35 @@ class FilterContext:
     def resolve(self, path: tuple[str, ...]) -> Resolved:
         return self._resolve(self.et, self.alias, path, None)
 
+    def related(self, path: tuple[str, ...]) -> str | None:
+        et, alias, exists = self.et, self.alias, None
+        for head in path:
+            nav = et.nav(head)
+            if nav is None:
+                return None
+            target = model.entity(nav.target)
+            inner = self.builder.alias()
+            template = f"EXISTS (SELECT 1 FROM {self._join(nav, et, alias, target, inner)} AND {{cond}})"
+            exists = template if exists is None else exists.replace("{cond}", template)
+            et, alias = target, inner
+        return None if exists is None else exists.replace("{cond}", "TRUE")
+
+    def scope(self, path: tuple[str, ...]) -> tuple[str, FilterContext]:
+        et, alias, exists = self.et, self.alias, None
+        nav = None
+        for head in path:
+            nav = et.nav(head)
+            if nav is None:
+                raise FilterError(f"{et.name} has no navigation {head!r} to take any/all of", 0)
+            target = model.entity(nav.target)
+            inner = self.builder.alias()
+            template = f"EXISTS (SELECT 1 FROM {self._join(nav, et, alias, target, inner)} AND {{cond}})"
+            exists = template if exists is None else exists.replace("{cond}", template)
+            et, alias = target, inner
+        if nav is None or nav.fk or exists is None:
+            raise FilterError(f"any/all take a collection; {'/'.join(path)} is a single entity", 0)
+        return exists, FilterContext(self.builder, et, alias)
+
     def _resolve(self, et: model.EntityType, alias: str, path: tuple[str, ...], exists: str | None) -> Resolved:
         head, rest = path[0], path[1:]
         if head in ("id", "@iot.id") and not rest:
@@ -150,6 +179,9 @@ class FilterContext:
         }[prop.kind]
         if kind == "geometry":
             col = self.builder.dialect.geometry_column(alias, prop.column)
+        if prop.kind == model.INTERVAL and prop.column_end:
+            # A time interval: its start stands for it in functions and $orderby; comparisons use both ends.
+            return Resolved(col, kind, exists, {"end": f"{alias}.{prop.column_end}"})
         return Resolved(col, kind, exists)
 
 

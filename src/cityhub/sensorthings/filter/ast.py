@@ -34,7 +34,10 @@ class FilterError(ProblemError):
 
 # --------------------------------------------------------------------------------------------------- nodes
 
-LITERAL_KINDS = frozenset({"string", "int", "float", "bool", "null", "datetime", "date", "duration", "geometry"})
+# "period": an ISO 8601 time interval, start/end or start/duration, written unquoted (value: (start, end))
+LITERAL_KINDS = frozenset(
+    {"string", "int", "float", "bool", "null", "datetime", "date", "duration", "geometry", "period"}
+)
 
 
 class _NodeBase:
@@ -119,7 +122,25 @@ class Call(_NodeBase):
         object.__setattr__(self, "_hash", hash(("call", self.name, tuple(a._hash for a in self.args))))
 
 
-Node: TypeAlias = Literal | Path | Unary | Binary | Call
+@dataclass(frozen=True, eq=False)
+class Lambda(_NodeBase):
+    """OData's lambda operators over the collection ``path`` navigates to: ``Datastreams/any(d: d/name eq 'x')``,
+    ``Datastreams/all(d: ...)``, or ``Datastreams/any()`` (is there any; ``var`` and ``body`` None). In ``body``
+    a path that starts with ``var`` is a member of the collection, any other one the entity being filtered."""
+
+    path: tuple[str, ...]
+    op: str  # "any" | "all"
+    var: str | None
+    body: Node | None
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", tuple(self.path))
+        body_hash = self.body._hash if self.body is not None else 0
+        object.__setattr__(self, "_hash", hash(("lambda", self.path, self.op, self.var, body_hash)))
+
+
+Node: TypeAlias = Literal | Path | Unary | Binary | Call | Lambda
 
 
 def _equal(a: Node, b: Node) -> bool:
@@ -149,6 +170,12 @@ def _equal(a: Node, b: Node) -> bool:
                 return False
             stack.append((x.left, y.left))
             stack.append((x.right, y.right))
+        elif isinstance(x, Lambda):
+            assert isinstance(y, Lambda)
+            if (x.path, x.op, x.var) != (y.path, y.op, y.var) or (x.body is None) != (y.body is None):
+                return False
+            if x.body is not None and y.body is not None:
+                stack.append((x.body, y.body))
         else:
             assert isinstance(x, Call) and isinstance(y, Call)
             if x.name != y.name or len(x.args) != len(y.args):
@@ -164,6 +191,8 @@ def children(node: Node) -> tuple[Node, ...]:
         return (node.left, node.right)
     if isinstance(node, Call):
         return node.args
+    if isinstance(node, Lambda) and node.body is not None:
+        return (node.body,)
     return ()
 
 
@@ -251,8 +280,10 @@ BINARY_BP = {
     **dict.fromkeys(("mul", "div", "mod"), 5),
 }
 UNARY_BP = 6
+NOT_BP = BINARY_BP["eq"]  # what 'not' applies to: a comparison (and the arithmetic in it), not and/or
 COMPARISONS = frozenset({"eq", "ne", "gt", "ge", "lt", "le"})
 RESERVED = frozenset({*BINARY_BP, "not", "true", "false", "null"})
+LAMBDAS = frozenset({"any", "all"})
 
 _S, _N, _G = frozenset({"string"}), frozenset({"number"}), frozenset({"geometry"})
 _DT, _DTD, _DTT = frozenset({"datetime"}), frozenset({"datetime", "date"}), frozenset({"datetime", "time"})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
 from typing import NamedTuple, Protocol
 
 from cityhub.sensorthings.filter.ast import (
@@ -19,6 +20,7 @@ from cityhub.sensorthings.filter.ast import (
     Binary,
     Call,
     FilterError,
+    Lambda,
     Literal,
     Node,
     Path,
@@ -110,6 +112,58 @@ class SqlContext(Protocol):
         """SQL for the current timestamp."""
         ...
 
+    def related(self, path: tuple[str, ...]) -> str | None:
+        """SQL that is true when navigation ``path`` leads to an entity (``Thing eq null`` is its negation), or
+        None if ``path`` does not end at a navigation property."""
+        ...
+
+    def scope(self, path: tuple[str, ...]) -> tuple[str, SqlContext]:
+        """For a lambda over the collection ``path`` navigates to: an ``EXISTS (... AND {cond})`` template over
+        its members (as ``Resolved.exists``) and the context that resolves a member's properties; FilterError
+        if ``path`` does not end in a collection."""
+        ...
+
+
+class _Scoped:
+    """The context inside a lambda's body: paths that start with its variable are the member's, others the
+    enclosing context's; everything else is the enclosing context's."""
+
+    def __init__(self, outer: SqlContext, var: str, inner: SqlContext) -> None:
+        self.outer, self.var, self.inner = outer, var, inner
+
+    def resolve(self, path: tuple[str, ...]) -> Resolved:
+        if path[0] != self.var:
+            return self.outer.resolve(path)
+        if len(path) == 1:
+            raise FilterError(f"'{self.var}' is an entity; name one of its properties: {self.var}/name", 0)
+        return self.inner.resolve(path[1:])
+
+    def scope(self, path: tuple[str, ...]) -> tuple[str, SqlContext]:
+        return self.inner.scope(path[1:]) if path[0] == self.var else self.outer.scope(path)
+
+    def related(self, path: tuple[str, ...]) -> str | None:
+        if path[0] != self.var:
+            return self.outer.related(path)
+        return self.inner.related(path[1:]) if len(path) > 1 else None
+
+    def param(self, value: object) -> str:
+        return self.outer.param(value)
+
+    def json_value(self, base_sql: str, keys: tuple[str, ...], as_type: str) -> str:
+        return self.outer.json_value(base_sql, keys, as_type)
+
+    def geo(self, func: str, args: list[str]) -> str:
+        return self.outer.geo(func, args)
+
+    def distance_within(self, inclusive: bool) -> str | None:
+        return self.outer.distance_within(inclusive)
+
+    def geometry_literal(self, wkt: str) -> str:
+        return self.outer.geometry_literal(wkt)
+
+    def now(self) -> str:
+        return self.outer.now()
+
 
 _TYPES = frozenset({"number", "string", "boolean", "datetime", "date", "time", "interval", "geometry"})
 _POLY = frozenset({"json", "result"})  # take their SQL type from the other operand
@@ -124,6 +178,7 @@ _DESCRIBE = {
     "date": "a date",
     "time": "a time of day",
     "interval": "a duration",
+    "period": "a time interval",
     "geometry": "a geometry",
     "json": "a JSON member",
     "result": "a result",
@@ -201,6 +256,8 @@ class _Compiler:
         self.ctx = ctx
         self.infos: dict[int, _Info] = {}
         self.paths: dict[tuple[str, ...], Resolved] = {}
+        self.scopes: dict[int, tuple[str, _Compiler]] = {}  # a lambda's EXISTS template and its body's compiler
+        self.entity_nulls: dict[int, str] = {}  # "Thing eq null": the comparison's id -> SQL of "Thing exists"
 
     def resolve(self, path: tuple[str, ...]) -> Resolved:
         if path not in self.paths:
@@ -225,6 +282,11 @@ class _Compiler:
         if isinstance(node, Path):
             r = self.resolve(node.segments)
             return _Info(r.type, (r.exists,) if r.exists else ())
+        if isinstance(node, Lambda):
+            _, child = self.lambda_scope(node)
+            if node.body is not None and (t := child.info(node.body).type) not in _BOOLISH:
+                raise FilterError(f"'{node.op}' needs a boolean condition, got {_DESCRIBE[t]} in '{_snippet(node)}'")
+            return _Info("boolean")
         if isinstance(node, Unary):
             inner = self.info(node.operand)
             if node.op == "not":
@@ -245,6 +307,9 @@ class _Compiler:
                             f"'{node.op}' needs boolean operands, got {_DESCRIBE[t]} in '{_snippet(operand)}'"
                         )
                 return _Info("boolean")
+            if node.op in ("eq", "ne") and (related := self.entity_null(node)) is not None:
+                self.entity_nulls[id(node)] = related
+                return _Info("boolean")
             left, right = self.info(node.left), self.info(node.right)
             if node.op in COMPARISONS:
                 self.comparison_type(node)
@@ -264,6 +329,12 @@ class _Compiler:
             if node.op not in ("eq", "ne"):
                 raise FilterError(f"null can only be compared with eq or ne, in '{_snippet(node)}'")
             return None
+        if self.is_period(node.left) or self.is_period(node.right):
+            for side in (node.left, node.right):
+                t = self.info(side).type
+                if t not in ("datetime", "period") and not (t == "date" and isinstance(side, Literal)):
+                    raise FilterError(f"cannot compare a time interval with {_DESCRIBE[t]} in '{_snippet(node)}'")
+            return "period"
         if a in _POLY and b in _POLY:
             return "number" if "result" in (a, b) else "string"
         if a in _POLY and b in _SCALAR:
@@ -341,10 +412,31 @@ class _Compiler:
             cond = template.replace("{cond}", cond)
         return cond
 
+    def lambda_scope(self, node: Lambda) -> tuple[str, _Compiler]:
+        found = self.scopes.get(id(node))
+        if found is None:
+            template, inner = self.ctx.scope(node.path)
+            child = _Compiler(_Scoped(self.ctx, node.var, inner) if node.var is not None else inner)
+            found = self.scopes[id(node)] = (template, child)
+        return found
+
+    def lambda_sql(self, node: Lambda) -> str:
+        """any: some member meets the condition (any(): there is a member); all: none fails it, a NULL
+        condition failing (OData: all is true of an empty collection)."""
+        template, child = self.lambda_scope(node)
+        if node.body is None:
+            return template.replace("{cond}", "TRUE")
+        body = child.boolean(node.body)
+        if node.op == "any":
+            return template.replace("{cond}", body)
+        return f"(NOT {template.replace('{cond}', f'NOT coalesce({body}, FALSE)')})"
+
     def emit(self, node: Node, want: str | None = None) -> str:
         """SQL for ``node``; ``want`` picks the representation of json/result values and date literals."""
         if isinstance(node, Literal):
             return self.literal(node, want)
+        if isinstance(node, Lambda):
+            return self.lambda_sql(node)
         if isinstance(node, Path):
             r = self.resolve(node.segments)
             if r.type == "json":
@@ -386,11 +478,24 @@ class _Compiler:
             raise FilterError(f"'{_snippet(node)}' cannot be used as {_DESCRIBE[want]}")
         return sql
 
+    def entity_null(self, node: Binary) -> str | None:
+        """For ``<navigation> eq|ne null`` (``Thing eq null``, ``Datastreams ne null``: is there a related entity),
+        the SQL of "there is one"; None for any other comparison."""
+        sides = (node.left, node.right)
+        if not any(isinstance(s, Literal) and s.kind == "null" for s in sides):
+            return None
+        other = node.right if isinstance(node.left, Literal) and node.left.kind == "null" else node.left
+        return self.ctx.related(other.segments) if isinstance(other, Path) else None
+
     def comparison(self, node: Binary) -> str:
+        if (related := self.entity_nulls.get(id(node))) is not None:
+            return f"(NOT {related})" if node.op == "eq" else related
         target = self.comparison_type(node)
         exists = _merge(self.info(node.left).exists, self.info(node.right).exists)
         if target is None:
             cond = self.null_test(node)
+        elif target == "period":
+            cond = self.period_comparison(node)
         elif (within := self.distance_within(node, target)) is not None:
             cond = within
         else:
@@ -398,6 +503,53 @@ class _Compiler:
             right = self.emit(node.right, target)
             cond = f"({left} {_SQL_COMPARE[node.op]} {right})"
         return self.wrap(cond, exists)
+
+    def is_period(self, node: Node) -> bool:
+        """An interval literal, or a property that holds time intervals (Resolved.alt["end"])."""
+        if isinstance(node, Literal):
+            return node.kind == "period"
+        if isinstance(node, Path):
+            r = self.resolve(node.segments)
+            return r.type == "datetime" and bool(r.alt) and "end" in (r.alt or {})
+        return False
+
+    def period_comparison(self, node: Binary) -> str:
+        """A comparison where a side is a time interval [s, e] (an instant t is [t, t]), as FROST-Server defines
+        them: an interval is before (lt) an instant or interval only if it ends before that starts, after (gt) only
+        if it starts after that ends, le/ge likewise with equality; eq of an interval and an instant is "the
+        instant lies in the interval" (ne: outside it), eq of two intervals is same start and same end. Each
+        condition also bounds the start of a stored interval, so that an index on it serves (s <= e)."""
+        left, right = node.left, node.right
+        instant = not self.is_period(left) or not self.is_period(right)
+
+        def ends(side: Node) -> tuple[Callable[[], str], Callable[[], str]]:
+            # Each call emits afresh: parameters must appear once, in textual order.
+            if isinstance(side, Literal) and side.kind == "period":
+                assert isinstance(side.value, tuple)
+                start, end = (Literal(t, "datetime") for t in side.value)
+                return (lambda: self.emit(start)), (lambda: self.emit(end))
+            if self.is_period(side):
+                assert isinstance(side, Path)
+                r = self.resolve(side.segments)
+                end_sql = (r.alt or {})["end"]
+                return (lambda: r.sql), (lambda: f"coalesce({end_sql}, {r.sql})")
+            return (lambda: self.emit(side, "datetime")), (lambda: self.emit(side, "datetime"))
+
+        (s1, e1), (s2, e2) = ends(left), ends(right)
+        op = node.op
+        if op == "lt":
+            return f"({s1()} < {s2()} AND {e1()} < {s2()})"
+        if op == "le":
+            return f"({s1()} <= {s2()} AND {e1()} <= {s2()})"
+        if op == "gt":
+            return f"({s1()} > {e2()} AND {s1()} > {s2()})"
+        if op == "ge":
+            return f"({s1()} >= {e2()} AND {s1()} >= {s2()})"
+        if instant:  # the instant lies in the interval, whichever side each is on
+            inside = f"({s1()} <= {e2()} AND {e1()} >= {s2()})"
+            return inside if op == "eq" else f"(NOT {inside})"
+        same = f"({s1()} = {s2()} AND {e1()} = {e2()})"
+        return same if op == "eq" else f"(NOT {same})"
 
     def distance_within(self, node: Binary, target: str) -> str | None:
         """``geo.distance(a, b) lt|le d`` as the engine's index-assisted form, where it has one (``{a}``, ``{b}``,

@@ -26,7 +26,7 @@ _AFTER_LITERAL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz
 
 
 class Token(NamedTuple):
-    kind: str  # ident literal ( ) , / - eof
+    kind: str  # ident literal ( ) , / : - eof
     pos: int
     end: int
     text: str
@@ -84,6 +84,32 @@ def _lex_datetime(text: str, m: re.Match[str]) -> Literal:
     return Literal(value, "datetime")
 
 
+_DURATION_RE = re.compile(r"P[0-9YMWDTHS.]+")
+
+
+def _lex_period(text: str, start: Literal, m: re.Match[str]) -> tuple[Literal, int]:
+    """The interval whose start ``start`` (matched by ``m``) is followed by '/'; returns it and the offset just
+    past its end."""
+    begin, slash = m.start(), m.end()
+    assert isinstance(start.value, dt.datetime)
+    if (e := _DATETIME_RE.match(text, slash + 1)) is not None:
+        end = _lex_datetime(text, e)
+        assert isinstance(end.value, dt.datetime)
+        stop, until = e.end(), end.value
+    elif (d := _DURATION_RE.match(text, slash + 1)) is not None:
+        _check_boundary(text, d.end(), "interval", begin)
+        try:
+            until = start.value + duration_to_timedelta(d.group())
+        except (ValueError, OverflowError):
+            raise FilterError(f"invalid interval '{text[begin:d.end()]}' at position {begin}", begin) from None
+        stop = d.end()
+    else:
+        raise FilterError(f"expected a datetime or a duration after '/' at position {slash + 1}", slash + 1)
+    if until < start.value:
+        raise FilterError(f"the interval at position {begin} ends before it starts", begin)
+    return Literal((start.value, until), "period"), stop
+
+
 def _lex_number(text: str, m: re.Match[str]) -> Literal:
     start, raw = m.start(), m.group()
     _check_boundary(text, m.end(), "number", start)
@@ -120,7 +146,7 @@ def tokenize(text: str) -> list[Token]:
         ch = text[i]
         if ch in WS:
             i += 1
-        elif ch in "(),/":
+        elif ch in "(),/:":  # ':' only in a lambda: Datastreams/any(d: d/name eq 'x')
             toks.append(Token(ch, i, i + 1, ch))
             i += 1
         elif ch == "'":
@@ -129,8 +155,11 @@ def tokenize(text: str) -> list[Token]:
             i = end
         elif "0" <= ch <= "9" or (ch == "-" and i + 1 < n and "0" <= text[i + 1] <= "9"):
             # An adjacent minus belongs to the number (OData's signed literals); '- 5' is negation.
+            end = None
             if ch != "-" and (m := _DATETIME_RE.match(text, i)):
                 lit = _lex_datetime(text, m)
+                if text.startswith("/", m.end()):  # an ISO 8601 interval: start/end or start/duration
+                    lit, end = _lex_period(text, lit, m)
             elif ch != "-" and (m := _DATE_RE.match(text, i)):
                 _check_boundary(text, m.end(), "date", i)
                 try:
@@ -141,8 +170,9 @@ def tokenize(text: str) -> list[Token]:
                 m = _NUMBER_RE.match(text, i)
                 assert m is not None
                 lit = _lex_number(text, m)
-            toks.append(Token("literal", i, m.end(), m.group(), lit))
-            i = m.end()
+            end = m.end() if end is None else end
+            toks.append(Token("literal", i, end, text[i:end], lit))
+            i = end
         elif ch == "-":
             toks.append(Token("-", i, i + 1, ch))
             i += 1

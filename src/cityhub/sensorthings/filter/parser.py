@@ -9,13 +9,16 @@ from __future__ import annotations
 from cityhub.sensorthings.filter.ast import (
     BINARY_BP,
     FUNCTIONS,
+    LAMBDAS,
     MAX_DEPTH,
     MAX_LENGTH,
+    NOT_BP,
     RESERVED,
     UNARY_BP,
     Binary,
     Call,
     FilterError,
+    Lambda,
     Literal,
     Node,
     Path,
@@ -99,7 +102,10 @@ class _Parser:
                 raise FilterError(f"expected whitespace after 'not' at position {tok.end}", tok.end)
             self.i += 1
             self.enter(tok)
-            inner, depth = self.expression(UNARY_BP)
+            # 'not' takes the comparison that follows, as OData's grammar reads it (notExpr = "not" RWS
+            # boolCommonExpr; FROST-Server and Microsoft Graph alike): not name eq 'x' is not (name eq 'x'),
+            # and it stops at and/or. A minus binds tightest.
+            inner, depth = self.expression(NOT_BP if tok.kind == "ident" else UNARY_BP)
             self.pending -= 1
             return Unary("neg" if tok.kind == "-" else "not", inner), self.built(depth + 1, tok)
         if tok.kind == "(":
@@ -139,9 +145,31 @@ class _Parser:
             seg = self.toks[self.i + 1]
             if seg.kind != "ident" or "." in seg.text or seg.pos != slash.end:
                 raise self.error("a property name right after '/'", seg._replace(pos=slash.end))
+            if seg.text in LAMBDAS and (paren := self.toks[self.i + 2]).kind == "(" and paren.pos == seg.end:
+                self.i += 2
+                return self.lambda_(segments, seg)
             segments.append(seg.text)
             self.i += 2
         return Path(tuple(segments)), 0
+
+    def lambda_(self, path: list[str], op_tok: Token) -> tuple[Node, int]:
+        """``path/any(var: body)``, ``path/all(var: body)`` or ``path/any()``; the current token is '('."""
+        op = op_tok.text
+        self.i += 1
+        if self.toks[self.i].kind == ")":
+            if op == "all":
+                raise FilterError(f"'all' needs a condition: all(x: ...) at position {op_tok.pos}", op_tok.pos)
+            self.i += 1
+            return Lambda(tuple(path), op, None, None), 1
+        var = self.expect("ident", "a lambda variable name")
+        if var.text in RESERVED or "." in var.text or var.text == path[0]:
+            raise FilterError(f"'{var.text}' cannot name a lambda variable at position {var.pos}", var.pos)
+        self.expect(":", "':' after the lambda variable")
+        self.enter(op_tok)
+        body, depth = self.expression(0)
+        self.pending -= 1
+        self.expect(")", "')'")
+        return Lambda(tuple(path), op, var.text, body), self.built(depth + 1, op_tok)
 
     def call(self, name_tok: Token) -> tuple[Node, int]:
         name = name_tok.text

@@ -14,6 +14,7 @@ from cityhub.sensorthings.filter.ast import (
     RESERVED,
     Binary,
     Call,
+    Lambda,
     Literal,
     Node,
     Path,
@@ -56,6 +57,10 @@ def _literal_text(node: Literal) -> str:
         return _datetime_text(v)
     if kind == "date" and type(v) is dt.date:
         return v.isoformat()
+    if kind == "period" and isinstance(v, tuple) and len(v) == 2 and all(isinstance(t, dt.datetime) for t in v):
+        if v[1] < v[0]:
+            raise ValueError("a time interval cannot end before it starts")
+        return f"{_datetime_text(v[0])}/{_datetime_text(v[1])}"
     if kind == "duration" and isinstance(v, str):
         try:
             duration_to_timedelta(v)
@@ -78,7 +83,8 @@ def text_of(node: Node) -> str:
     if isinstance(node, Unary):
         inner = text_of(node.operand)
         if node.op == "not":
-            return "not " + inner
+            # Parenthesised: 'not' reads as far as a comparison goes, so (not a) eq b needs its own pair.
+            return f"(not {inner})"
         if node.op == "neg":
             # '-5' would read back as a signed literal, '-2016-01-01' as garbage: parenthesise literals.
             return f"-({inner})" if isinstance(node.operand, Literal) else "-" + inner
@@ -87,6 +93,15 @@ def text_of(node: Node) -> str:
         if node.op not in BINARY_BP:
             raise ValueError(f"unknown binary operator {node.op!r}")
         return "(" + f" {node.op} ".join(text_of(x) for x in chain(node)) + ")"
+    if isinstance(node, Lambda):
+        path = text_of(Path(node.path))
+        if node.body is None or node.var is None:
+            if node.op != "any":
+                raise ValueError("'all' needs a condition")
+            return f"{path}/any()"
+        if not SEGMENT_RE.fullmatch(node.var) or node.var in RESERVED:
+            raise ValueError(f"cannot print lambda variable {node.var!r}")
+        return f"{path}/{node.op}({node.var}: {text_of(node.body)})"
     if isinstance(node, Call):
         lo, hi = FUNCTIONS.get(node.name, (1, 0))
         if not lo <= len(node.args) <= hi:

@@ -1,0 +1,210 @@
+"""``$filter`` as SensorThings clients and FROST-Server's tests write it (issue 13, point 4): lambda operators
+``any``/``all``, ISO 8601 interval literals and interval/instant comparisons, ``eq null`` on navigation
+properties, ``not`` taking the comparison after it, and ``geo.length`` of a polygon (0, as PostGIS and FROST's
+GeoTests have it). Both stores, through the same tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.conftest import OM_MEASUREMENT, UGM3
+
+
+def _names(client: TestClient, entity_set: str, flt: str) -> list[str]:
+    r = client.get(f"/v1.1/{entity_set}", params={"$filter": flt, "$orderby": "id"})
+    assert r.status_code == 200, (flt, r.text)
+    return [e["name"] for e in r.json()["value"]]
+
+
+def _results(client: TestClient, flt: str) -> list[Any]:
+    r = client.get("/v1.1/Observations", params={"$filter": flt, "$orderby": "id"})
+    assert r.status_code == 200, (flt, r.text)
+    return [o["result"] for o in r.json()["value"]]
+
+
+def _refused(client: TestClient, entity_set: str, flt: str) -> str:
+    r = client.get(f"/v1.1/{entity_set}", params={"$filter": flt})
+    assert r.status_code == 400, (flt, r.text)
+    assert r.json()["field"] == "$filter"
+    return str(r.json()["detail"])
+
+
+def _datastream(name: str, observations: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {
+        "name": name,
+        "description": f"{name} of a Hanoi station",
+        "observationType": OM_MEASUREMENT,
+        "unitOfMeasurement": UGM3,
+        "Sensor": {"name": f"{name} sensor", "description": "d", "encodingType": "text/html", "metadata": "m"},
+        "ObservedProperty": {"name": name, "definition": f"http://example.org/{name}", "description": "d"},
+        **({"Observations": observations} if observations else {}),
+    }
+
+
+@pytest.fixture
+def city(client: TestClient) -> None:
+    """Three Things: one with Noise (results 10, 40) and Rain (results 5), one with Noise only (results 80),
+    one with no Datastream. Not PM2.5 or NO2: the hub would add its VN_AQI Datastreams to those stations."""
+    loc = {"name": "Hồ Gươm", "description": "d", "encodingType": "application/geo+json",
+           "location": {"type": "Point", "coordinates": [105.85, 21.03]}}  # fmt: skip
+
+    def obs(*values: float) -> list[dict[str, Any]]:
+        return [{"phenomenonTime": f"2025-01-01T0{k}:00:00Z", "result": v} for k, v in enumerate(values)]
+
+    bodies = [
+        {"name": "Hoàn Kiếm", "description": "d", "Locations": [loc],
+         "Datastreams": [_datastream("Noise", obs(10, 40)), _datastream("Rain", obs(5))]},
+        {"name": "Cầu Giấy", "description": "d", "Locations": [{**loc, "name": "Cầu Giấy"}],
+         "Datastreams": [_datastream("Noise", obs(80))]},
+        {"name": "Tây Hồ", "description": "d"},
+    ]  # fmt: skip
+    for body in bodies:
+        r = client.post("/v1.1/Things", json=body)
+        assert r.status_code == 201, r.text
+
+
+# -- lambda operators --------------------------------------------------------------------------------------------
+@pytest.mark.usefixtures("city")
+def test_any_and_all_over_a_collection(client: TestClient) -> None:
+    assert _names(client, "Things", "Datastreams/any(d: d/name eq 'Rain')") == ["Hoàn Kiếm"]
+    assert _names(client, "Things", "Datastreams/any(d: d/name eq 'Noise')") == ["Hoàn Kiếm", "Cầu Giấy"]
+    # all: every member; true of an empty collection (OData), so Tây Hồ is in
+    assert _names(client, "Things", "Datastreams/all(d: d/name eq 'Noise')") == ["Cầu Giấy", "Tây Hồ"]
+    assert _names(client, "Things", "Datastreams/any()") == ["Hoàn Kiếm", "Cầu Giấy"]
+    assert _names(client, "Things", "not Datastreams/any()") == ["Tây Hồ"]
+    # one member meets both conditions (a path through Datastreams meets each on any member)
+    both = "Datastreams/any(d: d/name eq 'Rain' and d/description eq 'Noise of a Hanoi station')"
+    assert _names(client, "Things", both) == []
+    assert _names(client, "Things", "Datastreams/name eq 'Rain' and Datastreams/description eq "
+                  "'Noise of a Hanoi station'") == ["Hoàn Kiếm"]  # fmt: skip
+
+
+@pytest.mark.usefixtures("city")
+def test_lambdas_nest_and_see_the_entity_outside(client: TestClient) -> None:
+    nested = "Datastreams/any(d: d/Observations/any(o: o/result gt 50))"
+    assert _names(client, "Things", nested) == ["Cầu Giấy"]
+    every = "Datastreams/all(d: d/Observations/all(o: o/result lt 50))"
+    assert _names(client, "Things", every) == ["Hoàn Kiếm", "Tây Hồ"]
+    outer = "Datastreams/any(d: d/name eq 'Noise' and name eq 'Hoàn Kiếm')"  # name: the Thing's
+    assert _names(client, "Things", outer) == ["Hoàn Kiếm"]
+    mixed = "Observations/any(o: o/result gt 30 and o/phenomenonTime gt 2025-01-01T00:30:00Z)"
+    assert _names(client, "Datastreams", mixed) == ["Noise"]
+    assert _names(client, "Datastreams", "Thing/Datastreams/any(d: d/name eq 'Rain')") == ["Noise", "Rain"]
+
+
+@pytest.mark.usefixtures("city")
+def test_lambda_errors_name_the_filter(client: TestClient) -> None:
+    assert "single entity" in _refused(client, "Datastreams", "Thing/any()")
+    assert "all" in _refused(client, "Things", "Datastreams/all()")
+    assert "boolean" in _refused(client, "Things", "Datastreams/any(d: d/name)")
+    assert "entity" in _refused(client, "Things", "Datastreams/any(d: d eq 1)")
+    _refused(client, "Things", "Datastreams/any(d d/name eq 'x')")
+    _refused(client, "Things", "Datastreams/any(name: name eq 'x')")  # a reserved or clashing name
+    _refused(client, "Things", "Datastreams/any(d: d/nosuch eq 1)")
+
+
+# -- time intervals --------------------------------------------------------------------------------------------
+@pytest.fixture
+def times(client: TestClient, station: dict[str, int]) -> None:
+    """Observation 1 at an instant (valid for 12 hours), observation 2 over a whole day."""
+    ds = station["datastream"]
+    for body in (
+        {"phenomenonTime": "2025-01-01T00:00:00Z", "result": 1,
+         "validTime": "2025-01-01T00:00:00Z/2025-01-01T12:00:00Z"},
+        {"phenomenonTime": "2025-01-02T00:00:00Z/2025-01-03T00:00:00Z", "result": 2},
+    ):  # fmt: skip
+        r = client.post(f"/v1.1/Datastreams({ds})/Observations", json=body)
+        assert r.status_code == 201, r.text
+
+
+@pytest.mark.usefixtures("times")
+@pytest.mark.parametrize(
+    ("flt", "expected"),
+    [
+        # an interval is before an instant only if it ends before it; after it only if it starts after it
+        ("phenomenonTime lt 2025-01-02T12:00:00Z", [1]),
+        ("phenomenonTime le 2025-01-03T00:00:00Z", [1, 2]),
+        ("phenomenonTime gt 2025-01-01T12:00:00Z", [2]),
+        ("phenomenonTime ge 2025-01-02T00:00:00Z", [2]),
+        # eq: the instant lies in the interval (ends included); ne: outside it
+        ("phenomenonTime eq 2025-01-02T12:00:00Z", [2]),
+        ("phenomenonTime eq 2025-01-03T00:00:00Z", [2]),
+        ("phenomenonTime ne 2025-01-02T12:00:00Z", [1]),
+        ("2025-01-02T12:00:00Z eq phenomenonTime", [2]),
+        ("2025-01-02T12:00:00Z gt phenomenonTime", [1]),
+        # interval literals: start/end and start/duration
+        ("phenomenonTime eq 2025-01-02T00:00:00Z/2025-01-03T00:00:00Z", [2]),
+        ("phenomenonTime eq 2025-01-02T00:00:00Z/P1D", [2]),
+        ("phenomenonTime lt 2025-01-02T00:00:00Z/P1D", [1]),
+        ("phenomenonTime gt 2024-12-31T00:00:00Z/2024-12-31T23:00:00Z", [1, 2]),
+        ("phenomenonTime lt 2025-01-03T00:00:01Z/2025-01-04T00:00:00Z", [1, 2]),
+        ("validTime eq 2025-01-01T06:00:00Z", [1]),
+        ("validTime eq null", [2]),
+        ("phenomenonTime ge 2025-01-02T00:00:00Z and phenomenonTime lt 2025-01-04T00:00:00Z", [2]),
+    ],
+)
+def test_intervals_compare_as_frost_defines_them(client: TestClient, flt: str, expected: list[int]) -> None:
+    assert _results(client, flt) == expected
+
+
+@pytest.mark.usefixtures("times")
+def test_interval_literal_errors(client: TestClient) -> None:
+    assert "ends before it starts" in _refused(
+        client, "Observations", "phenomenonTime lt 2025-01-02T00:00:00Z/2025-01-01T00:00:00Z"
+    )
+    assert "time interval" in _refused(client, "Observations", "result eq 2025-01-01T00:00:00Z/P1D")
+    _refused(client, "Observations", "year(2025-01-01T00:00:00Z/P1D) eq 2025")
+    _refused(client, "Observations", "phenomenonTime lt 2025-01-01T00:00:00Z/")
+    _refused(client, "Observations", "phenomenonTime lt 2025-01-01T00:00:00Z/Pxyz")
+
+
+# -- not, eq null on navigation properties, geo.length -----------------------------------------------------------
+@pytest.mark.usefixtures("city")
+def test_not_takes_the_comparison_after_it(client: TestClient) -> None:
+    assert _names(client, "Things", "not name eq 'Hoàn Kiếm'") == ["Cầu Giấy", "Tây Hồ"]
+    assert _names(client, "Things", "not name eq 'Hoàn Kiếm' and not name eq 'Tây Hồ'") == ["Cầu Giấy"]
+    assert _names(client, "Things", "not (name eq 'Hoàn Kiếm' or name eq 'Tây Hồ')") == ["Cầu Giấy"]
+
+
+@pytest.mark.usefixtures("city")
+def test_eq_null_on_navigation_properties(client: TestClient) -> None:
+    assert _names(client, "Things", "Datastreams eq null") == ["Tây Hồ"]
+    assert _names(client, "Things", "Locations ne null") == ["Hoàn Kiếm", "Cầu Giấy"]
+    assert _names(client, "Datastreams", "Thing eq null") == []
+    assert _names(client, "Datastreams", "Thing/Locations ne null") == ["Noise", "Rain", "Noise"]
+    assert _names(client, "Things", "Datastreams/any(d: d/Observations eq null)") == []
+    assert "entity" in _refused(client, "Datastreams", "Thing eq 'x'")
+
+
+# FROST-Server's GeoTests (c03filtering): its Locations 0-7, as the test writes them, and testGeoLength's filters.
+FROST_LOCATIONS: list[dict[str, Any]] = [
+    {"type": "Point", "coordinates": [8, 51]},
+    {"type": "Point", "coordinates": [8, 52]},
+    {"type": "Point", "coordinates": [8, 53]},
+    {"type": "Point", "coordinates": [8, 54]},
+    {"type": "Polygon", "coordinates": [[[8, 53], [7, 52], [7, 53], [8, 53]]]},
+    {"type": "LineString", "coordinates": [[5, 52], [5, 53]]},
+    {"type": "LineString", "coordinates": [[5, 52], [6, 53]]},
+    {"type": "LineString", "coordinates": [[4, 52], [8, 52]]},
+]
+
+
+def test_geo_length(client: TestClient) -> None:
+    """testGeoLength: a polygon's geo.length is 0 (Location 4 is never 'gt 1'); lines have their length."""
+    for k, geometry in enumerate(FROST_LOCATIONS):
+        body = {"name": f"Location {k}", "description": "d", "encodingType": "application/geo+json",
+                "location": geometry}  # fmt: skip
+        assert client.post("/v1.1/Locations", json=body).status_code == 201
+
+    def locations(flt: str) -> list[int]:
+        return [int(n.split()[1]) for n in _names(client, "Locations", flt)]
+
+    assert locations("geo.length(location) gt 1") == [6, 7]
+    assert locations("geo.length(location) ge 1") == [5, 6, 7]
+    assert locations("geo.length(location) eq 1") == [5]
+    assert locations("geo.length(location) ne 1") == [0, 1, 2, 3, 4, 6, 7]
+    assert locations("geo.length(location) le 4") == [0, 1, 2, 3, 4, 5, 6, 7]
+    assert locations("geo.length(location) lt 4") == [0, 1, 2, 3, 4, 5, 6]
