@@ -177,7 +177,9 @@ DATASTREAM = EntityType(
     "datastreams",
     (
         *_common,
-        Prop("observationType", "observation_type", URI, required=True),
+        # Not required, and any URI: FROST-Server's test data writes "someType", and a Datastream without one
+        # takes OM_Observation's rules (results.rule_for); see validate.values_of.
+        Prop("observationType", "observation_type", URI),
         Prop("unitOfMeasurement", "unit_of_measurement", JSON, required=True),
         Prop("observedArea", "observed_area", GEOMETRY),
         Prop(

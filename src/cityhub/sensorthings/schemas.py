@@ -24,7 +24,12 @@ def entity_schema(et: model.EntityType, depth: int = 0) -> dict[str, Any]:
             continue
         s = dict(_KIND[p.kind])
         if p.name == "observationType":
-            s["enum"] = sorted(model.OBSERVATION_TYPES)
+            s["description"] = (
+                "the O&M type; its result rules apply (any other URI, or none: OM_Observation's, any JSON value)"
+            )
+            s["examples"] = sorted(model.OBSERVATION_TYPES)
+        if p.kind == model.GEOMETRY:
+            s = {"description": "GeoJSON geometry or Feature; any JSON value when encodingType is not GeoJSON"}
         if p.name == "unitOfMeasurement":
             s = {
                 "type": "object",

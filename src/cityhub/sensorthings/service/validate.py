@@ -23,6 +23,8 @@ def values_of(et: model.EntityType, body: dict[str, Any], prefix: str, *, partia
         if p.name not in body:
             if p.required and not partial:
                 raise bad_request(f"{et.name}.{p.name} is required", field=prefix + p.name)
+            if p.name == "observationType" and not partial:
+                values[p.column] = model.OM_OBSERVATION  # the type whose result is "Any"
             continue
         v = body[p.name]
         field = prefix + p.name
@@ -39,8 +41,8 @@ def values_of(et: model.EntityType, body: dict[str, Any], prefix: str, *, partia
             if not isinstance(v, str):
                 raise bad_request(f"{p.name} must be a string", field=field)
             jsontext.check_no_nul(v, field)
-            if p.name == "observationType" and v not in model.OBSERVATION_TYPES:
-                raise bad_request(f"unknown observationType; use one of {sorted(model.OBSERVATION_TYPES)}", field=field)
+            if p.name == "observationType" and not v.strip():
+                raise bad_request("observationType is a URI, not empty", field=field)
             values[p.column] = v
         elif p.kind == model.JSON:
             if p.name == "unitOfMeasurement":
@@ -49,7 +51,10 @@ def values_of(et: model.EntityType, body: dict[str, Any], prefix: str, *, partia
                 raise bad_request(f"{p.name} must be a JSON object", field=field)
             values[p.column] = jsontext.dump(v, field)
         elif p.kind == model.GEOMETRY:
-            _check_geojson(v, field)
+            # GeoJSON unless the entity says otherwise (a Location may be text/plain, an address): then any JSON
+            # value is kept as sent, and the geo functions see no geometry in it.
+            if _is_geojson(body.get("encodingType")):
+                _check_geojson(v, field)
             values[p.column] = jsontext.dump(v, field)
         elif p.kind == model.DATETIME:
             values[p.column] = parse_time(v, field)
@@ -79,6 +84,12 @@ def _inverse(p_et: model.EntityType, p_nav: model.Nav, et: model.EntityType) -> 
             if n.fk == p_nav.remote_fk and n.target == p_et.name:
                 return n
     return None
+
+
+def _is_geojson(encoding: Any) -> bool:
+    """Whether a geometry property holds GeoJSON: its entity's encodingType says so (application/geo+json,
+    application/vnd.geo+json), or gives none (a PATCH of the geometry alone, an observedArea)."""
+    return encoding is None or not isinstance(encoding, str) or "geo+json" in encoding.lower()
 
 
 def _check_uom(v: Any, field: str) -> None:

@@ -197,8 +197,8 @@ class WriteMixin(ServiceBase):
                 # Not null, and no default that would make sense for a stored Observation: "now" would move it.
                 raise bad_request("Observation.phenomenonTime is required", field="phenomenonTime")
             for p in et.props:
-                if p.name in body or p.read_only or p.kind == model.RESULT:
-                    continue
+                if p.name in body or p.read_only or p.kind == model.RESULT or p.column in values:
+                    continue  # (values holds a default values_of gave, an observationType's)
                 values[p.column] = None
                 if p.column_end:
                     values[p.column_end] = None

@@ -20,7 +20,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import shapely
-from duckdb.func import PythonUDFType
+from duckdb.func import FunctionNullHandling, PythonUDFType
 
 from cityhub.store.base import OBSERVATION_BATCH_SCHEMA, AppendResult, Dialect, QueryError, Store
 from cityhub.store.duckdb.airquality import DuckDBAirQuality
@@ -241,11 +241,16 @@ class DuckDBStore(Store):
         con = self._con
         v, b, d = duckdb.sqltype("VARCHAR"), duckdb.sqltype("BOOLEAN"), duckdb.sqltype("DOUBLE")
         arrow = PythonUDFType.ARROW
+        # "special": the functions answer NULL themselves where a value holds no geometry (a text/plain Location,
+        # an address), which DuckDB's default handling refuses as an error of the whole query.
+        nulls = FunctionNullHandling.SPECIAL
         for name in _BINARY_PREDICATES:
-            con.create_function(f"ch_st_{name}", _predicate(name), [v, v], b, type=arrow, side_effects=False)
-        con.create_function("ch_st_relate", _relate, [v, v, v], b, type=arrow)
-        con.create_function("ch_geo_distance", _distance, [v, v], d, type=arrow)
-        con.create_function("ch_geo_length", _length, [v], d, type=arrow)
+            con.create_function(
+                f"ch_st_{name}", _predicate(name), [v, v], b, type=arrow, side_effects=False, null_handling=nulls
+            )
+        con.create_function("ch_st_relate", _relate, [v, v, v], b, type=arrow, null_handling=nulls)
+        con.create_function("ch_geo_distance", _distance, [v, v], d, type=arrow, null_handling=nulls)
+        con.create_function("ch_geo_length", _length, [v], d, type=arrow, null_handling=nulls)
 
     # -- plumbing --------------------------------------------------------------------------------------
     def _cursor(self) -> duckdb.DuckDBPyConnection:
