@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from cityhub import model
@@ -25,6 +25,7 @@ class _Current(threading.local):
 
     tx: Transaction | None = None
     after: list[Callable[[], None]]
+    moved: set[int]  # Things whose Locations this transaction changed: each gets a HistoricalLocation
 
 
 class ServiceBase:
@@ -58,13 +59,27 @@ class ServiceBase:
             return
         after: list[Callable[[], None]] = []
         with self.store.transaction() as tx:
-            current.tx, current.after = tx, after
+            current.tx, current.after, current.moved = tx, after, set()
             try:
                 yield tx
+                self._record_moves(tx, current.moved)
             finally:
                 current.tx = None
         for fn in after:
             fn()
+
+    def _record_moves(self, tx: Transaction, moved: set[int]) -> None:
+        """One HistoricalLocation per Thing whose Locations changed, however they were linked (deep insert from
+        either side, PATCH, $ref, a change set), of the Locations it has at the end (SensorThings §8.2.3)."""
+        now = datetime.now(UTC)
+        for thing_id in sorted(moved):
+            hl = self.store.entities.add_historical_location(tx, thing_id, now)
+            self._announce(model.HISTORICAL_LOCATION, hl)
+        moved.clear()
+
+    def _moved(self, thing_id: int) -> None:
+        if self._current.tx is not None:
+            self._current.moved.add(thing_id)
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         # Inside a change set reads go through its transaction: they must see what it wrote and not yet committed.

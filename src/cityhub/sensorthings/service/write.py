@@ -4,7 +4,6 @@ store's named entity operations."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 from typing import Any
 
 import jsonpatch
@@ -136,8 +135,6 @@ class WriteMixin(ServiceBase):
         # links of the parent in the URL that live outside this row
         if parent is not None and linked_by_parent is None:
             self._link(tx, parent[0], parent[1], parent[2], new_id)
-            if parent[1].name == "Locations" and parent[0] is model.THING:
-                self._historical_location(tx, parent[2])
         # to-many and many-to-many children
         for nav in et.navs:
             if nav.fk or nav.name not in body:
@@ -158,8 +155,10 @@ class WriteMixin(ServiceBase):
                     self._link(tx, et, nav, new_id, child)
                 else:
                     self._create(tx, target, sub, field, (et, nav, new_id))
-        if et is model.THING and body.get("Locations"):
-            self._historical_location(tx, new_id)
+        if et is model.HISTORICAL_LOCATION and self.store.entities.adopt_historical_location(tx, new_id) is not None:
+            # The latest HistoricalLocation of its Thing: the Thing is now where it says (its default
+            # FeatureOfInterest with it).
+            self._after_commit(self.catalog.invalidate)
         return new_id
 
     def _reference(self, tx: Transaction, et: model.EntityType, ref: Any, where: str) -> int:
@@ -173,11 +172,12 @@ class WriteMixin(ServiceBase):
         if nav.link:
             link, this_col, other_col = nav.link
             self.store.entities.link(tx, link, this_col, other_col, this_id, other_id)
+            if et is model.THING and nav.name == "Locations":
+                self._moved(this_id)
+            elif et is model.LOCATION and nav.name == "Things":
+                self._moved(other_id)
         elif nav.remote_fk:
             self.store.entities.update(tx, model.entity(nav.target).table, other_id, {nav.remote_fk: this_id})
-
-    def _historical_location(self, tx: Transaction, thing_id: int) -> None:
-        self.store.entities.add_historical_location(tx, thing_id, datetime.now(UTC))
 
     def update(self, res: Resource, body: Any, base: str, *, replace: bool = False) -> dict[str, Any]:
         """PATCH (``replace`` False): the properties in ``body`` change, the rest stay. PUT (``replace``): the
@@ -226,8 +226,6 @@ class WriteMixin(ServiceBase):
                             else self._create(tx, target, item, f"{nav.name}[{k}]", None)
                         )
                         self._link(tx, et, nav, entity_id, child)
-                    if et is model.THING and nav.name == "Locations":
-                        self._historical_location(tx, entity_id)
             if et is model.OBSERVATION:
                 self._update_observation(tx, entity_id, body, values)
             else:
@@ -278,8 +276,6 @@ class WriteMixin(ServiceBase):
                 self.store.entities.update(tx, parent.et.table, parent_id, {nav.fk: target_id})
             else:
                 self._link(tx, parent.et, nav, parent_id, target_id)
-                if parent.et is model.THING and nav.name == "Locations":
-                    self._historical_location(tx, parent_id)
         self._after_commit(self.catalog.invalidate)
 
     def delete_reference(self, res: Resource) -> None:

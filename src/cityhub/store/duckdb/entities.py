@@ -50,6 +50,25 @@ class DuckDBEntityOps(EntityOps):
         )
         return hl_id
 
+    def adopt_historical_location(self, tx: Transaction, hl_id: int) -> int | None:
+        rows = tx.execute(
+            """SELECT h.thing_id FROM historical_locations h
+               WHERE h.id = ? AND NOT EXISTS (
+                   SELECT 1 FROM historical_locations o WHERE o.thing_id = h.thing_id AND o.time > h.time)""",
+            [hl_id],
+        )
+        if not rows:
+            return None
+        thing_id = int(rows[0][0])
+        tx.execute("DELETE FROM thing_locations WHERE thing_id = ?", [thing_id])
+        tx.execute(
+            """INSERT INTO thing_locations (thing_id, location_id)
+               SELECT DISTINCT ?, location_id FROM historical_location_locations
+               WHERE historical_location_id = ?""",
+            [thing_id, hl_id],
+        )
+        return thing_id
+
     def delete(self, tx: Transaction, entity_set: str, entity_id: int) -> None:
         if entity_set == "Things":
             for (ds,) in tx.execute("SELECT id FROM datastreams WHERE thing_id = ?", [entity_id]):
@@ -60,6 +79,12 @@ class DuckDBEntityOps(EntityOps):
             tx.execute(
                 "UPDATE features_of_interest SET from_location_id = NULL WHERE from_location_id = ?", [entity_id]
             )
+            # Its HistoricalLocations go with it (SensorThings §10.4), not only their links to it.
+            hls = tx.execute(
+                "SELECT historical_location_id FROM historical_location_locations WHERE location_id = ?", [entity_id]
+            )
+            for (hl,) in hls:
+                self.delete(tx, "HistoricalLocations", hl)
         elif entity_set in ("Sensors", "ObservedProperties"):
             col = "sensor_id" if entity_set == "Sensors" else "observed_property_id"
             for (ds,) in tx.execute(f"SELECT id FROM datastreams WHERE {col} = ?", [entity_id]):

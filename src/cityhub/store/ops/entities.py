@@ -62,6 +62,12 @@ class EntityOps(abc.ABC):
         """A new HistoricalLocation of the Thing's current Locations (SensorThings §8.2.3); its id."""
 
     @abc.abstractmethod
+    def adopt_historical_location(self, tx: Transaction, hl_id: int) -> int | None:
+        """If HistoricalLocation ``hl_id`` is its Thing's latest (no other one is later), make its Locations the
+        Thing's current Locations (SensorThings §8.2.3: a posted HistoricalLocation moves the Thing) and return
+        the Thing's id; else None."""
+
+    @abc.abstractmethod
     def delete(self, tx: Transaction, entity_set: str, entity_id: int) -> None:
         """Delete an entity with what SensorThings deletes with it (a Thing's Datastreams and
         HistoricalLocations, a Datastream's Observations, …), keeping the roll-ups right."""

@@ -51,6 +51,25 @@ class PgEntityOps(EntityOps):
         )
         return hl_id
 
+    def adopt_historical_location(self, tx: Transaction, hl_id: int) -> int | None:
+        rows = tx.execute(
+            """SELECT h.thing_id FROM historical_locations h
+               WHERE h.id = %s AND NOT EXISTS (
+                   SELECT 1 FROM historical_locations o WHERE o.thing_id = h.thing_id AND o.time > h.time)""",
+            [hl_id],
+        )
+        if not rows:
+            return None
+        thing_id = int(rows[0][0])
+        tx.execute("DELETE FROM thing_locations WHERE thing_id = %s", [thing_id])
+        tx.execute(
+            """INSERT INTO thing_locations (thing_id, location_id)
+               SELECT DISTINCT %s::bigint, location_id FROM historical_location_locations
+               WHERE historical_location_id = %s""",
+            [thing_id, hl_id],
+        )
+        return thing_id
+
     def delete(self, tx: Transaction, entity_set: str, entity_id: int) -> None:
         if entity_set == "Things":
             for (ds,) in tx.execute("SELECT id FROM datastreams WHERE thing_id = %s", [entity_id]):
@@ -61,6 +80,12 @@ class PgEntityOps(EntityOps):
             tx.execute(
                 "UPDATE features_of_interest SET from_location_id = NULL WHERE from_location_id = %s", [entity_id]
             )
+            # Its HistoricalLocations go with it (SensorThings §10.4), not only their links to it.
+            hls = tx.execute(
+                "SELECT historical_location_id FROM historical_location_locations WHERE location_id = %s", [entity_id]
+            )
+            for (hl,) in hls:
+                self.delete(tx, "HistoricalLocations", hl)
         elif entity_set in ("Sensors", "ObservedProperties"):
             col = "sensor_id" if entity_set == "Sensors" else "observed_property_id"
             for (ds,) in tx.execute(f"SELECT id FROM datastreams WHERE {col} = %s", [entity_id]):
