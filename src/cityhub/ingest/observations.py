@@ -371,11 +371,14 @@ DATA_ARRAY_COLUMNS = {"phenomenonTime": "phenomenonTime", "result": "result", "r
 
 
 def data_array_table(groups: Sequence[tuple[int, Sequence[str], Sequence[Sequence[Any]]]]) -> pa.Table:
-    """``CreateObservations`` groups (Datastream id, components, dataArray rows; shapes already checked) → the raw
-    table :func:`rows_to_table` makes of the same rows, a column at a time where a group's columns are plain (times
-    as text, numeric results, integer feature ids): a dict per row cost more than storing it (issue 13 measured the
-    path at a third of NDJSON's rate). Other groups take the row-wise path, which says what is wrong where."""
+    """``CreateObservations`` groups (Datastream id, components, dataArray rows; shapes already checked) → a raw
+    table, a column at a time where a group's columns are plain (times as text, numbers as results, integer feature
+    ids): a dict per row cost more than storing it (issue 13 measured the path at a third of NDJSON's rate). A body
+    of plain groups only is typed as an Arrow body is (integer ids, numeric results, the exact text of integer
+    results in ``result_int``), so that validation takes the Arrow-kernel path; otherwise every group is in the form
+    :func:`rows_to_table` makes of the same rows, the row-wise path saying what is wrong where."""
     parts: list[pa.Table] = []
+    plain = True
     offset = 0
     for ds, comps, rows in groups:
         n = len(rows)
@@ -384,6 +387,7 @@ def data_array_table(groups: Sequence[tuple[int, Sequence[str], Sequence[Sequenc
         by_name = {DATA_ARRAY_COLUMNS[c]: vals for c, vals in zip(comps, zip(*rows, strict=True), strict=True)}
         table = _plain_group(ds, by_name, n)
         if table is None:
+            plain = False
             records = [{"datastream": ds, **{k: v[i] for k, v in by_name.items()}} for i in range(n)]
             try:
                 table = rows_to_table(records)
@@ -395,7 +399,25 @@ def data_array_table(groups: Sequence[tuple[int, Sequence[str], Sequence[Sequenc
         offset += n
     if not parts:
         return rows_to_table([])
+    if not plain:
+        parts = [_row_wise(t) for t in parts]
     return parts[0] if len(parts) == 1 else pa.concat_tables(parts, promote_options="default")
+
+
+def _row_wise(table: pa.Table) -> pa.Table:
+    """A plain group's table in the form :func:`rows_to_table` gives (ids as text, results split by kind)."""
+    if "result_text" in table.column_names:
+        return table
+    for col in ("datastream", "featureOfInterest"):
+        if col in table.column_names:
+            i = table.schema.get_field_index(col)
+            table = table.set_column(i, col, pc.cast(table.column(col), pa.string()))
+    n = table.num_rows
+    if "result_int" not in table.column_names:
+        table = table.append_column("result_int", pa.nulls(n, pa.string()))
+    exact = table.column("result_int")
+    table = table.drop_columns(["result_int"]).append_column("result_text", pa.nulls(n, pa.string()))
+    return table.append_column("result_json", pa.nulls(n, pa.string())).append_column("result_int", exact)
 
 
 def _plain_group(ds: int, cols: dict[str, tuple[Any, ...]], n: int) -> pa.Table | None:
@@ -408,22 +430,23 @@ def _plain_group(ds: int, cols: dict[str, tuple[Any, ...]], n: int) -> pa.Table 
         if c in cols and not all(v is None or type(v) is str for v in cols[c]):
             return None
     foi = cols.get("featureOfInterest")
-    if foi is not None and not all(v is None or type(v) is int for v in foi):
+    lo, hi = results.INT64_MIN, results.INT64_MAX
+    if foi is not None and not all(v is None or (type(v) is int and lo <= v <= hi) for v in foi):
+        return None
+    if not lo <= ds <= hi:
         return None
     params = cols.get("parameters")
     if params is not None and not all(v is None for v in params):
         return None
-    out: dict[str, pa.Array] = {"datastream": pa.array([str(ds)] * n, pa.string())}
+    out: dict[str, pa.Array] = {"datastream": pa.array(np.full(n, ds, dtype=np.int64))}
     out["phenomenonTime"] = pa.array(cols.get("phenomenonTime", (None,) * n), pa.string())
     if "resultTime" in cols and any(v is not None for v in cols["resultTime"]):
         out["resultTime"] = pa.array(cols["resultTime"], pa.string())
     if foi is not None and any(v is not None for v in foi):
-        out["featureOfInterest"] = pa.array([None if v is None else str(v) for v in foi], pa.string())
+        out["featureOfInterest"] = pa.array(foi, pa.int64())
     out["result"] = pa.array(result, pa.float64())
-    out["result_text"] = pa.nulls(n, pa.string())
-    out["result_json"] = pa.nulls(n, pa.string())
-    exact = [str(v) if type(v) is int and results.INT64_MIN <= v <= results.INT64_MAX else None for v in result]
-    out["result_int"] = pa.array(exact, pa.string())
+    if any(type(v) is int for v in result):  # integers keep their exact text (results.stored)
+        out["result_int"] = pa.array([str(v) if type(v) is int else None for v in result], pa.string())
     return pa.table(out)
 
 

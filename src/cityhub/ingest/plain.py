@@ -26,7 +26,10 @@ from cityhub.store.ops.catalog import DatastreamInfo
 
 # Below this the row-by-row check (cityhub.ingest.small) is cheaper than a dozen kernel calls.
 MIN_ROWS = 64
-_COLUMNS = frozenset({"datastream", "phenomenonTime", "result", "resultTime", "unit", "featureOfInterest"})
+# result_int: the exact text of integer results, beside their doubles in result (CreateObservations' plain groups)
+_COLUMNS = frozenset(
+    {"datastream", "phenomenonTime", "result", "resultTime", "unit", "featureOfInterest", "result_int"}
+)
 # A zone is required; texts of this shape are read alike by Arrow's cast and DuckDB's TIMESTAMPTZ cast.
 _ZONED_TIME = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})$"
 _UTC_US = pa.timestamp("us", tz="UTC")
@@ -95,7 +98,12 @@ def validate_plain(
     # Results: finite numbers, stored as numbers by every Datastream they go to (whole ones for counts).
     number = pc.cast(result, pa.float64(), safe=False)  # an integer beyond 2**53 is stored as its double
     exact = pa.nulls(n, pa.string())
-    if pa.types.is_integer(result.type):
+    if "result_int" in names:
+        exact = table.column("result_int")
+        if not (pa.types.is_string(exact.type) or pa.types.is_null(exact.type)):
+            return None
+        exact = pc.cast(exact, pa.string())
+    elif pa.types.is_integer(result.type):
         if result.type == pa.uint64():
             return None  # past INT64_MAX an integer is a double: the vectorised check decides which
         exact = pc.cast(result, pa.string())  # an integer keeps its exact text (results.stored)

@@ -117,6 +117,8 @@ def validate_small(
             return None
         info = lookup(ds) if ds is not None else None
         value = r.get("result")
+        if value is not None and (exact := r.get("result_int")) is not None:
+            value = int(exact)  # an integer result beside its double (CreateObservations' plain groups)
         kind_value: tuple[str, Any] | None
         if value is None:
             kind_value = None

@@ -170,6 +170,8 @@ def check_rows(table: pa.Table, datastreams: pa.Table, latest: datetime) -> pa.T
     from_json = "result_text" in cols
     if from_json:
         text, js, exact = "result_text", "result_json", "result_int"
+    elif "result_int" in cols:  # CreateObservations' plain groups: numbers, integers' exact text beside them
+        exact = "result_int"
     elif pa.types.is_string(rtype) or pa.types.is_large_string(rtype):
         # A text cell of integer shape is an integer, as a JSON reader would read it (ingest.small does the same).
         exact = """CASE WHEN regexp_full_match(trim("result"), '-?[0-9]+')
