@@ -204,19 +204,17 @@ def test_delete_thing_cascades(client: TestClient, station: dict) -> None:
 
 
 def test_patch_thing_locations_records_history(client: TestClient, station: dict) -> None:
-    r = client.patch(
-        f"/v1.1/Things({station['thing']})",
-        json={
-            "Locations": [
-                {
-                    "name": "moved",
-                    "description": "new place",
-                    "encodingType": "application/geo+json",
-                    "location": {"type": "Point", "coordinates": [105.80, 21.03]},
-                }
-            ]
-        },
-    )
+    moved = {
+        "name": "moved",
+        "description": "new place",
+        "encodingType": "application/geo+json",
+        "location": {"type": "Point", "coordinates": [105.80, 21.03]},
+    }
+    # A PATCH links existing entities; one written inline is refused (ets-sta10 invalidPatchEntities)
+    r = client.patch(f"/v1.1/Things({station['thing']})", json={"Locations": [moved]})
+    assert (r.status_code, r.json()["field"]) == (400, "Locations[0]")
+    loc = client.post("/v1.1/Locations", json=moved).json()["@iot.id"]
+    r = client.patch(f"/v1.1/Things({station['thing']})", json={"Locations": [{"@iot.id": loc}]})
     assert r.status_code == 200, r.text
     locs = client.get(f"/v1.1/Things({station['thing']})/Locations").json()["value"]
     assert [loc["name"] for loc in locs] == ["moved"]
@@ -426,7 +424,8 @@ def test_default_feature_of_interest_follows_the_things_location(client: TestCli
         "encodingType": "application/geo+json",
         "location": {"type": "Point", "coordinates": [105.82, 21.07]},
     }
-    assert client.patch(f"/v1.1/Things({thing})", json={"Locations": [moved]}).status_code == 200
+    moved_id = client.post("/v1.1/Locations", json=moved).json()["@iot.id"]
+    assert client.patch(f"/v1.1/Things({thing})", json={"Locations": [{"@iot.id": moved_id}]}).status_code == 200
     second = foi_of_new_observation(ds2)
     assert second["@iot.id"] != first["@iot.id"] and second["feature"]["coordinates"] == [105.82, 21.07]
     assert foi_of_new_observation(ds1)["@iot.id"] == second["@iot.id"]

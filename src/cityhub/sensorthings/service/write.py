@@ -217,14 +217,15 @@ class WriteMixin(ServiceBase):
                     if nav.link:
                         self.store.entities.unlink(tx, nav.link[0], nav.link[1], entity_id)
                     for k, item in enumerate(sub):
-                        if not isinstance(item, dict):
-                            raise bad_request(f"{nav.name} items must be objects", field=f"{nav.name}[{k}]")
+                        if not isinstance(item, dict) or "@iot.id" not in item:
+                            # The OGC suite (invalidPatchEntities): an update links existing entities; a new
+                            # one is made with POST, in its own collection or the entity's.
+                            raise bad_request(
+                                f'a {verb} links {nav.name} by id ({{"@iot.id": <id>}}); create new ones with POST',
+                                field=f"{nav.name}[{k}]",
+                            )
                         target = model.entity(nav.target)
-                        child = (
-                            self._reference(tx, target, item["@iot.id"], f"{nav.name}[{k}]")
-                            if "@iot.id" in item
-                            else self._create(tx, target, item, f"{nav.name}[{k}]", None)
-                        )
+                        child = self._reference(tx, target, item["@iot.id"], f"{nav.name}[{k}]")
                         self._link(tx, et, nav, entity_id, child)
             if et is model.OBSERVATION:
                 self._update_observation(tx, entity_id, body, values)
