@@ -1,13 +1,13 @@
 """The OGC conformance suite for SensorThings (opengeospatial/ets-sta10), ported to pytest (issue 13, Tests).
 
-Ported so far: ``sensingCore/Capability1Tests`` (conformance class "Sensing Core", level 1), test by test, each
-keeping its original name (``test_<name>``) and checking what the Java test checks, against the real application
-on either store. The suite reads a service that already holds at least one entity of every type; ``populated``
-makes such a service the way the suite's own create tests do (a Thing with a Location, a Datastream with its
-Sensor and ObservedProperty, an Observation with a FeatureOfInterest; the HistoricalLocation follows).
+Ported so far: ``sensingCore/Capability1Tests`` (conformance class "Sensing Core", level 1) and
+``createUpdateDelete/Capability2Tests`` (level 2), test by test, each keeping its original name (``test_<name>``)
+and checking what the Java test checks, with its request bodies, against the real application on either store.
+Capability1 reads a service that already holds at least one entity of every type; ``populated`` makes one the way
+the suite's own create tests do. Capability2's tests share the entities its create tests made (TestNG priorities);
+here the ``cud`` fixture makes them for each test that needs them.
 
-Not yet ported: ``createUpdateDelete/Capability2Tests`` and ``filteringExtension/Capability3Tests`` (the README
-lists what the other tests cover meanwhile).
+Not yet ported: ``filteringExtension/Capability3Tests`` (the README lists what the other tests cover meanwhile).
 """
 
 from __future__ import annotations
