@@ -59,15 +59,7 @@ class WriteMixin(ServiceBase):
             known = len(res.steps) == 2 and top.et is model.DATASTREAM and top.id is not None
             if not (known and self.catalog.lookup(top.id) is not None):  # type: ignore[arg-type]
                 await asyncio.to_thread(self._check_parents_exist, res)
-        if not isinstance(body, dict):
-            raise bad_request("the body must be a JSON object", field="body")
-        et = res.et
-        parent = None
-        if len(res.steps) > 1:
-            last = res.steps[-1]
-            assert last.nav is not None
-            parent_step = res.steps[-2]
-            parent = (parent_step.et, last.nav, parent_step.id)
+        et, parent = self._create_target(res, body)
         if et is model.OBSERVATION:
             ds_id = None
             if parent is not None and parent[1].name == "Observations" and parent[0] is model.DATASTREAM:
