@@ -13,8 +13,8 @@ import pytest
 
 from cityhub import model
 from cityhub.sensorthings.filter import compile_filter, parse_filter
+from cityhub.sensorthings.filter.query import SqlBuilder, filter_sql, orderby_sql
 from cityhub.sensorthings.options import OrderBy
-from cityhub.sensorthings.query import SqlBuilder, filter_sql, orderby_sql
 from cityhub.store.base import Dialect
 from tests.conftest import require_service
 from tests.test_filter import COMPILE_CASES, LOCATIONS, ROWS, DuckCtx

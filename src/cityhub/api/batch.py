@@ -28,6 +28,7 @@ import uuid
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from functools import partial
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -47,10 +48,6 @@ from cityhub.sensorthings.service import parse_path
 MAX_REQUESTS = 1000
 METHODS = frozenset({"GET", "POST", "PATCH", "PUT", "DELETE"})
 JSON_PATCH = "application/json-patch+json"
-_REASONS = {200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request", 401: "Unauthorized",
-            403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 409: "Conflict",
-            413: "Content Too Large", 429: "Too Many Requests", 500: "Internal Server Error",
-            503: "Service Unavailable"}  # fmt: skip
 
 
 @dataclass
@@ -362,10 +359,17 @@ def _is_failed_set(answers: list[Answer], k: int) -> bool:
     return sum(1 for x in answers if x.group == a.group) == 1
 
 
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
 def _http_answer(a: Answer, *, with_id: bool) -> bytes:
     head = "Content-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n"
     if with_id:
         head += f"Content-ID: {a.id}\r\n"
-    lines = [f"HTTP/1.1 {a.status} {_REASONS.get(a.status, '')}".rstrip()]
+    lines = [f"HTTP/1.1 {a.status} {_reason(a.status)}".rstrip()]
     lines += [f"{k.title()}: {v}" for k, v in a.headers.items()]
     return (head + "\r\n" + "\r\n".join(lines) + "\r\n\r\n").encode() + a.body + b"\r\n"

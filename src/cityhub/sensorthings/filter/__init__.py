@@ -4,7 +4,9 @@
 back in canonical form, and ``compile_filter`` type-checks an AST and turns it into a SQL boolean
 expression through a :class:`SqlContext` supplied by the query engine (DuckDB or PostgreSQL). The
 modules: :mod:`.ast` (node types, limits, operators and functions), :mod:`.lexer`, :mod:`.parser`,
-:mod:`.printer` and :mod:`.compiler`; import from this package, not from them.
+:mod:`.printer` and :mod:`.compiler`; import from this package, not from them. :mod:`.query` (imported by
+itself) builds the SELECTs of a SensorThings read around the compiled filter: with the compiler, the only SQL
+outside the store.
 
 The tokenizer and the precedence-climbing parser are hand-written so that every error names the exact
 character offset (0-based) at fault, and so that SensorThings' own function set is checked while parsing.

@@ -16,7 +16,7 @@ from datetime import timedelta
 from cityhub.bus import EventBus
 from cityhub.ingest import observations as obsin
 from cityhub.ingest.pipeline import IngestPipeline
-from cityhub.sensorthings.query import chain_where
+from cityhub.sensorthings.filter.query import chain_where
 from cityhub.sensorthings.service.observations import ObservationMixin
 from cityhub.sensorthings.service.paths import Resource, Step, parse_path
 from cityhub.sensorthings.service.read import ReadMixin

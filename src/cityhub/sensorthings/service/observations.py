@@ -13,7 +13,7 @@ import orjson
 from cityhub import jsontext, model, results
 from cityhub.errors import ProblemError, bad_request, conflict
 from cityhub.ingest import observations as obsin
-from cityhub.sensorthings.query import columns
+from cityhub.sensorthings.filter.query import columns
 from cityhub.sensorthings.service.base import ServiceBase
 from cityhub.sensorthings.service.serialize import row_to_dict, self_link, shape
 from cityhub.store.transaction import Transaction

@@ -15,8 +15,7 @@ from typing import Any
 
 from cityhub import model
 from cityhub.errors import ProblemError, bad_request, not_found
-from cityhub.sensorthings.options import Expand, QueryOptions
-from cityhub.sensorthings.query import (
+from cityhub.sensorthings.filter.query import (
     SqlBuilder,
     chain_where,
     count_sql,
@@ -26,6 +25,7 @@ from cityhub.sensorthings.query import (
     orderby_sql,
     select_sql,
 )
+from cityhub.sensorthings.options import Expand, QueryOptions
 from cityhub.sensorthings.service.base import ServiceBase
 from cityhub.sensorthings.service.paths import Resource, Step, next_link
 from cityhub.sensorthings.service.serialize import data_array, row_to_dict, self_link, shape

@@ -83,33 +83,37 @@ class FilterContext:
         return self._resolve(self.et, self.alias, path, None)
 
     def related(self, path: tuple[str, ...]) -> str | None:
-        et, alias, exists = self.et, self.alias, None
+        walked = self._walk(path)
+        return None if walked is None else walked[0].replace("{cond}", "TRUE")
+
+    def scope(self, path: tuple[str, ...]) -> tuple[str, FilterContext]:
+        walked = self._walk(path)
+        if walked is None:
+            raise FilterError(f"{'/'.join(path)} is not a navigation path to take any/all of", 0)
+        exists, nav, et, alias = walked
+        if nav.fk:
+            raise FilterError(f"any/all take a collection; {'/'.join(path)} is a single entity", 0)
+        return exists, FilterContext(self.builder, et, alias)
+
+    def _walk(self, path: tuple[str, ...]) -> tuple[str, model.Nav, model.EntityType, str] | None:
+        """The EXISTS template over where navigation ``path`` leads, its last navigation, and the entity type and
+        alias reached; None unless every segment is a navigation."""
+        et, alias, exists, nav = self.et, self.alias, None, None
         for head in path:
             nav = et.nav(head)
             if nav is None:
                 return None
-            target = model.entity(nav.target)
-            inner = self.builder.alias()
-            template = f"EXISTS (SELECT 1 FROM {self._join(nav, et, alias, target, inner)} AND {{cond}})"
-            exists = template if exists is None else exists.replace("{cond}", template)
-            et, alias = target, inner
-        return None if exists is None else exists.replace("{cond}", "TRUE")
+            et, alias, exists = self._step(nav, et, alias, exists)
+        return None if nav is None or exists is None else (exists, nav, et, alias)
 
-    def scope(self, path: tuple[str, ...]) -> tuple[str, FilterContext]:
-        et, alias, exists = self.et, self.alias, None
-        nav = None
-        for head in path:
-            nav = et.nav(head)
-            if nav is None:
-                raise FilterError(f"{et.name} has no navigation {head!r} to take any/all of", 0)
-            target = model.entity(nav.target)
-            inner = self.builder.alias()
-            template = f"EXISTS (SELECT 1 FROM {self._join(nav, et, alias, target, inner)} AND {{cond}})"
-            exists = template if exists is None else exists.replace("{cond}", template)
-            et, alias = target, inner
-        if nav is None or nav.fk or exists is None:
-            raise FilterError(f"any/all take a collection; {'/'.join(path)} is a single entity", 0)
-        return exists, FilterContext(self.builder, et, alias)
+    def _step(
+        self, nav: model.Nav, et: model.EntityType, alias: str, exists: str | None
+    ) -> tuple[model.EntityType, str, str]:
+        """One navigation further: the target type, its alias, and ``exists`` with the join to it nested in."""
+        target = model.entity(nav.target)
+        inner = self.builder.alias()
+        template = f"EXISTS (SELECT 1 FROM {self._join(nav, et, alias, target, inner)} AND {{cond}})"
+        return target, inner, template if exists is None else exists.replace("{cond}", template)
 
     def _resolve(self, et: model.EntityType, alias: str, path: tuple[str, ...], exists: str | None) -> Resolved:
         head, rest = path[0], path[1:]
@@ -123,11 +127,7 @@ class FilterContext:
             raise FilterError(f"{et.name} has no property or navigation {head!r}", 0)
         if not rest:
             raise FilterError(f"{'/'.join(path)} is an entity, not a value; name one of its properties", 0)
-        target = model.entity(nav.target)
-        inner = self.builder.alias()
-        join = self._join(nav, et, alias, target, inner)
-        template = f"EXISTS (SELECT 1 FROM {join} AND {{cond}})"
-        exists = template if exists is None else exists.replace("{cond}", template)
+        target, inner, exists = self._step(nav, et, alias, exists)
         return self._resolve(target, inner, rest, exists)
 
     @staticmethod
