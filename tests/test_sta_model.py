@@ -85,3 +85,44 @@ def test_locations_that_are_not_geojson(client: TestClient) -> None:
     bad = {**foi, "encodingType": "application/geo+json", "feature": {"type": "Point", "coordinates": ["x"]}}
     r = client.post("/v1.1/FeaturesOfInterest", json=bad)
     assert (r.status_code, r.json()["field"]) == (400, "feature")
+
+
+def test_observations_at_one_time_that_differ_in_result_time_feature_or_parameters(client: TestClient) -> None:
+    """FROST's test data has them: one phenomenonTime, several resultTimes (a forecast issued twice), features or
+    parameters. Each is its own Observation; the identical re-send stores once (answered with the stored one), one
+    that differs only in its result is a conflict, and a PATCH may not make one the twin of another."""
+    thing = client.post("/v1.1/Things", json=station_body("Trạm Cầu Giấy")).json()["@iot.id"]
+    ds = _datastream(client, thing)["@iot.id"]
+    url = f"/v1.1/Datastreams({ds})/Observations"
+    t = "2025-03-01T07:00:00Z"
+    foi = {"name": "Hồ Tây", "description": "lake", "encodingType": "application/vnd.geo+json",
+           "feature": {"type": "Point", "coordinates": [105.82, 21.06]}}  # fmt: skip
+    bodies = [
+        {"phenomenonTime": t, "result": 1},
+        {"phenomenonTime": t, "resultTime": "2025-03-01T06:00:00Z", "result": 2},
+        {"phenomenonTime": t, "resultTime": "2025-03-01T06:30:00Z", "result": 3},
+        {"phenomenonTime": t, "parameters": {"run": "a"}, "result": 4},
+        {"phenomenonTime": t, "FeatureOfInterest": foi, "result": 5},
+    ]
+    made = []
+    for body in bodies:
+        r = client.post(url, json=body)
+        assert r.status_code == 201, r.text
+        made.append(r.json()["@iot.id"])
+    assert len(set(made)) == 5
+    again = client.post(url, json=bodies[1])
+    assert again.status_code in (200, 201) and again.json()["@iot.id"] == made[1]
+    clash = client.post(url, json={**bodies[1], "result": 99})
+    assert clash.status_code == 409 and clash.json()["field"] == "phenomenonTime"
+    got = client.get(f"{url}?$orderby=id&$select=id,result").json()["value"]
+    assert [(o["@iot.id"], o["result"]) for o in got] == list(zip(made, [1, 2, 3, 4, 5], strict=True))
+    # A PATCH that would make Observation 3 the twin of Observation 2 is refused; one to a free resultTime is not.
+    twin = client.patch(f"/v1.1/Observations({made[2]})", json={"resultTime": "2025-03-01T06:00:00Z"})
+    assert twin.status_code == 409 and twin.json()["field"] == "resultTime", twin.text
+    free = client.patch(f"/v1.1/Observations({made[2]})", json={"resultTime": "2025-03-01T06:45:00Z"})
+    assert free.status_code == 200, free.text
+    moved = client.patch(f"/v1.1/Observations({made[0]})", json={"phenomenonTime": "2025-03-01T08:00:00Z"})
+    assert moved.status_code == 200, moved.text
+    back = client.patch(f"/v1.1/Observations({made[0]})", json={"phenomenonTime": t})  # a free variant again
+    assert back.status_code == 200, back.text
+    assert client.get(f"{url}?$count=true&$top=0").json()["@iot.count"] == 5

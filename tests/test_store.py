@@ -114,3 +114,32 @@ def test_close_releases_the_file_even_when_folding_the_roll_ups_fails(tmp_path: 
     store.close()
     again = DuckDBStore(path)  # the same file opens at once
     again.close()
+
+
+def test_a_file_from_before_the_variant_key_is_upgraded_in_place(tmp_path: Path) -> None:
+    """A file made when the duplicate key was (Datastream, phenomenonTime) opens with the new key: its rows kept,
+    each variant 0, and a second Observation at one time (another resultTime) stored beside the first."""
+    import duckdb
+
+    path = tmp_path / "old.duckdb"
+    make_store(path).close()
+    con = duckdb.connect(str(path))
+    con.execute("DROP TABLE observations")
+    con.execute(
+        """CREATE TABLE observations (id BIGINT NOT NULL, datastream_id BIGINT NOT NULL,
+           phenomenon_time TIMESTAMPTZ NOT NULL, phenomenon_time_end TIMESTAMPTZ, result_time TIMESTAMPTZ,
+           result_number DOUBLE PRECISION, result_string VARCHAR, result_json VARCHAR, result_quality JSON,
+           valid_time_start TIMESTAMPTZ, valid_time_end TIMESTAMPTZ, parameters JSON, feature_of_interest_id BIGINT,
+           PRIMARY KEY (datastream_id, phenomenon_time))"""
+    )
+    con.execute("INSERT INTO observations (id, datastream_id, phenomenon_time, result_number) "
+                "VALUES (1, 1, '2026-01-01 00:00:00+00', 7.5)")  # fmt: skip
+    con.close()
+    store = DuckDBStore(path)
+    assert store.query("SELECT id, result_number, variant FROM observations") == [(1, 7.5, 0)]
+    row = batch(store, range(1), value=8.0).to_pylist()[0]
+    row["result_time"] = row["phenomenon_time"]
+    res = store.append_batch(pa.Table.from_pylist([row], schema=OBSERVATION_BATCH_SCHEMA), lambda r: None)
+    assert len(res.inserted) == 1 and not res.duplicate_of
+    assert sorted(store.query("SELECT result_number, variant FROM observations")) == [(7.5, 0), (8.0, 1)]
+    store.close()

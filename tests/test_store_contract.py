@@ -61,6 +61,47 @@ def test_append_skips_duplicates_and_reports_conflicts(store: Store) -> None:  #
     assert latest["result_number"] == 4.0 and latest["count"] == 4
 
 
+def keyed(store: Store, ds: int, specs: list[tuple[int, int | None, str | None, float]]) -> pa.Table:  # noqa: F811
+    """Rows at one minute each: (minute, resultTime in minutes or None, parameters JSON text or None, result)."""
+    ids = store.allocate_ids("observations", len(specs))
+    return pa.Table.from_pylist(
+        [
+            {"id": int(i), "datastream_id": ds, "phenomenon_time": T0 + timedelta(minutes=m),
+             "result_time": None if rt is None else T0 + timedelta(minutes=rt), "parameters": params,
+             "result_number": v}
+            for i, (m, rt, params, v) in zip(ids, specs, strict=True)
+        ],
+        schema=OBSERVATION_BATCH_SCHEMA,
+    )  # fmt: skip
+
+
+def test_duplicate_key_is_time_result_time_feature_and_parameters(store: Store) -> None:  # noqa: F811
+    """Observations of one Datastream and phenomenonTime that differ in resultTime, FeatureOfInterest or parameters
+    are all kept (issue 13, point 2); an identical re-send stores once; one differing only in its result is a
+    conflict. Through both append paths (a transaction's, and the bulk writer's optimistic one)."""
+    ds = make_model(store)
+    first = keyed(store, ds, [(0, None, None, 1.0), (0, 5, None, 2.0), (0, 10, None, 3.0), (0, None, '{"run":1}', 4.0),
+                              (0, None, '{"run":2}', 5.0), (0, 5, None, 2.0), (1, None, None, 6.0)])  # fmt: skip
+    ids = first.column("id").to_pylist()
+    res = store.append_batch(first, lambda r: None)
+    assert sorted(res.inserted.tolist()) == ids[:5] + ids[6:]
+    assert res.duplicate_of == {ids[5]: ids[1]} and res.conflicting == set()  # the same row twice in one batch
+    with store.transaction() as tx:
+        again = keyed(store, ds, [(0, 5, None, 2.0), (0, 10, None, 9.0), (0, None, '{"run":2}', 5.0),
+                                  (0, 20, None, 7.0), (0, None, '{"run":3}', 8.0)])  # fmt: skip
+        agains = again.column("id").to_pylist()
+        res = store.append_observations(tx, again)
+    assert sorted(res.inserted.tolist()) == agains[3:]
+    assert res.duplicate_of == {agains[0]: ids[1], agains[1]: ids[2], agains[2]: ids[4]}
+    assert res.conflicting == {agains[1]}  # same key, another result
+    at_zero = [r for r in store.query("SELECT result_number, variant FROM observations") if r[0] != 6.0]
+    assert sorted(r[0] for r in at_zero) == [1.0, 2.0, 3.0, 4.0, 5.0, 7.0, 8.0]
+    assert sorted(r[1] for r in at_zero) == list(range(7))  # one variant each
+    store.flush_derived()
+    agg = store.aggregate([ds], "sum", "hour", None, None, 0).to_pylist()
+    assert [(a["value"], a["count"]) for a in agg] == [(36.0, 8)]
+
+
 def test_replace_updates_in_place_and_keeps_roll_ups_right(store: Store) -> None:  # noqa: F811
     ds = make_model(store)
     store.append_batch(rows(store, ds, [0, 60], [10.0, 20.0]), lambda r: None)

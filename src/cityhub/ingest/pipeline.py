@@ -99,7 +99,8 @@ class IngestPipeline:
             raise ProblemError(
                 409,
                 "Conflict",
-                f"{len(conflicts)} rows repeat a stored (datastream, phenomenonTime) with another result; "
+                f"{len(conflicts)} rows repeat a stored Observation (datastream, phenomenonTime, resultTime, "
+                "FeatureOfInterest, parameters) with another result; "
                 "nothing was stored",
                 field="rows",
                 errors=conflict_errors[: obsin.MAX_BAD_ROWS_LISTED],

@@ -207,7 +207,8 @@ def _ingest_stream(
                         raise ProblemError(
                             409,
                             "Conflict",
-                            f"{len(found)} rows repeat a stored (datastream, phenomenonTime) with another result; "
+                            f"{len(found)} rows repeat a stored Observation (datastream, phenomenonTime, resultTime, "
+                            "FeatureOfInterest, parameters) with another result; "
                             f"their batch was not stored, and {stored} rows of the batches before it were "
                             "(sending the corrected body again stores the rest; those count as duplicates)",
                             field="rows",

@@ -486,8 +486,8 @@ class MqttBridge:
                 by_id = dict(zip(ids, msgs, strict=True))
                 for row_id in sorted(result.conflicting):
                     reason = (
-                        f"the Datastream already has Observation {result.duplicate_of[row_id]} at this "
-                        "phenomenonTime with another result"
+                        f"the Datastream already has Observation {result.duplicate_of[row_id]} with this "
+                        "phenomenonTime, resultTime, FeatureOfInterest and parameters and another result"
                     )
                     dead.append(_dead(by_id[row_id], reason, "phenomenonTime"))
         deadletters.record(self.hub.store, dead)

@@ -31,13 +31,15 @@ TABLES: dict[str, str] = {
         id BIGINT PRIMARY KEY, name VARCHAR NOT NULL, description VARCHAR NOT NULL,
         encoding_type VARCHAR NOT NULL, feature JSON NOT NULL, properties JSON,
         from_location_id BIGINT""",
-    # The natural key (Datastream, phenomenonTime) makes a resent Observation a no-op.
+    # The duplicate key (DUPLICATE_KEY below) makes a resent Observation a no-op; ``variant`` numbers the
+    # Observations of one Datastream and phenomenonTime that differ in it (0 for the first, as almost all are).
     "observations": """
         id BIGINT NOT NULL, datastream_id BIGINT NOT NULL, phenomenon_time TIMESTAMPTZ NOT NULL,
         phenomenon_time_end TIMESTAMPTZ, result_time TIMESTAMPTZ, result_number DOUBLE PRECISION,
         result_string VARCHAR, result_json VARCHAR, result_quality JSON, valid_time_start TIMESTAMPTZ,
         valid_time_end TIMESTAMPTZ, parameters JSON, feature_of_interest_id BIGINT,
-        PRIMARY KEY (datastream_id, phenomenon_time)""",
+        variant INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (datastream_id, phenomenon_time, variant)""",
     # Latest value and extent per Datastream, kept on ingest: "latest of 10,000 Datastreams" is a lookup.
     "ds_latest": """
         datastream_id BIGINT PRIMARY KEY, phenomenon_time TIMESTAMPTZ NOT NULL,
@@ -139,7 +141,43 @@ def replace_in_place(stage: str) -> tuple[str, str]:
     )
 
 
-# Whether stored Observation ``o`` and new row ``b`` (same Datastream and phenomenonTime) hold the same result: a
+# The duplicate key of an Observation (issue 13, point 2): stored Observation ``o`` and new row ``b`` are one
+# Observation sent twice when they share Datastream, phenomenonTime, resultTime, FeatureOfInterest and parameters
+# (as JSON text: a re-send carries the same text). Two that differ in any of the last three are two Observations,
+# as SensorThings allows and FROST's test data has (a forecast issued twice for one hour, one instrument reporting
+# on two features). Result, resultQuality and validTime are what was observed: a re-send that differs there is a
+# conflict, refused, never a second Observation. The index (Datastream, phenomenonTime, variant) finds candidates;
+# the other three are compared on them.
+DUPLICATE_KEY_COLUMNS = ("phenomenon_time", "result_time", "feature_of_interest_id", "parameters")  # and Datastream
+DUPLICATE_KEY = """o.datastream_id = b.datastream_id AND o.phenomenon_time = b.phenomenon_time
+    AND o.result_time IS NOT DISTINCT FROM b.result_time
+    AND o.feature_of_interest_id IS NOT DISTINCT FROM b.feature_of_interest_id
+    AND CAST(o.parameters AS VARCHAR) IS NOT DISTINCT FROM CAST(b.parameters AS VARCHAR)"""
+
+
+def variants_to_insert(stage: str) -> str:
+    """A query both backends run: ``(id, variant)`` of the staged rows of ``stage`` that are new Observations, each
+    the first of its duplicate key in the batch (by id) whose key is not stored, with the next free ``variant``
+    of its (Datastream, phenomenonTime). The other staged rows are duplicates, of a stored row or of an earlier
+    row of the batch (found after the insert by DUPLICATE_KEY)."""
+    return f"""
+        WITH b AS (
+            SELECT id, datastream_id, phenomenon_time, result_time, feature_of_interest_id, parameters,
+                   row_number() OVER (PARTITION BY datastream_id, phenomenon_time, result_time,
+                                      feature_of_interest_id, CAST(parameters AS VARCHAR) ORDER BY id) AS nth
+            FROM {stage}),
+        n AS (
+            SELECT b.id, b.datastream_id, b.phenomenon_time FROM b
+            WHERE b.nth = 1 AND NOT EXISTS (SELECT 1 FROM observations o WHERE {DUPLICATE_KEY}))
+        SELECT n.id, CAST(coalesce((SELECT max(o.variant) FROM observations o
+                                    WHERE o.datastream_id = n.datastream_id AND o.phenomenon_time = n.phenomenon_time),
+                                   -1)
+                          + row_number() OVER (PARTITION BY n.datastream_id, n.phenomenon_time ORDER BY n.id)
+                          AS INTEGER) AS variant
+        FROM n"""
+
+
+# Whether stored Observation ``o`` and new row ``b`` (same duplicate key) hold the same result: a
 # re-send to store once, not a conflict. As JSON compares them: 10 and 10.0 are the same number (an integer keeps
 # its exact text in result_json, a float has none there); two integers compare exactly (two past 2**53 can share
 # a double).

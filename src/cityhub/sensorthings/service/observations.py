@@ -91,8 +91,8 @@ class ObservationMixin(ServiceBase):
         if new_id in result.conflicting:
             stored = result.duplicate_of[new_id]
             raise conflict(
-                f"Datastream already has Observation {stored} at this phenomenonTime with another result; "
-                "PATCH that Observation to change it",
+                f"Datastream already has Observation {stored} with this phenomenonTime, resultTime, "
+                "FeatureOfInterest and parameters and another result; PATCH that Observation to change it",
                 field="phenomenonTime",
                 existing=self_link(base, model.OBSERVATION, stored),
             )
@@ -158,7 +158,9 @@ class ObservationMixin(ServiceBase):
         res = self.store.append_observations(tx, batch)
         if res.conflicting:
             raise conflict(
-                "two Observations with the same phenomenonTime and different results", field=prefix + "phenomenonTime"
+                "two Observations with the same phenomenonTime, resultTime, FeatureOfInterest and parameters and "
+                "different results",
+                field=prefix + "phenomenonTime",
             )
         if new_id in res.duplicate_of:
             return res.duplicate_of[new_id]
@@ -170,7 +172,7 @@ class ObservationMixin(ServiceBase):
             self._check_new_phenomenon_time(values["phenomenon_time"])
         key = self.store.entities.observation_key(tx, obs_id)
         assert key is not None  # resolved by the caller
-        ds_id, old_time = key
+        ds_id, _ = key
         if "result" in body:
             values.pop("result", None)
             found = self.store.entities.datastream_in_tx(tx, ds_id)
@@ -182,9 +184,14 @@ class ObservationMixin(ServiceBase):
             )
         if not values:
             return
-        new_time = values.get("phenomenon_time", old_time)
-        if new_time != old_time and self.store.entities.observation_at(tx, ds_id, new_time) is not None:
-            raise conflict("the Datastream already has an Observation at that phenomenonTime", field="phenomenonTime")
+        if self.store.entities.observation_like(tx, obs_id, values) is not None:
+            field = next((f for f in ("phenomenonTime", "resultTime", "FeatureOfInterest", "parameters") if f in body),
+                         "phenomenonTime")  # fmt: skip
+            raise conflict(
+                "the Datastream already has an Observation with this phenomenonTime, resultTime, FeatureOfInterest "
+                "and parameters",
+                field=field,
+            )
         self.store.entities.update_observation(tx, obs_id, values)
 
     def _check_new_phenomenon_time(self, start: datetime | None) -> None:

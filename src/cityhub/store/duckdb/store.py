@@ -34,7 +34,16 @@ from cityhub.store.duckdb.observations import DuckDBObservations
 from cityhub.store.duckdb.transfer import DuckDBTransfer
 from cityhub.store.duckdb.util import id_list
 from cityhub.store.duckdb.webhooks import DuckDBWebhookOps
-from cityhub.store.schema import ALERT_TABLES, ENTITY_TABLES, SAME_RESULT, ddl, replace_in_place
+from cityhub.store.schema import (
+    ALERT_TABLES,
+    DUPLICATE_KEY,
+    ENTITY_TABLES,
+    SAME_RESULT,
+    TABLES,
+    ddl,
+    replace_in_place,
+    variants_to_insert,
+)
 from cityhub.store.transaction import Transaction
 
 log = logging.getLogger(__name__)
@@ -223,6 +232,7 @@ class DuckDBStore(Store):
         self._id_lock = threading.Lock()
         for stmt in ddl():
             self._con.execute(stmt)
+        self._upgrade()
         self._register_udfs()
         self._pending: list[pa.Table] = []
         self._pending_rows = 0
@@ -236,6 +246,24 @@ class DuckDBStore(Store):
         for table in (*ENTITY_TABLES, "api_keys", "deadletters", *ALERT_TABLES):
             ((mx,),) = self._con.execute(f"SELECT coalesce(max(id), 0) FROM {table}").fetchall()
             self._next_id[table] = int(mx) + 1
+
+    def _upgrade(self) -> None:
+        """Bring a file made by an earlier CityHub to this schema (the embedded store's counterpart of the
+        PostgreSQL migrations; each step is idempotent and checks for itself whether it is needed)."""
+        con = self._con
+        cols = {r[0] for r in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'observations'"
+        ).fetchall()}  # fmt: skip
+        if "variant" not in cols:
+            # The duplicate key grew resultTime, FeatureOfInterest and parameters (schema.DUPLICATE_KEY). DuckDB
+            # cannot change a primary key in place: the table is rebuilt once, every stored row keeping variant 0
+            # (the old key allowed one row per Datastream and phenomenonTime).
+            con.execute("BEGIN TRANSACTION")
+            con.execute("ALTER TABLE observations RENAME TO observations_before_variant")
+            con.execute(f"CREATE TABLE observations ({TABLES['observations'].strip()})")
+            con.execute("INSERT INTO observations SELECT *, 0 FROM observations_before_variant")
+            con.execute("DROP TABLE observations_before_variant")
+            con.execute("COMMIT")
 
     def _register_udfs(self) -> None:
         con = self._con
@@ -298,14 +326,24 @@ class DuckDBStore(Store):
         cols = ", ".join(batch.column_names)
         cur.register("_ch_batch", batch)
         try:
-            # Within one batch the first row of a key wins; the others are reported as duplicates below.
+            # The usual rows first, one per (Datastream, phenomenonTime) with variant 0; then, if any row is left,
+            # the rows that share those with a stored or earlier row but differ in the rest of the duplicate key
+            # (schema.variants_to_insert). Within one batch the first row of a duplicate key wins; the others are
+            # reported as duplicates below. Writes hold the write lock: the variants chosen are still free.
+            returning = "RETURNING id, datastream_id, phenomenon_time, result_number, result_string, result_json"
             inserted = cur.sql(
                 f"""INSERT INTO observations ({cols})
                     SELECT {cols} FROM _ch_batch
                     QUALIFY row_number() OVER (PARTITION BY datastream_id, phenomenon_time ORDER BY id) = 1
-                    ON CONFLICT DO NOTHING
-                    RETURNING id, datastream_id, phenomenon_time, result_number, result_string, result_json"""
+                    ON CONFLICT DO NOTHING {returning}"""
             ).to_arrow_table()
+            if inserted.num_rows < batch.num_rows:
+                more = cur.sql(
+                    f"""INSERT INTO observations ({cols}, variant)
+                        SELECT {cols}, variant FROM _ch_batch JOIN ({variants_to_insert("_ch_batch")}) plan USING (id)
+                        {returning}"""
+                ).to_arrow_table()
+                inserted = pa.concat_tables([inserted, more])
             result = AppendResult(inserted=inserted.column("id").to_numpy())
             if inserted.num_rows < batch.num_rows:
                 self._find_duplicates(cur, result)
@@ -414,8 +452,9 @@ class DuckDBStore(Store):
                 SELECT DISTINCT datastream_id, date_trunc('hour', phenomenon_time) AS hour FROM {source}"""
         )
         try:
-            cur.execute("DELETE FROM obs_hourly h USING _ch_keys k WHERE h.datastream_id = k.datastream_id "
-                        "AND h.hour = k.hour")
+            cur.execute(
+                "DELETE FROM obs_hourly h USING _ch_keys k WHERE h.datastream_id = k.datastream_id AND h.hour = k.hour"
+            )
             cur.execute(
                 """INSERT INTO obs_hourly
                    SELECT o.datastream_id, date_trunc('hour', o.phenomenon_time) AS hour, count(*),
@@ -431,9 +470,9 @@ class DuckDBStore(Store):
             cur.execute("DELETE FROM ds_latest WHERE datastream_id IN (SELECT datastream_id FROM _ch_keys)")
             cur.execute(
                 """INSERT INTO ds_latest
-                   SELECT datastream_id, max(phenomenon_time), arg_max(result_number, phenomenon_time),
-                          arg_max(result_string, phenomenon_time), arg_max(result_json, phenomenon_time),
-                          arg_max(id, phenomenon_time), min(phenomenon_time), count(*)
+                   SELECT datastream_id, max(phenomenon_time), arg_max(result_number, (phenomenon_time, id)),
+                          arg_max(result_string, (phenomenon_time, id)), arg_max(result_json, (phenomenon_time, id)),
+                          arg_max(id, (phenomenon_time, id)), min(phenomenon_time), count(*)
                    FROM observations WHERE datastream_id IN (SELECT DISTINCT datastream_id FROM _ch_keys)
                    GROUP BY datastream_id"""
             )
@@ -491,8 +530,7 @@ class DuckDBStore(Store):
         rows = cur.execute(
             f"""SELECT b.id, o.id, {SAME_RESULT}
                FROM (SELECT * FROM _ch_batch ANTI JOIN _ch_ins_ids USING (id)) b
-               JOIN observations o
-                 ON o.datastream_id = b.datastream_id AND o.phenomenon_time = b.phenomenon_time"""
+               JOIN observations o ON {DUPLICATE_KEY}"""
         ).fetchall()
         cur.unregister("_ch_ins_ids")
         for dup_id, stored_id, same in rows:
@@ -512,8 +550,8 @@ class DuckDBStore(Store):
         cur.execute(
             f"""INSERT INTO ds_latest
                 SELECT datastream_id, max(phenomenon_time),
-                       arg_max(result_number, phenomenon_time), arg_max(result_string, phenomenon_time),
-                       arg_max(result_json, phenomenon_time), arg_max(id, phenomenon_time),
+                       arg_max(result_number, (phenomenon_time, id)), arg_max(result_string, (phenomenon_time, id)),
+                       arg_max(result_json, (phenomenon_time, id)), arg_max(id, (phenomenon_time, id)),
                        min(phenomenon_time), count(*)
                 FROM {source} GROUP BY datastream_id
                 ON CONFLICT DO UPDATE SET
@@ -567,13 +605,17 @@ class DuckDBStore(Store):
 
     def latest(self, datastream_ids: Sequence[int]) -> pa.Table:
         self.flush_derived()
-        return self._cursor().sql(
-            f"""SELECT l.datastream_id, l.phenomenon_time, l.result_number, l.result_string, l.result_json,
+        return (
+            self._cursor()
+            .sql(
+                f"""SELECT l.datastream_id, l.phenomenon_time, l.result_number, l.result_string, l.result_json,
                        l.observation_id, l.first_time, l.count
                 FROM ds_latest l SEMI JOIN {id_list("datastream_id")} USING (datastream_id)
                 ORDER BY l.datastream_id""",
-            params=[[int(i) for i in datastream_ids]],
-        ).to_arrow_table()
+                params=[[int(i) for i in datastream_ids]],
+            )
+            .to_arrow_table()
+        )
 
     def aggregate(
         self,
@@ -604,13 +646,17 @@ class DuckDBStore(Store):
         if end is not None:
             where.append("hour < ?")
             params.append(end)
-        return self._cursor().sql(
-            f"""SELECT datastream_id, {bucket} AS time, {value} AS value, CAST(sum(n) AS BIGINT) AS count
+        return (
+            self._cursor()
+            .sql(
+                f"""SELECT datastream_id, {bucket} AS time, {value} AS value, CAST(sum(n) AS BIGINT) AS count
                 FROM obs_hourly SEMI JOIN {id_list("datastream_id")} USING (datastream_id)
                 WHERE {" AND ".join(where)}
                 GROUP BY ALL ORDER BY datastream_id, time""",
-            params=[[int(i) for i in datastream_ids], *params],
-        ).to_arrow_table()
+                params=[[int(i) for i in datastream_ids], *params],
+            )
+            .to_arrow_table()
+        )
 
     def info(self) -> dict[str, Any]:
         self.flush_derived()

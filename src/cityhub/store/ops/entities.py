@@ -81,8 +81,9 @@ class EntityOps(abc.ABC):
         """(Datastream id, phenomenonTime) of an Observation."""
 
     @abc.abstractmethod
-    def observation_at(self, tx: Transaction, ds_id: int, time: datetime) -> int | None:
-        """The id of the Datastream's Observation at ``time``."""
+    def observation_like(self, tx: Transaction, obs_id: int, values: dict[str, Any]) -> int | None:
+        """The id of another Observation whose duplicate key (``schema.DUPLICATE_KEY``) is the one Observation
+        ``obs_id`` would have with ``values`` (stored columns) changed; None if there is none."""
 
     @abc.abstractmethod
     def update_observation(self, tx: Transaction, obs_id: int, values: dict[str, Any]) -> None:

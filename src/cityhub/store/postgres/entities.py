@@ -9,6 +9,7 @@ from cityhub.store.ops.entities import LINKS_OF as _LINKS_OF
 from cityhub.store.ops.entities import TABLE_OF as _TABLE
 from cityhub.store.ops.entities import EntityOps
 from cityhub.store.postgres.util import PgHost, tx_cursor
+from cityhub.store.schema import DUPLICATE_KEY_COLUMNS as _KEY_COLUMNS
 from cityhub.store.transaction import Transaction
 
 
@@ -117,11 +118,25 @@ class PgEntityOps(EntityOps):
         rows = tx.execute("SELECT datastream_id, phenomenon_time FROM observations WHERE id = %s", [obs_id])
         return (int(rows[0][0]), rows[0][1]) if rows else None
 
-    def observation_at(self, tx: Transaction, ds_id: int, time: datetime) -> int | None:
+    def observation_like(self, tx: Transaction, obs_id: int, values: dict[str, Any]) -> int | None:
         rows = tx.execute(
-            "SELECT id FROM observations WHERE datastream_id = %s AND phenomenon_time = %s", [ds_id, time]
+            """SELECT datastream_id, phenomenon_time, result_time, feature_of_interest_id,
+                      CAST(parameters AS VARCHAR)
+               FROM observations WHERE id = %s""",
+            [obs_id],
         )
-        return int(rows[0][0]) if rows else None
+        if not rows:
+            return None
+        ds_id, *stored = rows[0]
+        key = [values.get(c, v) for c, v in zip(_KEY_COLUMNS, stored, strict=True)]
+        found = tx.execute(
+            """SELECT id FROM observations
+               WHERE datastream_id = %s AND phenomenon_time = %s AND result_time IS NOT DISTINCT FROM %s
+                 AND feature_of_interest_id IS NOT DISTINCT FROM %s
+                 AND CAST(parameters AS VARCHAR) IS NOT DISTINCT FROM %s AND id <> %s""",
+            [ds_id, *key, obs_id],
+        )
+        return int(found[0][0]) if found else None
 
     def update_observation(self, tx: Transaction, obs_id: int, values: dict[str, Any]) -> None:
         key = self.observation_key(tx, obs_id)
@@ -134,5 +149,15 @@ class PgEntityOps(EntityOps):
             # partition of its new time, which must exist first: made on this transaction's connection, since
             # another would wait for the locks it holds on observations.
             self.store.ensure_partitions([new_time], cur=tx_cursor(tx))
+            values = {**values, "variant": _next_variant(tx, ds_id, new_time)}
         self.update(tx, "observations", obs_id, values)
         self.store.refresh_derived(tx, ds_id, sorted({old_time, new_time}))
+
+
+def _next_variant(tx: Transaction, ds_id: int, time: datetime) -> int:
+    """The ``variant`` free for one more Observation of the Datastream at ``time`` (schema.TABLES)."""
+    rows = tx.execute(
+        "SELECT coalesce(max(variant) + 1, 0) FROM observations WHERE datastream_id = %s AND phenomenon_time = %s",
+        [ds_id, time],
+    )
+    return int(rows[0][0])

@@ -50,7 +50,7 @@ from cityhub.store.postgres.observations import PgObservations
 from cityhub.store.postgres.transfer import PgTransfer
 from cityhub.store.postgres.util import id_array
 from cityhub.store.postgres.webhooks import PgWebhookOps
-from cityhub.store.schema import ENTITY_TABLES, SAME_RESULT, replace_in_place
+from cityhub.store.schema import DUPLICATE_KEY, ENTITY_TABLES, SAME_RESULT, replace_in_place, variants_to_insert
 from cityhub.store.transaction import Transaction
 
 log = logging.getLogger(__name__)
@@ -77,12 +77,17 @@ _LATEST_DDL = """CREATE TEMP TABLE IF NOT EXISTS _ch_latest (
     result_json text, observation_id bigint, first_time timestamptz, count bigint) ON COMMIT DELETE ROWS"""
 _OBS_TYPE_OF = dict(zip(_OBS_COLUMNS, _OBS_TYPES, strict=True))
 _ID_BLOCK = 1024
+# Rounds of planning variants against other writers taking them first (each lost race costs one; 8 never met).
+_VARIANT_ROUNDS = 8
 # Rows held for deferred roll-ups past which an append folds them itself (the writer folds every 400,000).
 _MAX_PENDING_ROWS = 2_000_000
 # A pooled connection idle longer than this is checked before use (see PostgresStore._check).
 _CHECK_IDLE_S = 2.0
 # What a roll-up needs of an Observation.
 _ROLLUP_COLUMNS = ["id", "datastream_id", "phenomenon_time", "result_number", "result_string", "result_json"]
+# Rows go in key order; of a Datastream's Observations at its latest time (variants, schema.DUPLICATE_KEY) the one
+# stored last (highest id) is its latest value, as on the embedded store.
+_KEY_ORDER = [("datastream_id", "ascending"), ("phenomenon_time", "ascending"), ("id", "ascending")]
 _LATEST_SCHEMA = pa.schema(
     [
         ("datastream_id", pa.int64()),
@@ -148,9 +153,7 @@ class StoreUnavailable(ProblemError):
     ``Retry-After``; the pool reconnects by itself."""
 
     def __init__(self, detail: str, retry_after: int = 5) -> None:
-        super().__init__(
-            503, "Service Unavailable", detail, field="store", headers={"Retry-After": str(retry_after)}
-        )
+        super().__init__(503, "Service Unavailable", detail, field="store", headers={"Retry-After": str(retry_after)})
 
 
 class PgDialect(Dialect):
@@ -319,8 +322,9 @@ class PostgresStore(Store):
                     migrate.upgrade(con, self.schema)
                 elif version < migrate.CODE_VERSION:
                     raise migrate.SchemaError(
-                        migrate.older_message(version) if version else
-                        f"no CityHub schema in {self.schema!r}: run `cityhub db init --store <url>` first"
+                        migrate.older_message(version)
+                        if version
+                        else f"no CityHub schema in {self.schema!r}: run `cityhub db init --store <url>` first"
                     )
         except psycopg.OperationalError as exc:
             raise StoreUnavailable(f"PostgreSQL is not reachable: {str(exc).strip().splitlines()[0]}") from None
@@ -395,7 +399,9 @@ class PostgresStore(Store):
         except (pgerr.CharacterNotInRepertoire, pgerr.UntranslatableCharacter):
             # Valid Unicode that PostgreSQL's text cannot hold (U+0000): the request's fault, never a 500.
             raise ProblemError(
-                400, "Bad Request", "a text value contains the NUL character (U+0000), which cannot be stored",
+                400,
+                "Bad Request",
+                "a text value contains the NUL character (U+0000), which cannot be stored",
                 field="body",
             ) from None
 
@@ -509,9 +515,7 @@ class PostgresStore(Store):
                 times = pa.array(list(times), pa.timestamp("us", tz="UTC"))
             firsts = pc.unique(pc.floor_temporal(pc.cast(times, pa.timestamp("us", tz="UTC")), unit="month"))
             months |= {(t.year, t.month) for t in firsts.to_pylist() if t is not None}
-        missing = sorted(
-            m for m in months if m not in self._partitions and _FIRST_MONTHLY <= m[0] < _END_MONTHLY
-        )
+        missing = sorted(m for m in months if m not in self._partitions and _FIRST_MONTHLY <= m[0] < _END_MONTHLY)
         if not missing:
             return
         if cur is not None:
@@ -550,6 +554,8 @@ class PostgresStore(Store):
                 INSERT INTO _ch_ins SELECT * FROM ins"""
         )
         inserted = cur.rowcount
+        if inserted < batch.num_rows:
+            inserted += self._insert_variants(cur, cols)
         stored = batch
         if inserted < batch.num_rows:
             ids = pa.array([r[0] for r in cur.execute("SELECT id FROM _ch_ins").fetchall()], pa.int64())
@@ -558,9 +564,32 @@ class PostgresStore(Store):
         if inserted < batch.num_rows:
             self._find_duplicates(cur, result)
         if inserted:
-            stored = stored.sort_by([("datastream_id", "ascending"), ("phenomenon_time", "ascending")])
+            stored = stored.sort_by(_KEY_ORDER)
             self._roll_up_now(cur, stored)
         return result
+
+    def _insert_variants(self, cur: psycopg.Cursor[Any], cols: str) -> int:
+        """Store the staged rows that share (Datastream, phenomenonTime) with a stored or an earlier staged row but
+        differ in the rest of the duplicate key, each with the next free ``variant`` (schema.variants_to_insert);
+        the number stored. Another process may take a variant between the plan and the insert: its row is skipped
+        by ON CONFLICT and the plan is made again from what is stored then (rows stored by now, this transaction's
+        included, have their duplicate key stored and drop out of it)."""
+        total = 0
+        for _ in range(_VARIANT_ROUNDS):
+            planned, stored = cur.execute(
+                f"""WITH plan AS ({variants_to_insert("_ch_stage")}),
+                    ins AS (INSERT INTO observations ({cols}, variant)
+                            SELECT {cols}, plan.variant FROM _ch_stage JOIN plan USING (id)
+                            ORDER BY datastream_id, phenomenon_time, plan.variant
+                            ON CONFLICT DO NOTHING
+                            RETURNING id, datastream_id, phenomenon_time, result_number, result_string, result_json),
+                    moved AS (INSERT INTO _ch_ins SELECT * FROM ins RETURNING 1)
+                    SELECT (SELECT count(*) FROM plan), (SELECT count(*) FROM moved)"""
+            ).fetchone()  # type: ignore[misc]
+            total += stored
+            if stored == planned:
+                return total
+        raise RuntimeError(f"no free variant after {_VARIANT_ROUNDS} rounds: other writers keep taking them")
 
     def append_batch(self, batch: pa.Table, before_commit: Any) -> AppendResult:
         self.ensure_partitions(batch.column("phenomenon_time"))
@@ -594,7 +623,7 @@ class PostgresStore(Store):
         """The usual batch, all new rows: COPY straight into ``observations`` (no staging, no merge); returns the
         result and the rows sorted by key, for the roll-ups. None, with nothing written, when a key repeats in the
         batch or is stored already: then the careful merge runs (a savepoint undoes the COPY)."""
-        batch = batch.select(_OBS_COLUMNS).sort_by([("datastream_id", "ascending"), ("phenomenon_time", "ascending")])
+        batch = batch.select(_OBS_COLUMNS).sort_by(_KEY_ORDER)
         ds = batch.column("datastream_id").to_numpy()
         times = batch.column("phenomenon_time").cast(pa.int64()).to_numpy()
         if len(ds) > 1 and ((ds[1:] == ds[:-1]) & (times[1:] == times[:-1])).any():
@@ -691,7 +720,7 @@ class PostgresStore(Store):
         if mine:
             rows = pa.concat_tables([e.rows for e in mine])
             if len(mine) > 1:
-                rows = rows.sort_by([("datastream_id", "ascending"), ("phenomenon_time", "ascending")])
+                rows = rows.sort_by(_KEY_ORDER)
             self._stage_roll_ups(cur, rows)
         if elsewhere:
             self._stage_roll_ups_stored(cur, elsewhere)
@@ -703,9 +732,7 @@ class PostgresStore(Store):
         here before this fold began, yet not claimed by it: so claimed and folded elsewhere)."""
         seen = {id(e) for e in folded.seen}
         with self._pending_lock:
-            keep = [
-                e for e in self._pending if id(e) not in seen and not all(r in folded.claimed for r in e.ranges)
-            ]
+            keep = [e for e in self._pending if id(e) not in seen and not all(r in folded.claimed for r in e.ranges)]
             self._pending = keep
             self._pending_rows = sum(e.rows.num_rows for e in keep)
 
@@ -722,11 +749,13 @@ class PostgresStore(Store):
         numeric = batch.filter(pc.is_valid(batch.column("result_number")))
         if numeric.num_rows:
             hourly = (
-                pa.table({
-                    "datastream_id": numeric.column("datastream_id"),
-                    "hour": pc.floor_temporal(numeric.column("phenomenon_time"), unit="hour"),
-                    "v": numeric.column("result_number"),
-                })
+                pa.table(
+                    {
+                        "datastream_id": numeric.column("datastream_id"),
+                        "hour": pc.floor_temporal(numeric.column("phenomenon_time"), unit="hour"),
+                        "v": numeric.column("result_number"),
+                    }
+                )
                 .group_by(["datastream_id", "hour"], use_threads=False)
                 .aggregate([("v", "count"), ("v", "sum"), ("v", "min"), ("v", "max")])
             )
@@ -776,7 +805,7 @@ class PostgresStore(Store):
                SELECT DISTINCT ON (datastream_id) datastream_id, phenomenon_time, result_number, result_string,
                       result_json, id, min(phenomenon_time) OVER w, count(*) OVER w
                FROM _ch_ins WINDOW w AS (PARTITION BY datastream_id)
-               ORDER BY datastream_id, phenomenon_time DESC"""
+               ORDER BY datastream_id, phenomenon_time DESC, id DESC"""
         )
 
     @staticmethod
@@ -791,13 +820,13 @@ class PostgresStore(Store):
                    total = h.total + excluded.total, minimum = least(h.minimum, excluded.minimum),
                    maximum = greatest(h.maximum, excluded.maximum)"""
         )
-        # (Datastream, phenomenonTime) is unique among Observations: of a Datastream's staged rows, one is latest.
+        # Of a Datastream's staged rows, the latest (by time, then id) is its latest value.
         cur.execute(
             """INSERT INTO ds_latest AS l
                SELECT DISTINCT ON (datastream_id) datastream_id, phenomenon_time, result_number, result_string,
                       result_json, observation_id, min(first_time) OVER w, sum(count) OVER w
                FROM _ch_latest WINDOW w AS (PARTITION BY datastream_id)
-               ORDER BY datastream_id, phenomenon_time DESC
+               ORDER BY datastream_id, phenomenon_time DESC, observation_id DESC
                ON CONFLICT (datastream_id) DO UPDATE SET
                    result_number = CASE WHEN excluded.phenomenon_time >= l.phenomenon_time
                                         THEN excluded.result_number ELSE l.result_number END,
@@ -818,7 +847,7 @@ class PostgresStore(Store):
         rows = cur.execute(
             f"""SELECT b.id, o.id, {SAME_RESULT}
                FROM _ch_stage b
-               JOIN observations o ON o.datastream_id = b.datastream_id AND o.phenomenon_time = b.phenomenon_time
+               JOIN observations o ON {DUPLICATE_KEY}
                WHERE NOT EXISTS (SELECT 1 FROM _ch_ins i WHERE i.id = b.id)"""
         ).fetchall()
         for dup_id, stored_id, same in rows:
@@ -854,11 +883,14 @@ class PostgresStore(Store):
                ON o.datastream_id = b.datastream_id AND o.phenomenon_time = b.phenomenon_time"""
         ).fetchall()
         folded = None
-        if pairs and cur.execute(
-            """SELECT EXISTS (SELECT 1 FROM unnest(%s::bigint[]) AS s(id)
+        if (
+            pairs
+            and cur.execute(
+                """SELECT EXISTS (SELECT 1 FROM unnest(%s::bigint[]) AS s(id)
                               JOIN rollup_pending p ON s.id BETWEEN p.lo AND p.hi)""",
-            [id_array([p[1] for p in pairs])],
-        ).fetchone()[0]:  # type: ignore[index]
+                [id_array([p[1] for p in pairs])],
+            ).fetchone()[0]
+        ):  # type: ignore[index]
             # A row to replace is itself pending (appended, not folded yet): its fold would add the old value
             # after the recompute below. Folded first, under the lock (nothing shared is locked here yet).
             folded = self._fold_locked(cur)
@@ -927,7 +959,8 @@ class PostgresStore(Store):
                      FROM observations WHERE datastream_id = ANY(%s::bigint[]) GROUP BY datastream_id) a
                CROSS JOIN LATERAL (
                      SELECT o.result_number, o.result_string, o.result_json, o.id FROM observations o
-                     WHERE o.datastream_id = a.datastream_id ORDER BY o.phenomenon_time DESC LIMIT 1) t""",
+                     WHERE o.datastream_id = a.datastream_id
+                     ORDER BY o.phenomenon_time DESC, o.variant DESC LIMIT 1) t""",
             [streams],
         )
 
