@@ -58,6 +58,8 @@ def start_broker(tmp: Path) -> tuple[subprocess.Popen[bytes], int]:
     conf.write_text(
         f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
         "max_queued_messages 1000000\nmax_inflight_messages 0\n"
+        # As the README advises: the hub learns subscriptions ($select, feature topics) from this log.
+        "log_dest topic\nlog_type subscribe\nlog_type unsubscribe\nlog_type notice\n"
     )
     proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     time.sleep(0.5)
@@ -264,7 +266,9 @@ def main() -> None:
     ap.add_argument("--rate0", type=int, default=24_000, help="offered QoS 0 rate, messages/s")
     ap.add_argument("--rate1", type=int, default=6_000, help="offered QoS 1 rate, messages/s")
     ap.add_argument("--broker", default=None, help="mqtt://host:port of a running broker (default: start one)")
-    ap.add_argument("--publish", default="datastreams,entities", help="CITYHUB_MQTT_PUBLISH of the hub")
+    ap.add_argument(
+        "--publish", default="datastreams,observations,entities", help="CITYHUB_MQTT_PUBLISH of the hub (its default)"
+    )
     ap.add_argument("--qos", default="0,1", help="which phases to run")
     args = ap.parse_args()
     if not shutil.which("mosquitto_pub") or (args.broker is None and not shutil.which("mosquitto")):

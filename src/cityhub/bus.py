@@ -49,6 +49,8 @@ class EntityChanged:
     entity_id: int
     op: EntityOp = "created"
     remote: bool = False
+    # An update's changed properties (SensorThings names), for the MQTT property topics; None: not known.
+    fields: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -106,8 +108,10 @@ class EventBus:
         if batch.num_rows:
             self.publish(OBSERVATIONS, ObservationsCommitted(batch))
 
-    def entity(self, entity_set: str, entity_id: int, op: EntityOp = "created") -> None:
-        self.publish(ENTITIES, EntityChanged(entity_set, entity_id, op))
+    def entity(
+        self, entity_set: str, entity_id: int, op: EntityOp = "created", fields: tuple[str, ...] | None = None
+    ) -> None:
+        self.publish(ENTITIES, EntityChanged(entity_set, entity_id, op, fields=fields))
 
 
 def on_observations(handler: Callable[[pa.Table], None], *, remote: bool = True) -> Handler:

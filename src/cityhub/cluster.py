@@ -199,7 +199,8 @@ class Cluster:
             for i in range(0, len(ranges), per):
                 self._out.put(orjson.dumps({"k": _OBS, "o": self.origin, "r": ranges[i : i + per]}).decode())
         elif isinstance(event, EntityChanged):
-            msg = {"k": _ENT, "o": self.origin, "s": event.entity_set, "i": event.entity_id, "op": event.op}
+            msg = {"k": _ENT, "o": self.origin, "s": event.entity_set, "i": event.entity_id, "op": event.op,
+                   "f": event.fields}  # fmt: skip
             self._out.put(orjson.dumps(msg).decode())
         elif isinstance(event, AlertEvent):
             msg = {"k": _ALERT, "o": self.origin, "r": event.rule_id, "t": event.subject_type, "i": event.subject_id}
@@ -253,7 +254,8 @@ class Cluster:
             if batch.num_rows:
                 self.bus.publish(OBSERVATIONS, ObservationsCommitted(batch, remote=True))
         elif kind == _ENT:
-            self.bus.publish(ENTITIES, EntityChanged(msg["s"], int(msg["i"]), msg["op"], remote=True))
+            fields = tuple(msg["f"]) if msg.get("f") is not None else None
+            self.bus.publish(ENTITIES, EntityChanged(msg["s"], int(msg["i"]), msg["op"], remote=True, fields=fields))
         elif kind == _ALERT:
             event = AlertEvent(int(msg["r"]), msg["t"], int(msg["i"]), msg["p"].encode(), remote=True)
             self.bus.publish(ALERTS, event)

@@ -81,7 +81,7 @@ class Settings(BaseSettings):
     # What the hub publishes for MQTT subscribers: "datastreams" (each new Observation on
     # v1.1/Datastreams(<id>)/Observations), "observations" (also on the v1.1/Observations firehose, one more
     # message each), "entities" (created/updated entities), or "none".
-    mqtt_publish: str = "datastreams,entities"
+    mqtt_publish: str = "datastreams,observations,entities"
     # QoS of what the hub publishes.
     mqtt_publish_qos: int = 0
     # The dashboard's basemap: an XYZ tile URL template ({z}/{x}/{y}) and its attribution; empty = a plain

@@ -10,6 +10,7 @@ import inspect
 from enum import Enum
 from functools import partial
 from typing import Any, Literal, cast
+from urllib.parse import urlsplit
 
 import orjson
 from fastapi import APIRouter, Path, Query, Request
@@ -51,8 +52,12 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/iot_sensing/1.1/req/request-data",
     "http://www.opengis.net/spec/iot_sensing/1.1/req/create-update-delete",
     "http://www.opengis.net/spec/iot_sensing/1.1/req/data-array/data-array",
-    "http://www.opengis.net/spec/iot_sensing/1.1/req/create-observations-via-mqtt/observations-creation",
     "http://www.opengis.net/spec/iot_sensing/1.1/req/batch-request/batch-request",
+]
+# Declared only when the hub has a broker (CITYHUB_MQTT_URL), each with the broker's address as §9.2.1 shows it.
+MQTT_CONFORMANCE = [
+    "http://www.opengis.net/spec/iot_sensing/1.1/req/create-observations-via-mqtt/observations-creation",
+    "http://www.opengis.net/spec/iot_sensing/1.1/req/receive-updates-via-mqtt/receive-updates",
 ]
 
 
@@ -199,9 +204,17 @@ def _not_here(request: Request) -> None:
 )
 def service_root(request: Request) -> Any:
     base = base_url(request)
+    settings: dict[str, Any] = {"conformance": list(CONFORMANCE)}
+    mqtt_url = hub_of(request).settings.mqtt_url
+    if mqtt_url:
+        # The broker as clients reach it, without the hub's own credentials.
+        url = urlsplit(mqtt_url)
+        endpoint = f"{url.scheme}://{url.hostname}" + (f":{url.port}" if url.port else "")
+        settings["conformance"] += MQTT_CONFORMANCE
+        settings.update({cls: {"endpoints": [endpoint]} for cls in MQTT_CONFORMANCE})
     return {
         "value": [{"name": et.plural, "url": f"{base}/{et.plural}"} for et in model.ENTITY_TYPES],
-        "serverSettings": {"conformance": CONFORMANCE},
+        "serverSettings": settings,
     }
 
 

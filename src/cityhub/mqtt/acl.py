@@ -273,7 +273,8 @@ def render(
     for c in creds:
         lines += ["", f"user {c.username}"]
         if c.role == "hub":
-            lines += ["topic readwrite v1.1/#", "topic write cityhub/#"]
+            # $SYS/broker/log: who subscribed to what, for the $select and feature topics (cityhub.mqtt.topics).
+            lines += ["topic readwrite v1.1/#", "topic write cityhub/#", "topic read $SYS/broker/log/#"]
             lines += [f"topic readwrite {f}" for f in mappings.filters()]
             if private_prefix:
                 lines.append(f"topic write {private_prefix}#")

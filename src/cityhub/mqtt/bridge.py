@@ -73,6 +73,7 @@ __all__ = ["BrokerAddress", "MqttBridge", "check_settings"]
 log = logging.getLogger(__name__)
 
 DATASTREAM_TOPIC = re.compile(r"^v1\.1/Datastreams\((\d+)\)/Observations$")
+FEATURE_TOPIC = re.compile(r"^v1\.1/FeaturesOfInterest\((\d+)\)/Observations$")
 _FAST_KEYS = frozenset({"phenomenonTime", "result", "resultTime"})
 RESTART_STABLE_S = 60.0  # a process that lived this long is restarted after the first delay again
 DROP_LOG_INTERVAL_S = 5.0
@@ -106,6 +107,8 @@ class BridgeStats:
     publish_dropped: int = 0
     last_error: str | None = None
     connects: int = 0
+    # Filters clients hold on the broker, as its subscription log tells (0 while it does not: cityhub.mqtt.topics).
+    watched_filters: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -230,7 +233,7 @@ class MqttBridge:
             host=self.address.host,
             port=self.address.port,
             client_id=s.mqtt_client_id,
-            topics=(OBSERVATIONS_TOPIC, "v1.1/+/Observations", *self.mappings.filters()),
+            topics=(OBSERVATIONS_TOPIC, "v1.1/+/Observations", *self.mappings.filters()),  # and the broker's log
             username=s.mqtt_username or self.address.username,
             password=s.mqtt_password or self.address.password,
             tls=self.address.tls,
@@ -406,6 +409,8 @@ class MqttBridge:
                 self.stats.connected = bool(info.get("connected"))
                 if info.get("last_error"):
                     self.stats.last_error = info["last_error"]
+            elif kind == "watch":
+                self.stats.watched_filters = int(rest[0])
             elif kind == "published":
                 sent, dropped = rest
                 self.stats.published += sent
@@ -616,7 +621,8 @@ class MqttBridge:
     def _bodies(self, m: Message) -> list[tuple[dict[str, Any], int | None]]:
         """The Observation bodies a message carries, with the Datastream id when the topic gives it."""
         match = DATASTREAM_TOPIC.match(m.topic)
-        if match or m.topic == OBSERVATIONS_TOPIC:
+        feature = FEATURE_TOPIC.match(m.topic)
+        if match or feature or m.topic == OBSERVATIONS_TOPIC:
             try:
                 body = orjson.loads(m.payload)
             except orjson.JSONDecodeError as exc:
@@ -627,6 +633,20 @@ class MqttBridge:
                 )
             if "@iot.id" in body:
                 return []  # an entity the hub (or another hub) published: already stored
+            if feature:
+                # An Observation of this FeatureOfInterest: its Datastream comes with it (SensorThings §14.1).
+                foi_id = int(feature.group(1))
+                given = body.get("FeatureOfInterest")
+                if given is not None and not (isinstance(given, dict) and given.get("@iot.id") == foi_id):
+                    raise ProblemError(400, "Bad Request", f"FeatureOfInterest is given by the topic ({foi_id})",
+                                       field="FeatureOfInterest")  # fmt: skip
+                if not isinstance(body.get("Datastream"), dict):
+                    raise ProblemError(
+                        400, "Bad Request",
+                        'an Observation published to a FeatureOfInterest topic needs Datastream: {"@iot.id": <id>}',
+                        field="Datastream",
+                    )  # fmt: skip
+                return [({**body, "FeatureOfInterest": {"@iot.id": foi_id}}, None)]
             if match:
                 ds_id = int(match.group(1))
                 if ds_id >= 2**63:
@@ -637,7 +657,8 @@ class MqttBridge:
             raise ProblemError(
                 400,
                 "Bad Request",
-                "Observations are published to v1.1/Datastreams(<id>)/Observations or v1.1/Observations",
+                "Observations are published to v1.1/Datastreams(<id>)/Observations, "
+                "v1.1/FeaturesOfInterest(<id>)/Observations or v1.1/Observations",
                 field="topic",
             )
         return self.mappings.bodies(m.topic, m.payload, m.received_at, self._datastream_by_name)
@@ -701,7 +722,9 @@ class MqttBridge:
             self.acl.nudge()  # the ACL lists each Thing's Datastreams
         if event.op == "deleted" or "entities" not in self.publish or (event.remote and not self.republish_remote):
             return
-        self._enqueue(("entity", model.BY_PLURAL[event.entity_set], event.entity_id), 2, "an entity change")
+        # Property topics hear the properties an update changed; a creation is announced on the entity topics only.
+        fields = () if event.op == "created" else event.fields
+        self._enqueue(("entity", model.BY_PLURAL[event.entity_set], event.entity_id, fields), 2, "an entity change")
 
     def _take(self) -> tuple[Any, int] | None:
         """The next command for the process and its message count, Observations of several commits in one."""
@@ -735,10 +758,10 @@ class MqttBridge:
             item, n = taken
             try:
                 if item[0] == "entity":
-                    _, et, entity_id = item
+                    _, et, entity_id, fields = item
                     payload = orjson.dumps(self.hub.sensorthings._fetch(self.base, et, entity_id))
-                    topics = (f"{self.prefix}v1.1/{et.plural}", f"{self.prefix}v1.1/{et.plural}({entity_id})")
-                    cmd: tuple[Any, ...] = ("pub", [(t, payload) for t in topics], self.publish_qos)
+                    # The process makes the topics: the entity's, its set's, property and $select ones.
+                    cmd: tuple[Any, ...] = ("ent", et.plural, payload, fields, self.publish_qos, self.prefix)
                     self._hand_over(cmd, n)
                     n = 0
                 elif item[0] == "pub":

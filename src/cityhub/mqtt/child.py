@@ -26,6 +26,7 @@ import signal
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
@@ -42,6 +43,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from cityhub import results
 from cityhub.mqtt.packets import publish_batch
+from cityhub.mqtt.topics import SYS_LOG_TOPICS, SubscriptionWatch, filter_matches, parse
 from cityhub.timefmt import iso_time
 
 OBSERVATIONS_TOPIC = "v1.1/Observations"
@@ -112,23 +114,101 @@ def tls_context(cfg: IoConfig) -> ssl.SSLContext:
     return ctx
 
 
+Selected = tuple[str, ...] | None  # a topic's $select (None: the whole entity)
+
+
+@dataclass(frozen=True)
+class Extras:
+    """Topics beyond the configured ones that clients hold now (from the :class:`SubscriptionWatch`): Observations
+    with a ``$select``, of a FeatureOfInterest, the firehose when not configured; entities with a ``$select``."""
+
+    all_obs: tuple[tuple[str, Selected], ...] = ()
+    by_datastream: dict[int, tuple[tuple[str, Selected], ...]] | None = None
+    by_feature: dict[int, tuple[tuple[str, Selected], ...]] | None = None
+    feature_wildcards: tuple[str, ...] = ()  # filters with wildcards that may match a FeatureOfInterest topic
+    entities: dict[tuple[str, int | None], tuple[tuple[str, Selected], ...]] | None = None
+
+    @classmethod
+    def of(cls, filters: list[str], firehose_configured: bool) -> Extras:
+        all_obs: list[tuple[str, Selected]] = []
+        by_ds: dict[int, list[tuple[str, Selected]]] = {}
+        by_foi: dict[int, list[tuple[str, Selected]]] = {}
+        entities: dict[tuple[str, int | None], list[tuple[str, Selected]]] = {}
+        wild = []
+        for f in filters:
+            if "+" in f or "#" in f:
+                if filter_matches(f, "v1.1/FeaturesOfInterest(1)/Observations"):
+                    wild.append(f)
+                continue
+            r = parse(f)
+            if r is None:
+                continue
+            if r.kind == "observations":
+                if r.parent == "FeaturesOfInterest" and r.parent_id is not None:
+                    by_foi.setdefault(r.parent_id, []).append((f, r.select))
+                elif r.select is None:
+                    if r.parent is None and not firehose_configured:
+                        all_obs.append((f, None))
+                elif r.parent == "Datastreams" and r.parent_id is not None:
+                    by_ds.setdefault(r.parent_id, []).append((f, r.select))
+                elif r.parent is None:
+                    all_obs.append((f, r.select))
+            elif r.select is not None and r.parent is not None:
+                entities.setdefault((r.parent, r.parent_id), []).append((f, r.select))
+        return cls(
+            tuple(all_obs),
+            {k: tuple(v) for k, v in by_ds.items()},
+            {k: tuple(v) for k, v in by_foi.items()},
+            tuple(wild),
+            {k: tuple(v) for k, v in entities.items()},
+        )
+
+    def feature_topics(self, foi: int | None) -> tuple[tuple[str, Selected], ...]:
+        if foi is None:
+            return ()
+        found = self.by_feature.get(foi, ()) if self.by_feature else ()
+        if self.feature_wildcards:
+            plain = f"v1.1/FeaturesOfInterest({foi})/Observations"
+            if not any(t == plain for t, _ in found) and any(filter_matches(w, plain) for w in self.feature_wildcards):
+                found = (*found, (plain, None))
+        return found
+
+
+def select(entity: dict[str, Any], names: Selected) -> dict[str, Any]:
+    """``entity`` as ``$select=names`` shows it: the named properties only (``id`` and ``selfLink`` by their
+    annotations, a navigation property by its link)."""
+    if names is None:
+        return entity
+    out = {}
+    for n in names:
+        key = {"id": "@iot.id", "selfLink": "@iot.selfLink"}.get(n, n)
+        if key in entity:
+            out[key] = entity[key]
+        elif f"{n}@iot.navigationLink" in entity:
+            out[f"{n}@iot.navigationLink"] = entity[f"{n}@iot.navigationLink"]
+    return out
+
+
 def observation_messages(
-    batch: pa.Table, base: str, per_datastream: bool, firehose: bool, prefix: str = ""
+    batch: pa.Table, base: str, per_datastream: bool, firehose: bool, prefix: str = "", extras: Extras | None = None
 ) -> list[tuple[str, bytes]]:
     """Each new Observation as the entity a GET returns, for its Datastream's topic and the firehose (under
-    ``prefix`` when the hub may not publish where anonymous clients read)."""
+    ``prefix`` when the hub may not publish where anonymous clients read), and for the ``extras`` topics that
+    clients hold now (a ``$select`` shows the selected properties only)."""
     cols = {c: batch.column(c).to_pylist() for c in _PUBLISHED}
     out: list[tuple[str, bytes]] = []
+    by_ds = extras.by_datastream if extras is not None else None
     for i in range(batch.num_rows):
         oid, ds = cols["id"][i], cols["datastream_id"][i]
         link = f"{base}/Observations({oid})"
         num, text, js = cols["result_number"][i], cols["result_string"][i], cols["result_json"][i]
         quality, params, vstart = cols["result_quality"][i], cols["parameters"][i], cols["valid_time_start"][i]
         valid = None if vstart is None else f"{iso_time(vstart)}/{iso_time(cols['valid_time_end'][i] or vstart)}"
+        start, end = iso_time(cols["phenomenon_time"][i]), cols["phenomenon_time_end"][i]
         obs = {
             "@iot.id": oid,
             "@iot.selfLink": link,
-            "phenomenonTime": iso_time(cols["phenomenon_time"][i]),
+            "phenomenonTime": start if end is None else f"{start}/{iso_time(end)}",
             "resultTime": iso_time(cols["result_time"][i]),
             "result": results.value_of(num, text, js),
             "resultQuality": orjson.loads(quality) if quality else None,
@@ -142,13 +222,37 @@ def observation_messages(
             out.append((f"{prefix}v1.1/Datastreams({ds})/Observations", payload))
         if firehose:
             out.append((prefix + OBSERVATIONS_TOPIC, payload))
+        if extras is not None:
+            routes = (*extras.all_obs, *(by_ds.get(ds, ()) if by_ds else ()),
+                      *extras.feature_topics(cols["feature_of_interest_id"][i]))  # fmt: skip
+            for topic, names in routes:
+                out.append((prefix + topic, payload if names is None else orjson.dumps(select(obs, names))))
+    return out
+
+
+def entity_messages(
+    entity_set: str, entity: dict[str, Any], fields: tuple[str, ...] | None, prefix: str, extras: Extras | None
+) -> list[tuple[str, bytes]]:
+    """A created or updated entity for its set's topic, its own, a property topic per changed property (all of
+    them when the change is not known property by property), and the ``$select`` topics clients hold."""
+    eid = entity.get("@iot.id")
+    payload = orjson.dumps(entity)
+    out = [(f"{prefix}v1.1/{entity_set}", payload), (f"{prefix}v1.1/{entity_set}({eid})", payload)]
+    changed = fields if fields is not None else [k for k in entity if not k.startswith("@") and "@" not in k]
+    out += [(f"{prefix}v1.1/{entity_set}({eid})/{f}", orjson.dumps({f: entity[f]})) for f in changed if f in entity]
+    if extras is not None and extras.entities and isinstance(eid, int):
+        for key in ((entity_set, None), (entity_set, eid)):
+            for topic, names in extras.entities.get(key, ()):
+                out.append((prefix + topic, orjson.dumps(select(entity, names))))
     return out
 
 
 _PUBLISHED = (
     "id",
     "datastream_id",
+    "feature_of_interest_id",
     "phenomenon_time",
+    "phenomenon_time_end",
     "result_time",
     "result_number",
     "result_string",
@@ -173,6 +277,11 @@ class _Child:
         self.jobs: collections.deque[_Job] = collections.deque()  # publish commands not yet fully queued
         self.chunks: collections.deque[tuple[Any, int, int]] = collections.deque()  # (paho info, bytes, messages)
         self.lost = 0
+        # Fed on paho's network thread, read on this one (under the lock), derived into Extras once per change.
+        self.watch = SubscriptionWatch(cfg.client_id)
+        self.watch_lock = threading.Lock()
+        self.firehose_configured = False
+        self._extras: tuple[int, bool, Extras | None] = (-1, False, None)
         c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cfg.client_id, protocol=mqtt.MQTTv5, manual_ack=True)
         if cfg.username:
             c.username_pw_set(cfg.username, cfg.password)
@@ -197,7 +306,9 @@ class _Child:
             return
         self.refused = None
         opts = SubscribeOptions(qos=1, noLocal=True)  # never hear what the hub itself publishes
-        client.subscribe([(t, opts) for t in self.cfg.topics])
+        # The broker's subscription log at QoS 0: nothing to acknowledge, nothing queued while the hub is away.
+        log_opts = SubscribeOptions(qos=0, noLocal=True)
+        client.subscribe([(t, opts) for t in self.cfg.topics] + [(t, log_opts) for t in SYS_LOG_TOPICS])
         self.send(("status", {"connected": True, "session_present": bool(getattr(flags, "session_present", False))}))
 
     def on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
@@ -207,6 +318,17 @@ class _Child:
             )
 
     def on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        if msg.topic.startswith("$SYS/"):  # the broker's log of subscriptions (cityhub.mqtt.topics)
+            if msg.qos:
+                client.ack(msg.mid, msg.qos)
+            with self.watch_lock:
+                before = self.watch.version
+                self.watch.feed(msg.topic, bytes(msg.payload))
+                n = len(self.watch.count) if self.watch.version != before else -1
+            if n >= 0:
+                with contextlib.suppress(OSError, ValueError):
+                    self.send(("watch", n))
+            return
         with self.cond:
             while len(self.inbox) >= MAX_INBOX and not self.stopping:
                 self.cond.wait(0.1)
@@ -263,7 +385,12 @@ class _Child:
                     elif kind == "obs":
                         _, data, base, per_ds, firehose, qos, prefix = cmd
                         table = paipc.open_stream(data).read_all()
+                        self.firehose_configured = firehose
                         self.jobs.append(_Job(qos, table=table, fmt=(base, per_ds, firehose, prefix)))
+                    elif kind == "ent":
+                        _, entity_set, payload, fields, qos, prefix = cmd
+                        msgs = entity_messages(entity_set, orjson.loads(payload), fields, prefix, self.extras())
+                        self.jobs.append(_Job(qos, messages=msgs))
                     elif kind == "pause":  # the hub stops ingesting: answer its pending "next" with nothing
                         wanted = False
                         self.send(("msgs", []))
@@ -274,7 +401,7 @@ class _Child:
                             if self.jobs:
                                 time.sleep(0.005)
                         return
-                    if kind in ("pub", "obs"):
+                    if kind in ("pub", "obs", "ent"):
                         self.pump()
         except (EOFError, OSError):
             pass  # the hub is gone: let the broker redeliver whatever was not acknowledged
@@ -284,6 +411,17 @@ class _Child:
                 self.cond.notify_all()
             self.client.disconnect()
             self.client.loop_stop()
+
+    def extras(self) -> Extras | None:
+        """The extra topics clients hold now; None while there are none (or the broker does not tell)."""
+        with self.watch_lock:
+            version = self.watch.version
+            if (version, self.firehose_configured) == self._extras[:2]:
+                return self._extras[2]
+            filters = self.watch.filters()
+        found = Extras.of(filters, self.firehose_configured) if filters else None
+        self._extras = (version, self.firehose_configured, found)
+        return found
 
     def backlog_full(self) -> bool:
         """Whether paho holds enough unwritten data (or unacknowledged QoS 1 publications) to wait."""
@@ -312,7 +450,7 @@ class _Child:
                     break
                 if self.backlog_full():
                     return
-                part = job.take(CHUNK)
+                part = job.take(CHUNK, self.extras)
                 if job.qos == 0:
                     info = publish_batch(self.client, part)
                     if info is None:
@@ -359,8 +497,8 @@ class _Job:
             return len(self.messages) - self.pos
         return (self.table.num_rows - self.pos) * self.per_row if self.table is not None else 0
 
-    def take(self, n: int) -> list[tuple[str, bytes]]:
-        """About ``n`` more messages."""
+    def take(self, n: int, extras: Callable[[], Extras | None]) -> list[tuple[str, bytes]]:
+        """About ``n`` more messages (and, for Observations, those of the ``extras`` topics clients hold now)."""
         if self.messages is not None:
             part = self.messages[self.pos : self.pos + n]
             self.pos += len(part)
@@ -368,7 +506,7 @@ class _Job:
         assert self.table is not None
         rows = self.table.slice(self.pos, max(1, n // max(1, self.per_row)))
         self.pos += rows.num_rows
-        return observation_messages(rows, *self.fmt)
+        return observation_messages(rows, *self.fmt, extras=extras())
 
 
 def io_main(conn: Connection, cfg: IoConfig) -> None:

@@ -93,9 +93,11 @@ class ServiceBase:
         else:
             fn()
 
-    def _announce(self, et: model.EntityType, entity_id: int, op: EntityOp = "created") -> None:
+    def _announce(
+        self, et: model.EntityType, entity_id: int, op: EntityOp = "created", fields: tuple[str, ...] | None = None
+    ) -> None:
         # Entity changes go out on the bus (MQTT entity topics); Observations are published by the writer.
-        self._after_commit(lambda: self.bus.entity(et.plural, entity_id, op))
+        self._after_commit(lambda: self.bus.entity(et.plural, entity_id, op, fields))
 
     # Implemented by the read, write and observation parts (see SensorThings' bases).
     def _fetch(self, base: str, et: model.EntityType, entity_id: int) -> dict[str, Any]:

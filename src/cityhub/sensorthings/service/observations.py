@@ -47,7 +47,10 @@ class ObservationMixin(ServiceBase):
             if not isinstance(ds_id, int) or isinstance(ds_id, bool):
                 raise bad_request("Datastream @iot.id must be an integer", field=field_prefix + "Datastream")
         elif "Datastream" in body and not (isinstance(ds, dict) and ds.get("@iot.id") == ds_id):
-            raise bad_request("Datastream is given by the path", field=field_prefix + "Datastream")
+            raise bad_request(
+                f"the Datastream is given by the path or topic ({ds_id}); the body names another",
+                field=field_prefix + "Datastream",
+            )
         if "result" not in body:
             raise bad_request("Observation.result is required", field=field_prefix + "result")
         pt = body.get("phenomenonTime")

@@ -224,7 +224,9 @@ class WriteMixin(ServiceBase):
             else:
                 self.store.entities.update(tx, et.table, entity_id, values)
         self._after_commit(self.catalog.invalidate)
-        self._announce(et, entity_id, "updated")
+        # What changed, for the MQTT property topics: a PUT replaces every property, a PATCH those it names.
+        changed = tuple(p.name for p in et.props if replace or p.name in body)
+        self._announce(et, entity_id, "updated", changed)
         return self._fetch(base, et, entity_id)
 
     def patch_json(self, res: Resource, ops: Any, base: str) -> dict[str, Any]:

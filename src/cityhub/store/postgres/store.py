@@ -883,14 +883,15 @@ class PostgresStore(Store):
                ON o.datastream_id = b.datastream_id AND o.phenomenon_time = b.phenomenon_time"""
         ).fetchall()
         folded = None
-        if (
+        pending = (
             pairs
             and cur.execute(
                 """SELECT EXISTS (SELECT 1 FROM unnest(%s::bigint[]) AS s(id)
                               JOIN rollup_pending p ON s.id BETWEEN p.lo AND p.hi)""",
                 [id_array([p[1] for p in pairs])],
-            ).fetchone()[0]
-        ):  # type: ignore[index]
+            ).fetchone()
+        )
+        if pending and pending[0]:
             # A row to replace is itself pending (appended, not folded yet): its fold would add the old value
             # after the recompute below. Folded first, under the lock (nothing shared is locked here yet).
             folded = self._fold_locked(cur)
