@@ -208,3 +208,47 @@ def test_geo_length(client: TestClient) -> None:
     assert locations("geo.length(location) ne 1") == [0, 1, 2, 3, 4, 6, 7]
     assert locations("geo.length(location) le 4") == [0, 1, 2, 3, 4, 5, 6, 7]
     assert locations("geo.length(location) lt 4") == [0, 1, 2, 3, 4, 5, 6]
+
+
+def test_observed_area_is_the_hull_of_the_features_and_filters_on_it(client: TestClient) -> None:
+    """Datastream.observedArea (issue 13, point 4): kept as the convex hull of the geometries of its
+    FeaturesOfInterest as Observations arrive (a point, then a line, then a polygon), read-only, usable in
+    ``st_*`` filters, shrinking when a FeatureOfInterest is deleted; a text/plain feature adds nothing."""
+    thing = client.post("/v1.1/Things", json={"name": "Xe đo di động", "description": "mobile monitor"}).json()
+    body = {"name": "PM2.5", "description": "d", "unitOfMeasurement": {"symbol": "µg/m³"},
+            "Sensor": {"name": "s", "description": "d", "encodingType": "text/html", "metadata": "m"},
+            "ObservedProperty": {"name": "PM2.5", "definition": "http://example.org/pm25",
+                                 "description": "d"}}  # fmt: skip
+    ds = client.post(f"/v1.1/Things({thing['@iot.id']})/Datastreams", json=body).json()["@iot.id"]
+    refused = client.post(f"/v1.1/Things({thing['@iot.id']})/Datastreams",
+                          json={**body, "observedArea": {"type": "Point", "coordinates": [0, 0]}})  # fmt: skip
+    assert refused.status_code == 400 and refused.json()["field"] == "observedArea"
+    assert client.get(f"/v1.1/Datastreams({ds})").json()["observedArea"] is None
+
+    def observe(k: int, feature: dict[str, Any], encoding: str = "application/vnd.geo+json") -> int:
+        foi = {"name": f"f{k}", "description": "d", "encodingType": encoding, "feature": feature}
+        obs = {"phenomenonTime": f"2025-01-01T0{k}:00:00Z", "result": k, "FeatureOfInterest": foi}
+        r = client.post(f"/v1.1/Datastreams({ds})/Observations", json=obs)
+        assert r.status_code == 201, r.text
+        return int(client.get(f"/v1.1/Observations({r.json()['@iot.id']})/FeatureOfInterest").json()["@iot.id"])
+
+    def area() -> Any:
+        return client.get(f"/v1.1/Datastreams({ds})").json()["observedArea"]
+
+    observe(0, {"type": "Point", "coordinates": [105.80, 21.00]})
+    assert area() == {"type": "Point", "coordinates": [105.80, 21.00]}
+    observe(1, {"type": "Point", "coordinates": [105.90, 21.00]})
+    assert area()["type"] == "LineString" and sorted(area()["coordinates"]) == [[105.80, 21.00], [105.90, 21.00]]
+    third = observe(2, {"type": "Point", "coordinates": [105.85, 21.10]})
+    observe(3, "Phố Hàng Bài, Hoàn Kiếm", "text/plain")  # an address: no geometry, the area stays
+    hull = area()
+    assert hull["type"] == "Polygon"
+    assert sorted(map(tuple, hull["coordinates"][0][:-1])) == [(105.80, 21.00), (105.85, 21.10), (105.90, 21.00)]
+    inside = "geography'POLYGON((105.7 20.9, 106 20.9, 106 21.2, 105.7 21.2, 105.7 20.9))'"
+    found = client.get("/v1.1/Datastreams", params={"$filter": f"st_within(observedArea, {inside})"}).json()
+    assert [d["@iot.id"] for d in found["value"]] == [ds]
+    near = "geography'POINT(105.85 21.05)'"
+    found = client.get("/v1.1/Datastreams", params={"$filter": f"st_intersects(observedArea, {near})"}).json()
+    assert [d["@iot.id"] for d in found["value"]] == [ds]
+    assert client.delete(f"/v1.1/FeaturesOfInterest({third})").status_code == 200
+    assert area()["type"] == "LineString"  # the hull of what is left

@@ -181,7 +181,8 @@ DATASTREAM = EntityType(
         # takes OM_Observation's rules (results.rule_for); see validate.values_of.
         Prop("observationType", "observation_type", URI),
         Prop("unitOfMeasurement", "unit_of_measurement", JSON, required=True),
-        Prop("observedArea", "observed_area", GEOMETRY),
+        # The convex hull of its FeaturesOfInterest, kept by the server (cityhub.sensorthings.observed_area).
+        Prop("observedArea", "observed_area", GEOMETRY, read_only=True),
         Prop(
             "phenomenonTime",
             "phenomenon_time_start",

@@ -40,6 +40,11 @@ TABLES: dict[str, str] = {
         valid_time_end TIMESTAMPTZ, parameters JSON, feature_of_interest_id BIGINT,
         variant INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (datastream_id, phenomenon_time, variant)""",
+    # Each FeatureOfInterest a Datastream's Observations have had, kept as they are stored: its observedArea is the
+    # hull of their geometries (store/ops/geo.py).
+    "datastream_features": """
+        datastream_id BIGINT NOT NULL, feature_of_interest_id BIGINT NOT NULL,
+        PRIMARY KEY (datastream_id, feature_of_interest_id)""",
     # Latest value and extent per Datastream, kept on ingest: "latest of 10,000 Datastreams" is a lookup.
     "ds_latest": """
         datastream_id BIGINT PRIMARY KEY, phenomenon_time TIMESTAMPTZ NOT NULL,

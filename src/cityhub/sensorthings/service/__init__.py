@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from cityhub.bus import EventBus
+from cityhub.bus import OBSERVATIONS, EventBus, on_observations
 from cityhub.ingest import observations as obsin
 from cityhub.ingest.pipeline import IngestPipeline
 from cityhub.sensorthings.filter.query import chain_where
+from cityhub.sensorthings.observed_area import ObservedAreas
 from cityhub.sensorthings.service.observations import ObservationMixin
 from cityhub.sensorthings.service.paths import Resource, Step, parse_path
 from cityhub.sensorthings.service.read import ReadMixin
@@ -49,6 +50,9 @@ class SensorThings(ReadMixin, WriteMixin, ObservationMixin):
         self.default_top = default_top
         self.max_response_entities = max_response_entities
         self.max_future = max_future
+        # Each process keeps the observedAreas of what it commits (another process's commits are its own to keep).
+        self.observed_areas = ObservedAreas(store)
+        bus.subscribe(OBSERVATIONS, on_observations(self.observed_areas.on_commit, remote=False))
 
 
 __all__ = [

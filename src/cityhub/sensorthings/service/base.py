@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from cityhub import model
 from cityhub.bus import EntityOp, EventBus
+from cityhub.sensorthings.observed_area import ObservedAreas
 from cityhub.store.base import Store
 from cityhub.store.transaction import Transaction
 
@@ -37,6 +38,7 @@ class ServiceBase:
     default_top: int
     max_response_entities: int
     max_future: timedelta
+    observed_areas: ObservedAreas
 
     _current = _Current()
 

@@ -196,6 +196,9 @@ class ObservationMixin(ServiceBase):
                 field=field,
             )
         self.store.entities.update_observation(tx, obs_id, values)
+        if values.get("feature_of_interest_id") is not None:
+            pair = (ds_id, int(values["feature_of_interest_id"]))
+            self._after_commit(lambda: self.observed_areas.add([pair]))
 
     def _check_new_phenomenon_time(self, start: datetime | None) -> None:
         # A PATCH is held to the rules of a POST: the column is NOT NULL, and bulk ingest would refuse the time.

@@ -5,8 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from cityhub.store.duckdb.util import DuckDBHost
+import orjson
+import pyarrow as pa
+import shapely
+
+from cityhub.store.duckdb.util import DuckDBHost, id_list, registered, tx_cursor
 from cityhub.store.ops.geo import GeoOps
+from cityhub.store.transaction import Transaction
 
 
 class DuckDBGeoOps(GeoOps):
@@ -44,3 +49,60 @@ class DuckDBGeoOps(GeoOps):
             params,
         )
         return [(int(r[0]), r[1], r[2], r[3]) for r in things], streams
+
+    def extend_observed_areas(self, pairs: Sequence[tuple[int, int]]) -> list[int]:
+        table = pa.table({
+            "datastream_id": pa.array([p[0] for p in pairs], pa.int64()),
+            "feature_of_interest_id": pa.array([p[1] for p in pairs], pa.int64()),
+        })  # fmt: skip
+        with self.store.transaction(fold_derived=False) as tx:
+            cur = tx_cursor(tx)
+            with registered(cur, "_ch_pairs", table):
+                new = cur.execute(
+                    """INSERT INTO datastream_features SELECT DISTINCT datastream_id, feature_of_interest_id
+                       FROM _ch_pairs ON CONFLICT DO NOTHING RETURNING datastream_id"""
+                ).fetchall()
+            changed = sorted({int(r[0]) for r in new})
+            if changed:
+                self.recompute_observed_areas(tx, changed)
+        return changed
+
+    def recompute_observed_areas(self, tx: Transaction, datastream_ids: Sequence[int]) -> None:
+        # DuckDB here has no spatial functions of its own (see DuckDBStore._register_udfs): GEOS through shapely,
+        # as PostGIS computes it on the other store.
+        rows = tx.execute(
+            f"""SELECT x.datastream_id, f.feature FROM datastream_features x
+                JOIN features_of_interest f ON f.id = x.feature_of_interest_id
+                WHERE x.datastream_id IN {id_list()}""",
+            [[int(i) for i in datastream_ids]],
+        )
+        shapes: dict[int, list[Any]] = {int(i): [] for i in datastream_ids}
+        for ds, feature in rows:
+            geom = _shape(feature)
+            if geom is not None:
+                shapes[int(ds)].append(geom)
+        areas = pa.table({
+            "id": pa.array(list(shapes), pa.int64()),
+            "area": pa.array([_hull(g) for g in shapes.values()], pa.string()),
+        })  # fmt: skip
+        cur = tx_cursor(tx)
+        with registered(cur, "_ch_areas", areas):
+            cur.execute("UPDATE datastreams d SET observed_area = a.area FROM _ch_areas a WHERE d.id = a.id")
+
+
+def _shape(text: str | None) -> Any:
+    """A stored feature's geometry (GeoJSON, a Feature's geometry), or None where it holds none."""
+    try:
+        obj = orjson.loads(text) if text else None
+        if isinstance(obj, dict) and obj.get("type") == "Feature":
+            obj = obj.get("geometry")
+        return shapely.geometry.shape(obj) if isinstance(obj, dict) else None
+    except Exception:  # text/plain features, malformed GeoJSON: no geometry
+        return None
+
+
+def _hull(geoms: list[Any]) -> str | None:
+    if not geoms:
+        return None
+    hull = shapely.GeometryCollection(geoms).convex_hull
+    return orjson.dumps(shapely.geometry.mapping(hull)).decode()

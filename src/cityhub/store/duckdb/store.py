@@ -230,9 +230,10 @@ class DuckDBStore(Store):
         self._local = threading.local()
         self._write_lock = threading.RLock()
         self._id_lock = threading.Lock()
+        before = {r[0] for r in self._con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         for stmt in ddl():
             self._con.execute(stmt)
-        self._upgrade()
+        self._upgrade(before)
         self._register_udfs()
         self._pending: list[pa.Table] = []
         self._pending_rows = 0
@@ -247,10 +248,20 @@ class DuckDBStore(Store):
             ((mx,),) = self._con.execute(f"SELECT coalesce(max(id), 0) FROM {table}").fetchall()
             self._next_id[table] = int(mx) + 1
 
-    def _upgrade(self) -> None:
-        """Bring a file made by an earlier CityHub to this schema (the embedded store's counterpart of the
-        PostgreSQL migrations; each step is idempotent and checks for itself whether it is needed)."""
+    def _upgrade(self, before: set[str]) -> None:
+        """Bring a file made by an earlier CityHub (``before``: the tables it had) to this schema: the embedded
+        store's counterpart of the PostgreSQL migrations; each step checks for itself whether it is needed."""
         con = self._con
+        if "observations" in before and "datastream_features" not in before:
+            # As migration 0006: the pairs of the Observations stored, and the observedAreas made from them.
+            con.execute(
+                """INSERT INTO datastream_features SELECT DISTINCT datastream_id, feature_of_interest_id
+                   FROM observations WHERE feature_of_interest_id IS NOT NULL"""
+            )
+            ids = [r[0] for r in con.execute("SELECT DISTINCT datastream_id FROM datastream_features").fetchall()]
+            if ids:
+                with self.transaction(fold_derived=False) as tx:
+                    self.geo.recompute_observed_areas(tx, ids)
         cols = {r[0] for r in con.execute(
             "SELECT column_name FROM information_schema.columns WHERE table_name = 'observations'"
         ).fetchall()}  # fmt: skip

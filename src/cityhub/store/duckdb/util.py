@@ -11,6 +11,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from cityhub.store.ops.geo import GeoOps
 from cityhub.store.transaction import Transaction
 
 
@@ -49,6 +50,8 @@ def tx_cursor(tx: Transaction) -> duckdb.DuckDBPyConnection:
 class DuckDBHost(Protocol):
     """What the named operations use of :class:`~cityhub.store.duckdb.store.DuckDBStore` (a protocol, so that
     they need not import the store module that builds them)."""
+
+    geo: GeoOps
 
     def _cursor(self) -> duckdb.DuckDBPyConnection: ...
 

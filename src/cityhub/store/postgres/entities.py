@@ -92,10 +92,16 @@ class PgEntityOps(EntityOps):
             for (ds,) in tx.execute(f"SELECT id FROM datastreams WHERE {col} = %s", [entity_id]):
                 self.delete(tx, "Datastreams", ds)
         elif entity_set == "Datastreams":
-            for table in ("observations", "obs_hourly", "ds_latest"):
+            for table in ("observations", "obs_hourly", "ds_latest", "datastream_features"):
                 tx.execute(f"DELETE FROM {table} WHERE datastream_id = %s", [entity_id])
         elif entity_set == "FeaturesOfInterest":
             self._delete_observations(tx, "feature_of_interest_id", entity_id)
+            # The observedAreas it was part of shrink to what is left.
+            gone = tx.execute(
+                "DELETE FROM datastream_features WHERE feature_of_interest_id = %s RETURNING datastream_id", [entity_id]
+            )
+            if gone:
+                self.store.geo.recompute_observed_areas(tx, sorted({int(r[0]) for r in gone}))
         elif entity_set == "Observations":
             self._delete_observations(tx, "id", entity_id)
             return

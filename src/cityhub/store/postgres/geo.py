@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from cityhub.store.ops.geo import GeoOps
-from cityhub.store.postgres.util import PgHost
+from cityhub.store.postgres.util import PgHost, id_array
+from cityhub.store.transaction import Transaction
 
 
 class PgGeoOps(GeoOps):
@@ -45,3 +46,27 @@ class PgGeoOps(GeoOps):
             params,
         )
         return [(int(r[0]), r[1], r[2], r[3]) for r in things], streams
+
+    def extend_observed_areas(self, pairs: Sequence[tuple[int, int]]) -> list[int]:
+        with self.store.transaction(fold_derived=False) as tx:
+            new = tx.execute(
+                """INSERT INTO datastream_features
+                   SELECT DISTINCT * FROM unnest(%s::bigint[], %s::bigint[]) ORDER BY 1, 2
+                   ON CONFLICT DO NOTHING RETURNING datastream_id""",
+                [id_array([p[0] for p in pairs]), id_array([p[1] for p in pairs])],
+            )
+            changed = sorted({int(r[0]) for r in new})
+            if changed:
+                self.recompute_observed_areas(tx, changed)
+        return changed
+
+    def recompute_observed_areas(self, tx: Transaction, datastream_ids: Sequence[int]) -> None:
+        # feature_geom is NULL for a feature without a GeoJSON geometry; ST_Collect skips NULLs.
+        tx.execute(
+            """UPDATE datastreams d SET observed_area = (
+                   SELECT ST_AsGeoJSON(ST_ConvexHull(ST_Collect(f.feature_geom)))::json
+                   FROM datastream_features x JOIN features_of_interest f ON f.id = x.feature_of_interest_id
+                   WHERE x.datastream_id = d.id)
+               WHERE d.id = ANY(%s::bigint[])""",
+            [id_array(list(datastream_ids))],
+        )

@@ -11,6 +11,7 @@ import numpy as np
 import psycopg
 import pyarrow as pa
 
+from cityhub.store.ops.geo import GeoOps
 from cityhub.store.transaction import Transaction
 
 
@@ -31,6 +32,8 @@ def id_array(ids: Sequence[int] | np.ndarray) -> str:
 class PgHost(Protocol):
     """What the named operations use of :class:`~cityhub.store.postgres.store.PostgresStore` (a protocol, so that
     they need not import the store module that builds them)."""
+
+    geo: GeoOps
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
 
