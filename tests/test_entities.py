@@ -18,6 +18,7 @@ def test_service_root_lists_entity_sets(client: TestClient) -> None:
         "Sensors",
         "ObservedProperties",
         "Datastreams",
+        "MultiDatastreams",
         "Observations",
         "FeaturesOfInterest",
     }

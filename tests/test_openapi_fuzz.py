@@ -22,6 +22,7 @@ from schemathesis import GenerationMode
 from schemathesis.checks import CheckFunction
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
+from cityhub import model
 from cityhub.app import create_app
 from cityhub.auth.keys import KeyStore
 from cityhub.config import Settings
@@ -49,34 +50,8 @@ SEMANTIC = frozenset(
         "GET /api/v1/export",
         "GET /api/v1/latest",
         "POST /api/v1/latest",  # ids just past 2**63 - 1 compare equal to the maximum as JSON Schema floats
-        *(
-            f"{m} /v1.1/{s}"
-            for s in (
-                "Things",
-                "Locations",
-                "FeaturesOfInterest",
-                "Datastreams",
-                "Observations",
-                "HistoricalLocations",
-                "Sensors",
-                "ObservedProperties",
-            )
-            for m in ("GET", "POST")
-        ),
-        *(
-            f"{m} /v1.1/{s}({{entity_id}})"
-            for s in (
-                "Things",
-                "Locations",
-                "FeaturesOfInterest",
-                "Datastreams",
-                "Observations",
-                "HistoricalLocations",
-                "Sensors",
-                "ObservedProperties",
-            )
-            for m in ("GET", "PATCH", "PUT")
-        ),
+        *(f"{m} /v1.1/{et.plural}" for et in model.ENTITY_TYPES for m in ("GET", "POST")),
+        *(f"{m} /v1.1/{et.plural}({{entity_id}})" for et in model.ENTITY_TYPES for m in ("GET", "PATCH", "PUT")),
         "POST /v1.1/$batch",  # ids unique, atomicity groups adjacent, dependsOn earlier: beyond JSON Schema
     }
 )

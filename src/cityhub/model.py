@@ -31,6 +31,8 @@ OM_COUNT = "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_CountObserv
 OM_TRUTH = "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_TruthObservation"
 OM_CATEGORY = "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_CategoryObservation"
 OM_OBSERVATION = "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_Observation"
+# The one observationType of a MultiDatastream: its result is an array, one value per ObservedProperty.
+OM_COMPLEX = "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_ComplexObservation"
 
 ENCODING_GEOJSON = "application/geo+json"
 ENCODING_TYPES = {
@@ -110,6 +112,7 @@ THING = EntityType(
         Nav("Locations", "Location", True, link=("thing_locations", "thing_id", "location_id")),
         Nav("HistoricalLocations", "HistoricalLocation", True, remote_fk="thing_id"),
         Nav("Datastreams", "Datastream", True, remote_fk="thing_id"),
+        Nav("MultiDatastreams", "MultiDatastream", True, remote_fk="thing_id"),
     ),
 )
 LOCATION = EntityType(
@@ -157,7 +160,10 @@ SENSOR = EntityType(
         Prop("metadata", "metadata", STRING, required=True),
         _props,
     ),
-    (Nav("Datastreams", "Datastream", True, remote_fk="sensor_id"),),
+    (
+        Nav("Datastreams", "Datastream", True, remote_fk="sensor_id"),
+        Nav("MultiDatastreams", "MultiDatastream", True, remote_fk="sensor_id"),
+    ),
 )
 OBSERVED_PROPERTY = EntityType(
     "ObservedProperty",
@@ -169,7 +175,15 @@ OBSERVED_PROPERTY = EntityType(
         Prop("description", "description", STRING, required=True),
         _props,
     ),
-    (Nav("Datastreams", "Datastream", True, remote_fk="observed_property_id"),),
+    (
+        Nav("Datastreams", "Datastream", True, remote_fk="observed_property_id"),
+        Nav(
+            "MultiDatastreams",
+            "MultiDatastream",
+            True,
+            link=("multi_datastream_observed_properties", "observed_property_id", "multi_datastream_id"),
+        ),
+    ),
 )
 DATASTREAM = EntityType(
     "Datastream",
@@ -200,6 +214,42 @@ DATASTREAM = EntityType(
         Nav("Observations", "Observation", True, remote_fk="datastream_id"),
     ),
 )
+# The MultiDatastream extension (SensorThings v1.1 §12): one stream of Observations whose result is an array,
+# one value per ObservedProperty, in the order of unitOfMeasurements and multiObservationDataTypes (a monitor
+# reporting PM2.5, PM10 and NO2 together; wind speed and direction). MultiDatastreams take their ids from the
+# Datastreams' sequence (schema.ID_SPACE), so an Observation's one stream column names either, never both.
+MULTI_DATASTREAM = EntityType(
+    "MultiDatastream",
+    "MultiDatastreams",
+    "multi_datastreams",
+    (
+        *_common,
+        Prop("observationType", "observation_type", URI),
+        Prop("unitOfMeasurements", "unit_of_measurements", JSON, required=True),
+        Prop("multiObservationDataTypes", "multi_observation_data_types", JSON, required=True),
+        Prop("observedArea", "observed_area", GEOMETRY, read_only=True),
+        Prop(
+            "phenomenonTime",
+            "phenomenon_time_start",
+            INTERVAL,
+            column_end="phenomenon_time_end",
+            read_only=True,
+        ),
+        Prop("resultTime", "result_time_start", INTERVAL, column_end="result_time_end", read_only=True),
+        _props,
+    ),
+    (
+        Nav("Thing", "Thing", False, fk="thing_id", required=True),
+        Nav("Sensor", "Sensor", False, fk="sensor_id", required=True),
+        Nav(
+            "ObservedProperties",
+            "ObservedProperty",
+            True,
+            link=("multi_datastream_observed_properties", "multi_datastream_id", "observed_property_id"),
+        ),
+        Nav("Observations", "Observation", True, remote_fk="datastream_id"),
+    ),
+)
 OBSERVATION = EntityType(
     "Observation",
     "Observations",
@@ -214,6 +264,7 @@ OBSERVATION = EntityType(
     ),
     (
         Nav("Datastream", "Datastream", False, fk="datastream_id", required=True),
+        Nav("MultiDatastream", "MultiDatastream", False, fk="datastream_id"),
         Nav("FeatureOfInterest", "FeatureOfInterest", False, fk="feature_of_interest_id"),
     ),
 )
@@ -237,6 +288,7 @@ ENTITY_TYPES: tuple[EntityType, ...] = (
     SENSOR,
     OBSERVED_PROPERTY,
     DATASTREAM,
+    MULTI_DATASTREAM,
     OBSERVATION,
     FEATURE_OF_INTEREST,
 )

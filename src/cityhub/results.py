@@ -61,6 +61,8 @@ RULES: dict[str, Rule] = {
     model.OM_OBSERVATION: Rule(
         {NUMBER: NUM, STRING: STR, BOOLEAN: JSON, OBJECT: JSON, NULL: JSON}, "is not a JSON value"
     ),
+    # A MultiDatastream's: an array with one value per ObservedProperty (its length is checked by check_components).
+    model.OM_COMPLEX: Rule({OBJECT: JSON}, "must be an array, one value per ObservedProperty (a MultiDatastream)"),
 }
 # Datastreams whose type the model does not list (stored before it was checked) take any result.
 DEFAULT = RULES[model.OM_OBSERVATION]
@@ -139,3 +141,15 @@ def result_columns(value: Any, observation_type: str | None, *, present: bool = 
 
 def _refuse(reason: str) -> Exception:
     return bad_request(f"result {reason}", field="result")
+
+
+def check_components(value: Any, components: int | None) -> None:
+    """A 400 (field ``result``) unless ``value`` is an array of ``components`` values, as a MultiDatastream's result
+    must be (SensorThings v1.1 §12.2: one per ObservedProperty, in order); nothing to check for a Datastream."""
+    if components is None:
+        return
+    if not isinstance(value, list) or len(value) != components:
+        raise bad_request(
+            f"result must be an array of {components} values, one per ObservedProperty of the MultiDatastream",
+            field="result",
+        )

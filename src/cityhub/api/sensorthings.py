@@ -53,6 +53,7 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/iot_sensing/1.1/req/create-update-delete",
     "http://www.opengis.net/spec/iot_sensing/1.1/req/data-array/data-array",
     "http://www.opengis.net/spec/iot_sensing/1.1/req/batch-request/batch-request",
+    "http://www.opengis.net/spec/iot_sensing/1.1/req/multi-datastream",
 ]
 # Declared only when the hub has a broker (CITYHUB_MQTT_URL), each with the broker's address as §9.2.1 shows it.
 MQTT_CONFORMANCE = [

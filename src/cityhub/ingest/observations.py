@@ -545,13 +545,45 @@ def resolve_features(v: Validated, catalog: DatastreamCatalog) -> Validated:
         arr = pa.array(filled, pa.int64())
         good = batch.set_column(batch.schema.get_field_index("feature_of_interest_id"), "feature_of_interest_id", arr)
         return Validated(good, v.good_index, v.thing_ids, v.bad, v.bad_count)
-    keep = np.ones(batch.num_rows, dtype=bool)
-    keep[list(reasons)] = False
-    extra = [{"index": int(v.good_index[i]), "field": "featureOfInterest", "reason": r} for i, r in reasons.items()]
-    arr = pa.array(np.where(keep, filled, 0), pa.int64())
+    arr = pa.array(np.where(filled == -1, 0, filled), pa.int64())
     good = batch.set_column(batch.schema.get_field_index("feature_of_interest_id"), "feature_of_interest_id", arr)
+    return _refuse_rows(Validated(good, v.good_index, v.thing_ids, v.bad, v.bad_count), reasons, "featureOfInterest")
+
+
+def check_components(v: Validated, catalog: DatastreamCatalog) -> Validated:
+    """Move to ``bad`` the rows of a MultiDatastream whose result is not an array with one value per
+    ObservedProperty (SensorThings v1.1 §12.2); rows of Datastreams pass untouched, at the cost of one look-up
+    per distinct Datastream of the body."""
+    batch = v.good
+    if not batch.num_rows:
+        return v
+    ds = batch.column("datastream_id").to_numpy()
+    sizes: dict[int, int] = {}
+    for d in np.unique(ds).tolist():
+        info = catalog.lookup(int(d))
+        if info is not None and info.components is not None:
+            sizes[int(d)] = info.components
+    if not sizes:
+        return v
+    texts = batch.column("result_json")
+    reasons: dict[int, str] = {}
+    for i in np.flatnonzero(np.isin(ds, list(sizes))).tolist():
+        text, n = texts[i].as_py(), sizes[int(ds[i])]
+        value = orjson.loads(text) if text is not None else None
+        if not isinstance(value, list) or len(value) != n:
+            reasons[i] = f"must be an array of {n} values, one per ObservedProperty of the MultiDatastream"
+    return _refuse_rows(v, reasons, "result")
+
+
+def _refuse_rows(v: Validated, reasons: dict[int, str], field: str) -> Validated:
+    """``v`` with the good rows at these positions moved to ``bad``, each with its reason."""
+    if not reasons:
+        return v
+    keep = np.ones(v.good.num_rows, dtype=bool)
+    keep[list(reasons)] = False
+    extra = [{"index": int(v.good_index[i]), "field": field, "reason": r} for i, r in reasons.items()]
     return Validated(
-        good.filter(pa.array(keep)),
+        v.good.filter(pa.array(keep)),
         v.good_index[keep],
         v.thing_ids[keep],
         sorted(v.bad + extra, key=lambda e: e["index"])[:MAX_BAD_ROWS_LISTED],
@@ -581,6 +613,7 @@ def validate_one(
         raise fail("phenomenonTime", "is before 1900")
     rt = _one_time(record.get("resultTime"), "resultTime", fail)
     stored = results.result_columns(record.get("result"), info.observation_type, present="result" in record)
+    results.check_components(record.get("result"), info.components)
     params = record.get("parameters")
     return {
         "id": None,

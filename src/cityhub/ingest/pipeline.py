@@ -66,7 +66,7 @@ class IngestPipeline:
             raise ProblemError(
                 403, "Forbidden", "this device key may only write its own Thing's Datastreams", field="datastream"
             )
-        v = obsin.resolve_features(v, self.catalog)
+        v = obsin.check_components(obsin.resolve_features(v, self.catalog), self.catalog)
         if v.bad_count and not partial:
             raise obsin.problem_for_bad_rows(v, raw.num_rows)
         ids = self.store.allocate_ids("observations", v.good.num_rows)

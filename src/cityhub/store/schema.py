@@ -27,6 +27,16 @@ TABLES: dict[str, str] = {
         observation_type VARCHAR NOT NULL, unit_of_measurement JSON NOT NULL, observed_area JSON,
         properties JSON, thing_id BIGINT NOT NULL, sensor_id BIGINT NOT NULL,
         observed_property_id BIGINT NOT NULL""",
+    # MultiDatastreams (model.MULTI_DATASTREAM): ids from the Datastreams' sequence (ID_SPACE); ObservedProperties
+    # linked in the order of the result's values (they are read back by id: a deep insert makes them in order).
+    "multi_datastreams": """
+        id BIGINT PRIMARY KEY, name VARCHAR NOT NULL, description VARCHAR NOT NULL,
+        observation_type VARCHAR NOT NULL, unit_of_measurements JSON NOT NULL,
+        multi_observation_data_types JSON NOT NULL, observed_area JSON, properties JSON,
+        thing_id BIGINT NOT NULL, sensor_id BIGINT NOT NULL""",
+    "multi_datastream_observed_properties": """
+        multi_datastream_id BIGINT NOT NULL, observed_property_id BIGINT NOT NULL,
+        PRIMARY KEY (multi_datastream_id, observed_property_id)""",
     "features_of_interest": """
         id BIGINT PRIMARY KEY, name VARCHAR NOT NULL, description VARCHAR NOT NULL,
         encoding_type VARCHAR NOT NULL, feature JSON NOT NULL, properties JSON,
@@ -100,10 +110,17 @@ VIEWS: dict[str, str] = {
         SELECT d.*, l.first_time AS phenomenon_time_start, l.phenomenon_time AS phenomenon_time_end,
                CAST(NULL AS TIMESTAMPTZ) AS result_time_start, CAST(NULL AS TIMESTAMPTZ) AS result_time_end
         FROM datastreams d LEFT JOIN ds_latest l ON l.datastream_id = d.id""",
+    "multi_datastreams_v": """
+        SELECT d.*, l.first_time AS phenomenon_time_start, l.phenomenon_time AS phenomenon_time_end,
+               CAST(NULL AS TIMESTAMPTZ) AS result_time_start, CAST(NULL AS TIMESTAMPTZ) AS result_time_end
+        FROM multi_datastreams d LEFT JOIN ds_latest l ON l.datastream_id = d.id""",
 }
 
 # Tables whose reads go through a view.
-READ_VIEW = {"datastreams": "datastreams_v"}
+READ_VIEW = {"datastreams": "datastreams_v", "multi_datastreams": "multi_datastreams_v"}
+# Tables whose ids come from another table's sequence: an Observation's datastream_id names a Datastream or a
+# MultiDatastream, never both.
+ID_SPACE = {"multi_datastreams": "datastreams"}
 
 ENTITY_TABLES = (
     "things",
@@ -112,6 +129,7 @@ ENTITY_TABLES = (
     "sensors",
     "observed_properties",
     "datastreams",
+    "multi_datastreams",
     "features_of_interest",
     "observations",
 )

@@ -8,14 +8,13 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-
 from cityhub import jsontext, model, results
 from cityhub.errors import ProblemError, bad_request, conflict
 from cityhub.ingest import observations as obsin
 from cityhub.sensorthings.filter.query import columns
 from cityhub.sensorthings.service.base import ServiceBase
 from cityhub.sensorthings.service.serialize import row_to_dict, self_link, shape
+from cityhub.store.ops.catalog import components, unit_symbol
 from cityhub.store.transaction import Transaction
 from cityhub.timefmt import iso_time, parse_interval
 
@@ -29,7 +28,7 @@ class ObservationMixin(ServiceBase):
         datastream: obsin.DatastreamInfo | None = None,
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """Validate one Observation body; returns the row (no id yet) and extra info."""
-        known = {p.name for p in model.OBSERVATION.props} | {"Datastream", "FeatureOfInterest"}
+        known = {p.name for p in model.OBSERVATION.props} | {"Datastream", "MultiDatastream", "FeatureOfInterest"}
         for k in body:
             if k not in known and not k.endswith("@iot.navigationLink") and k != "@iot.selfLink":
                 raise bad_request(f"Observation has no property {k!r}", field=field_prefix + k)
@@ -37,19 +36,25 @@ class ObservationMixin(ServiceBase):
             raise bad_request("@iot.id is assigned by the server", field=field_prefix + "@iot.id")
         # The Datastream by its id; other members beside it are ignored, as FROST-Server does (clients send the
         # whole entity they hold). In a Datastream's own collection, a body naming that same Datastream is fine.
-        ds = body.get("Datastream")
+        # A MultiDatastream in place of the Datastream (the extension); their ids never coincide (schema.ID_SPACE).
+        if "Datastream" in body and "MultiDatastream" in body:
+            raise bad_request("an Observation has a Datastream or a MultiDatastream, not both", field=field_prefix +
+                              "MultiDatastream")  # fmt: skip
+        stream = "MultiDatastream" if "MultiDatastream" in body else "Datastream"
+        ds = body.get(stream)
         if ds_id is None:
             if not isinstance(ds, dict) or "@iot.id" not in ds:
                 raise bad_request(
-                    'an Observation needs Datastream: {"@iot.id": <id>}', field=field_prefix + "Datastream"
+                    'an Observation needs Datastream (or MultiDatastream): {"@iot.id": <id>}',
+                    field=field_prefix + "Datastream",
                 )
             ds_id = ds["@iot.id"]
             if not isinstance(ds_id, int) or isinstance(ds_id, bool):
-                raise bad_request("Datastream @iot.id must be an integer", field=field_prefix + "Datastream")
-        elif "Datastream" in body and not (isinstance(ds, dict) and ds.get("@iot.id") == ds_id):
+                raise bad_request(f"{stream} @iot.id must be an integer", field=field_prefix + stream)
+        elif stream in body and not (isinstance(ds, dict) and ds.get("@iot.id") == ds_id):
             raise bad_request(
-                f"the Datastream is given by the path or topic ({ds_id}); the body names another",
-                field=field_prefix + "Datastream",
+                f"the {stream} is given by the path or topic ({ds_id}); the body names another",
+                field=field_prefix + stream,
             )
         if "result" not in body:
             raise bad_request("Observation.result is required", field=field_prefix + "result")
@@ -63,6 +68,8 @@ class ObservationMixin(ServiceBase):
         if body.get("parameters") is not None and not isinstance(body["parameters"], dict):
             raise bad_request("parameters must be a JSON object", field=field_prefix + "parameters")
         info = datastream if datastream is not None else self.catalog.lookup(ds_id)
+        if info is not None and stream in body and (info.components is not None) != (stream == "MultiDatastream"):
+            raise bad_request(f"no {stream} has id {ds_id}", field=field_prefix + stream)
         try:
             row = obsin.validate_one({**body, "phenomenonTime": pt}, info, max_future=self.max_future)
         except ProblemError as exc:
@@ -144,8 +151,10 @@ class ObservationMixin(ServiceBase):
         if found is None:
             raise bad_request(f"Datastream({ds_id}) does not exist", field=prefix + "Datastream")
         otype, uom_text, thing_id = found
-        uom = orjson.loads(uom_text) if uom_text else {}
-        info = obsin.DatastreamInfo(ds_id, otype, uom.get("symbol"), thing_id)
+        if otype == model.OM_COMPLEX:  # a MultiDatastream: its unitOfMeasurements, one per value
+            info = obsin.DatastreamInfo(ds_id, otype, None, thing_id, components(uom_text))
+        else:
+            info = obsin.DatastreamInfo(ds_id, otype, unit_symbol(uom_text), thing_id)
         row, _ = self._observation_table(body, ds_id, prefix, info)
         if isinstance(body.get("FeatureOfInterest"), dict):
             foi_id: int | None = self._create(

@@ -67,6 +67,11 @@ class _Budget:
 
 
 class ReadMixin(ServiceBase):
+    def _is_multi(self, stream_id: int) -> bool:
+        """Whether a Datastream id names a MultiDatastream (the two share one id space)."""
+        info = self.catalog.lookup(stream_id)
+        return info is not None and info.components is not None
+
     def read(self, res: Resource, opts: QueryOptions, base: str, query_string: str) -> Any:
         try:
             return self._read(res, opts, base, query_string)
@@ -126,7 +131,7 @@ class ReadMixin(ServiceBase):
             body["value"] = [{"@iot.selfLink": self_link(base, et, e["@iot.id"])} for e, _ in pairs]
             return body
         if opts.result_format == "dataArray":
-            body["value"] = data_array(base, pairs, opts.select)
+            body["value"] = data_array(base, pairs, opts.select, self._is_multi)
             return body
         self._expand(base, et, pairs, [1] * len(pairs), opts.expand, budget)
         body["value"] = [shape(base, et, e, opts.select) for e, _ in pairs]

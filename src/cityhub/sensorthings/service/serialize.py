@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -71,9 +72,13 @@ def shape(base: str, et: model.EntityType, entity: dict[str, Any], select: list[
 
 
 def data_array(
-    base: str, pairs: list[tuple[dict[str, Any], dict[str, Any]]], select: list[str] | None
+    base: str,
+    pairs: list[tuple[dict[str, Any], dict[str, Any]]],
+    select: list[str] | None,
+    is_multi: Callable[[int], bool] = lambda _: False,
 ) -> list[dict[str, Any]]:
-    """Observations in the Data Array format (SensorThings §14.3), grouped by Datastream."""
+    """Observations in the Data Array format (SensorThings §14.3), grouped by Datastream (or MultiDatastream: the
+    two share one id space, ``is_multi`` tells them apart)."""
     # Without $select, every property of an Observation, as FROST-Server gives them (the spec's example selects).
     every = ["@iot.id"] + [p.name for p in model.OBSERVATION.props]
     comps = [c for c in (select or every) if not c.endswith("selfLink")]
@@ -83,7 +88,11 @@ def data_array(
         groups.setdefault(fks["Datastream"], []).append([e["@iot.id"] if c == "id" else e.get(c) for c in comps])
     return [
         {
-            "Datastream@iot.navigationLink": self_link(base, model.DATASTREAM, ds),
+            **(
+                {"MultiDatastream@iot.navigationLink": self_link(base, model.MULTI_DATASTREAM, ds)}
+                if is_multi(ds)
+                else {"Datastream@iot.navigationLink": self_link(base, model.DATASTREAM, ds)}
+            ),
             "components": comps,
             "dataArray@iot.count": len(rows),
             "dataArray": rows,

@@ -15,6 +15,9 @@ from cityhub.sensorthings.service.paths import Resource
 from cityhub.sensorthings.service.validate import _inverse, _reference_id, values_of
 from cityhub.store.transaction import Transaction
 
+# The entities whose Observations a POST to their Observations creates (a MultiDatastream's: the extension).
+_STREAMS = (model.DATASTREAM, model.MULTI_DATASTREAM)
+
 
 class WriteMixin(ServiceBase):
     def create_in_change_set(self, res: Resource, body: Any, base: str) -> dict[str, Any]:
@@ -24,9 +27,9 @@ class WriteMixin(ServiceBase):
         self._check_parents_exist(res)
         if et is not model.OBSERVATION:
             return self._create_entity(et, body, parent, base)
-        ds_id = parent[2] if parent is not None and parent[0] is model.DATASTREAM else None
+        ds_id = parent[2] if parent is not None and parent[0] in _STREAMS else None
         if ds_id is None:
-            ds = body.get("Datastream")
+            ds = body.get("MultiDatastream" if "MultiDatastream" in body else "Datastream")
             ds_id = ds.get("@iot.id") if isinstance(ds, dict) else None
             if not isinstance(ds_id, int) or isinstance(ds_id, bool):
                 raise bad_request('an Observation needs Datastream: {"@iot.id": <id>}', field="Datastream")
@@ -62,7 +65,7 @@ class WriteMixin(ServiceBase):
         et, parent = self._create_target(res, body)
         if et is model.OBSERVATION:
             ds_id = None
-            if parent is not None and parent[1].name == "Observations" and parent[0] is model.DATASTREAM:
+            if parent is not None and parent[1].name == "Observations" and parent[0] in _STREAMS:
                 ds_id = parent[2]
             return await self.create_observation(body, ds_id, base, device_thing=device_thing)
         if device_thing is not None:
@@ -104,6 +107,9 @@ class WriteMixin(ServiceBase):
                 field=where or "body",
             )
         values = values_of(et, body, prefix, partial=False)
+        if et is model.MULTI_DATASTREAM:
+            linked = parent is not None and parent[0] is model.OBSERVED_PROPERTY  # POST ObservedProperties(1)/...
+            _check_multi_datastream(body, values, prefix, linked)
         # to-one links: from the parent in the URL / deep insert, or from the body
         linked_by_parent = None
         if parent is not None:
@@ -299,3 +305,38 @@ class WriteMixin(ServiceBase):
             self.store.entities.delete(tx, res.et.plural, entity_id)
         self._after_commit(self.catalog.invalidate)
         self._announce(res.et, entity_id, "deleted")
+
+
+def _check_multi_datastream(body: dict[str, Any], values: dict[str, Any], prefix: str, linked: bool) -> None:
+    """A MultiDatastream's arrays agree (SensorThings v1.1 §12.2): one unitOfMeasurements entry and one
+    multiObservationDataTypes entry per ObservedProperty, in order; its observationType is OM_ComplexObservation
+    (given or not)."""
+    given = body.get("observationType")
+    if given is not None and given != model.OM_COMPLEX:
+        raise bad_request(
+            f"a MultiDatastream's observationType is {model.OM_COMPLEX}", field=prefix + "observationType"
+        )
+    values["observation_type"] = model.OM_COMPLEX
+    units, types = body.get("unitOfMeasurements"), body.get("multiObservationDataTypes")
+    if not isinstance(units, list) or not units or not all(isinstance(u, dict) for u in units):
+        raise bad_request(
+            "unitOfMeasurements must be a non-empty array of objects", field=prefix + "unitOfMeasurements"
+        )
+    if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
+        raise bad_request(
+            "multiObservationDataTypes must be an array of URIs", field=prefix + "multiObservationDataTypes"
+        )
+    if len(types) != len(units):
+        raise bad_request(
+            f"multiObservationDataTypes has {len(types)} entries and unitOfMeasurements {len(units)}; one each per "
+            "ObservedProperty",
+            field=prefix + "multiObservationDataTypes",
+        )
+    props = body.get("ObservedProperties")
+    n = (len(props) if isinstance(props, list) else 0) + linked
+    if n != len(units):
+        raise bad_request(
+            f"{n} ObservedProperties for {len(units)} unitOfMeasurements; one each, in the order of the result's "
+            "values",
+            field=prefix + "ObservedProperties",
+        )

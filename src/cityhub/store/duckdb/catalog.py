@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from cityhub.store.duckdb.util import DuckDBHost, id_list, id_table, registered, tx_cursor
-from cityhub.store.ops.catalog import CatalogOps, DatastreamInfo, unit_symbol
+from cityhub.store.ops.catalog import CatalogOps, DatastreamInfo, components, unit_symbol
 from cityhub.store.transaction import Transaction
 
 
@@ -19,7 +19,12 @@ class DuckDBCatalog(CatalogOps):
         rows = self.store.query(
             "SELECT id, observation_type, unit_of_measurement, thing_id FROM datastreams ORDER BY id"
         )
-        return [DatastreamInfo(int(i), ot, unit_symbol(uom), int(t)) for i, ot, uom, t in rows]
+        infos = [DatastreamInfo(int(i), ot, unit_symbol(uom), int(t)) for i, ot, uom, t in rows]
+        multi = self.store.query(
+            "SELECT id, observation_type, unit_of_measurements, thing_id FROM multi_datastreams ORDER BY id"
+        )
+        infos += [DatastreamInfo(int(i), ot, None, int(t), components(uoms)) for i, ot, uoms, t in multi]
+        return sorted(infos, key=lambda d: d.id)
 
     def datastream_ids(self, *, thing: int | None = None, observed_property: int | None = None) -> list[int]:
         where: list[str] = []
@@ -85,7 +90,8 @@ class DuckDBCatalog(CatalogOps):
         with registered(cur, "_ch_ds", id_table(list(out))):
             rows = cur.execute(
                 """SELECT d.id, l.id, l.name, l.description, l.encoding_type, l.location, f.id
-                   FROM datastreams d
+                   FROM (SELECT id, thing_id FROM datastreams
+                         UNION ALL SELECT id, thing_id FROM multi_datastreams) d
                    JOIN (SELECT thing_id, min(location_id) AS location_id FROM thing_locations
                          GROUP BY thing_id) tl ON tl.thing_id = d.thing_id
                    JOIN locations l ON l.id = tl.location_id

@@ -87,7 +87,8 @@ class DuckDBGeoOps(GeoOps):
         })  # fmt: skip
         cur = tx_cursor(tx)
         with registered(cur, "_ch_areas", areas):
-            cur.execute("UPDATE datastreams d SET observed_area = a.area FROM _ch_areas a WHERE d.id = a.id")
+            for table in ("datastreams", "multi_datastreams"):  # one id space: each id is in one of them
+                cur.execute(f"UPDATE {table} d SET observed_area = a.area FROM _ch_areas a WHERE d.id = a.id")
 
 
 def _shape(text: str | None) -> Any:

@@ -38,6 +38,7 @@ from cityhub.store.schema import (
     ALERT_TABLES,
     DUPLICATE_KEY,
     ENTITY_TABLES,
+    ID_SPACE,
     SAME_RESULT,
     TABLES,
     ddl,
@@ -246,7 +247,8 @@ class DuckDBStore(Store):
         # after start-up, so a fetchone here kept the write-ahead log from being checkpointed while serving.
         for table in (*ENTITY_TABLES, "api_keys", "deadletters", *ALERT_TABLES):
             ((mx,),) = self._con.execute(f"SELECT coalesce(max(id), 0) FROM {table}").fetchall()
-            self._next_id[table] = int(mx) + 1
+            space = ID_SPACE.get(table, table)
+            self._next_id[space] = max(self._next_id.get(space, 1), int(mx) + 1)
 
     def _upgrade(self, before: set[str]) -> None:
         """Bring a file made by an earlier CityHub (``before``: the tables it had) to this schema: the embedded
@@ -325,6 +327,7 @@ class DuckDBStore(Store):
             cur.execute("COMMIT")
 
     def allocate_ids(self, table: str, n: int) -> np.ndarray:
+        table = ID_SPACE.get(table, table)
         with self._id_lock:
             start = self._next_id[table]
             self._next_id[table] = start + n

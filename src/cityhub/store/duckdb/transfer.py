@@ -10,7 +10,7 @@ import pyarrow as pa
 
 from cityhub.store.duckdb.util import DuckDBHost, registered, tx_cursor
 from cityhub.store.ops.transfer import COPY_TABLES, DEFAULT_BATCH_ROWS, TransferOps, arrow_type, read_order
-from cityhub.store.schema import ALERT_TABLES, ENTITY_TABLES
+from cityhub.store.schema import ALERT_TABLES, ENTITY_TABLES, ID_SPACE
 
 # Rows written per transaction (see write).
 COMMIT_ROWS = 500_000
@@ -122,6 +122,7 @@ class DuckDBTransfer(TransferOps):
         # copied rows, as opening the file again would.
         for table in _ID_TABLES:
             ((mx,),) = self.store.query(f"SELECT coalesce(max(id), 0) FROM {table}")
-            self.store._next_id[table] = max(self.store._next_id.get(table, 1), int(mx) + 1)
+            space = ID_SPACE.get(table, table)
+            self.store._next_id[space] = max(self.store._next_id.get(space, 1), int(mx) + 1)
         # Into the data file now, rather than replaying a write-ahead log of the whole copy at the next start.
         self.store.checkpoint()

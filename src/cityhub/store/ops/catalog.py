@@ -25,6 +25,8 @@ class DatastreamInfo:
     observation_type: str
     unit_symbol: str | None
     thing_id: int
+    # A MultiDatastream's number of values per result (one per unitOfMeasurements entry); None for a Datastream.
+    components: int | None = None
 
 
 def unit_symbol(unit_of_measurement: str | None) -> str | None:
@@ -38,11 +40,20 @@ def unit_symbol(unit_of_measurement: str | None) -> str | None:
     return symbol if isinstance(symbol, str) else None
 
 
+def components(unit_of_measurements: str | None) -> int:
+    """How many values a MultiDatastream's result holds: the length of its stored unitOfMeasurements."""
+    try:
+        units = orjson.loads(unit_of_measurements) if unit_of_measurements else []
+    except orjson.JSONDecodeError:
+        return 0
+    return len(units) if isinstance(units, list) else 0
+
+
 class CatalogOps(abc.ABC):
     # -- Datastreams --------------------------------------------------------------------------------------
     @abc.abstractmethod
     def datastream_infos(self) -> list[DatastreamInfo]:
-        """Every Datastream, by id."""
+        """Every Datastream and MultiDatastream (one id space: schema.ID_SPACE), by id."""
 
     @abc.abstractmethod
     def datastream_ids(self, *, thing: int | None = None, observed_property: int | None = None) -> list[int]:

@@ -18,12 +18,15 @@ LINKS_OF = {
     "Things": [("thing_locations", "thing_id")],
     "Locations": [("thing_locations", "location_id"), ("historical_location_locations", "location_id")],
     "HistoricalLocations": [("historical_location_locations", "historical_location_id")],
+    "MultiDatastreams": [("multi_datastream_observed_properties", "multi_datastream_id")],
+    "ObservedProperties": [("multi_datastream_observed_properties", "observed_property_id")],
 }
 TABLE_OF = {
     "Things": "things",
     "Locations": "locations",
     "HistoricalLocations": "historical_locations",
     "Datastreams": "datastreams",
+    "MultiDatastreams": "multi_datastreams",
     "Sensors": "sensors",
     "ObservedProperties": "observed_properties",
     "Observations": "observations",
@@ -74,7 +77,8 @@ class EntityOps(abc.ABC):
 
     @abc.abstractmethod
     def datastream_in_tx(self, tx: Transaction, ds_id: int) -> tuple[str, str | None, int] | None:
-        """(observationType, unitOfMeasurement JSON, Thing id) as this transaction sees it (deep insert)."""
+        """(observationType, unitOfMeasurement JSON, Thing id) of a Datastream, or (OM_ComplexObservation,
+        unitOfMeasurements JSON, Thing id) of a MultiDatastream, as this transaction sees it (deep insert)."""
 
     @abc.abstractmethod
     def observation_key(self, tx: Transaction, obs_id: int) -> tuple[int, datetime] | None:

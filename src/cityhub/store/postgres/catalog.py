@@ -6,7 +6,7 @@ import zlib
 from collections.abc import Sequence
 from typing import Any
 
-from cityhub.store.ops.catalog import CatalogOps, DatastreamInfo, unit_symbol
+from cityhub.store.ops.catalog import CatalogOps, DatastreamInfo, components, unit_symbol
 from cityhub.store.postgres.util import PgHost, id_array
 from cityhub.store.transaction import Transaction
 
@@ -24,7 +24,12 @@ class PgCatalog(CatalogOps):
         rows = self.store.query(
             "SELECT id, observation_type, unit_of_measurement, thing_id FROM datastreams ORDER BY id"
         )
-        return [DatastreamInfo(int(i), ot, unit_symbol(uom), int(t)) for i, ot, uom, t in rows]
+        infos = [DatastreamInfo(int(i), ot, unit_symbol(uom), int(t)) for i, ot, uom, t in rows]
+        multi = self.store.query(
+            "SELECT id, observation_type, unit_of_measurements, thing_id FROM multi_datastreams ORDER BY id"
+        )
+        infos += [DatastreamInfo(int(i), ot, None, int(t), components(uoms)) for i, ot, uoms, t in multi]
+        return sorted(infos, key=lambda d: d.id)
 
     def datastream_ids(self, *, thing: int | None = None, observed_property: int | None = None) -> list[int]:
         where: list[str] = []
@@ -89,14 +94,14 @@ class PgCatalog(CatalogOps):
             # Per Datastream, index lookups of its Thing's first Location and that Location's first feature: grouping
             # every Thing's Locations and every feature first cost 40 ms a call with 10,000 Things.
             """SELECT d.id, l.id, l.name, l.description, l.encoding_type, l.location, f.id
-               FROM datastreams d
+               FROM (SELECT id, thing_id FROM datastreams WHERE id = ANY(%s::bigint[])
+                     UNION ALL SELECT id, thing_id FROM multi_datastreams WHERE id = ANY(%s::bigint[])) d
                CROSS JOIN LATERAL (SELECT min(location_id) AS location_id FROM thing_locations
                                    WHERE thing_id = d.thing_id) tl
                JOIN locations l ON l.id = tl.location_id
                CROSS JOIN LATERAL (SELECT min(id) AS id FROM features_of_interest
-                                   WHERE from_location_id = l.id) f
-               WHERE d.id = ANY(%s::bigint[])""",
-            [id_array(list(out))],
+                                   WHERE from_location_id = l.id) f""",
+            [id_array(list(out)), id_array(list(out))],
         )
         made: dict[int, int] = {}  # Location id → feature made here, for Datastreams sharing a Thing
         for ds_id, loc_id, name, description, encoding, location, foi_id in rows:

@@ -75,6 +75,8 @@ class PgEntityOps(EntityOps):
         if entity_set == "Things":
             for (ds,) in tx.execute("SELECT id FROM datastreams WHERE thing_id = %s", [entity_id]):
                 self.delete(tx, "Datastreams", ds)
+            for (ds,) in tx.execute("SELECT id FROM multi_datastreams WHERE thing_id = %s", [entity_id]):
+                self.delete(tx, "MultiDatastreams", ds)
             for (hl,) in tx.execute("SELECT id FROM historical_locations WHERE thing_id = %s", [entity_id]):
                 self.delete(tx, "HistoricalLocations", hl)
         elif entity_set == "Locations":
@@ -91,7 +93,16 @@ class PgEntityOps(EntityOps):
             col = "sensor_id" if entity_set == "Sensors" else "observed_property_id"
             for (ds,) in tx.execute(f"SELECT id FROM datastreams WHERE {col} = %s", [entity_id]):
                 self.delete(tx, "Datastreams", ds)
-        elif entity_set == "Datastreams":
+            # A MultiDatastream goes with its Sensor, or with any one of its ObservedProperties.
+            multi = (
+                "SELECT id FROM multi_datastreams WHERE sensor_id = %s"
+                if entity_set == "Sensors"
+                else "SELECT multi_datastream_id FROM multi_datastream_observed_properties "
+                "WHERE observed_property_id = %s"
+            )
+            for (ds,) in tx.execute(multi, [entity_id]):
+                self.delete(tx, "MultiDatastreams", ds)
+        elif entity_set in ("Datastreams", "MultiDatastreams"):
             for table in ("observations", "obs_hourly", "ds_latest", "datastream_features"):
                 tx.execute(f"DELETE FROM {table} WHERE datastream_id = %s", [entity_id])
         elif entity_set == "FeaturesOfInterest":
@@ -116,7 +127,10 @@ class PgEntityOps(EntityOps):
 
     def datastream_in_tx(self, tx: Transaction, ds_id: int) -> tuple[str, str | None, int] | None:
         rows = tx.execute(
-            "SELECT observation_type, unit_of_measurement, thing_id FROM datastreams WHERE id = %s", [ds_id]
+            """SELECT observation_type, unit_of_measurement, thing_id FROM datastreams WHERE id = %s
+               UNION ALL
+               SELECT observation_type, unit_of_measurements, thing_id FROM multi_datastreams WHERE id = %s""",
+            [ds_id, ds_id],
         )
         return (rows[0][0], rows[0][1], int(rows[0][2])) if rows else None
 

@@ -61,12 +61,14 @@ class PgGeoOps(GeoOps):
         return changed
 
     def recompute_observed_areas(self, tx: Transaction, datastream_ids: Sequence[int]) -> None:
-        # feature_geom is NULL for a feature without a GeoJSON geometry; ST_Collect skips NULLs.
-        tx.execute(
-            """UPDATE datastreams d SET observed_area = (
-                   SELECT ST_AsGeoJSON(ST_ConvexHull(ST_Collect(f.feature_geom)))::json
-                   FROM datastream_features x JOIN features_of_interest f ON f.id = x.feature_of_interest_id
-                   WHERE x.datastream_id = d.id)
-               WHERE d.id = ANY(%s::bigint[])""",
-            [id_array(list(datastream_ids))],
-        )
+        # feature_geom is NULL for a feature without a GeoJSON geometry; ST_Collect skips NULLs. Datastreams and
+        # MultiDatastreams share one id space: each id is in one of the two tables.
+        for table in ("datastreams", "multi_datastreams"):
+            tx.execute(
+                f"""UPDATE {table} d SET observed_area = (
+                       SELECT ST_AsGeoJSON(ST_ConvexHull(ST_Collect(f.feature_geom)))::json
+                       FROM datastream_features x JOIN features_of_interest f ON f.id = x.feature_of_interest_id
+                       WHERE x.datastream_id = d.id)
+                   WHERE d.id = ANY(%s::bigint[])""",
+                [id_array(list(datastream_ids))],
+            )

@@ -50,7 +50,14 @@ from cityhub.store.postgres.observations import PgObservations
 from cityhub.store.postgres.transfer import PgTransfer
 from cityhub.store.postgres.util import id_array
 from cityhub.store.postgres.webhooks import PgWebhookOps
-from cityhub.store.schema import DUPLICATE_KEY, ENTITY_TABLES, SAME_RESULT, replace_in_place, variants_to_insert
+from cityhub.store.schema import (
+    DUPLICATE_KEY,
+    ENTITY_TABLES,
+    ID_SPACE,
+    SAME_RESULT,
+    replace_in_place,
+    variants_to_insert,
+)
 from cityhub.store.transaction import Transaction
 
 log = logging.getLogger(__name__)
@@ -440,6 +447,7 @@ class PostgresStore(Store):
                 self._settle(folded)
 
     def allocate_ids(self, table: str, n: int) -> np.ndarray:
+        table = ID_SPACE.get(table, table)
         if table == "observations" and n < _ID_BLOCK // 4:
             # A lone Observation took a round trip for its id (4,000 a second under single POSTs): small requests
             # take theirs from a block this process reserves. Ids stay unique across processes, not gap-free.

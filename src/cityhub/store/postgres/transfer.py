@@ -11,6 +11,7 @@ from psycopg.types.string import TextBinaryLoader
 
 from cityhub.store.ops.transfer import COPY_TABLES, DEFAULT_BATCH_ROWS, TransferOps, arrow_type, read_order
 from cityhub.store.postgres.util import PgHost
+from cityhub.store.schema import ID_SPACE
 
 # A copy is an administrator's bulk job, not a request: a COPY of a batch into an indexed table or the FETCH of
 # one from a large sort may take longer than the statement timeout that protects the server from slow requests,
@@ -103,9 +104,11 @@ class PgTransfer(TransferOps):
             # Each process takes ids from id_counters: the next id of every table goes above the copied ones.
             names = [str(r[0]) for r in cur.execute("SELECT name FROM id_counters ORDER BY name").fetchall()]
             for name in names:
+                # A sequence shared by several tables (schema.ID_SPACE) goes above the ids of each.
+                tables = (name, *(t for t, space in ID_SPACE.items() if space == name))
+                above = ", ".join(f"(SELECT coalesce(max(id), 0) + 1 FROM {t})" for t in tables)
                 cur.execute(
-                    f"""UPDATE id_counters
-                        SET next_id = greatest(next_id, (SELECT coalesce(max(id), 0) + 1 FROM {name}))
+                    f"""UPDATE id_counters SET next_id = greatest(next_id, {above})
                         WHERE name = %s""",
                     [name],
                 )
