@@ -26,7 +26,7 @@ def test_defaults() -> None:
     assert s.max_body_bytes == 4 * 1024 * 1024 * 1024 and s.public_url is None
     assert (s.mqtt_url, s.mqtt_username, s.mqtt_password, s.mqtt_client_id) == (None, None, None, "cityhub")
     assert (s.mqtt_ca_file, s.mqtt_cert_file, s.mqtt_key_file, s.mqtt_mappings) == (None, None, None, None)
-    assert not s.mqtt_tls_insecure and (s.mqtt_publish, s.mqtt_publish_qos) == ("datastreams,entities", 0)
+    assert not s.mqtt_tls_insecure and (s.mqtt_publish, s.mqtt_publish_qos) == ("datastreams,observations,entities", 0)
     assert (s.tile_url, s.tile_attribution) == ("", "")
     assert (s.base_url, s.db_path, s.keys_path) == ("http://127.0.0.1:8080", Path("var/cityhub.duckdb"),
                                                      Path("var/keys.json"))  # fmt: skip

@@ -138,7 +138,8 @@ def test_every_write_path_applies_the_same_result_rules(client: TestClient, otyp
 
 
 def test_rule_table_covers_every_observation_type() -> None:
-    assert set(results.RULES) == set(model.OBSERVATION_TYPES)
+    # ... and the MultiDatastream's (OM_ComplexObservation: an array, one value per ObservedProperty).
+    assert set(results.RULES) == set(model.OBSERVATION_TYPES) | {model.OM_COMPLEX}
     assert results.rule_for("urn:unknown") is results.DEFAULT
 
 
