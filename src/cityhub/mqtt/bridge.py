@@ -760,8 +760,10 @@ class MqttBridge:
                 if item[0] == "entity":
                     _, et, entity_id, fields = item
                     payload = orjson.dumps(self.hub.sensorthings._fetch(self.base, et, entity_id))
-                    # The process makes the topics: the entity's, its set's, property and $select ones.
-                    cmd: tuple[Any, ...] = ("ent", et.plural, payload, fields, self.publish_qos, self.prefix)
+                    # The process makes the topics: the entity's, its set's, property and $select ones, and the
+                    # collections it is in (v1.1/TaskingCapabilities(<id>)/Tasks: where a device hears its Tasks).
+                    parents = self._parent_topics(et, entity_id)
+                    cmd: tuple[Any, ...] = ("ent", et.plural, payload, fields, self.publish_qos, self.prefix, parents)
                     self._hand_over(cmd, n)
                     n = 0
                 elif item[0] == "pub":
@@ -782,6 +784,25 @@ class MqttBridge:
                 if n > 0:  # not handed over (an error): counted, not silently gone
                     self._release(n)
                     self._count_drop(n, "the republication failed")
+
+    def _parent_topics(self, et: model.EntityType, entity_id: int) -> tuple[str, ...]:
+        """``v1.1/<Parent>(<id>)/<Nav>`` for each to-one link of the entity whose target lists it back (a Task in
+        its TaskingCapability's Tasks, a Datastream in its Thing's Datastreams): SensorThings §14.2's topics of a
+        navigation collection."""
+        links = []
+        for nav in et.navs:
+            if nav.fk is None:
+                continue
+            target = model.entity(nav.target)
+            back = next((n for n in target.navs if n.remote_fk == nav.fk and n.target == et.name), None)
+            if back is not None:
+                links.append((nav.fk, target.plural, back.name))
+        if not links:
+            return ()
+        values = self.hub.store.entities.columns_of(et.table, entity_id, [fk for fk, _, _ in links])
+        if values is None:
+            return ()
+        return tuple(f"v1.1/{plural}({v})/{name}" for (_, plural, name), v in zip(links, values, strict=True) if v)
 
     def _release(self, n: int) -> None:
         with self._outbox_cond:

@@ -388,8 +388,9 @@ class _Child:
                         self.firehose_configured = firehose
                         self.jobs.append(_Job(qos, table=table, fmt=(base, per_ds, firehose, prefix)))
                     elif kind == "ent":
-                        _, entity_set, payload, fields, qos, prefix = cmd
+                        _, entity_set, payload, fields, qos, prefix, parents = cmd
                         msgs = entity_messages(entity_set, orjson.loads(payload), fields, prefix, self.extras())
+                        msgs += [(prefix + topic, payload) for topic in parents]
                         self.jobs.append(_Job(qos, messages=msgs))
                     elif kind == "pause":  # the hub stops ingesting: answer its pending "next" with nothing
                         wanted = False
