@@ -21,6 +21,9 @@ def test_service_root_lists_entity_sets(client: TestClient) -> None:
         "MultiDatastreams",
         "Observations",
         "FeaturesOfInterest",
+        "Actuators",
+        "TaskingCapabilities",
+        "Tasks",
     }
     assert any("create-update-delete" in c for c in body["serverSettings"]["conformance"])
 

@@ -249,3 +249,28 @@ def test_service_root_declares_the_mqtt_classes_only_with_a_broker(tmp_path: Pat
         assert mqtt_classes <= set(root["conformance"])
         for cls in mqtt_classes:
             assert root[cls] == {"endpoints": ["mqtt://127.0.0.1:1"]}  # no credentials in the service root
+
+
+def test_multi_datastream_observations_over_mqtt(tmp_path: Path, telling_broker: int) -> None:
+    """A device publishes to v1.1/MultiDatastreams(<id>)/Observations with an array result; subscribers hear the
+    stored Observation on that topic (not on a Datastream's); a result of the wrong length is a dead letter."""
+    from tests.test_sta_multidatastream import _monitor
+
+    port = telling_broker
+    settings = Settings(data_dir=tmp_path / "var", mqtt_url=f"mqtt://127.0.0.1:{port}", mqtt_client_id="hub-ext3")
+    with TestClient(create_app(settings)) as client:
+        client.headers.update(admin(settings))
+        wait_for(lambda: mqtt_connected(client), what="the bridge to connect")
+        _, mds = _monitor(client)
+        topic = f"v1.1/MultiDatastreams({mds})/Observations"
+        listener = Listener(port, topic, f"v1.1/Datastreams({mds})/Observations")
+        try:
+            publish(port, [(topic, {"phenomenonTime": "2026-11-23T01:00:00Z", "result": [35.5, 60, 21]}),
+                           (topic, {"phenomenonTime": "2026-11-23T02:00:00Z", "result": [35.5, 60]})])  # fmt: skip
+            heard = wait_for(lambda: [p for p in listener.on(topic) if "@iot.id" in p], what="the stored one")
+            assert heard[0]["result"] == [35.5, 60, 21]
+            assert listener.on(f"v1.1/Datastreams({mds})/Observations") == []
+            dead = wait_for(lambda: client.get("/api/v1/deadletters").json()["value"], what="a dead letter")
+            assert dead[0]["field"] == "result" and "array of 3 values" in dead[0]["reason"]
+        finally:
+            listener.close()

@@ -113,6 +113,7 @@ THING = EntityType(
         Nav("HistoricalLocations", "HistoricalLocation", True, remote_fk="thing_id"),
         Nav("Datastreams", "Datastream", True, remote_fk="thing_id"),
         Nav("MultiDatastreams", "MultiDatastream", True, remote_fk="thing_id"),
+        Nav("TaskingCapabilities", "TaskingCapability", True, remote_fk="thing_id"),
     ),
 )
 LOCATION = EntityType(
@@ -281,6 +282,44 @@ FEATURE_OF_INTEREST = EntityType(
     (Nav("Observations", "Observation", True, remote_fk="feature_of_interest_id"),),
 )
 
+# SensorThings Part 2, Tasking Core (OGC 17-079r1): what a Thing can be told to do (a TaskingCapability of one of
+# its Actuators, with the parameters a Task gives it as a SWE Common data record) and the Tasks sent to it: a
+# variable message sign's text, a siren, a drone's mission. A device learns of a new Task on MQTT
+# (v1.1/TaskingCapabilities(<id>)/Tasks) or by reading its TaskingCapability's Tasks.
+ACTUATOR = EntityType(
+    "Actuator",
+    "Actuators",
+    "actuators",
+    (
+        *_common,
+        Prop("encodingType", "encoding_type", STRING, required=True),
+        Prop("metadata", "metadata", STRING, required=True),
+        _props,
+    ),
+    (Nav("TaskingCapabilities", "TaskingCapability", True, remote_fk="actuator_id"),),
+)
+TASKING_CAPABILITY = EntityType(
+    "TaskingCapability",
+    "TaskingCapabilities",
+    "tasking_capabilities",
+    (*_common, Prop("taskingParameters", "tasking_parameters", JSON, required=True), _props),
+    (
+        Nav("Thing", "Thing", False, fk="thing_id", required=True),
+        Nav("Actuator", "Actuator", False, fk="actuator_id", required=True),
+        Nav("Tasks", "Task", True, remote_fk="tasking_capability_id"),
+    ),
+)
+TASK = EntityType(
+    "Task",
+    "Tasks",
+    "tasks",
+    (
+        Prop("creationTime", "creation_time", DATETIME, read_only=True),  # when the hub received it
+        Prop("taskingParameters", "tasking_parameters", JSON, required=True),
+    ),
+    (Nav("TaskingCapability", "TaskingCapability", False, fk="tasking_capability_id", required=True),),
+)
+
 ENTITY_TYPES: tuple[EntityType, ...] = (
     THING,
     LOCATION,
@@ -291,6 +330,9 @@ ENTITY_TYPES: tuple[EntityType, ...] = (
     MULTI_DATASTREAM,
     OBSERVATION,
     FEATURE_OF_INTEREST,
+    ACTUATOR,
+    TASKING_CAPABILITY,
+    TASK,
 )
 BY_NAME = {e.name: e for e in ENTITY_TYPES}
 BY_PLURAL = {e.plural: e for e in ENTITY_TYPES}

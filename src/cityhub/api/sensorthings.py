@@ -54,6 +54,7 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/iot_sensing/1.1/req/data-array/data-array",
     "http://www.opengis.net/spec/iot_sensing/1.1/req/batch-request/batch-request",
     "http://www.opengis.net/spec/iot_sensing/1.1/req/multi-datastream",
+    "http://www.opengis.net/spec/iot_tasking/1.0/req/tasking-core",
 ]
 # Declared only when the hub has a broker (CITYHUB_MQTT_URL), each with the broker's address as §9.2.1 shows it.
 MQTT_CONFORMANCE = [

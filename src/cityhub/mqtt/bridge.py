@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from cityhub import model
 from cityhub.bus import ALERTS, ENTITIES, OBSERVATIONS, AlertEvent, EntityChanged, Event, Handler, on_observations
@@ -72,7 +73,7 @@ __all__ = ["BrokerAddress", "MqttBridge", "check_settings"]
 
 log = logging.getLogger(__name__)
 
-DATASTREAM_TOPIC = re.compile(r"^v1\.1/Datastreams\((\d+)\)/Observations$")
+DATASTREAM_TOPIC = re.compile(r"^v1\.1/(?:Multi)?Datastreams\((\d+)\)/Observations$")  # one id space
 FEATURE_TOPIC = re.compile(r"^v1\.1/FeaturesOfInterest\((\d+)\)/Observations$")
 _FAST_KEYS = frozenset({"phenomenonTime", "result", "resultTime"})
 RESTART_STABLE_S = 60.0  # a process that lived this long is restarted after the first delay again
@@ -760,8 +761,10 @@ class MqttBridge:
                 if item[0] == "entity":
                     _, et, entity_id, fields = item
                     payload = orjson.dumps(self.hub.sensorthings._fetch(self.base, et, entity_id))
-                    # The process makes the topics: the entity's, its set's, property and $select ones.
-                    cmd: tuple[Any, ...] = ("ent", et.plural, payload, fields, self.publish_qos, self.prefix)
+                    # The process makes the topics: the entity's, its set's, property and $select ones, and the
+                    # collections it is in (v1.1/TaskingCapabilities(<id>)/Tasks: where a device hears its Tasks).
+                    parents = self._parent_topics(et, entity_id)
+                    cmd: tuple[Any, ...] = ("ent", et.plural, payload, fields, self.publish_qos, self.prefix, parents)
                     self._hand_over(cmd, n)
                     n = 0
                 elif item[0] == "pub":
@@ -773,7 +776,9 @@ class MqttBridge:
                         part = table.slice(start, MAX_PUBLISH_ROWS)
                         data = table_to_ipc(part)
                         m = part.num_rows * (per_ds + firehose)
-                        self._hand_over(("obs", data, self.base, per_ds, firehose, self.publish_qos, self.prefix), m)
+                        multi = self._multi_ids(part)
+                        cmd = ("obs", data, self.base, per_ds, firehose, self.publish_qos, self.prefix, multi)
+                        self._hand_over(cmd, m)
                         n -= m
             except Exception as exc:  # subscribers are best effort; keep going
                 self.stats.last_error = f"publish: {type(exc).__name__}: {exc}"
@@ -782,6 +787,35 @@ class MqttBridge:
                 if n > 0:  # not handed over (an error): counted, not silently gone
                     self._release(n)
                     self._count_drop(n, "the republication failed")
+
+    def _multi_ids(self, rows: pa.Table) -> frozenset[int]:
+        """The MultiDatastreams among the rows' streams: their Observations go to v1.1/MultiDatastreams(<id>)/..."""
+        catalog = self.hub.catalog
+        out = set()
+        for ds in pc.unique(rows.column("datastream_id")).to_pylist():
+            info = catalog.lookup(int(ds))
+            if info is not None and info.components is not None:
+                out.add(int(ds))
+        return frozenset(out)
+
+    def _parent_topics(self, et: model.EntityType, entity_id: int) -> tuple[str, ...]:
+        """``v1.1/<Parent>(<id>)/<Nav>`` for each to-one link of the entity whose target lists it back (a Task in
+        its TaskingCapability's Tasks, a Datastream in its Thing's Datastreams): SensorThings §14.2's topics of a
+        navigation collection."""
+        links = []
+        for nav in et.navs:
+            if nav.fk is None:
+                continue
+            target = model.entity(nav.target)
+            back = next((n for n in target.navs if n.remote_fk == nav.fk and n.target == et.name), None)
+            if back is not None:
+                links.append((nav.fk, target.plural, back.name))
+        if not links:
+            return ()
+        values = self.hub.store.entities.columns_of(et.table, entity_id, [fk for fk, _, _ in links])
+        if values is None:
+            return ()
+        return tuple(f"v1.1/{plural}({v})/{name}" for (_, plural, name), v in zip(links, values, strict=True) if v)
 
     def _release(self, n: int) -> None:
         with self._outbox_cond:

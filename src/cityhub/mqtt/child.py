@@ -149,7 +149,7 @@ class Extras:
                 elif r.select is None:
                     if r.parent is None and not firehose_configured:
                         all_obs.append((f, None))
-                elif r.parent == "Datastreams" and r.parent_id is not None:
+                elif r.parent in ("Datastreams", "MultiDatastreams") and r.parent_id is not None:
                     by_ds.setdefault(r.parent_id, []).append((f, r.select))
                 elif r.parent is None:
                     all_obs.append((f, r.select))
@@ -190,7 +190,13 @@ def select(entity: dict[str, Any], names: Selected) -> dict[str, Any]:
 
 
 def observation_messages(
-    batch: pa.Table, base: str, per_datastream: bool, firehose: bool, prefix: str = "", extras: Extras | None = None
+    batch: pa.Table,
+    base: str,
+    per_datastream: bool,
+    firehose: bool,
+    prefix: str = "",
+    multi: frozenset[int] = frozenset(),
+    extras: Extras | None = None,
 ) -> list[tuple[str, bytes]]:
     """Each new Observation as the entity a GET returns, for its Datastream's topic and the firehose (under
     ``prefix`` when the hub may not publish where anonymous clients read), and for the ``extras`` topics that
@@ -219,7 +225,8 @@ def observation_messages(
         }
         payload = orjson.dumps(obs)
         if per_datastream:
-            out.append((f"{prefix}v1.1/Datastreams({ds})/Observations", payload))
+            stream = "MultiDatastreams" if ds in multi else "Datastreams"  # the ids of both never coincide
+            out.append((f"{prefix}v1.1/{stream}({ds})/Observations", payload))
         if firehose:
             out.append((prefix + OBSERVATIONS_TOPIC, payload))
         if extras is not None:
@@ -383,13 +390,14 @@ class _Child:
                     elif kind == "pub":
                         self.jobs.append(_Job(cmd[2], messages=cmd[1]))
                     elif kind == "obs":
-                        _, data, base, per_ds, firehose, qos, prefix = cmd
+                        _, data, base, per_ds, firehose, qos, prefix, multi = cmd
                         table = paipc.open_stream(data).read_all()
                         self.firehose_configured = firehose
-                        self.jobs.append(_Job(qos, table=table, fmt=(base, per_ds, firehose, prefix)))
+                        self.jobs.append(_Job(qos, table=table, fmt=(base, per_ds, firehose, prefix, multi)))
                     elif kind == "ent":
-                        _, entity_set, payload, fields, qos, prefix = cmd
+                        _, entity_set, payload, fields, qos, prefix, parents = cmd
                         msgs = entity_messages(entity_set, orjson.loads(payload), fields, prefix, self.extras())
+                        msgs += [(prefix + topic, payload) for topic in parents]
                         self.jobs.append(_Job(qos, messages=msgs))
                     elif kind == "pause":  # the hub stops ingesting: answer its pending "next" with nothing
                         wanted = False
@@ -477,7 +485,8 @@ class _Job:
     qos: int
     messages: list[tuple[str, bytes]] | None = None
     table: pa.Table | None = None
-    fmt: tuple[str, bool, bool, str] = ("", True, False, "")  # base, per Datastream, firehose, prefix
+    # base, per Datastream, firehose, prefix, the MultiDatastreams among the rows' streams
+    fmt: tuple[str, bool, bool, str, frozenset[int]] = ("", True, False, "", frozenset())
     pos: int = 0  # messages or rows taken
     sent: int = 0
     dropped: int = 0

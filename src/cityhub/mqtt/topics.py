@@ -36,7 +36,7 @@ _GONE = re.compile(
     r"^(?:Client (\S+) (?:disconnected|closed its connection|has exceeded timeout, disconnecting)"
     r"|Socket error on client (\S+), disconnecting)"
 )
-_OBSERVATIONS = re.compile(r"^v1\.1/(?:(Datastreams|FeaturesOfInterest)\((\d{1,18})\)/)?Observations$")
+_OBSERVATIONS = re.compile(r"^v1\.1/(?:(Datastreams|MultiDatastreams|FeaturesOfInterest)\((\d{1,18})\)/)?Observations$")
 # Entity sets whose changes the hub announces: their collection, one entity, one property of one entity.
 _ENTITY = re.compile(r"^v1\.1/([A-Za-z]+)(?:\((\d{1,18})\)(?:/([A-Za-z]+))?)?$")
 

@@ -37,6 +37,16 @@ TABLES: dict[str, str] = {
     "multi_datastream_observed_properties": """
         multi_datastream_id BIGINT NOT NULL, observed_property_id BIGINT NOT NULL,
         PRIMARY KEY (multi_datastream_id, observed_property_id)""",
+    # Tasking Core (model.ACTUATOR, TASKING_CAPABILITY, TASK).
+    "actuators": """
+        id BIGINT PRIMARY KEY, name VARCHAR NOT NULL, description VARCHAR NOT NULL,
+        encoding_type VARCHAR NOT NULL, metadata VARCHAR NOT NULL, properties JSON""",
+    "tasking_capabilities": """
+        id BIGINT PRIMARY KEY, name VARCHAR NOT NULL, description VARCHAR NOT NULL, tasking_parameters JSON NOT NULL,
+        properties JSON, thing_id BIGINT NOT NULL, actuator_id BIGINT NOT NULL""",
+    "tasks": """
+        id BIGINT PRIMARY KEY, creation_time TIMESTAMPTZ NOT NULL, tasking_parameters JSON NOT NULL,
+        tasking_capability_id BIGINT NOT NULL""",
     "features_of_interest": """
         id BIGINT PRIMARY KEY, name VARCHAR NOT NULL, description VARCHAR NOT NULL,
         encoding_type VARCHAR NOT NULL, feature JSON NOT NULL, properties JSON,
@@ -132,6 +142,9 @@ ENTITY_TABLES = (
     "multi_datastreams",
     "features_of_interest",
     "observations",
+    "actuators",
+    "tasking_capabilities",
+    "tasks",
 )
 
 # Tables of cityhub.alerts whose ids come from Store.allocate_ids.

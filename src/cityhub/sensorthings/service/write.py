@@ -4,6 +4,7 @@ store's named entity operations."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 import jsonpatch
@@ -129,6 +130,12 @@ class WriteMixin(ServiceBase):
                 values[nav.fk] = self._create(tx, model.entity(nav.target), sub, prefix + nav.name, None)
             elif nav.required:
                 raise bad_request(f"{et.name} needs {nav.name}", field=prefix + nav.name)
+        if et is model.TASKING_CAPABILITY:
+            _fields(body["taskingParameters"], prefix + "taskingParameters")
+        elif et is model.TASK:
+            values["creation_time"] = datetime.now(UTC)
+            cap = self._fetch("", model.TASKING_CAPABILITY, values["tasking_capability_id"])
+            _check_task(body["taskingParameters"], _fields(cap["taskingParameters"], "taskingParameters"), prefix)
         new_id = tx.insert(et.table, values)
         # links of the parent in the URL that live outside this row
         if parent is not None and linked_by_parent is None:
@@ -340,3 +347,54 @@ def _check_multi_datastream(body: dict[str, Any], values: dict[str, Any], prefix
             "values",
             field=prefix + "ObservedProperties",
         )
+
+
+# The SWE Common component types a Task's parameter may have (OGC 17-079r1 §8.2.2, SWE Common 2.0 JSON) and the
+# JSON kinds each takes.
+_SWE_KINDS: dict[str, tuple[type, ...]] = {
+    "Boolean": (bool,),
+    "Count": (int,),
+    "Quantity": (int, float),
+    "Text": (str,),
+    "Category": (str,),
+    "Time": (str,),
+}
+
+
+def _fields(record: Any, field: str) -> dict[str, dict[str, Any]]:
+    """A TaskingCapability's taskingParameters (a SWE Common DataRecord: ``{"type": "DataRecord", "field": [...]}``;
+    ``fields`` read as well) as its fields by name; a 400 naming ``field`` where it is not one."""
+    if not isinstance(record, dict) or record.get("type") != "DataRecord":
+        raise bad_request(
+            'taskingParameters must be a SWE Common DataRecord ({"type": "DataRecord", ...})', field=field
+        )
+    items = record.get("field", record.get("fields"))
+    if not isinstance(items, list) or not items:
+        raise bad_request("taskingParameters must list its fields (DataRecord.field)", field=field)
+    out: dict[str, dict[str, Any]] = {}
+    for k, item in enumerate(items):
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str) or not item["name"]:
+            raise bad_request("each field of taskingParameters needs a name", field=f"{field}.field[{k}]")
+        out[item["name"]] = item
+    return out
+
+
+def _check_task(params: Any, fields: dict[str, dict[str, Any]], prefix: str) -> None:
+    """A Task's taskingParameters hold values of its TaskingCapability's fields: known names, the JSON kind of each
+    field's type, a value among its AllowedTokens; a 400 naming the parameter otherwise."""
+    where = prefix + "taskingParameters"
+    if not isinstance(params, dict):
+        raise bad_request("taskingParameters must be an object of parameter values", field=where)
+    for name, value in params.items():
+        spec = fields.get(name)
+        if spec is None:
+            raise bad_request(f"the TaskingCapability has no parameter {name!r} (it has {sorted(fields)})",
+                              field=f"{where}.{name}")  # fmt: skip
+        kinds = _SWE_KINDS.get(str(spec.get("type")))
+        if kinds is not None and (not isinstance(value, kinds) or (bool not in kinds and isinstance(value, bool))):
+            raise bad_request(f"{name} must be a {spec['type']} value", field=f"{where}.{name}")
+        constraint = spec.get("constraint")
+        if isinstance(constraint, dict) and constraint.get("type") == "AllowedTokens":
+            allowed = constraint.get("value", [])
+            if isinstance(allowed, list) and value not in allowed:
+                raise bad_request(f"{name} must be one of {allowed}", field=f"{where}.{name}")

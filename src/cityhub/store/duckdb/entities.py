@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -70,12 +71,18 @@ class DuckDBEntityOps(EntityOps):
         )
         return thing_id
 
+    def columns_of(self, table: str, entity_id: int, columns: Sequence[str]) -> tuple[Any, ...] | None:
+        rows = self.store.query(f"SELECT {', '.join(columns)} FROM {table} WHERE id = ?", [entity_id])
+        return tuple(rows[0]) if rows else None
+
     def delete(self, tx: Transaction, entity_set: str, entity_id: int) -> None:
         if entity_set == "Things":
             for (ds,) in tx.execute("SELECT id FROM datastreams WHERE thing_id = ?", [entity_id]):
                 self.delete(tx, "Datastreams", ds)
             for (ds,) in tx.execute("SELECT id FROM multi_datastreams WHERE thing_id = ?", [entity_id]):
                 self.delete(tx, "MultiDatastreams", ds)
+            for (cap,) in tx.execute("SELECT id FROM tasking_capabilities WHERE thing_id = ?", [entity_id]):
+                self.delete(tx, "TaskingCapabilities", cap)
             for (hl,) in tx.execute("SELECT id FROM historical_locations WHERE thing_id = ?", [entity_id]):
                 self.delete(tx, "HistoricalLocations", hl)
         elif entity_set == "Locations":
@@ -104,6 +111,11 @@ class DuckDBEntityOps(EntityOps):
         elif entity_set in ("Datastreams", "MultiDatastreams"):
             for table in ("observations", "obs_hourly", "ds_latest", "datastream_features"):
                 tx.execute(f"DELETE FROM {table} WHERE datastream_id = ?", [entity_id])
+        elif entity_set == "Actuators":
+            for (cap,) in tx.execute("SELECT id FROM tasking_capabilities WHERE actuator_id = ?", [entity_id]):
+                self.delete(tx, "TaskingCapabilities", cap)
+        elif entity_set == "TaskingCapabilities":
+            tx.execute("DELETE FROM tasks WHERE tasking_capability_id = ?", [entity_id])
         elif entity_set == "FeaturesOfInterest":
             self._delete_observations(tx, "feature_of_interest_id", entity_id)
             # The observedAreas it was part of shrink to what is left.

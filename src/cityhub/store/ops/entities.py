@@ -8,6 +8,7 @@ deep insert or a PATCH touching several tables commits or rolls back as one.
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -31,12 +32,19 @@ TABLE_OF = {
     "ObservedProperties": "observed_properties",
     "Observations": "observations",
     "FeaturesOfInterest": "features_of_interest",
+    "Actuators": "actuators",
+    "TaskingCapabilities": "tasking_capabilities",
+    "Tasks": "tasks",
 }
 
 
 class EntityOps(abc.ABC):
     @abc.abstractmethod
     def exists(self, tx: Transaction, table: str, entity_id: int) -> bool: ...
+
+    @abc.abstractmethod
+    def columns_of(self, table: str, entity_id: int, columns: Sequence[str]) -> tuple[Any, ...] | None:
+        """Some columns of one committed row (the foreign keys of an entity, for its parents' MQTT topics)."""
 
     @abc.abstractmethod
     def update(self, tx: Transaction, table: str, entity_id: int, values: dict[str, Any]) -> None:
