@@ -21,10 +21,7 @@ def test_service_root_lists_entity_sets(client: TestClient) -> None:
         "MultiDatastreams",
         "Observations",
         "FeaturesOfInterest",
-        "Actuators",
-        "TaskingCapabilities",
-        "Tasks",
-    }
+    }  # and, with CITYHUB_TASKING, the Tasking Core's (tests/test_sta_tasking.py)
     assert any("create-update-delete" in c for c in body["serverSettings"]["conformance"])
 
 

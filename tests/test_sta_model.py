@@ -116,6 +116,17 @@ def test_observations_at_one_time_that_differ_in_result_time_feature_or_paramete
     assert clash.status_code == 409 and clash.json()["field"] == "phenomenonTime"
     got = client.get(f"{url}?$orderby=id&$select=id,result").json()["value"]
     assert [(o["@iot.id"], o["result"]) for o in got] == list(zip(made, [1, 2, 3, 4, 5], strict=True))
+    # A filter finds the one it matches, not every Observation sharing its Datastream and time (the page of rows
+    # is chosen by the whole key on PostgreSQL).
+    one = client.get(url, params={"$filter": "resultTime eq 2025-03-01T06:30:00Z"}).json()["value"]
+    assert [o["@iot.id"] for o in one] == [made[2]]
+    # Intervals that start together are different Observations (hourly and daily means of one station).
+    hourly = client.post(url, json={"phenomenonTime": "2025-03-02T00:00:00Z/2025-03-02T01:00:00Z", "result": 6})
+    daily = client.post(url, json={"phenomenonTime": "2025-03-02T00:00:00Z/2025-03-03T00:00:00Z", "result": 7})
+    assert (hourly.status_code, daily.status_code) == (201, 201)
+    assert hourly.json()["@iot.id"] != daily.json()["@iot.id"]
+    assert client.delete(f"/v1.1/Observations({hourly.json()['@iot.id']})").status_code == 200
+    assert client.delete(f"/v1.1/Observations({daily.json()['@iot.id']})").status_code == 200
     # A PATCH that would make Observation 3 the twin of Observation 2 is refused; one to a free resultTime is not.
     twin = client.patch(f"/v1.1/Observations({made[2]})", json={"resultTime": "2025-03-01T06:00:00Z"})
     assert twin.status_code == 409 and twin.json()["field"] == "resultTime", twin.text

@@ -1,6 +1,7 @@
 """SensorThings Part 2, Tasking Core (issue 13, point 6): Actuators, TaskingCapabilities and Tasks, so an operator
 can tell a device what to do (here a variable message sign on Đại lộ Thăng Long), checked against the capability's
-parameters, and the device hears its Tasks over MQTT. Both stores."""
+parameters, and the device hears its Tasks over MQTT. Served with CITYHUB_TASKING (off by default, as the OGC suite
+of Part 1 refuses other entity sets in the service root). Both stores."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from cityhub.app import create_app
+from cityhub.config import Settings
 from tests.test_mqtt import Subscriber, admin, broker, client_id, hub_settings, mqtt_connected, wait_for  # noqa: F401
 
 SIGN_PARAMETERS = {
@@ -22,6 +25,22 @@ SIGN_PARAMETERS = {
          "constraint": {"type": "AllowedTokens", "value": ["on", "off", "blink"]}},
     ],
 }  # fmt: skip
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The conftest's settings with tasking on."""
+    return settings.model_copy(update={"tasking": True})
+
+
+def test_tasking_is_off_unless_enabled(tmp_path: Path) -> None:
+    with TestClient(create_app(Settings(data_dir=tmp_path / "var"))) as client:
+        root = client.get("/v1.1").json()
+        assert not {"Actuators", "TaskingCapabilities", "Tasks"} & {e["name"] for e in root["value"]}
+        assert not any("iot_tasking" in c for c in root["serverSettings"]["conformance"])
+        r = client.get("/v1.1/Tasks")
+        assert r.status_code == 404 and "CITYHUB_TASKING" in r.json()["detail"]
+        assert client.get("/v1.1/Things(1)/TaskingCapabilities").status_code == 404
 
 
 def _sign(client: TestClient) -> tuple[int, int]:
@@ -106,7 +125,7 @@ def test_deleting_the_thing_or_actuator_takes_capabilities_and_tasks(client: Tes
 
 
 def test_a_device_hears_its_tasks_over_mqtt(tmp_path: Path, broker: str, client_id: str) -> None:  # noqa: F811
-    settings = hub_settings(tmp_path, broker, client_id)
+    settings = hub_settings(tmp_path, broker, client_id, tasking=True)
     with TestClient(create_app(settings)) as client:
         client.headers.update(admin(settings))
         wait_for(lambda: mqtt_connected(client), what="the bridge to connect")

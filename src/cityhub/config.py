@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     # Bulk bodies over this many bytes are refused with a 413 before they are read (bulk bodies stream: memory does
     # not grow with their size).
     max_body_bytes: int = 4 * 1024 * 1024 * 1024
+    # SensorThings Part 2 Tasking Core (Actuators, TaskingCapabilities, Tasks) at /v1.1: off by default, as in
+    # FROST-Server, since the OGC suite of Part 1 refuses other entity sets in the service root.
+    tasking: bool = False
     # Base of @iot.selfLink in messages published outside a request (MQTT); default http://host:port.
     public_url: str | None = None
     # MQTT bridge (off unless a broker URL is given): mqtt://host:1883 or mqtts://host:8883, with

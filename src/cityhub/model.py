@@ -320,6 +320,9 @@ TASK = EntityType(
     (Nav("TaskingCapability", "TaskingCapability", False, fk="tasking_capability_id", required=True),),
 )
 
+# Served only with the tasking setting (CITYHUB_TASKING).
+TASKING_TYPES: frozenset[str] = frozenset({"Actuator", "TaskingCapability", "Task"})
+
 ENTITY_TYPES: tuple[EntityType, ...] = (
     THING,
     LOCATION,

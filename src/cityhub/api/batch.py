@@ -270,7 +270,7 @@ def _change_set(hub: Hub, who: Principal, base: str, group: list[Part]) -> list[
         with service.change_set():
             for part in group:
                 current = part
-                answer = _change(service, who, base, part, created)
+                answer = _change(service, who, base, part, created, tasking=hub.settings.tasking)
                 answers.append(answer)
                 location = answer.headers.get("location")
                 if location:
@@ -284,9 +284,13 @@ def _change_set(hub: Hub, who: Principal, base: str, group: list[Part]) -> list[
     return answers
 
 
-def _change(service: Any, who: Principal, base: str, part: Part, created: dict[str, str]) -> Answer:
+def _change(
+    service: Any, who: Principal, base: str, part: Part, created: dict[str, str], *, tasking: bool
+) -> Answer:
     path, _query = _target(part.url, created, part.where)
     res = parse_path(path)
+    if not tasking and any(s.et.name in model.TASKING_TYPES for s in res.steps):  # as api.sensorthings._resource
+        raise ProblemError(404, "Not Found", "Tasking is not enabled on this hub (CITYHUB_TASKING)", field="path")
     body: Any = None
     if part.method in ("POST", "PATCH", "PUT"):
         if not part.body.strip():

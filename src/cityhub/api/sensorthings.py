@@ -25,7 +25,7 @@ from cityhub.api.openapi import documented_elsewhere, json_ok, problems
 from cityhub.errors import ProblemError, bad_request
 from cityhub.sensorthings.options import parse_options
 from cityhub.sensorthings.schemas import entity_schema
-from cityhub.sensorthings.service import parse_path
+from cityhub.sensorthings.service import Resource, parse_path
 
 router = APIRouter(prefix="/v1.1")
 MAX_ID = 2**63 - 1
@@ -54,8 +54,9 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/iot_sensing/1.1/req/data-array/data-array",
     "http://www.opengis.net/spec/iot_sensing/1.1/req/batch-request/batch-request",
     "http://www.opengis.net/spec/iot_sensing/1.1/req/multi-datastream",
-    "http://www.opengis.net/spec/iot_tasking/1.0/req/tasking-core",
 ]
+# Declared with the tasking setting (CITYHUB_TASKING), as the entity sets of Part 2 are served only then.
+TASKING_CONFORMANCE = "http://www.opengis.net/spec/iot_tasking/1.0/req/tasking-core"
 # Declared only when the hub has a broker (CITYHUB_MQTT_URL), each with the broker's address as §9.2.1 shows it.
 MQTT_CONFORMANCE = [
     "http://www.opengis.net/spec/iot_sensing/1.1/req/create-observations-via-mqtt/observations-creation",
@@ -77,10 +78,18 @@ async def _body(request: Request) -> Any:
         raise bad_request(f"the body is not valid JSON: {exc}", field="body") from None
 
 
+def _resource(request: Request, path: str) -> Resource:
+    """The resource a path addresses; a 404 for the Tasking entity sets while tasking is off (CITYHUB_TASKING)."""
+    res = parse_path(path)
+    if not hub_of(request).settings.tasking and any(s.et.name in model.TASKING_TYPES for s in res.steps):
+        raise ProblemError(404, "Not Found", "Tasking is not enabled on this hub (CITYHUB_TASKING)", field="path")
+    return res
+
+
 async def handle_get(request: Request, path: str) -> Response:
     require(principal(request), "read")
     hub = hub_of(request)
-    res = parse_path(path)
+    res = _resource(request, path)
     raw = {k: v for k, v in request.query_params.items()}
     opts = parse_options(
         res.et,
@@ -101,7 +110,7 @@ async def handle_get(request: Request, path: str) -> Response:
 
 async def handle_post(request: Request, path: str) -> Response:
     who = principal(request)
-    res = parse_path(path)
+    res = _resource(request, path)
     if res.et is model.OBSERVATION:
         require(who, "observations")
     else:
@@ -155,7 +164,7 @@ class ObservationPosts:
 
 async def handle_patch(request: Request, path: str) -> Response:
     require(principal(request), "model")
-    res = parse_path(path)
+    res = _resource(request, path)
     body = await _body(request)
     hub = hub_of(request)
     if request.headers.get("content-type", "").split(";")[0].strip().lower() == batch.JSON_PATCH:
@@ -167,7 +176,7 @@ async def handle_patch(request: Request, path: str) -> Response:
 
 async def handle_put(request: Request, path: str) -> Response:
     require(principal(request), "model")
-    res = parse_path(path)
+    res = _resource(request, path)
     body = await _body(request)
     hub = hub_of(request)
     out = await run_in_threadpool(partial(hub.sensorthings.update, replace=True), res, body, base_url(request))
@@ -176,7 +185,7 @@ async def handle_put(request: Request, path: str) -> Response:
 
 async def handle_delete(request: Request, path: str) -> Response:
     require(principal(request), "model")
-    res = parse_path(path)
+    res = _resource(request, path)
     hub = hub_of(request)
     await run_in_threadpool(hub.sensorthings.delete, res)
     # SensorThings answers a delete with 200; the body says what went, so it is JSON like every other 200.
@@ -206,8 +215,11 @@ def _not_here(request: Request) -> None:
 )
 def service_root(request: Request) -> Any:
     base = base_url(request)
+    hub_settings = hub_of(request).settings
     settings: dict[str, Any] = {"conformance": list(CONFORMANCE)}
-    mqtt_url = hub_of(request).settings.mqtt_url
+    if hub_settings.tasking:
+        settings["conformance"].append(TASKING_CONFORMANCE)
+    mqtt_url = hub_settings.mqtt_url
     if mqtt_url:
         # The broker as clients reach it, without the hub's own credentials.
         url = urlsplit(mqtt_url)
@@ -215,7 +227,11 @@ def service_root(request: Request) -> Any:
         settings["conformance"] += MQTT_CONFORMANCE
         settings.update({cls: {"endpoints": [endpoint]} for cls in MQTT_CONFORMANCE})
     return {
-        "value": [{"name": et.plural, "url": f"{base}/{et.plural}"} for et in model.ENTITY_TYPES],
+        "value": [
+            {"name": et.plural, "url": f"{base}/{et.plural}"}
+            for et in model.ENTITY_TYPES
+            if hub_settings.tasking or et.name not in model.TASKING_TYPES
+        ],
         "serverSettings": settings,
     }
 
@@ -494,7 +510,7 @@ async def any_put(request: Request, path: str) -> Response:
     """PUT of an entity by a longer path (``Datastreams(1)/Sensor``), or of a to-one reference
     (``PUT /Datastreams(1)/Sensor/$ref``)."""
     _not_here(request)
-    res = parse_path(path)
+    res = _resource(request, path)
     if not res.ref:
         return await handle_put(request, path)
     require(principal(request), "model")

@@ -66,10 +66,13 @@ TABLES: dict[str, str] = {
         datastream_id BIGINT NOT NULL, feature_of_interest_id BIGINT NOT NULL,
         PRIMARY KEY (datastream_id, feature_of_interest_id)""",
     # Latest value and extent per Datastream, kept on ingest: "latest of 10,000 Datastreams" is a lookup.
+    # last_end: the latest end of a phenomenonTime (an interval's end, an instant's time); result_first/last: the
+    # extent of resultTime. Datastream.phenomenonTime and resultTime are these (SensorThings §8.2.4).
     "ds_latest": """
         datastream_id BIGINT PRIMARY KEY, phenomenon_time TIMESTAMPTZ NOT NULL,
         result_number DOUBLE PRECISION, result_string VARCHAR, result_json VARCHAR, observation_id BIGINT,
-        first_time TIMESTAMPTZ NOT NULL, count BIGINT NOT NULL""",
+        first_time TIMESTAMPTZ NOT NULL, count BIGINT NOT NULL, last_end TIMESTAMPTZ, result_first TIMESTAMPTZ,
+        result_last TIMESTAMPTZ""",
     # Hourly roll-up of numeric results (UTC hours), kept on ingest; days are built from hours.
     "obs_hourly": """
         datastream_id BIGINT NOT NULL, hour TIMESTAMPTZ NOT NULL, n BIGINT NOT NULL,
@@ -117,12 +120,14 @@ TABLES: dict[str, str] = {
 VIEWS: dict[str, str] = {
     # Datastream.phenomenonTime is derived from its Observations (SensorThings §8.2.4).
     "datastreams_v": """
-        SELECT d.*, l.first_time AS phenomenon_time_start, l.phenomenon_time AS phenomenon_time_end,
-               CAST(NULL AS TIMESTAMPTZ) AS result_time_start, CAST(NULL AS TIMESTAMPTZ) AS result_time_end
+        SELECT d.*, l.first_time AS phenomenon_time_start,
+               coalesce(l.last_end, l.phenomenon_time) AS phenomenon_time_end,
+               l.result_first AS result_time_start, l.result_last AS result_time_end
         FROM datastreams d LEFT JOIN ds_latest l ON l.datastream_id = d.id""",
     "multi_datastreams_v": """
-        SELECT d.*, l.first_time AS phenomenon_time_start, l.phenomenon_time AS phenomenon_time_end,
-               CAST(NULL AS TIMESTAMPTZ) AS result_time_start, CAST(NULL AS TIMESTAMPTZ) AS result_time_end
+        SELECT d.*, l.first_time AS phenomenon_time_start,
+               coalesce(l.last_end, l.phenomenon_time) AS phenomenon_time_end,
+               l.result_first AS result_time_start, l.result_last AS result_time_end
         FROM multi_datastreams d LEFT JOIN ds_latest l ON l.datastream_id = d.id""",
 }
 
@@ -178,14 +183,17 @@ def replace_in_place(stage: str) -> tuple[str, str]:
 
 
 # The duplicate key of an Observation (issue 13, point 2): stored Observation ``o`` and new row ``b`` are one
-# Observation sent twice when they share Datastream, phenomenonTime, resultTime, FeatureOfInterest and parameters
-# (as JSON text: a re-send carries the same text). Two that differ in any of the last three are two Observations,
-# as SensorThings allows and FROST's test data has (a forecast issued twice for one hour, one instrument reporting
-# on two features). Result, resultQuality and validTime are what was observed: a re-send that differs there is a
-# conflict, refused, never a second Observation. The index (Datastream, phenomenonTime, variant) finds candidates;
-# the other three are compared on them.
-DUPLICATE_KEY_COLUMNS = ("phenomenon_time", "result_time", "feature_of_interest_id", "parameters")  # and Datastream
+# Observation sent twice when they share Datastream, phenomenonTime (both ends of an interval), resultTime,
+# FeatureOfInterest and parameters (as JSON text: a re-send carries the same text). Two that differ in any of these
+# are two Observations, as SensorThings allows and FROST's test data has (a forecast issued twice for one hour,
+# hourly and daily means starting at one time, one instrument reporting on two features). Result, resultQuality and
+# validTime are what was observed: a re-send that differs there is a conflict, refused, never a second Observation.
+# The index (Datastream, phenomenonTime, variant) finds candidates; the rest is compared on them.
+DUPLICATE_KEY_COLUMNS = (
+    "phenomenon_time", "phenomenon_time_end", "result_time", "feature_of_interest_id", "parameters"
+)  # and Datastream  # fmt: skip
 DUPLICATE_KEY = """o.datastream_id = b.datastream_id AND o.phenomenon_time = b.phenomenon_time
+    AND o.phenomenon_time_end IS NOT DISTINCT FROM b.phenomenon_time_end
     AND o.result_time IS NOT DISTINCT FROM b.result_time
     AND o.feature_of_interest_id IS NOT DISTINCT FROM b.feature_of_interest_id
     AND CAST(o.parameters AS VARCHAR) IS NOT DISTINCT FROM CAST(b.parameters AS VARCHAR)"""
@@ -198,8 +206,9 @@ def variants_to_insert(stage: str) -> str:
     row of the batch (found after the insert by DUPLICATE_KEY)."""
     return f"""
         WITH b AS (
-            SELECT id, datastream_id, phenomenon_time, result_time, feature_of_interest_id, parameters,
-                   row_number() OVER (PARTITION BY datastream_id, phenomenon_time, result_time,
+            SELECT id, datastream_id, phenomenon_time, phenomenon_time_end, result_time, feature_of_interest_id,
+                   parameters,
+                   row_number() OVER (PARTITION BY datastream_id, phenomenon_time, phenomenon_time_end, result_time,
                                       feature_of_interest_id, CAST(parameters AS VARCHAR) ORDER BY id) AS nth
             FROM {stage}),
         n AS (

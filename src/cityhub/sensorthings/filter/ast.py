@@ -287,6 +287,8 @@ LAMBDAS = frozenset({"any", "all"})
 
 _S, _N, _G = frozenset({"string"}), frozenset({"number"}), frozenset({"geometry"})
 _DT, _DTD, _DTT = frozenset({"datetime"}), frozenset({"datetime", "date"}), frozenset({"datetime", "time"})
+_T = frozenset({"datetime", "period"})  # an instant or a time interval
+TIME_RELATIONS = ("before", "after", "meets", "during", "overlaps", "starts", "finishes")
 
 # name -> (parameter types, minimum arity, result type); the maximum arity is len(parameter types).
 SIGNATURES: dict[str, tuple[tuple[frozenset[str], ...], int, str]] = {
@@ -333,6 +335,8 @@ SIGNATURES: dict[str, tuple[tuple[frozenset[str], ...], int, str]] = {
         )
     },
     "st_relate": ((_G, _G, _S), 3, "boolean"),
+    # Time relations of an instant or interval with another (SensorThings v1.1 Table 26; FROST-Server's meaning).
+    **{name: ((_T, _T), 2, "boolean") for name in TIME_RELATIONS},
 }
 
 #: Function name -> (minimum, maximum) number of arguments.

@@ -17,6 +17,7 @@ from cityhub.sensorthings.filter.ast import (
     COMPARISONS,
     MAX_DEPTH,
     SIGNATURES,
+    TIME_RELATIONS,
     Binary,
     Call,
     FilterError,
@@ -363,6 +364,14 @@ class _Compiler:
         numeric = {"number"} | _POLY
         if a in numeric and b in numeric:
             return "number"
+        # A time interval moved by a duration is an interval (FROST-Server: both ends move); an interval minus an
+        # instant or interval is the duration from its start.
+        if op in ("add", "sub") and self.is_period(node.left) and b == "interval":
+            return "period"
+        if op == "add" and a == "interval" and self.is_period(node.right):
+            return "period"
+        if op == "sub" and a == "period" and b in ("datetime", "period"):
+            return "interval"
         if op in ("add", "sub"):
             if a == "datetime" and b == "interval":
                 return "datetime"
@@ -505,51 +514,83 @@ class _Compiler:
         return self.wrap(cond, exists)
 
     def is_period(self, node: Node) -> bool:
-        """An interval literal, or a property that holds time intervals (Resolved.alt["end"])."""
+        """An interval literal, a property that holds time intervals (Resolved.alt["end"]), or either moved by a
+        duration."""
         if isinstance(node, Literal):
             return node.kind == "period"
         if isinstance(node, Path):
             r = self.resolve(node.segments)
             return r.type == "datetime" and bool(r.alt) and "end" in (r.alt or {})
+        if isinstance(node, Binary) and node.op in ("add", "sub"):
+            if self.is_period(node.left) and self.info(node.right).type == "interval":
+                return True
+            return node.op == "add" and self.info(node.left).type == "interval" and self.is_period(node.right)
         return False
 
+    def period_ends(self, side: Node) -> tuple[Callable[[], str], Callable[[], str]]:
+        """SQL makers of the start and end of an instant or interval (an instant t is [t, t]; a stored instant has
+        no end). Each call emits afresh: parameters must appear once each, in textual order."""
+        if isinstance(side, Literal) and side.kind == "period":
+            assert isinstance(side.value, tuple)
+            start, end = (Literal(t, "datetime") for t in side.value)
+            return (lambda: self.emit(start)), (lambda: self.emit(end))
+        if isinstance(side, Binary) and self.is_period(side):
+            period, duration = (side.left, side.right) if self.is_period(side.left) else (side.right, side.left)
+            s, e = self.period_ends(period)
+            sign = "+" if side.op == "add" else "-"
+            if period is side.left:
+                return (lambda: f"({s()} {sign} {self.emit(duration)})"), (
+                    lambda: f"({e()} {sign} {self.emit(duration)})"
+                )
+            return (lambda: f"({self.emit(duration)} + {s()})"), (lambda: f"({self.emit(duration)} + {e()})")
+        if self.is_period(side):
+            assert isinstance(side, Path)
+            r = self.resolve(side.segments)
+            end_sql = (r.alt or {})["end"]
+            return (lambda: r.sql), (lambda: f"coalesce({end_sql}, {r.sql})")
+        return (lambda: self.emit(side, "datetime")), (lambda: self.emit(side, "datetime"))
+
     def period_comparison(self, node: Binary) -> str:
-        """A comparison where a side is a time interval [s, e] (an instant t is [t, t]), as FROST-Server defines
-        them: an interval is before (lt) an instant or interval only if it ends before that starts, after (gt) only
-        if it starts after that ends, le/ge likewise with equality; eq of an interval and an instant is "the
-        instant lies in the interval" (ne: outside it), eq of two intervals is same start and same end. Each
-        condition also bounds the start of a stored interval, so that an index on it serves (s <= e)."""
-        left, right = node.left, node.right
-        instant = not self.is_period(left) or not self.is_period(right)
-
-        def ends(side: Node) -> tuple[Callable[[], str], Callable[[], str]]:
-            # Each call emits afresh: parameters must appear once, in textual order.
-            if isinstance(side, Literal) and side.kind == "period":
-                assert isinstance(side.value, tuple)
-                start, end = (Literal(t, "datetime") for t in side.value)
-                return (lambda: self.emit(start)), (lambda: self.emit(end))
-            if self.is_period(side):
-                assert isinstance(side, Path)
-                r = self.resolve(side.segments)
-                end_sql = (r.alt or {})["end"]
-                return (lambda: r.sql), (lambda: f"coalesce({end_sql}, {r.sql})")
-            return (lambda: self.emit(side, "datetime")), (lambda: self.emit(side, "datetime"))
-
-        (s1, e1), (s2, e2) = ends(left), ends(right)
+        """A comparison where a side is a time interval [s, e) (an instant t is [t, t]), as FROST-Server defines
+        it (StaTimeIntervalWrapper, StaDateTimeWrapper; the same formulas whichever side is an instant): lt is
+        "ends no later than the other starts, and starts before it", gt "starts no earlier than the other ends, and
+        after it starts", le/ge compare both ends, eq is the same start and end (an interval equals no instant) and
+        ne differs at both ends. Each condition bounds the start of a stored interval, so that an index serves."""
+        (s1, e1), (s2, e2) = self.period_ends(node.left), self.period_ends(node.right)
         op = node.op
         if op == "lt":
-            return f"({s1()} < {s2()} AND {e1()} < {s2()})"
+            return f"({e1()} <= {s2()} AND {s1()} < {s2()})"
         if op == "le":
-            return f"({s1()} <= {s2()} AND {e1()} <= {s2()})"
+            return f"({s1()} <= {s2()} AND {e1()} <= {e2()})"
         if op == "gt":
-            return f"({s1()} > {e2()} AND {s1()} > {s2()})"
+            return f"({s1()} >= {e2()} AND {s1()} > {s2()})"
         if op == "ge":
-            return f"({s1()} >= {e2()} AND {s1()} >= {s2()})"
-        if instant:  # the instant lies in the interval, whichever side each is on
-            inside = f"({s1()} <= {e2()} AND {e1()} >= {s2()})"
-            return inside if op == "eq" else f"(NOT {inside})"
-        same = f"({s1()} = {s2()} AND {e1()} = {e2()})"
-        return same if op == "eq" else f"(NOT {same})"
+            return f"({s1()} >= {s2()} AND {e1()} >= {e2()})"
+        if op == "eq":
+            return f"({s1()} = {s2()} AND {e1()} = {e2()})"
+        return f"({s1()} <> {s2()} AND {e1()} <> {e2()})"
+
+    def time_relation(self, node: Call) -> str:
+        """before, after, meets, during, overlaps, starts, finishes of two instants or intervals, as FROST-Server
+        evaluates them (TimeFieldWrapper); ``during(a, b)``: a lies in the interval b, which must be one."""
+        a, b = node.args
+        if node.name == "during" and not self.is_period(b):
+            raise FilterError(f"during() needs a time interval as argument 2, in '{_snippet(node)}'")
+        (s1, e1), (s2, e2) = self.period_ends(a), self.period_ends(b)
+        name = node.name
+        if name == "before":
+            return f"({e1()} <= {s2()} AND {s1()} < {s2()})"
+        if name == "after":
+            return f"({s1()} >= {e2()} AND {s1()} > {s2()})"
+        if name == "meets":
+            return f"({s1()} = {e2()} OR {e1()} = {s2()})"
+        if name == "during":  # FROST: b contains a
+            return f"({s2()} <= {s1()} AND {e2()} > {s1()} AND {e2()} >= {e1()})"
+        if name == "overlaps":
+            return f"(NOT ({s1()} >= {e2()} OR {s2()} >= {e1()}) OR {s1()} = {s2()})"
+        if name == "starts":
+            return f"({s1()} = {s2()})"
+        return f"({e1()} = {e2()})"  # finishes
 
     def distance_within(self, node: Binary, target: str) -> str | None:
         """``geo.distance(a, b) lt|le d`` as the engine's index-assisted form, where it has one (``{a}``, ``{b}``,
@@ -588,7 +629,12 @@ class _Compiler:
         return is_null if node.op == "eq" else f"(NOT {is_null})"
 
     def arithmetic(self, node: Binary) -> str:
-        want = "number" if self.arithmetic_type(node) == "number" else None
+        kind = self.arithmetic_type(node)
+        if kind == "period":
+            raise FilterError(f"a time interval moved by a duration can only be compared, in '{_snippet(node)}'")
+        if kind == "interval" and self.is_period(node.left):  # the duration from its start (FROST-Server)
+            return f"({self.period_ends(node.left)[0]()} - {self.period_ends(node.right)[0]()})"
+        want = "number" if kind == "number" else None
         left = self.emit(node.left, want)
         right = self.emit(node.right, want)
         if node.op == "div":  # always true division, and NULL rather than an error on zero
@@ -602,6 +648,8 @@ class _Compiler:
         name = node.name
         targets = self.call_targets(node)
         exists = _merge(*(self.info(a).exists for a in node.args))
+        if name in TIME_RELATIONS:
+            return self.wrap(self.time_relation(node), exists)
         if name == "now":
             return self.ctx.now()
         if name in ("mindatetime", "maxdatetime"):

@@ -151,7 +151,7 @@ class DuckDBEntityOps(EntityOps):
 
     def observation_like(self, tx: Transaction, obs_id: int, values: dict[str, Any]) -> int | None:
         rows = tx.execute(
-            """SELECT datastream_id, phenomenon_time, result_time, feature_of_interest_id,
+            """SELECT datastream_id, phenomenon_time, phenomenon_time_end, result_time, feature_of_interest_id,
                       CAST(parameters AS VARCHAR)
                FROM observations WHERE id = ?""",
             [obs_id],
@@ -162,7 +162,8 @@ class DuckDBEntityOps(EntityOps):
         key = [values.get(c, v) for c, v in zip(_KEY_COLUMNS, stored, strict=True)]
         found = tx.execute(
             """SELECT id FROM observations
-               WHERE datastream_id = ? AND phenomenon_time = ? AND result_time IS NOT DISTINCT FROM ?
+               WHERE datastream_id = ? AND phenomenon_time = ? AND phenomenon_time_end IS NOT DISTINCT FROM ?
+                 AND result_time IS NOT DISTINCT FROM ?
                  AND feature_of_interest_id IS NOT DISTINCT FROM ?
                  AND CAST(parameters AS VARCHAR) IS NOT DISTINCT FROM ? AND id <> ?""",
             [ds_id, *key, obs_id],

@@ -51,7 +51,12 @@ log = logging.getLogger(__name__)
 
 # Errors raised by evaluating a (valid) query on particular values: overflow, failed casts, bad input.
 _DATA_ERRORS = (duckdb.ConversionException, duckdb.OutOfRangeException, duckdb.InvalidInputException)
-_ROLLUP_COLUMNS = ["id", "datastream_id", "phenomenon_time", "result_number", "result_string", "result_json"]
+_ROLLUP_COLUMNS = [
+    "id", "datastream_id", "phenomenon_time", "phenomenon_time_end", "result_time", "result_number", "result_string",
+    "result_json",
+]  # fmt: skip
+# The extent columns of ds_latest from rows of _ROLLUP_COLUMNS (schema.TABLES: last_end, result_first/last).
+_EXTENTS = "max(coalesce(phenomenon_time_end, phenomenon_time)), min(result_time), max(result_time)"
 _BINARY_PREDICATES = (
     "equals",
     "disjoint",
@@ -267,6 +272,21 @@ class DuckDBStore(Store):
         cols = {r[0] for r in con.execute(
             "SELECT column_name FROM information_schema.columns WHERE table_name = 'observations'"
         ).fetchall()}  # fmt: skip
+        latest_cols = {r[0] for r in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'ds_latest'"
+        ).fetchall()}  # fmt: skip
+        if "last_end" not in latest_cols:
+            # As migration 0010: the extents of phenomenonTime and resultTime, made once from the stored rows.
+            for col in ("last_end", "result_first", "result_last"):
+                con.execute(f"ALTER TABLE ds_latest ADD COLUMN {col} TIMESTAMPTZ")
+            con.execute(
+                """UPDATE ds_latest l SET last_end = x.last_end, result_first = x.result_first,
+                       result_last = x.result_last
+                   FROM (SELECT datastream_id, max(coalesce(phenomenon_time_end, phenomenon_time)) AS last_end,
+                                min(result_time) AS result_first, max(result_time) AS result_last
+                         FROM observations GROUP BY datastream_id) x
+                   WHERE l.datastream_id = x.datastream_id"""
+            )
         if "variant" not in cols:
             # The duplicate key grew resultTime, FeatureOfInterest and parameters (schema.DUPLICATE_KEY). DuckDB
             # cannot change a primary key in place: the table is rebuilt once, every stored row keeping variant 0
@@ -344,7 +364,7 @@ class DuckDBStore(Store):
             # the rows that share those with a stored or earlier row but differ in the rest of the duplicate key
             # (schema.variants_to_insert). Within one batch the first row of a duplicate key wins; the others are
             # reported as duplicates below. Writes hold the write lock: the variants chosen are still free.
-            returning = "RETURNING id, datastream_id, phenomenon_time, result_number, result_string, result_json"
+            returning = f"RETURNING {', '.join(_ROLLUP_COLUMNS)}"
             inserted = cur.sql(
                 f"""INSERT INTO observations ({cols})
                     SELECT {cols} FROM _ch_batch
@@ -483,10 +503,10 @@ class DuckDBStore(Store):
                 return
             cur.execute("DELETE FROM ds_latest WHERE datastream_id IN (SELECT datastream_id FROM _ch_keys)")
             cur.execute(
-                """INSERT INTO ds_latest
+                f"""INSERT INTO ds_latest
                    SELECT datastream_id, max(phenomenon_time), arg_max(result_number, (phenomenon_time, id)),
                           arg_max(result_string, (phenomenon_time, id)), arg_max(result_json, (phenomenon_time, id)),
-                          arg_max(id, (phenomenon_time, id)), min(phenomenon_time), count(*)
+                          arg_max(id, (phenomenon_time, id)), min(phenomenon_time), count(*), {_EXTENTS}
                    FROM observations WHERE datastream_id IN (SELECT DISTINCT datastream_id FROM _ch_keys)
                    GROUP BY datastream_id"""
             )
@@ -531,7 +551,8 @@ class DuckDBStore(Store):
         con.execute("BEGIN TRANSACTION")
         con.execute(
             """CREATE TEMP TABLE _ch_recover AS
-               SELECT o.id, o.datastream_id, o.phenomenon_time, o.result_number, o.result_string, o.result_json
+               SELECT o.id, o.datastream_id, o.phenomenon_time, o.phenomenon_time_end, o.result_time, o.result_number,
+                      o.result_string, o.result_json
                FROM observations o JOIN rollup_pending p ON o.id BETWEEN p.lo AND p.hi"""
         )
         self._roll_up(con, "_ch_recover")
@@ -566,7 +587,7 @@ class DuckDBStore(Store):
                 SELECT datastream_id, max(phenomenon_time),
                        arg_max(result_number, (phenomenon_time, id)), arg_max(result_string, (phenomenon_time, id)),
                        arg_max(result_json, (phenomenon_time, id)), arg_max(id, (phenomenon_time, id)),
-                       min(phenomenon_time), count(*)
+                       min(phenomenon_time), count(*), {_EXTENTS}
                 FROM {source} GROUP BY datastream_id
                 ON CONFLICT DO UPDATE SET
                     result_number = CASE WHEN excluded.phenomenon_time >= phenomenon_time
@@ -579,7 +600,10 @@ class DuckDBStore(Store):
                                           THEN excluded.observation_id ELSE observation_id END,
                     phenomenon_time = greatest(phenomenon_time, excluded.phenomenon_time),
                     first_time = least(first_time, excluded.first_time),
-                    count = count + excluded.count"""
+                    count = count + excluded.count,
+                    last_end = greatest(last_end, excluded.last_end),
+                    result_first = least(result_first, excluded.result_first),
+                    result_last = greatest(result_last, excluded.result_last)"""
         )
 
     def observation_columns(self) -> list[str]:

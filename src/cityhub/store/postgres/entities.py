@@ -152,7 +152,7 @@ class PgEntityOps(EntityOps):
 
     def observation_like(self, tx: Transaction, obs_id: int, values: dict[str, Any]) -> int | None:
         rows = tx.execute(
-            """SELECT datastream_id, phenomenon_time, result_time, feature_of_interest_id,
+            """SELECT datastream_id, phenomenon_time, phenomenon_time_end, result_time, feature_of_interest_id,
                       CAST(parameters AS VARCHAR)
                FROM observations WHERE id = %s""",
             [obs_id],
@@ -163,7 +163,8 @@ class PgEntityOps(EntityOps):
         key = [values.get(c, v) for c, v in zip(_KEY_COLUMNS, stored, strict=True)]
         found = tx.execute(
             """SELECT id FROM observations
-               WHERE datastream_id = %s AND phenomenon_time = %s AND result_time IS NOT DISTINCT FROM %s
+               WHERE datastream_id = %s AND phenomenon_time = %s AND phenomenon_time_end IS NOT DISTINCT FROM %s
+                 AND result_time IS NOT DISTINCT FROM %s
                  AND feature_of_interest_id IS NOT DISTINCT FROM %s
                  AND CAST(parameters AS VARCHAR) IS NOT DISTINCT FROM %s AND id <> %s""",
             [ds_id, *key, obs_id],

@@ -73,15 +73,17 @@ _STAGE_DDL = """CREATE TEMP TABLE IF NOT EXISTS _ch_stage (
     result_quality json, valid_time_start timestamptz, valid_time_end timestamptz, parameters json,
     feature_of_interest_id bigint) ON COMMIT DELETE ROWS"""
 _INS_DDL = """CREATE TEMP TABLE IF NOT EXISTS _ch_ins (
-    id bigint, datastream_id bigint, phenomenon_time timestamptz, result_number double precision,
-    result_string text, result_json text) ON COMMIT DELETE ROWS"""
+    id bigint, datastream_id bigint, phenomenon_time timestamptz, phenomenon_time_end timestamptz,
+    result_time timestamptz, result_number double precision, result_string text, result_json text)
+    ON COMMIT DELETE ROWS"""
 # Roll-ups of an all-new batch, aggregated in Arrow and upserted from these.
 _HOURLY_DDL = """CREATE TEMP TABLE IF NOT EXISTS _ch_hourly (
     datastream_id bigint, hour timestamptz, n bigint, total double precision, minimum double precision,
     maximum double precision) ON COMMIT DELETE ROWS"""
 _LATEST_DDL = """CREATE TEMP TABLE IF NOT EXISTS _ch_latest (
     datastream_id bigint, phenomenon_time timestamptz, result_number double precision, result_string text,
-    result_json text, observation_id bigint, first_time timestamptz, count bigint) ON COMMIT DELETE ROWS"""
+    result_json text, observation_id bigint, first_time timestamptz, count bigint, last_end timestamptz,
+    result_first timestamptz, result_last timestamptz) ON COMMIT DELETE ROWS"""
 _OBS_TYPE_OF = dict(zip(_OBS_COLUMNS, _OBS_TYPES, strict=True))
 _ID_BLOCK = 1024
 # Rounds of planning variants against other writers taking them first (each lost race costs one; 8 never met).
@@ -91,7 +93,11 @@ _MAX_PENDING_ROWS = 2_000_000
 # A pooled connection idle longer than this is checked before use (see PostgresStore._check).
 _CHECK_IDLE_S = 2.0
 # What a roll-up needs of an Observation.
-_ROLLUP_COLUMNS = ["id", "datastream_id", "phenomenon_time", "result_number", "result_string", "result_json"]
+_ROLLUP_COLUMNS = [
+    "id", "datastream_id", "phenomenon_time", "phenomenon_time_end", "result_time", "result_number", "result_string",
+    "result_json",
+]  # fmt: skip
+_RETURNING = f"RETURNING {', '.join(_ROLLUP_COLUMNS)}"
 # Rows go in key order; of a Datastream's Observations at its latest time (variants, schema.DUPLICATE_KEY) the one
 # stored last (highest id) is its latest value, as on the embedded store.
 _KEY_ORDER = [("datastream_id", "ascending"), ("phenomenon_time", "ascending"), ("id", "ascending")]
@@ -187,7 +193,8 @@ class PgDialect(Dialect):
     def row_key(self, table: str) -> tuple[str, ...] | None:
         # Observations: a filter's rows are found through indexes that hold the key (migration 0002), and each
         # row read is a page of its own (rows of one sensor are spread over the table, one per batch).
-        return ("datastream_id", "phenomenon_time") if table == "observations" else None
+        # The whole primary key: Observations of one Datastream and phenomenonTime differ by variant (migration 0005).
+        return ("datastream_id", "phenomenon_time", "variant") if table == "observations" else None
 
     def distance_within(self, inclusive: bool) -> str | None:
         # ST_DWithin is what the GiST index serves (ST_Distance < d is computed for every row); it is "<=", so a
@@ -558,7 +565,7 @@ class PostgresStore(Store):
                     SELECT DISTINCT ON (datastream_id, phenomenon_time) {cols} FROM _ch_stage
                     ORDER BY datastream_id, phenomenon_time, id
                     ON CONFLICT DO NOTHING
-                    RETURNING id, datastream_id, phenomenon_time, result_number, result_string, result_json)
+                    {_RETURNING})
                 INSERT INTO _ch_ins SELECT * FROM ins"""
         )
         inserted = cur.rowcount
@@ -590,7 +597,7 @@ class PostgresStore(Store):
                             SELECT {cols}, plan.variant FROM _ch_stage JOIN plan USING (id)
                             ORDER BY datastream_id, phenomenon_time, plan.variant
                             ON CONFLICT DO NOTHING
-                            RETURNING id, datastream_id, phenomenon_time, result_number, result_string, result_json),
+                            {_RETURNING}),
                     moved AS (INSERT INTO _ch_ins SELECT * FROM ins RETURNING 1)
                     SELECT (SELECT count(*) FROM plan), (SELECT count(*) FROM moved)"""
             ).fetchone()  # type: ignore[misc]
@@ -785,7 +792,20 @@ class PostgresStore(Store):
             "first_time": batch.column("phenomenon_time").take(pa.array(first)),
             "count": pa.array(last - first + 1, pa.int64()),
         })  # fmt: skip
-        data = encode(latest, ["int8", "timestamptz", "float8", "text", "text", "int8", "timestamptz", "int8"])
+        # The extents of phenomenonTime and resultTime per Datastream (groups come in the rows' order: by key).
+        extents = (
+            pa.table({
+                "datastream_id": batch.column("datastream_id"),
+                "end": pc.coalesce(batch.column("phenomenon_time_end"), batch.column("phenomenon_time")),
+                "rt": batch.column("result_time"),
+            })
+            .group_by("datastream_id", use_threads=False)
+            .aggregate([("end", "max"), ("rt", "min"), ("rt", "max")])
+        )  # fmt: skip
+        for name, col in (("last_end", "end_max"), ("result_first", "rt_min"), ("result_last", "rt_max")):
+            latest = latest.append_column(name, extents.column(col).cast(pa.timestamp("us", tz="UTC")))
+        data = encode(latest, ["int8", "timestamptz", "float8", "text", "text", "int8", "timestamptz", "int8",
+                               "timestamptz", "timestamptz", "timestamptz"])  # fmt: skip
         with cur.copy("COPY _ch_latest FROM STDIN (FORMAT BINARY)") as cp:
             cp.write(data)
 
@@ -797,7 +817,8 @@ class PostgresStore(Store):
         cur.execute("TRUNCATE _ch_ins")
         cur.execute(
             """INSERT INTO _ch_ins
-               SELECT o.id, o.datastream_id, o.phenomenon_time, o.result_number, o.result_string, o.result_json
+               SELECT o.id, o.datastream_id, o.phenomenon_time, o.phenomenon_time_end, o.result_time, o.result_number,
+                      o.result_string, o.result_json
                FROM unnest(%s::bigint[], %s::bigint[]) AS r(lo, hi)
                JOIN observations o ON o.id BETWEEN r.lo AND r.hi""",
             [id_array([r[0] for r in ranges]), id_array([r[1] for r in ranges])],
@@ -811,7 +832,9 @@ class PostgresStore(Store):
         cur.execute(
             """INSERT INTO _ch_latest
                SELECT DISTINCT ON (datastream_id) datastream_id, phenomenon_time, result_number, result_string,
-                      result_json, id, min(phenomenon_time) OVER w, count(*) OVER w
+                      result_json, id, min(phenomenon_time) OVER w, count(*) OVER w,
+                      max(coalesce(phenomenon_time_end, phenomenon_time)) OVER w, min(result_time) OVER w,
+                      max(result_time) OVER w
                FROM _ch_ins WINDOW w AS (PARTITION BY datastream_id)
                ORDER BY datastream_id, phenomenon_time DESC, id DESC"""
         )
@@ -832,7 +855,8 @@ class PostgresStore(Store):
         cur.execute(
             """INSERT INTO ds_latest AS l
                SELECT DISTINCT ON (datastream_id) datastream_id, phenomenon_time, result_number, result_string,
-                      result_json, observation_id, min(first_time) OVER w, sum(count) OVER w
+                      result_json, observation_id, min(first_time) OVER w, sum(count) OVER w, max(last_end) OVER w,
+                      min(result_first) OVER w, max(result_last) OVER w
                FROM _ch_latest WINDOW w AS (PARTITION BY datastream_id)
                ORDER BY datastream_id, phenomenon_time DESC, observation_id DESC
                ON CONFLICT (datastream_id) DO UPDATE SET
@@ -846,7 +870,10 @@ class PostgresStore(Store):
                                          THEN excluded.observation_id ELSE l.observation_id END,
                    phenomenon_time = greatest(l.phenomenon_time, excluded.phenomenon_time),
                    first_time = least(l.first_time, excluded.first_time),
-                   count = l.count + excluded.count"""
+                   count = l.count + excluded.count,
+                   last_end = greatest(l.last_end, excluded.last_end),
+                   result_first = least(l.result_first, excluded.result_first),
+                   result_last = greatest(l.result_last, excluded.result_last)"""
         )
 
     def _find_duplicates(self, cur: psycopg.Cursor[Any], result: AppendResult) -> None:
@@ -962,9 +989,10 @@ class PostgresStore(Store):
         cur.execute(
             """INSERT INTO ds_latest
                SELECT a.datastream_id, a.last_time, t.result_number, t.result_string, t.result_json, t.id,
-                      a.first_time, a.n
+                      a.first_time, a.n, a.last_end, a.result_first, a.result_last
                FROM (SELECT datastream_id, max(phenomenon_time) AS last_time, min(phenomenon_time) AS first_time,
-                            count(*) AS n
+                            count(*) AS n, max(coalesce(phenomenon_time_end, phenomenon_time)) AS last_end,
+                            min(result_time) AS result_first, max(result_time) AS result_last
                      FROM observations WHERE datastream_id = ANY(%s::bigint[]) GROUP BY datastream_id) a
                CROSS JOIN LATERAL (
                      SELECT o.result_number, o.result_string, o.result_json, o.id FROM observations o
