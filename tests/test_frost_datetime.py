@@ -15,10 +15,11 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+
+from tests.frost_data import create, datastream
 
 Instant = datetime
 Interval = tuple[datetime, datetime]
@@ -201,42 +202,11 @@ class Scene:
                 self.results("Datastreams", flt.replace("{}", prop), want)
 
 
-def _created_id(client: TestClient, plural: str, body: dict[str, Any]) -> int:
-    """A POST as FROST's client makes it: 201, and the new id read from the Location header."""
-    r = client.post(f"/v1.1/{plural}", json=body)
-    assert r.status_code == 201, f"Failed to create {plural}: {r.status_code} {r.text}"
-    location = r.headers["location"]
-    return int(location[location.index("(") + 1 : location.index(")")])
-
-
-def _datastream(name: str, description: str, thing: int) -> dict[str, Any]:
-    # FROST's client writes the Sensor and ObservedProperty whole, as they have no id of their own after the first
-    # Datastream's deep insert: the second Datastream makes copies of them.
-    return {
-        "name": name,
-        "description": description,
-        "observationType": "someType",
-        "unitOfMeasurement": {"name": "degree celcius", "symbol": "°C", "definition": "ucum:T"},
-        "Thing": {"@iot.id": thing},
-        "Sensor": {
-            "name": "Sensor 1",
-            "description": "The first sensor.",
-            "encodingType": "text",
-            "metadata": "Some metadata.",
-        },
-        "ObservedProperty": {
-            "name": "Temperature",
-            "definition": "http://ucom.org/temperature",
-            "description": "The temperature of the thing.",
-        },
-    }
-
-
 @pytest.fixture
 def scene(client: TestClient) -> Scene:
     """createEntities: a Thing with its Location, a Datastream with Observations 0 to 24, a second Datastream
     without Observations."""
-    thing = _created_id(
+    thing = create(
         client,
         "Things",
         {
@@ -252,9 +222,7 @@ def scene(client: TestClient) -> Scene:
             ],
         },
     )
-    ds1 = _created_id(
-        client, "Datastreams", _datastream("Datastream 1", "The temperature of thing 1, sensor 1.", thing)
-    )
+    ds1 = create(client, "Datastreams", datastream("Datastream 1", "The temperature of thing 1, sensor 1.", thing))
     observations = []
     for n, (pt, rt, vt) in enumerate(OBSERVATION_TIMES):
         body = {
@@ -264,9 +232,9 @@ def scene(client: TestClient) -> Scene:
             "resultTime": _json_time(rt),
             "validTime": _json_time(vt),
         }
-        observations.append(_created_id(client, "Observations", body))
-    ds2 = _created_id(
-        client, "Datastreams", _datastream("Datastream 2", "The second temperature of thing 1, sensor 1.", thing)
+        observations.append(create(client, "Observations", body))
+    ds2 = create(
+        client, "Datastreams", datastream("Datastream 2", "The second temperature of thing 1, sensor 1.", thing)
     )
     return Scene(client, observations, [ds1, ds2])
 

@@ -17,6 +17,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from tests import frost_data
+from tests.frost_data import create
+
 DQ_STATUS_OBJECT = """{"DQ_Status":{  "code": "http://id.eaufrance.fr/nsa/446#2",  "label": "Niveau 1",
   "comment": "Donnée contrôlée niveau 1 (données contrôlées)"}}"""
 DQ_STATUS_ARRAY = """[
@@ -62,14 +65,6 @@ def _java_equals(expected: Any, found: Any) -> bool:
     return type(expected) is type(found) and expected == found
 
 
-def _create(client: TestClient, plural: str, body: dict[str, Any]) -> int:
-    """sSrvc.create / doa.create: 201, and the new id read from the Location header, as FROST's client reads it."""
-    r = client.post(f"/v1.1/{plural}", json=body)
-    assert r.status_code == 201, f"Failed to create {plural}: {r.status_code} {r.text}"
-    location = r.headers["location"]
-    return int(location[location.index("(") + 1 : location.index(")")])
-
-
 def _find(client: TestClient, observation: int) -> dict[str, Any]:
     """doa.find: GET the Observation, floats parsed as BigDecimal (the client's USE_BIG_DECIMAL_FOR_FLOATS)."""
     r = client.get(f"/v1.1/Observations({observation})", headers={"Accept": "application/json"})
@@ -80,7 +75,7 @@ def _find(client: TestClient, observation: int) -> dict[str, Any]:
 @pytest.fixture
 def datastream(client: TestClient) -> int:
     """createEntities: a Thing with its Location and a Datastream with a new Sensor and ObservedProperty."""
-    thing = _create(
+    thing = create(
         client,
         "Things",
         {
@@ -96,27 +91,8 @@ def datastream(client: TestClient) -> int:
             ],
         },
     )
-    return _create(
-        client,
-        "Datastreams",
-        {
-            "name": "Datastream 1",
-            "description": "The temperature of thing 1, sensor 1.",
-            "observationType": "someType",
-            "unitOfMeasurement": {"name": "degree celcius", "symbol": "°C", "definition": "ucum:T"},
-            "Thing": {"@iot.id": thing},
-            "Sensor": {
-                "name": "Sensor 1",
-                "description": "The first sensor.",
-                "encodingType": "text",
-                "metadata": "Some metadata.",
-            },
-            "ObservedProperty": {
-                "name": "Temperature",
-                "definition": "http://ucom.org/temperature",
-                "description": "The temperature of the thing.",
-            },
-        },
+    return create(
+        client, "Datastreams", frost_data.datastream("Datastream 1", "The temperature of thing 1, sensor 1.", thing)
     )
 
 
@@ -131,41 +107,41 @@ def _check_result(client: TestClient, observation: int, expected: Any, message: 
 
 
 def test_testBooleanResult(client: TestClient, datastream: int) -> None:
-    b1 = _create(client, "Observations", _observation(True, datastream))
-    b2 = _create(client, "Observations", _observation(False, datastream))
+    b1 = create(client, "Observations", _observation(True, datastream))
+    b2 = create(client, "Observations", _observation(False, datastream))
     _check_result(client, b1, True, "Expected result to be a Boolean.")
     _check_result(client, b2, False, "Expected result to be a Boolean.")
 
 
 def test_testStringResult(client: TestClient, datastream: int) -> None:
-    b1 = _create(client, "Observations", _observation("fourty two", datastream))
+    b1 = create(client, "Observations", _observation("fourty two", datastream))
     _check_result(client, b1, "fourty two", "Expected result to be a String.")
 
 
 def test_testNumericResult(client: TestClient, datastream: int) -> None:
-    b1 = _create(client, "Observations", _observation(1, datastream))
+    b1 = create(client, "Observations", _observation(1, datastream))
     _check_result(client, b1, 1, "Expected result to be a Number.")
-    b2 = _create(client, "Observations", _observation(1.23, datastream))
+    b2 = create(client, "Observations", _observation(1.23, datastream))
     _check_result(client, b2, Decimal("1.23"), "Expected result to be a Number.")
 
 
 def test_testObjectResult(client: TestClient, datastream: int) -> None:
     result = {"number": 1.23, "string": "One comma twentythree", "boolean": True}
-    o1 = _create(client, "Observations", _observation(result, datastream))
+    o1 = create(client, "Observations", _observation(result, datastream))
     _check_result(client, o1, {**result, "number": Decimal("1.23")}, "Expected result Maps are not equal.")
 
 
 def test_testArrayResult(client: TestClient, datastream: int) -> None:
     result = [1.23, "One comma twentythree", True]
-    o1 = _create(client, "Observations", _observation(result, datastream))
+    o1 = create(client, "Observations", _observation(result, datastream))
     _check_result(client, o1, [Decimal("1.23"), *result[1:]], "Expected result Arrays are not equal.")
 
 
 def test_testNullResult(client: TestClient, datastream: int) -> None:
-    o1 = _create(client, "Observations", _observation(None, datastream))
+    o1 = create(client, "Observations", _observation(None, datastream))
     _check_result(client, o1, None, "Expected result to be Null.")
 
-    o2 = _create(client, "Observations", _observation(1.23, datastream))
+    o2 = create(client, "Observations", _observation(1.23, datastream))
     # o2.withOnlyPk() with result set to null, sent by doa.update: FROST's client writes the key with it.
     r = client.patch(f"/v1.1/Observations({o2})", json={"@iot.id": o2, "result": None})
     assert r.status_code in (200, 204), f"Failed to update Observation {o2}: {r.status_code} {r.text}"
@@ -176,7 +152,7 @@ def _check_result_quality(client: TestClient, datastream: int, quality_text: str
     quality = json.loads(quality_text, parse_float=Decimal)
     body = _observation(1.0, datastream)
     body["resultQuality"] = json.loads(quality_text)
-    o1 = _create(client, "Observations", body)
+    o1 = create(client, "Observations", body)
     found = _find(client, o1).get("resultQuality")
     assert _java_equals(quality, found), f"resultQuality not stored correctly: expected {quality!r}, got {found!r}"
 

@@ -102,6 +102,13 @@ _common = (
     Prop("description", "description", STRING, required=True),
 )
 _props = Prop("properties", "properties", JSON)
+# What a Datastream or MultiDatastream has of its Observations, kept by the server: observedArea, the convex hull of
+# their FeaturesOfInterest (cityhub.sensorthings.observed_area), and the extents of their times (store roll-ups).
+_stream_extents = (
+    Prop("observedArea", "observed_area", GEOMETRY, read_only=True),
+    Prop("phenomenonTime", "phenomenon_time_start", INTERVAL, column_end="phenomenon_time_end", read_only=True),
+    Prop("resultTime", "result_time_start", INTERVAL, column_end="result_time_end", read_only=True),
+)
 
 THING = EntityType(
     "Thing",
@@ -196,16 +203,7 @@ DATASTREAM = EntityType(
         # takes OM_Observation's rules (results.rule_for); see validate.values_of.
         Prop("observationType", "observation_type", URI),
         Prop("unitOfMeasurement", "unit_of_measurement", JSON, required=True),
-        # The convex hull of its FeaturesOfInterest, kept by the server (cityhub.sensorthings.observed_area).
-        Prop("observedArea", "observed_area", GEOMETRY, read_only=True),
-        Prop(
-            "phenomenonTime",
-            "phenomenon_time_start",
-            INTERVAL,
-            column_end="phenomenon_time_end",
-            read_only=True,
-        ),
-        Prop("resultTime", "result_time_start", INTERVAL, column_end="result_time_end", read_only=True),
+        *_stream_extents,
         _props,
     ),
     (
@@ -228,15 +226,7 @@ MULTI_DATASTREAM = EntityType(
         Prop("observationType", "observation_type", URI),
         Prop("unitOfMeasurements", "unit_of_measurements", JSON, required=True),
         Prop("multiObservationDataTypes", "multi_observation_data_types", JSON, required=True),
-        Prop("observedArea", "observed_area", GEOMETRY, read_only=True),
-        Prop(
-            "phenomenonTime",
-            "phenomenon_time_start",
-            INTERVAL,
-            column_end="phenomenon_time_end",
-            read_only=True,
-        ),
-        Prop("resultTime", "result_time_start", INTERVAL, column_end="result_time_end", read_only=True),
+        *_stream_extents,
         _props,
     ),
     (

@@ -200,6 +200,23 @@ _PARAM_CAST = {
 # SQL accepted by both DuckDB and PostgreSQL. OData positions are 0-based, SQL ones 1-based; substring()
 # arguments are clamped and cast to INTEGER: PostgreSQL has no BIGINT overload, and a huge position must
 # not fail the query.
+# Comparisons and relations of a = [s1, e1) and b = [s2, e2) (an instant t is [t, t]), FROST-Server's formulas
+# (StaTimeIntervalWrapper): before is lt, after is gt; during(a, b) is "b contains a".
+_TIME_FORMULAS = {
+    "lt": "(e1 <= s2 AND s1 < s2)",
+    "le": "(s1 <= s2 AND e1 <= e2)",
+    "gt": "(s1 >= e2 AND s1 > s2)",
+    "ge": "(s1 >= s2 AND e1 >= e2)",
+    "eq": "(s1 = s2 AND e1 = e2)",
+    "ne": "(s1 <> s2 AND e1 <> e2)",
+    "before": "(e1 <= s2 AND s1 < s2)",
+    "after": "(s1 >= e2 AND s1 > s2)",
+    "meets": "(s1 = e2 OR e1 = s2)",
+    "during": "(s2 <= s1 AND e2 > s1 AND e2 >= e1)",
+    "overlaps": "(NOT (s1 >= e2 OR s2 >= e1) OR s1 = s2)",
+    "starts": "(s1 = s2)",
+    "finishes": "(e1 = e2)",
+}
 _CALL_SQL = {
     "substringof": "(strpos({1}, {0}) > 0)",  # substringof(needle, haystack)
     "startswith": "(strpos({0}, {1}) = 1)",
@@ -556,19 +573,7 @@ class _Compiler:
         "ends no later than the other starts, and starts before it", gt "starts no earlier than the other ends, and
         after it starts", le/ge compare both ends, eq is the same start and end (an interval equals no instant) and
         ne differs at both ends. Each condition bounds the start of a stored interval, so that an index serves."""
-        (s1, e1), (s2, e2) = self.period_ends(node.left), self.period_ends(node.right)
-        op = node.op
-        if op == "lt":
-            return f"({e1()} <= {s2()} AND {s1()} < {s2()})"
-        if op == "le":
-            return f"({s1()} <= {s2()} AND {e1()} <= {e2()})"
-        if op == "gt":
-            return f"({s1()} >= {e2()} AND {s1()} > {s2()})"
-        if op == "ge":
-            return f"({s1()} >= {s2()} AND {e1()} >= {e2()})"
-        if op == "eq":
-            return f"({s1()} = {s2()} AND {e1()} = {e2()})"
-        return f"({s1()} <> {s2()} AND {e1()} <> {e2()})"
+        return self.time_formula(node.op, node.left, node.right)
 
     def time_relation(self, node: Call) -> str:
         """before, after, meets, during, overlaps, starts, finishes of two instants or intervals, as FROST-Server
@@ -576,21 +581,13 @@ class _Compiler:
         a, b = node.args
         if node.name == "during" and not self.is_period(b):
             raise FilterError(f"during() needs a time interval as argument 2, in '{_snippet(node)}'")
+        return self.time_formula(node.name, a, b)
+
+    def time_formula(self, name: str, a: Node, b: Node) -> str:
+        """``_TIME_FORMULAS[name]`` of a = [s1, e1) and b = [s2, e2), each end emitted afresh where it appears."""
         (s1, e1), (s2, e2) = self.period_ends(a), self.period_ends(b)
-        name = node.name
-        if name == "before":
-            return f"({e1()} <= {s2()} AND {s1()} < {s2()})"
-        if name == "after":
-            return f"({s1()} >= {e2()} AND {s1()} > {s2()})"
-        if name == "meets":
-            return f"({s1()} = {e2()} OR {e1()} = {s2()})"
-        if name == "during":  # FROST: b contains a
-            return f"({s2()} <= {s1()} AND {e2()} > {s1()} AND {e2()} >= {e1()})"
-        if name == "overlaps":
-            return f"(NOT ({s1()} >= {e2()} OR {s2()} >= {e1()}) OR {s1()} = {s2()})"
-        if name == "starts":
-            return f"({s1()} = {s2()})"
-        return f"({e1()} = {e2()})"  # finishes
+        ends = {"s1": s1, "e1": e1, "s2": s2, "e2": e2}
+        return re.sub(r"\b([se][12])\b", lambda m: ends[m.group(1)](), _TIME_FORMULAS[name])
 
     def distance_within(self, node: Binary, target: str) -> str | None:
         """``geo.distance(a, b) lt|le d`` as the engine's index-assisted form, where it has one (``{a}``, ``{b}``,
