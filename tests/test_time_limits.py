@@ -508,7 +508,8 @@ def test_storable_implies_readable(client: TestClient) -> None:
         assert r.status_code in (200, 201), r.text
         found = client.get(
             f"/v1.1/Datastreams({ds})/Observations",
-            params={"$filter": f"phenomenonTime eq {body['phenomenonTime'].split('/')[0]}"},
+            # starts(): an instant or interval starting then (eq of an interval and an instant never holds)
+            params={"$filter": f"starts(phenomenonTime, {body['phenomenonTime'].split('/')[0]})"},
         )
         assert found.status_code == 200, found.text
         [obs] = found.json()["value"]
