@@ -213,7 +213,10 @@ def wait_for(fn, timeout: float = 30.0):  # type: ignore[no-untyped-def]
 def test_demo_city_in_the_hub(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "var")
     with TestClient(create_app(settings, demo=True)) as c:
-        assert wait_for(lambda: c.get("/api/v1/info").json()["counts"].get("observations", 0) > 30_000)
+        # 60 s: on PostgreSQL the demo's backfill reached this in 19-20 s before the duplicate-key change of
+        # 2026-12-07 (1407204) and in 26-32 s after it (re-sent rows now go through the variant planner); CI under
+        # load passed 30 s. Timing is not what this test asserts; the planner's cost is noted in issue 13's note.
+        assert wait_for(lambda: c.get("/api/v1/info").json()["counts"].get("observations", 0) > 30_000, timeout=60)
         things = c.get("/v1.1/Things?$select=id,name,properties&$top=1000").json()["value"]
         kinds = Counter(t["properties"]["kind"] for t in things)
         assert kinds == {"air-quality station": 15, "traffic detector": 28, "water gauge": 3}
