@@ -6,6 +6,20 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+# FROST's test Thing, with its Location.
+THING: dict[str, Any] = {
+    "name": "Thing 1",
+    "description": "The first thing.",
+    "Locations": [
+        {
+            "name": "Location 1.0",
+            "description": "Location of Thing 1.",
+            "encodingType": "application/vnd.geo+json",
+            "location": {"type": "Point", "coordinates": [8, 51]},
+        }
+    ],
+}
+
 
 def create(client: TestClient, plural: str, body: dict[str, Any]) -> int:
     """A POST as FROST's client makes it (sSrvc.create): 201, and the new id read from the Location header."""

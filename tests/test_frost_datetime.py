@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.frost_data import create, datastream
+from tests.frost_data import THING, create, datastream
 
 Instant = datetime
 Interval = tuple[datetime, datetime]
@@ -206,22 +206,7 @@ class Scene:
 def scene(client: TestClient) -> Scene:
     """createEntities: a Thing with its Location, a Datastream with Observations 0 to 24, a second Datastream
     without Observations."""
-    thing = create(
-        client,
-        "Things",
-        {
-            "name": "Thing 1",
-            "description": "The first thing.",
-            "Locations": [
-                {
-                    "name": "Location 1.0",
-                    "description": "Location of Thing 1.",
-                    "encodingType": "application/vnd.geo+json",
-                    "location": {"type": "Point", "coordinates": [8, 51]},
-                }
-            ],
-        },
-    )
+    thing = create(client, "Things", THING)
     ds1 = create(client, "Datastreams", datastream("Datastream 1", "The temperature of thing 1, sensor 1.", thing))
     observations = []
     for n, (pt, rt, vt) in enumerate(OBSERVATION_TIMES):

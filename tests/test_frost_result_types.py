@@ -75,22 +75,7 @@ def _find(client: TestClient, observation: int) -> dict[str, Any]:
 @pytest.fixture
 def datastream(client: TestClient) -> int:
     """createEntities: a Thing with its Location and a Datastream with a new Sensor and ObservedProperty."""
-    thing = create(
-        client,
-        "Things",
-        {
-            "name": "Thing 1",
-            "description": "The first thing.",
-            "Locations": [
-                {
-                    "name": "Location 1.0",
-                    "description": "Location of Thing 1.",
-                    "encodingType": "application/vnd.geo+json",
-                    "location": {"type": "Point", "coordinates": [8, 51]},
-                }
-            ],
-        },
-    )
+    thing = create(client, "Things", frost_data.THING)
     return create(
         client, "Datastreams", frost_data.datastream("Datastream 1", "The temperature of thing 1, sensor 1.", thing)
     )

@@ -44,6 +44,7 @@ from cityhub.auth.keys import Principal
 from cityhub.errors import ProblemError, bad_request
 from cityhub.hub import Hub
 from cityhub.sensorthings.service import parse_path
+from cityhub.sensorthings.service.paths import refuse_tasking
 
 MAX_REQUESTS = 1000
 METHODS = frozenset({"GET", "POST", "PATCH", "PUT", "DELETE"})
@@ -284,13 +285,10 @@ def _change_set(hub: Hub, who: Principal, base: str, group: list[Part]) -> list[
     return answers
 
 
-def _change(
-    service: Any, who: Principal, base: str, part: Part, created: dict[str, str], *, tasking: bool
-) -> Answer:
+def _change(service: Any, who: Principal, base: str, part: Part, created: dict[str, str], *, tasking: bool) -> Answer:
     path, _query = _target(part.url, created, part.where)
     res = parse_path(path)
-    if not tasking and any(s.et.name in model.TASKING_TYPES for s in res.steps):  # as api.sensorthings._resource
-        raise ProblemError(404, "Not Found", "Tasking is not enabled on this hub (CITYHUB_TASKING)", field="path")
+    refuse_tasking(res, tasking)
     body: Any = None
     if part.method in ("POST", "PATCH", "PUT"):
         if not part.body.strip():

@@ -26,6 +26,7 @@ from cityhub.errors import ProblemError, bad_request
 from cityhub.sensorthings.options import parse_options
 from cityhub.sensorthings.schemas import entity_schema
 from cityhub.sensorthings.service import Resource, parse_path
+from cityhub.sensorthings.service.paths import refuse_tasking
 
 router = APIRouter(prefix="/v1.1")
 MAX_ID = 2**63 - 1
@@ -81,8 +82,7 @@ async def _body(request: Request) -> Any:
 def _resource(request: Request, path: str) -> Resource:
     """The resource a path addresses; a 404 for the Tasking entity sets while tasking is off (CITYHUB_TASKING)."""
     res = parse_path(path)
-    if not hub_of(request).settings.tasking and any(s.et.name in model.TASKING_TYPES for s in res.steps):
-        raise ProblemError(404, "Not Found", "Tasking is not enabled on this hub (CITYHUB_TASKING)", field="path")
+    refuse_tasking(res, hub_of(request).settings.tasking)
     return res
 
 

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 
 from cityhub import model
-from cityhub.errors import bad_request, not_found
+from cityhub.errors import ProblemError, bad_request, not_found
 
 _SEGMENT = re.compile(r"^([A-Za-z]+)(?:\(([^)]*)\))?$")
 
@@ -104,3 +104,10 @@ def next_link(base: str, res: Resource, query_string: str, skip: int, top: int) 
     params = [(k, v) for k, v in parse_qsl(query_string, keep_blank_values=True) if k not in ("$skip", "$top")]
     params += [("$top", str(top)), ("$skip", str(skip))]
     return f"{base}/{path}?{urlencode(params, safe='$(),/')}"
+
+
+def refuse_tasking(res: Resource, tasking: bool) -> None:
+    """A 404 for a path through the Tasking entity sets while tasking is off (CITYHUB_TASKING): the HTTP routes
+    and ``$batch`` change sets both ask here."""
+    if not tasking and any(s.et.name in model.TASKING_TYPES for s in res.steps):
+        raise ProblemError(404, "Not Found", "Tasking is not enabled on this hub (CITYHUB_TASKING)", field="path")
