@@ -589,6 +589,9 @@ class DuckCtx:
     def distance_within(self, inclusive: bool) -> str | None:
         return self.dialect.distance_within(inclusive)
 
+    def arithmetic(self, op: str, left: str, right: str) -> str:
+        return self.dialect.arithmetic(op, left, right)
+
     def geometry_literal(self, wkt: str) -> str:
         return self.dialect.geometry_literal(self.param(wkt))
 

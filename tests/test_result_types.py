@@ -246,3 +246,66 @@ def test_any_json_result_round_trips_with_its_type(client: TestClient, value: An
     assert _exact(client.get(r.headers["location"]).json()["result"]) == _exact(value)
     stored, refused = _ingest(client, ds, value)
     assert refused is None and _exact(stored) == _exact(value)
+
+
+def test_results_that_add_past_the_largest_double(client: TestClient) -> None:
+    """Any finite double is a result (1.7e308 is one), so an hour's sum can pass the largest double. Its roll-up is
+    then infinite, as IEEE 754 adds (DuckDB does so; PostgreSQL's own ``+`` raised and failed the fold, which
+    Hypothesis found in ``test_any_json_result_round_trips_with_its_type``): the aggregate reads as null beside its
+    count, min and max stay exact, and the store goes on taking writes."""
+    ds = _observation_stream(client, "huge", model.OM_MEASUREMENT)
+
+    def post(t: str, value: float) -> int:
+        r = client.post(f"/v1.1/Datastreams({ds})/Observations", json={"phenomenonTime": t, "result": value})
+        assert r.status_code == 201, r.text
+        return int(r.json()["@iot.id"])
+
+    def aggregate(function: str, interval: str = "hour") -> list[tuple[Any, int]]:
+        r = client.get("/api/v1/aggregate", params={"datastreams": ds, "function": function, "interval": interval})
+        assert r.status_code == 200, r.text
+        (series,) = r.json()["value"]
+        return list(zip(series["value"], series["count"], strict=True))
+
+    post("2025-03-01T00:10:00Z", 1.5e308)
+    assert aggregate("sum") == [(1.5e308, 1)]  # folded: the next one adds to a stored hour
+    second = post("2025-03-01T00:20:00Z", 1.6e308)
+    assert aggregate("sum") == [(None, 2)]
+    assert aggregate("avg") == [(None, 2)]
+    assert aggregate("max") == [(1.6e308, 2)] and aggregate("min") == [(1.5e308, 2)]
+    # Two finite hours whose day overflows
+    post("2025-03-01T01:10:00Z", 1.7e308)
+    r = client.patch(f"/v1.1/Observations({second})", json={"result": -1.6e308})  # the hour recomputed: finite
+    assert r.status_code == 200, r.text
+    assert [v for v, _ in aggregate("sum")] == [pytest.approx(-1e307), 1.7e308]
+    post("2025-03-01T01:20:00Z", 1.6e308)
+    assert aggregate("sum") == [(pytest.approx(-1e307), 2), (None, 2)]
+    assert aggregate("sum", "day") == [(None, 4)]
+    assert aggregate("count", "day") == [(4.0, 4)]
+    post("2025-03-01T02:00:00Z", 1.0)
+    assert aggregate("sum")[-1] == (1.0, 1)
+
+
+def test_filter_arithmetic_past_the_largest_double(client: TestClient) -> None:
+    """``$filter`` arithmetic on doubles answers as IEEE 754 does on both stores (an infinity or a zero), where
+    PostgreSQL's own operators raised "value out of range" (a 500); ``mod``, computed in DECIMAL(38, 9) on both,
+    refuses a value past 1e29 with a 400."""
+    ds = _observation_stream(client, "huge filters", model.OM_MEASUREMENT)
+    for minute, value in ((1, 1.5e308), (2, 2.0), (3, 1e-300)):
+        body = {"phenomenonTime": f"2025-03-01T00:0{minute}:00Z", "result": value}
+        assert client.post(f"/v1.1/Datastreams({ds})/Observations", json=body).status_code == 201
+
+    def matching(expression: str) -> list[Any]:
+        r = client.get(f"/v1.1/Datastreams({ds})/Observations", params={"$filter": expression, "$orderby": "id"})
+        assert r.status_code == 200, r.text
+        return [o["result"] for o in r.json()["value"]]
+
+    assert matching("result add 1.7e308 gt 1.7e308") == [1.5e308]  # infinity
+    assert matching("result sub -1.7e308 lt 0") == []
+    assert matching("result mul -10 lt -1e308") == [1.5e308]  # minus infinity
+    assert matching("result div 1e-300 gt 1e305") == [1.5e308]
+    assert matching("result mul 1e-300 eq 0") == [1e-300]  # underflow: zero
+    assert matching("result div 1e300 eq 0") == [1e-300]
+    assert matching("result mul 2 eq 4") == [2.0]
+    r = client.get(f"/v1.1/Datastreams({ds})/Observations", params={"$filter": "result mod 7 ge 0"})
+    assert r.status_code == 400, r.text
+    assert "could not be evaluated" in r.json()["detail"]

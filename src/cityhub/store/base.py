@@ -97,6 +97,13 @@ class Dialect(abc.ABC):
         takes it: the GeoJSON column itself by default, an indexed geometry column where the backend keeps one."""
         return f"{alias}.{column}"
 
+    def arithmetic(self, op: str, left: str, right: str) -> str:
+        """``left`` op ``right`` on numbers, op one of add, sub, mul, div (true division; ``right`` is NULL rather than
+        zero). Past the range of a double the answer is what IEEE 754 gives (an infinity or a zero), as DuckDB's
+        own operators do; a backend whose operators raise instead overrides this."""
+        symbol = {"add": "+", "sub": "-", "mul": "*", "div": "/"}[op]
+        return f"({left} {symbol} {right})"
+
     def row_key(self, table: str) -> tuple[str, ...] | None:
         """Columns of a unique index of ``table`` by which a page of rows is better chosen first and read whole
         after (see ``query.select_sql``); None to read the rows as they are matched."""

@@ -109,6 +109,10 @@ class SqlContext(Protocol):
         """SQL for a WGS 84 geometry given as WKT (with a parameter placeholder inside)."""
         ...
 
+    def arithmetic(self, op: str, left: str, right: str) -> str:
+        """SQL for ``left`` op ``right`` on numbers (add, sub, mul, div): ``Dialect.arithmetic``."""
+        ...
+
     def now(self) -> str:
         """SQL for the current timestamp."""
         ...
@@ -158,6 +162,9 @@ class _Scoped:
 
     def distance_within(self, inclusive: bool) -> str | None:
         return self.outer.distance_within(inclusive)
+
+    def arithmetic(self, op: str, left: str, right: str) -> str:
+        return self.outer.arithmetic(op, left, right)
 
     def geometry_literal(self, wkt: str) -> str:
         return self.outer.geometry_literal(wkt)
@@ -635,11 +642,12 @@ class _Compiler:
         left = self.emit(node.left, want)
         right = self.emit(node.right, want)
         if node.op == "div":  # always true division, and NULL rather than an error on zero
-            return f"(CAST({left} AS DOUBLE PRECISION) / NULLIF({right}, 0))"
+            return self.ctx.arithmetic("div", f"CAST({left} AS DOUBLE PRECISION)", f"NULLIF({right}, 0)")
         if node.op == "mod":  # PostgreSQL has no double % double; DECIMAL(38, 9) works in both engines
             return f"mod(CAST({left} AS DECIMAL(38, 9)), NULLIF(CAST({right} AS DECIMAL(38, 9)), 0))"
-        sql_op = {"add": "+", "sub": "-", "mul": "*"}[node.op]
-        return f"({left} {sql_op} {right})"
+        if kind == "number":
+            return self.ctx.arithmetic(node.op, left, right)
+        return f"({left} {'+' if node.op == 'add' else '-'} {right})"
 
     def call(self, node: Call) -> str:
         name = node.name

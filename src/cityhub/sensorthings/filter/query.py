@@ -73,6 +73,9 @@ class FilterContext:
     def distance_within(self, inclusive: bool) -> str | None:
         return self.builder.dialect.distance_within(inclusive)
 
+    def arithmetic(self, op: str, left: str, right: str) -> str:
+        return self.builder.dialect.arithmetic(op, left, right)
+
     def geometry_literal(self, wkt: str) -> str:
         return self.builder.dialect.geometry_literal(self.param(wkt))
 

@@ -329,7 +329,10 @@ class DuckDBStore(Store):
             raise QueryError(f"the query could not be evaluated: {str(exc).splitlines()[0]}") from None
 
     def query_arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
-        return self._cursor().sql(sql, params=list(params) or None).to_arrow_table()
+        try:
+            return self._cursor().sql(sql, params=list(params) or None).to_arrow_table()
+        except _DATA_ERRORS as exc:
+            raise QueryError(f"the query could not be evaluated: {str(exc).splitlines()[0]}") from None
 
     @contextmanager
     def transaction(self, *, fold_derived: bool = True) -> Iterator[Transaction]:
@@ -371,16 +374,26 @@ class DuckDBStore(Store):
                     QUALIFY row_number() OVER (PARTITION BY datastream_id, phenomenon_time ORDER BY id) = 1
                     ON CONFLICT DO NOTHING {returning}"""
             ).to_arrow_table()
-            if inserted.num_rows < batch.num_rows:
-                more = cur.sql(
-                    f"""INSERT INTO observations ({cols}, variant)
-                        SELECT {cols}, variant FROM _ch_batch JOIN ({variants_to_insert("_ch_batch")}) plan USING (id)
-                        {returning}"""
-                ).to_arrow_table()
-                inserted = pa.concat_tables([inserted, more])
             result = AppendResult(inserted=inserted.column("id").to_numpy())
             if inserted.num_rows < batch.num_rows:
-                self._find_duplicates(cur, result)
+                # Re-sent rows first: only the rows left can be variants, and the plan probes each row it is given.
+                found = self._find_duplicates(cur, result)
+                if inserted.num_rows + found < batch.num_rows:
+                    done = pa.array([*result.inserted.tolist(), *result.duplicate_of], pa.int64())
+                    cur.register("_ch_left", batch.filter(pc.invert(pc.is_in(batch.column("id"), done))))
+                    try:
+                        more = cur.sql(
+                            f"""INSERT INTO observations ({cols}, variant)
+                                SELECT {cols}, variant FROM _ch_left
+                                JOIN ({variants_to_insert("_ch_left")}) plan USING (id)
+                                {returning}"""
+                        ).to_arrow_table()
+                    finally:
+                        cur.unregister("_ch_left")
+                    inserted = pa.concat_tables([inserted, more])
+                    result.inserted = inserted.column("id").to_numpy()
+                    if inserted.num_rows + found < batch.num_rows:  # duplicates of rows just stored as variants
+                        self._find_duplicates(cur, result)
             if inserted.num_rows:
                 cur.register("_ch_ins", inserted)
                 self._roll_up(cur, "_ch_ins")
@@ -560,7 +573,9 @@ class DuckDBStore(Store):
         con.execute("DELETE FROM rollup_pending")
         con.execute("COMMIT")
 
-    def _find_duplicates(self, cur: duckdb.DuckDBPyConnection, result: AppendResult) -> None:
+    def _find_duplicates(self, cur: duckdb.DuckDBPyConnection, result: AppendResult) -> int:
+        """Record the rows of ``_ch_batch`` not stored that duplicate a stored row, with whether their results
+        differ; how many."""
         cur.register("_ch_ins_ids", pa.table({"id": result.inserted}))
         rows = cur.execute(
             f"""SELECT b.id, o.id, {SAME_RESULT}
@@ -572,6 +587,7 @@ class DuckDBStore(Store):
             result.duplicate_of[int(dup_id)] = int(stored_id)
             if not same:
                 result.conflicting.add(int(dup_id))
+        return len(rows)
 
     def _roll_up(self, cur: duckdb.DuckDBPyConnection, source: str) -> None:
         cur.execute(
