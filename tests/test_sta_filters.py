@@ -183,6 +183,9 @@ def test_eq_null_on_navigation_properties(client: TestClient) -> None:
     assert _names(client, "Datastreams", "Thing eq null") == []
     assert _names(client, "Datastreams", "Thing/Locations ne null") == ["Noise", "Rain", "Noise"]
     assert _names(client, "Things", "Datastreams/any(d: d/Observations eq null)") == []
+    # A property behind a to-many navigation that leads nowhere is null, as FROST-Server has it.
+    assert _names(client, "Things", "Datastreams/name eq null") == ["Tây Hồ"]
+    assert _names(client, "Things", "Datastreams/name ne null") == ["Hoàn Kiếm", "Cầu Giấy"]
     assert "entity" in _refused(client, "Datastreams", "Thing eq 'x'")
 
 
