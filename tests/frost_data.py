@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -50,3 +52,27 @@ def datastream(name: str, description: str, thing: int) -> dict[str, Any]:
             "description": "The temperature of the thing.",
         },
     }
+
+
+def filter_results(client: TestClient, plural: str, flt: str, registry: Sequence[int], expected: Sequence[int]) -> None:
+    """EntityUtils.testFilterResults: a $filter on a collection gives each expected entity (indices into the
+    registry, the Java test's list of what it created) exactly once and nothing else, following the nextLinks as
+    FROST's client iterates them; @iot.count, when sent, is the number expected."""
+    r = client.get(f"/v1.1/{plural}", params={"$filter": flt})
+    assert r.status_code == 200, f"Failed to call service on filter: {flt}: {r.status_code} {r.text}"
+    body = r.json()
+    count = body.get("@iot.count")
+    found = [int(e["@iot.id"]) for e in body["value"]]
+    while "@iot.nextLink" in body:
+        r = client.get(body["@iot.nextLink"])
+        assert r.status_code == 200, f"nextLink of filter {flt}: {r.status_code} {r.text}"
+        body = r.json()
+        found += [int(e["@iot.id"]) for e in body["value"]]
+    want = [registry[i] for i in expected]
+    if count is not None:
+        assert count == len(want), f"Failed on filter: {flt} Cause: Result count {count} != {len(want)}"
+    named = {v: k for k, v in enumerate(registry)}
+    assert Counter(found) == Counter(want), (
+        f"Failed on filter: {flt}\nexpected {sorted(expected)},\n"
+        f"     got {sorted(named.get(i, -i) for i in found)} (indices; negative: not in the list)"
+    )

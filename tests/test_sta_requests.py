@@ -143,10 +143,11 @@ def test_json_patch_of_an_observation_result(client: TestClient, station: dict[s
 
 
 # -- reading -------------------------------------------------------------------------------------------------
-def test_value_of_a_null_property_is_204(client: TestClient) -> None:
+def test_a_null_property_and_its_value_are_204(client: TestClient) -> None:
     tid = _thing(client)
-    r = client.get(f"/v1.1/Things({tid})/properties/$value")
-    assert (r.status_code, r.content) == (204, b"")
+    for path in ("properties", "properties/$value"):
+        r = client.get(f"/v1.1/Things({tid})/{path}")
+        assert (r.status_code, r.content) == (204, b""), path
     assert client.get(f"/v1.1/Things({tid})/name/$value").text == "Sign 7"
 
 

@@ -101,7 +101,7 @@ async def handle_get(request: Request, path: str) -> Response:
     out = await run_in_threadpool(hub.sensorthings.read, res, opts, base_url(request), request.url.query)
     if isinstance(out, tuple) and out[0] == "raw":
         value = out[1]
-        if value is None:  # SensorThings v1.1 §9.2.5 (OData): $value of a null property is 204, no body
+        if value is None:  # SensorThings v1.1 §9.2.5 (OData): a null property, or its $value, is 204, no body
             return Response(status_code=204)
         text = value if isinstance(value, str) else orjson.dumps(value).decode()
         return Response(text, media_type="text/plain; charset=utf-8")

@@ -527,6 +527,11 @@ class _Compiler:
         exists = _merge(self.info(node.left).exists, self.info(node.right).exists)
         if target is None:
             cond = self.null_test(node)
+            if node.op == "eq" and exists:
+                # A to-many path that leads to no entity at all has the value null too, as a property behind a
+                # to-one navigation that is unset has (FROST-Server: ``Datastreams/id eq null`` finds the Things
+                # without Datastreams).
+                return f"((NOT {self.wrap('TRUE', exists)}) OR {self.wrap(cond, exists)})"
         elif target == "period":
             cond = self.period_comparison(node)
         elif (within := self.distance_within(node, target)) is not None:

@@ -95,7 +95,9 @@ class ReadMixin(ServiceBase):
             if res.member is not None:
                 name = "@iot.id" if res.member == "id" else res.member
                 value = entity[name]
-                if res.value:
+                # OData 4.0 Part 1 §11.2.4.1: a null property is 204 No Content, whether or not $value asks for
+                # it raw.
+                if res.value or value is None:
                     return ("raw", value)
                 return {name: value}
             if res.ref:
