@@ -259,3 +259,31 @@ def test_batch_equals_requests_one_by_one(client: TestClient, ops: list[tuple[st
         names, obs = _state(client, ds)
         states.append(([n for n in names if not n.startswith("Trạm")], obs, len(names)))
     assert states[0] == states[1]
+
+
+def test_change_set_body_names_what_an_earlier_request_made(client: TestClient) -> None:
+    """``{"@iot.id": "$s"}`` in a body is the entity request ``s`` of the change set made (SensorThings v1.1
+    §11.2.2), also inside a deep insert; free JSON (``properties``) is kept as sent; an unknown name is a 400."""
+    body = station_body("Ba Đình")
+    ds_body = {k: v for k, v in body["Datastreams"][0].items() if k != "Sensor"}
+    got = _batch(
+        client,
+        [
+            {"id": "s", "method": "post", "url": "Sensors", "atomicityGroup": "g",
+             "body": {"name": "BAM-1020", "description": "d", "encodingType": "text/html", "metadata": "m"}},
+            {"id": "t", "method": "post", "url": "Things", "atomicityGroup": "g",
+             "body": {"name": "T", "description": "d", "properties": {"ref": {"@iot.id": "$s"}},
+                      "Datastreams": [{**ds_body, "Sensor": {"@iot.id": "$s"}}]}},
+        ],
+    )  # fmt: skip
+    assert [(g["id"], g["status"]) for g in got] == [("s", 201), ("t", 201)], got
+    sensor, thing = got[0]["body"]["@iot.id"], got[1]["body"]["@iot.id"]
+    assert got[1]["body"]["properties"] == {"ref": {"@iot.id": "$s"}}
+    ds = client.get(f"/v1.1/Things({thing})/Datastreams").json()["value"][0]["@iot.id"]
+    assert client.get(f"/v1.1/Datastreams({ds})/Sensor").json()["@iot.id"] == sensor
+    got = _batch(
+        client,
+        [{"id": "d", "method": "post", "url": f"Things({thing})/Datastreams", "atomicityGroup": "g",
+          "body": {**ds_body, "Sensor": {"@iot.id": "$nothing"}}}],
+    )  # fmt: skip
+    assert (got[0]["status"], got[0]["body"]["field"]) == (400, "requests[0].body"), got

@@ -117,8 +117,8 @@ def test_observations_hold_one_value_per_observed_property(client: TestClient, a
     # Bulk ingest holds MultiDatastream rows to the same rule, naming the row.
     rows = [{"datastream": mds, "phenomenonTime": "2026-01-15T04:00:00Z", "result": [1, 2, 3]},
             {"datastream": mds, "phenomenonTime": "2026-01-15T05:00:00Z", "result": [1, 2]}]  # fmt: skip
-    body = b"\n".join(orjson.dumps(r) for r in rows)
-    r = client.post("/api/v1/ingest", content=body, headers={"Content-Type": "application/x-ndjson"})
+    ndjson = b"\n".join(orjson.dumps(r) for r in rows)
+    r = client.post("/api/v1/ingest", content=ndjson, headers={"Content-Type": "application/x-ndjson"})
     assert r.status_code == 422, r.text
     assert [(e["index"], e["field"]) for e in r.json()["errors"]] == [(1, "result")]
     dense = client.get(url, params={"$resultFormat": "dataArray", "$select": "phenomenonTime,result"}).json()
@@ -137,3 +137,31 @@ def test_deleting_an_observed_property_deletes_its_multi_datastreams(client: Tes
     assert client.delete(f"/v1.1/Things({client.get(f'/v1.1/MultiDatastreams({again})/Thing').json()['@iot.id']})")
     assert client.get(f"/v1.1/MultiDatastreams({again})").status_code == 404
     assert thing
+
+
+def test_create_observations_of_a_multi_datastream(client: TestClient, station: dict[str, int]) -> None:
+    """CreateObservations takes a MultiDatastream's group as it takes a Datastream's; a group naming the other kind
+    of stream (the two share one id space) is an error line per row, as a Datastream id that names nothing is."""
+    _, mds = _monitor(client)
+    ds = station["datastream"]
+    rows = [["2026-01-15T01:00:00Z", [35.5, 60, 21.2]], ["2026-01-15T02:00:00Z", 30]]
+    body: list[dict[str, Any]] = [
+        {"MultiDatastream": {"@iot.id": mds}, "components": ["phenomenonTime", "result"], "dataArray": rows},
+        {"Datastream": {"@iot.id": mds}, "components": ["phenomenonTime", "result"], "dataArray": rows[:1]},
+        {"MultiDatastream": {"@iot.id": ds}, "components": ["result"], "dataArray": [[1]]},
+        {"Datastream": {"@iot.id": ds}, "components": ["phenomenonTime", "result"], "dataArray": [rows[1]]},
+    ]
+    r = client.post("/v1.1/CreateObservations", json=body)
+    assert r.status_code == 201, r.text
+    lines = r.json()
+    assert lines[0].startswith("http://testserver/v1.1/Observations(")
+    assert lines[1].startswith("error: result must be an array")
+    assert lines[2:4] == [
+        f"error: Datastream no Datastream has id {mds}",
+        f"error: MultiDatastream no MultiDatastream has id {ds}",
+    ]
+    assert lines[4].startswith("http://testserver/v1.1/Observations(")
+    got = client.get(f"/v1.1/MultiDatastreams({mds})/Observations").json()["value"]
+    assert [o["result"] for o in got] == [[35.5, 60, 21.2]]
+    r = client.post("/v1.1/CreateObservations", json=[{**body[0], "Datastream": {"@iot.id": ds}}])
+    assert r.status_code == 400 and r.json()["field"] == "[0].MultiDatastream", r.text

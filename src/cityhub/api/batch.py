@@ -264,18 +264,20 @@ async def _dispatch(request: Request, part: Part, target: tuple[str, str]) -> An
 
 def _change_set(hub: Hub, who: Principal, base: str, group: list[Part]) -> list[Answer]:
     service = hub.sensorthings
-    created: dict[str, str] = {}
+    created: dict[str, str] = {}  # request id → the path of the entity it created
+    ids: dict[str, int] = {}  # request id → that entity's id
     answers: list[Answer] = []
     current = group[0]
     try:
         with service.change_set():
             for part in group:
                 current = part
-                answer = _change(service, who, base, part, created, tasking=hub.settings.tasking)
+                answer = _change(service, who, base, part, created, ids, tasking=hub.settings.tasking)
                 answers.append(answer)
                 location = answer.headers.get("location")
                 if location:
                     created[part.id] = location.split("/v1.1/", 1)[-1]
+                    ids[part.id] = orjson.loads(answer.body)["@iot.id"]
     except ProblemError as exc:
         body = {"title": exc.title, "status": exc.status, "detail": exc.detail}
         if exc.field:
@@ -285,7 +287,9 @@ def _change_set(hub: Hub, who: Principal, base: str, group: list[Part]) -> list[
     return answers
 
 
-def _change(service: Any, who: Principal, base: str, part: Part, created: dict[str, str], *, tasking: bool) -> Answer:
+def _change(
+    service: Any, who: Principal, base: str, part: Part, created: dict[str, str], ids: dict[str, int], *, tasking: bool
+) -> Answer:
     path, _query = _target(part.url, created, part.where)
     res = parse_path(path)
     refuse_tasking(res, tasking)
@@ -297,6 +301,8 @@ def _change(service: Any, who: Principal, base: str, part: Part, created: dict[s
             body = orjson.loads(part.body)
         except orjson.JSONDecodeError as exc:
             raise bad_request(f"{part.where}: the body is not valid JSON: {exc}", field="body") from None
+        if not res.ref and part.headers.get("content-type", "").split(";")[0].strip().lower() != JSON_PATCH:
+            body = _resolve_references(body, res.et, ids, part.where)
     json_headers = {"content-type": "application/json"}
     if part.method == "GET":
         raise bad_request("a change set holds changes only (POST, PATCH, PUT, DELETE)", field=part.where)
@@ -319,6 +325,27 @@ def _change(service: Any, who: Principal, base: str, part: Part, created: dict[s
     else:
         out = service.update(res, body, base, replace=part.method == "PUT")
     return Answer(part.id, 200, json_headers, orjson.dumps(out), part.group)
+
+
+def _resolve_references(body: Any, et: model.EntityType, ids: dict[str, int], where: str) -> Any:
+    """An entity body with each related entity written ``{"@iot.id": "$sensor1"}`` given the id of the entity that
+    request ``sensor1`` of the change set created (SensorThings v1.1 §11.2.2), down through deep inserts. Only
+    navigation members are followed: a property's free JSON (``properties``, ``parameters``) is left as sent."""
+    if isinstance(body, list):
+        return [_resolve_references(item, et, ids, where) for item in body]
+    if not isinstance(body, dict):
+        return body
+    out = dict(body)
+    ref = body.get("@iot.id")
+    if isinstance(ref, str) and ref.startswith("$"):
+        if ref[1:] not in ids:
+            raise bad_request(f"{ref} names no entity created earlier in this change set", field=f"{where}.body")
+        out["@iot.id"] = ids[ref[1:]]
+    for name, value in body.items():
+        nav = et.nav(name)
+        if nav is not None:
+            out[name] = _resolve_references(value, model.entity(nav.target), ids, where)
+    return out
 
 
 # -- answering -----------------------------------------------------------------------------------------------

@@ -128,14 +128,20 @@ async def create_observations_data_array(request: Request) -> Response:
         raise bad_request(f"the body is not valid JSON: {exc}", field="body") from None
     if not isinstance(body, list):
         raise bad_request("the body must be an array of {Datastream, components, dataArray}", field="body")
-    groups: list[tuple[int, list[str], list[list[Any]]]] = []
+    parsed: list[tuple[str, int, list[str], list[list[Any]]]] = []
     for k, group in enumerate(body):
         where = f"[{k}]"
         if not isinstance(group, dict):
             raise bad_request("each item must be an object", field=where)
-        ds = group.get("Datastream")
+        # A MultiDatastream's Observations in place of a Datastream's (the MultiDatastream extension).
+        if "Datastream" in group and "MultiDatastream" in group:
+            raise bad_request(
+                "a group has a Datastream or a MultiDatastream, not both", field=f"{where}.MultiDatastream"
+            )
+        stream = "MultiDatastream" if "MultiDatastream" in group else "Datastream"
+        ds = group.get(stream)
         if not isinstance(ds, dict) or not isinstance(ds.get("@iot.id"), int):
-            raise bad_request('Datastream must be {"@iot.id": <id>}', field=f"{where}.Datastream")
+            raise bad_request(f'{stream} must be {{"@iot.id": <id>}}', field=f"{where}.{stream}")
         comps = group.get("components")
         rows = group.get("dataArray")
         if not isinstance(comps, list) or not isinstance(rows, list):
@@ -152,26 +158,46 @@ async def create_observations_data_array(request: Request) -> Response:
         for j, row in enumerate(rows):
             if not isinstance(row, list) or len(row) != width:
                 raise bad_request("each dataArray row must match components", field=f"{where}.dataArray[{j}]")
-        groups.append((ds["@iot.id"], comps, rows))
-    total = sum(len(g[2]) for g in groups)
-    if not total:
-        return JSONResponse([], status_code=201)
-    raw = obsin.data_array_table(groups)
-    prep = await asyncio.to_thread(hub.pipeline.prepare, raw, who, partial=True)
-    result = await asyncio.wrap_future(hub.pipeline.submit(prep))
-    out = hub.pipeline.outcome(prep, result)
-    errors = {e["index"]: e for e in out["errors"]}
-    # Row results in order: the stored (or already stored) Observation's link, or the error. The write found
-    # the stored Observation of each repeated row; looking them up again would read the Datastream's history.
-    stored = hub.pipeline.stored_ids(prep, result)
-    base = str(request.base_url).rstrip("/") + "/v1.1"
-    answer = []
-    for i in range(total):
-        if i in errors:
-            answer.append(f"error: {errors[i]['field']} {errors[i]['reason']}")
-            continue
-        oid = stored.get(i)
-        answer.append(f"{base}/Observations({oid})" if oid is not None else "error: not stored")
+        parsed.append((stream, ds["@iot.id"], comps, rows))
+    # The catalogue may read the store when it is stale: not on the event loop.
+    catalog = hub.pipeline.catalog
+    infos = await asyncio.to_thread(lambda: {i: catalog.lookup(i) for _, i, _, _ in parsed})
+    groups: list[tuple[int, list[str], list[list[Any]]]] = []
+    # Rows of a group whose id names the other kind of stream (the two share one id space): their error lines.
+    wrong_kind: dict[int, str] = {}
+    total = 0
+    for stream, sid, comps, rows in parsed:
+        info = infos[sid]
+        if info is not None and (info.components is not None) != (stream == "MultiDatastream"):
+            wrong_kind.update((total + j, f"error: {stream} no {stream} has id {sid}") for j in range(len(rows)))
+        else:
+            groups.append((sid, comps, rows))
+        total += len(rows)
+    # The pipeline sees the other groups' rows only: sent[j] is the body index of its row j.
+    sent = [i for i in range(total) if i not in wrong_kind]
+    lines: dict[int, str] = dict(wrong_kind)
+    if sent:
+        try:
+            raw = obsin.data_array_table(groups)
+        except ProblemError as exc:  # the row's index in the whole body
+            if "index" in exc.extra:
+                exc.extra["index"] = sent[exc.extra["index"]]
+            raise
+        prep = await asyncio.to_thread(hub.pipeline.prepare, raw, who, partial=True)
+        result = await asyncio.wrap_future(hub.pipeline.submit(prep))
+        out = hub.pipeline.outcome(prep, result)
+        errors = {e["index"]: e for e in out["errors"]}
+        # Row results in order: the stored (or already stored) Observation's link, or the error. The write found
+        # the stored Observation of each repeated row; looking them up again would read the Datastream's history.
+        stored = hub.pipeline.stored_ids(prep, result)
+        base = str(request.base_url).rstrip("/") + "/v1.1"
+        for j, i in enumerate(sent):
+            if j in errors:
+                lines[i] = f"error: {errors[j]['field']} {errors[j]['reason']}"
+            else:
+                oid = stored.get(j)
+                lines[i] = f"{base}/Observations({oid})" if oid is not None else "error: not stored"
+    answer = [lines[i] for i in range(total)]
     return JSONResponse(answer, status_code=201)
 
 

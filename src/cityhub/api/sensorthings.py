@@ -392,6 +392,12 @@ DATA_ARRAY = {
                 "properties": {"@iot.id": {"type": "integer"}},
                 "required": ["@iot.id"],
             },
+            "MultiDatastream": {
+                "type": "object",
+                "properties": {"@iot.id": {"type": "integer"}},
+                "required": ["@iot.id"],
+                "description": "in place of Datastream: a MultiDatastream's Observations, each result an array",
+            },
             "components": {
                 "type": "array",
                 "items": {
@@ -406,7 +412,8 @@ DATA_ARRAY = {
                 "description": "one row per Observation, one value per component",
             },
         },
-        "required": ["Datastream", "components", "dataArray"],
+        "required": ["components", "dataArray"],
+        "oneOf": [{"required": ["Datastream"]}, {"required": ["MultiDatastream"]}],
     },
 }
 
