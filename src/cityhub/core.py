@@ -38,6 +38,12 @@ def open_core(settings: Settings, store: Store | None = None) -> Core:
         checkpoint_log_bytes=settings.checkpoint_wal_bytes,
     )
     catalog = DatastreamCatalog(store)
+
+    def features_made(made: list[int]) -> None:
+        for feature in made:  # a FeatureOfInterest made for an Observation is a new entity like any other
+            bus.entity("FeaturesOfInterest", feature)
+
+    catalog.features_made = features_made
     pipeline = IngestPipeline(store, catalog, writer, max_future=settings.max_future)
     st = SensorThings(
         store,

@@ -71,6 +71,8 @@ class DatastreamCatalog:
         self._names: dict[str, int] | None = None
         self._names_version = -1
         self._features_version = 0  # bumped when cached features are dropped (see invalidate)
+        # Told the FeaturesOfInterest made from Locations (after their commit): the hub announces them (MQTT).
+        self.features_made: Callable[[list[int]], None] | None = None
 
     def invalidate(self, *, features: bool = True) -> None:
         """The model changed: read the Datastreams again. ``features=False`` where no Datastream's default
@@ -142,23 +144,31 @@ class DatastreamCatalog:
                 # The Thing's other Datastreams share its Location, hence its feature: resolved in the same query.
                 also = {o for d in todo if d in self._infos for o in self._by_thing[self._infos[d].thing_id]}
                 wanted = list(dict.fromkeys([*todo, *(o for o in also if o not in self._default_foi)]))
+            made: list[int] = []
             if todo:
-                found = ensure_location_fois(self.store, wanted)
+                found = ensure_location_fois(self.store, wanted, made)
                 with self._lock:
                     if self._features_version == version:  # else features changed meanwhile: it may be stale
                         self._default_foi.update(found)
                 out.update((d, found[d]) for d in todo)
+        if made and self.features_made is not None:
+            self.features_made(made)
         return out
 
 
-def ensure_location_fois(store: Store, datastream_ids: list[int]) -> dict[int, int | None]:
-    """Find or create the FeatureOfInterest of each Datastream's Thing's (first) Location."""
-    return store.catalog.location_features(datastream_ids)
+def ensure_location_fois(
+    store: Store, datastream_ids: list[int], made: list[int] | None = None
+) -> dict[int, int | None]:
+    """Find or create the FeatureOfInterest of each Datastream's Thing's (first) Location (those created: in
+    ``made``)."""
+    return store.catalog.location_features(datastream_ids, made)
 
 
-def location_fois_in(tx: Transaction, datastream_ids: list[int]) -> dict[int, int | None]:
+def location_fois_in(
+    tx: Transaction, datastream_ids: list[int], made: list[int] | None = None
+) -> dict[int, int | None]:
     """``ensure_location_fois`` inside a transaction the caller holds (a deep insert, say)."""
-    return tx.store.catalog.location_features_in(tx, datastream_ids)
+    return tx.store.catalog.location_features_in(tx, datastream_ids, made)
 
 
 # -- parsing bodies --------------------------------------------------------------------------------------

@@ -64,6 +64,7 @@ from cityhub.mqtt.child import (
     io_main,
 )
 from cityhub.mqtt.mappings import Mappings, load_mappings
+from cityhub.sensorthings.service.write import new_stream
 
 if TYPE_CHECKING:
     from cityhub.config import Settings
@@ -584,6 +585,11 @@ class MqttBridge:
             for body, ds_id in bodies:
                 try:
                     self._check_writer(ds_id)
+                    if ds_id is None and new_stream(body) is not None:
+                        # Deep insert of a new Datastream: its own transaction, not the writer's rows.
+                        st.create_observation_with_stream(body, self.base)
+                        self.stats.stored += 1
+                        continue
                     rows.append(st.observation_row(body, ds_id))
                     origin.append(m)
                 except ProblemError as exc:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import re
 import signal
 import ssl
 import threading
@@ -41,7 +42,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from cityhub import results
+from cityhub import model, results
 from cityhub.mqtt.packets import publish_batch
 from cityhub.mqtt.topics import SYS_LOG_TOPICS, SubscriptionWatch, filter_matches, parse
 from cityhub.timefmt import iso_time
@@ -220,9 +221,9 @@ def observation_messages(
             "resultQuality": orjson.loads(quality) if quality else None,
             "validTime": valid,
             "parameters": orjson.loads(params) if params else None,
-            "Datastream@iot.navigationLink": f"{link}/Datastream",
-            "FeatureOfInterest@iot.navigationLink": f"{link}/FeatureOfInterest",
         }
+        for nav in _OBSERVATION_NAVS:  # every navigation link a GET shows, the MultiDatastream's too
+            obs[f"{nav}@iot.navigationLink"] = f"{link}/{nav}"
         payload = orjson.dumps(obs)
         if per_datastream:
             stream = "MultiDatastreams" if ds in multi else "Datastreams"  # the ids of both never coincide
@@ -254,6 +255,23 @@ def entity_messages(
     return out
 
 
+def updated_observation_messages(
+    obs: dict[str, Any], parents: tuple[str, ...], prefix: str, extras: Extras
+) -> list[tuple[str, bytes]]:
+    """An updated Observation for the ``$select`` topics of Observations clients hold: of all of them, of its
+    Datastream's and of its FeatureOfInterest's (``parents``: its plain collection topics, already published)."""
+    routes = [r for r in extras.all_obs if r[1] is not None]
+    for topic in parents:
+        m = _PARENT.match(topic)
+        if m is None:
+            continue
+        table = extras.by_feature if m.group(1) == "FeaturesOfInterest" else extras.by_datastream
+        routes += [r for r in (table or {}).get(int(m.group(2)), ()) if r[1] is not None]
+    return [(prefix + topic, orjson.dumps(select(obs, names))) for topic, names in routes]
+
+
+_PARENT = re.compile(r"^v1\.1/(Datastreams|MultiDatastreams|FeaturesOfInterest)\((\d+)\)/Observations$")
+_OBSERVATION_NAVS = tuple(n.name for n in model.OBSERVATION.navs)
 _PUBLISHED = (
     "id",
     "datastream_id",
@@ -284,6 +302,8 @@ class _Child:
         self.jobs: collections.deque[_Job] = collections.deque()  # publish commands not yet fully queued
         self.chunks: collections.deque[tuple[Any, int, int]] = collections.deque()  # (paho info, bytes, messages)
         self.lost = 0
+        self.command_waiting = False  # set by the pipe's watcher: the hub sent a command
+        self.drained = threading.Event()
         # Fed on paho's network thread, read on this one (under the lock), derived into Extras once per change.
         self.watch = SubscriptionWatch(cfg.client_id)
         self.watch_lock = threading.Lock()
@@ -344,12 +364,28 @@ class _Child:
             self.inbox.append((msg.topic, bytes(msg.payload), msg.qos, msg.mid, time.time()))  # paho: bytes already
             self.cond.notify_all()
 
+    def watch_pipe(self) -> None:
+        """Wake :meth:`take` as soon as the hub sends a command: waiting for messages from the broker, the main
+        thread must not leave a publish command in the pipe for long (a subscriber would hear of an entity only
+        after it subscribed, what happened before)."""
+        while not self.stopping:
+            try:
+                ready = self.conn.poll(0.5)
+            except (EOFError, OSError):
+                ready = True  # the main thread finds out what happened
+            if ready:
+                with self.cond:
+                    self.command_waiting = True
+                    self.cond.notify_all()
+                self.drained.wait(0.5)  # until the main thread has read it (a bound: never stuck)
+                self.drained.clear()
+
     def take(self) -> list[RawMessage]:
         """The next batch: wait for a first message, then up to BATCH_WINDOW_S for more."""
         with self.cond:
             while not self.inbox and not self.stopping:
                 self.cond.wait(0.005 if self.jobs else 0.2)
-                if self.conn.poll() or self.jobs:  # a command while idle, or held publications to retry
+                if self.command_waiting or self.jobs:  # a command while idle, or held publications to retry
                     return []
             delay = self.first_at + BATCH_WINDOW_S - time.monotonic()
             while delay > 0 and len(self.inbox) < MAX_BATCH and not self.stopping:
@@ -367,6 +403,7 @@ class _Child:
         props.ReceiveMaximum = 65535  # QoS 1 messages in flight to us: acks wait for the group commit
         self.client.connect_async(self.cfg.host, self.cfg.port, keepalive=30, clean_start=False, properties=props)
         self.client.loop_start()
+        threading.Thread(target=self.watch_pipe, name="pipe-watch", daemon=True).start()
         wanted = False
         try:
             while True:
@@ -396,8 +433,11 @@ class _Child:
                         self.jobs.append(_Job(qos, table=table, fmt=(base, per_ds, firehose, prefix, multi)))
                     elif kind == "ent":
                         _, entity_set, payload, fields, qos, prefix, parents = cmd
-                        msgs = entity_messages(entity_set, orjson.loads(payload), fields, prefix, self.extras())
+                        entity, extras = orjson.loads(payload), self.extras()
+                        msgs = entity_messages(entity_set, entity, fields, prefix, extras)
                         msgs += [(prefix + topic, payload) for topic in parents]
+                        if entity_set == "Observations" and extras is not None:
+                            msgs += updated_observation_messages(entity, parents, prefix, extras)
                         self.jobs.append(_Job(qos, messages=msgs))
                     elif kind == "pause":  # the hub stops ingesting: answer its pending "next" with nothing
                         wanted = False
@@ -411,6 +451,9 @@ class _Child:
                         return
                     if kind in ("pub", "obs", "ent"):
                         self.pump()
+                with self.cond:
+                    self.command_waiting = False
+                self.drained.set()
         except (EOFError, OSError):
             pass  # the hub is gone: let the broker redeliver whatever was not acknowledged
         finally:

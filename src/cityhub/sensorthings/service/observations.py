@@ -161,7 +161,10 @@ class ObservationMixin(ServiceBase):
                 tx, model.FEATURE_OF_INTEREST, body["FeatureOfInterest"], prefix + "FeatureOfInterest", None
             )
         else:
-            foi_id = obsin.location_fois_in(tx, [ds_id])[ds_id]
+            made: list[int] = []
+            foi_id = obsin.location_fois_in(tx, [ds_id], made)[ds_id]
+            for feature in made:
+                self._announce(model.FEATURE_OF_INTEREST, feature)
             if foi_id is None:
                 raise bad_request("no FeatureOfInterest and the Thing has no Location", field=field or "body")
         row["feature_of_interest_id"] = foi_id

@@ -64,6 +64,8 @@ class WriteMixin(ServiceBase):
             if not (known and self.catalog.lookup(top.id) is not None):  # type: ignore[arg-type]
                 await asyncio.to_thread(self._check_parents_exist, res)
         et, parent = self._create_target(res, body)
+        if et is model.OBSERVATION and parent is None and new_stream(body) is not None:
+            return await asyncio.to_thread(self.create_observation_with_stream, body, base)
         if et is model.OBSERVATION:
             ds_id = None
             if parent is not None and parent[1].name == "Observations" and parent[0] in _STREAMS:
@@ -72,6 +74,18 @@ class WriteMixin(ServiceBase):
         if device_thing is not None:
             raise ProblemError(403, "Forbidden", "a device key may only create Observations", field="authorization")
         return await asyncio.to_thread(self._create_entity, et, body, parent, base)
+
+    def create_observation_with_stream(self, body: dict[str, Any], base: str) -> dict[str, Any]:
+        """Deep insert of an Observation with a new Datastream (or MultiDatastream) written inline, with its Thing,
+        Sensor and ObservedProperty (SensorThings v1.1 §10.2.1.2): all in one transaction."""
+        key = new_stream(body)
+        assert key is not None
+        et = model.MULTI_DATASTREAM if key == "MultiDatastream" else model.DATASTREAM
+        with self._tx() as tx:
+            ds_id = self._create(tx, et, body[key], key, None)
+            new_id = self._create_observation_in_tx(tx, {k: v for k, v in body.items() if k != key}, ds_id, "")
+        self._after_commit(lambda: self.catalog.entity_changed(et.plural, "created"))
+        return self._fetch(base, model.OBSERVATION, new_id)
 
     def _create_entity(
         self,
@@ -83,7 +97,6 @@ class WriteMixin(ServiceBase):
         with self._tx() as tx:
             new_id = self._create(tx, et, body, "", parent)
         self._after_commit(lambda: self.catalog.entity_changed(et.plural, "created"))
-        self._announce(et, new_id)
         return self._fetch(base, et, new_id)
 
     def _create(
@@ -137,6 +150,7 @@ class WriteMixin(ServiceBase):
             cap = self._fetch("", model.TASKING_CAPABILITY, values["tasking_capability_id"])
             _check_task(body["taskingParameters"], _fields(cap["taskingParameters"], "taskingParameters"), prefix)
         new_id = tx.insert(et.table, values)
+        self._announce(et, new_id)  # each entity a deep insert makes, not only the one posted
         # links of the parent in the URL that live outside this row
         if parent is not None and linked_by_parent is None:
             self._link(tx, parent[0], parent[1], parent[2], new_id)
@@ -312,6 +326,15 @@ class WriteMixin(ServiceBase):
             self.store.entities.delete(tx, res.et.plural, entity_id)
         self._after_commit(self.catalog.invalidate)
         self._announce(res.et, entity_id, "deleted")
+
+
+def new_stream(body: dict[str, Any]) -> str | None:
+    """ "Datastream" or "MultiDatastream" when an Observation's body writes a new one inline (no ``@iot.id``)."""
+    for key in ("Datastream", "MultiDatastream"):
+        sub = body.get(key)
+        if isinstance(sub, dict) and "@iot.id" not in sub:
+            return key
+    return None
 
 
 def _check_multi_datastream(body: dict[str, Any], values: dict[str, Any], prefix: str, linked: bool) -> None:

@@ -87,12 +87,15 @@ class CatalogOps(abc.ABC):
         """Those of ``ids`` that are FeaturesOfInterest."""
 
     @abc.abstractmethod
-    def location_features_in(self, tx: Transaction, datastream_ids: Sequence[int]) -> dict[int, int | None]:
+    def location_features_in(
+        self, tx: Transaction, datastream_ids: Sequence[int], made: list[int] | None = None
+    ) -> dict[int, int | None]:
         """Datastream id → the FeatureOfInterest made from its Thing's first Location, created (with
         ``from_location_id``) when there is none yet, within ``tx`` (a deep insert's); None for a Datastream
-        whose Thing has no Location or that does not exist."""
+        whose Thing has no Location or that does not exist. The features created are added to ``made`` (they are
+        announced like any new entity)."""
 
     @abc.abstractmethod
-    def location_features(self, datastream_ids: Sequence[int]) -> dict[int, int | None]:
+    def location_features(self, datastream_ids: Sequence[int], made: list[int] | None = None) -> dict[int, int | None]:
         """:meth:`location_features_in` in a transaction of its own: serialised, so that two requests cannot
         create the same feature twice."""

@@ -83,7 +83,9 @@ class PgCatalog(CatalogOps):
         rows = self.store.query("SELECT id FROM features_of_interest WHERE id = ANY(%s::bigint[])", [id_array(ids)])
         return {int(r[0]) for r in rows}
 
-    def location_features_in(self, tx: Transaction, datastream_ids: Sequence[int]) -> dict[int, int | None]:
+    def location_features_in(
+        self, tx: Transaction, datastream_ids: Sequence[int], made: list[int] | None = None
+    ) -> dict[int, int | None]:
         out: dict[int, int | None] = dict.fromkeys(datastream_ids)
         if not out:
             return out
@@ -103,12 +105,12 @@ class PgCatalog(CatalogOps):
                                    WHERE from_location_id = l.id) f""",
             [id_array(list(out)), id_array(list(out))],
         )
-        made: dict[int, int] = {}  # Location id → feature made here, for Datastreams sharing a Thing
+        by_location: dict[int, int] = {}  # Location id → feature made here, for Datastreams sharing a Thing
         for ds_id, loc_id, name, description, encoding, location, foi_id in rows:
             if foi_id is None:
-                foi_id = made.get(loc_id)
+                foi_id = by_location.get(loc_id)
             if foi_id is None:
-                foi_id = made[loc_id] = tx.insert(
+                foi_id = by_location[loc_id] = tx.insert(
                     "features_of_interest",
                     {
                         "name": name,
@@ -118,10 +120,12 @@ class PgCatalog(CatalogOps):
                         "from_location_id": loc_id,
                     },
                 )
+                if made is not None:
+                    made.append(int(foi_id))
             out[int(ds_id)] = int(foi_id)
         return out
 
-    def location_features(self, datastream_ids: Sequence[int]) -> dict[int, int | None]:
+    def location_features(self, datastream_ids: Sequence[int], made: list[int] | None = None) -> dict[int, int | None]:
         # fold_derived=False: only entity tables are read and written, never Observations or their roll-ups.
         with self.store.transaction(fold_derived=False) as tx:
-            return self.location_features_in(tx, datastream_ids)
+            return self.location_features_in(tx, datastream_ids, made)
