@@ -26,7 +26,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from cityhub.app import create_app
 from cityhub.config import Settings
-from cityhub.mqtt.topics import Route, SubscriptionWatch, filter_matches, parse
+from cityhub.mqtt.topics import Route, SubscriptionWatch, filter_matches, is_query, parse
 from tests.servers import free_port
 from tests.test_mqtt import admin, make_station, mqtt_connected, wait_for
 
@@ -45,6 +45,29 @@ def test_topics_parse_as_the_extension_names_them() -> None:
     assert parse("v1.1/Things(1)/name?$select=name") is None  # a property topic takes no $select
     assert parse("v1.1/Observations?$filter=result gt 3") is None  # only $select is defined for topics
     assert parse("v1.1/+/Observations") is None and parse("cityhub/alerts/1/thing/2") is None
+
+
+def test_query_topics_are_those_only_the_hub_can_resolve() -> None:
+    """Paths through navigation properties and queries beyond $select go to the hub (cityhub.mqtt.queries), which
+    reads them in the store; what the MQTT process routes alone does not, nor do wildcards and other trees."""
+    for topic in (
+        "v1.1/Locations(1)/Things",
+        "v1.1/Datastreams(1)/Thing",
+        "v1.1/Observations(7)/Datastream/Thing/Locations",
+        "v1.1/Things(1)/Datastreams?$select=name",
+        "v1.1/Observations?$filter=result gt 4",
+        "v1.1/Datastreams(1)/Observations?$filter=result gt 4&$select=result",
+    ):
+        assert is_query(topic), topic
+    for topic in (
+        "v1.1/Observations",
+        "v1.1/Things(1)/name",
+        "v1.1/Datastreams(1)/Observations?$select=result",
+        "v1.1/Things?$select=name",
+        "v1.1/+/Things",
+        "cityhub/alerts/1/thing/2",
+    ):
+        assert not is_query(topic), topic
 
 
 def test_filters_match_as_the_broker_matches_them() -> None:

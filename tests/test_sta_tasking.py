@@ -9,12 +9,23 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 
 from cityhub.app import create_app
 from cityhub.config import Settings
-from tests.test_mqtt import Subscriber, admin, broker, client_id, hub_settings, mqtt_connected, wait_for  # noqa: F401
+from tests.test_mqtt import (  # noqa: F401
+    Subscriber,
+    admin,
+    broker,
+    client_id,
+    hub_settings,
+    mqtt_connected,
+    publish_all,
+    publisher,
+    wait_for,
+)
 
 SIGN_PARAMETERS = {
     "type": "DataRecord",
@@ -140,3 +151,48 @@ def test_a_device_hears_its_tasks_over_mqtt(tmp_path: Path, broker: str, client_
             assert got[0][1]["taskingParameters"] == {"message": "Đường trơn", "mode": "on"}
         finally:
             device.close()
+
+
+def test_an_operator_sends_tasks_over_mqtt(tmp_path: Path, broker: str, client_id: str) -> None:  # noqa: F811
+    """Tasks published as they would be POSTed, to a TaskingCapability's Tasks or to v1.1/Tasks naming it, are
+    created, checked against the capability and delivered to the device; a refused one is a dead letter naming the
+    parameter, and the others are not held up by it."""
+    settings = hub_settings(tmp_path, broker, client_id, tasking=True)
+    with TestClient(create_app(settings)) as client:
+        client.headers.update(admin(settings))
+        wait_for(lambda: mqtt_connected(client), what="the bridge to connect")
+        _, cap = _sign(client)
+        device = Subscriber(f"v1.1/TaskingCapabilities({cap})/Tasks")
+        operator = publisher()
+        try:
+            publish_all(operator, [
+                (f"v1.1/TaskingCapabilities({cap})/Tasks",
+                 orjson.dumps({"taskingParameters": {"message": "Ùn tắc, đi chậm", "mode": "blink"}})),
+                (f"v1.1/TaskingCapabilities({cap})/Tasks",
+                 orjson.dumps({"taskingParameters": {"message": "x", "mode": "flash"}})),
+                ("v1.1/Tasks",
+                 orjson.dumps({"taskingParameters": {"mode": "off"}, "TaskingCapability": {"@iot.id": cap}})),
+            ])  # fmt: skip
+            tasks = wait_for(
+                lambda: (
+                    (v := client.get(f"/v1.1/TaskingCapabilities({cap})/Tasks?$orderby=id").json()["value"])
+                    and len(v) == 2
+                    and v
+                ),
+                what="the two valid Tasks",
+            )
+            assert [t["taskingParameters"] for t in tasks] == [
+                {"message": "Ùn tắc, đi chậm", "mode": "blink"},
+                {"mode": "off"},
+            ]
+            assert all(t["creationTime"] for t in tasks)
+            # The topic also carries what the operator sent; the hub's announcements are the entities, with ids.
+            created = lambda: [m[1] for m in device.messages if "@iot.id" in m[1]]  # noqa: E731
+            heard = wait_for(lambda: len(created()) >= 2 and created(), what="the device to hear both Tasks")
+            assert sorted(m["@iot.id"] for m in heard) == sorted(t["@iot.id"] for t in tasks)
+            dead = wait_for(lambda: client.get("/api/v1/deadletters").json()["value"], what="the dead letter")
+            assert len(dead) == 1 and "mode must be one of" in dead[0]["reason"], dead
+            assert dead[0]["field"] == "taskingParameters.mode"
+        finally:
+            device.close()
+            operator.disconnect()

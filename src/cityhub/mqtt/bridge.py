@@ -64,6 +64,8 @@ from cityhub.mqtt.child import (
     io_main,
 )
 from cityhub.mqtt.mappings import Mappings, load_mappings
+from cityhub.mqtt.queries import QueryTopics
+from cityhub.sensorthings.service.paths import parse_path
 from cityhub.sensorthings.service.write import new_stream
 
 if TYPE_CHECKING:
@@ -74,6 +76,8 @@ __all__ = ["BrokerAddress", "MqttBridge", "check_settings"]
 
 log = logging.getLogger(__name__)
 
+# Tasking Core over MQTT: an operator's client publishes a Task as it would POST it (served with CITYHUB_TASKING).
+TASK_TOPIC = re.compile(r"^v1\.1/(?:TaskingCapabilities\((\d{1,18})\)/)?Tasks$")
 DATASTREAM_TOPIC = re.compile(r"^v1\.1/(?:Multi)?Datastreams\((\d+)\)/Observations$")  # one id space
 FEATURE_TOPIC = re.compile(r"^v1\.1/FeaturesOfInterest\((\d+)\)/Observations$")
 _FAST_KEYS = frozenset({"phenomenonTime", "result", "resultTime"})
@@ -216,6 +220,7 @@ class MqttBridge:
         if not self.republish:
             log.warning("anonymous reads are off and no MQTT private prefix is set: the hub republishes nothing")
         self.base = s.base_url + "/v1.1"
+        self.queries = QueryTopics(hub.sensorthings, self.base, s.max_top, s.max_expand_depth)
         self.stats = BridgeStats()
         self.client = _Publisher(self)
         self.authorize = s.mqtt_authorize
@@ -235,7 +240,12 @@ class MqttBridge:
             host=self.address.host,
             port=self.address.port,
             client_id=s.mqtt_client_id,
-            topics=(OBSERVATIONS_TOPIC, "v1.1/+/Observations", *self.mappings.filters()),  # and the broker's log
+            topics=(
+                OBSERVATIONS_TOPIC,
+                "v1.1/+/Observations",
+                *(("v1.1/Tasks", "v1.1/+/Tasks") if s.tasking else ()),
+                *self.mappings.filters(),
+            ),  # and the broker's log
             username=s.mqtt_username or self.address.username,
             password=s.mqtt_password or self.address.password,
             tls=self.address.tls,
@@ -413,6 +423,7 @@ class MqttBridge:
                     self.stats.last_error = info["last_error"]
             elif kind == "watch":
                 self.stats.watched_filters = int(rest[0])
+                self.queries.update(rest[1])
             elif kind == "published":
                 sent, dropped = rest
                 self.stats.published += sent
@@ -577,6 +588,10 @@ class MqttBridge:
         rows: list[dict[str, Any]] = []
         origin: list[Message] = []
         for m in slow:
+            task = TASK_TOPIC.match(m.topic)
+            if task is not None:
+                self._create_task(m, task.group(1), dead)
+                continue
             try:
                 bodies = self._bodies(m)
             except ProblemError as exc:
@@ -669,6 +684,22 @@ class MqttBridge:
                 field="topic",
             )
         return self.mappings.bodies(m.topic, m.payload, m.received_at, self._datastream_by_name)
+
+    def _create_task(self, m: Message, capability: str | None, dead: list[deadletters.DeadLetter]) -> None:
+        """A Task published to ``v1.1/Tasks`` (naming its TaskingCapability) or to a TaskingCapability's
+        ``Tasks``, created as a POST there creates it (its own transaction); refused, a dead letter."""
+        try:
+            if not self.hub.settings.tasking:  # subscribed only with tasking on; a stray message all the same
+                raise ProblemError(404, "Not Found", "Tasking is not served (CITYHUB_TASKING)", field="topic")
+            try:
+                body = orjson.loads(m.payload)
+            except orjson.JSONDecodeError as exc:
+                raise ProblemError(400, "Bad Request", f"the payload is not JSON: {exc}", field="payload") from None
+            path = f"TaskingCapabilities({capability})/Tasks" if capability else "Tasks"
+            self.hub.sensorthings.create_in_change_set(parse_path(path), body, self.base)
+            self.stats.stored += 1
+        except ProblemError as exc:
+            dead.append(_dead(m, exc.detail, exc.field))
 
     def _datastream_by_name(self, name: str) -> int | None:
         return self.hub.catalog.id_by_name(name)
@@ -770,7 +801,10 @@ class MqttBridge:
                     # The process makes the topics: the entity's, its set's, property and $select ones, and the
                     # collections it is in (v1.1/TaskingCapabilities(<id>)/Tasks: where a device hears its Tasks).
                     parents = self._parent_topics(et, entity_id)
-                    cmd: tuple[Any, ...] = ("ent", et.plural, payload, fields, self.publish_qos, self.prefix, parents)
+                    queried = self.queries.entity_messages(et, entity_id, parents) if self.queries.topics else []
+                    cmd: tuple[Any, ...] = (
+                        "ent", et.plural, payload, fields, self.publish_qos, self.prefix, parents, queried
+                    )  # fmt: skip
                     self._hand_over(cmd, n)
                     n = 0
                 elif item[0] == "pub":
@@ -786,6 +820,11 @@ class MqttBridge:
                         cmd = ("obs", data, self.base, per_ds, firehose, self.publish_qos, self.prefix, multi)
                         self._hand_over(cmd, m)
                         n -= m
+                    if self.queries.topics and self.queries.targets(model.OBSERVATION):
+                        ids = sorted(table.column("id").to_pylist())
+                        queried = [(self.prefix + t, body) for t, body in self.queries.observation_messages(ids)]
+                        if queried:
+                            self._hand_over(("pub", queried, self.publish_qos), 0)
             except Exception as exc:  # subscribers are best effort; keep going
                 self.stats.last_error = f"publish: {type(exc).__name__}: {exc}"
                 log.exception("MQTT publish failed")

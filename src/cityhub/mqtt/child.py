@@ -44,7 +44,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from cityhub import model, results
 from cityhub.mqtt.packets import publish_batch
-from cityhub.mqtt.topics import SYS_LOG_TOPICS, SubscriptionWatch, filter_matches, parse
+from cityhub.mqtt.topics import SYS_LOG_TOPICS, SubscriptionWatch, filter_matches, is_query, parse
 from cityhub.timefmt import iso_time
 
 OBSERVATIONS_TOPIC = "v1.1/Observations"
@@ -351,10 +351,14 @@ class _Child:
             with self.watch_lock:
                 before = self.watch.version
                 self.watch.feed(msg.topic, bytes(msg.payload))
-                n = len(self.watch.count) if self.watch.version != before else -1
-            if n >= 0:
+                changed = self.watch.version != before
+                n = len(self.watch.count)
+                # Topics only the hub can resolve (cityhub.mqtt.queries) go with the count, in the same message,
+                # so that the hub knows them once /healthz counts their subscriptions.
+                queries = tuple(f for f in self.watch.count if is_query(f)) if changed else ()
+            if changed:
                 with contextlib.suppress(OSError, ValueError):
-                    self.send(("watch", n))
+                    self.send(("watch", n, queries))
             return
         with self.cond:
             while len(self.inbox) >= MAX_INBOX and not self.stopping:
@@ -432,10 +436,11 @@ class _Child:
                         self.firehose_configured = firehose
                         self.jobs.append(_Job(qos, table=table, fmt=(base, per_ds, firehose, prefix, multi)))
                     elif kind == "ent":
-                        _, entity_set, payload, fields, qos, prefix, parents = cmd
+                        _, entity_set, payload, fields, qos, prefix, parents, queried = cmd
                         entity, extras = orjson.loads(payload), self.extras()
                         msgs = entity_messages(entity_set, entity, fields, prefix, extras)
                         msgs += [(prefix + topic, payload) for topic in parents]
+                        msgs += [(prefix + topic, body) for topic, body in queried]
                         if entity_set == "Observations" and extras is not None:
                             msgs += updated_observation_messages(entity, parents, prefix, extras)
                         self.jobs.append(_Job(qos, messages=msgs))

@@ -76,6 +76,19 @@ def parse(topic: str) -> Route | None:
     return None
 
 
+def is_query(topic: str) -> bool:
+    """Whether ``topic`` is a SensorThings topic the MQTT process cannot serve alone, which the hub resolves in the
+    store (:mod:`cityhub.mqtt.queries`): a resource path through a navigation property (``Things(1)/Locations``; a
+    capitalised segment, as SensorThings names them) or with a query other than ``$select`` (which :func:`parse`
+    routes)."""
+    if not topic.startswith("v1.1/") or "+" in topic or "#" in topic:
+        return False
+    route = parse(topic)
+    if route is None:
+        return True
+    return route.kind == "entity" and route.prop is not None and route.prop[:1].isupper()
+
+
 def filter_matches(flt: str, topic: str) -> bool:
     """MQTT topic-filter matching (``+`` one level, ``#`` the rest), as the broker does it."""
     f_levels, t_levels = flt.split("/"), topic.split("/")
