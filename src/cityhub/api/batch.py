@@ -30,7 +30,7 @@ from email.message import EmailMessage
 from functools import partial
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 from fastapi import Request
@@ -43,6 +43,7 @@ from cityhub.api.deps import JSONResponse, hub_of, principal, require
 from cityhub.auth.keys import Principal
 from cityhub.errors import ProblemError, bad_request
 from cityhub.hub import Hub
+from cityhub.sensorthings.filter import parse_filter
 from cityhub.sensorthings.service import parse_path
 from cityhub.sensorthings.service.paths import refuse_tasking
 
@@ -290,7 +291,7 @@ def _change_set(hub: Hub, who: Principal, base: str, group: list[Part]) -> list[
 def _change(
     service: Any, who: Principal, base: str, part: Part, created: dict[str, str], ids: dict[str, int], *, tasking: bool
 ) -> Answer:
-    path, _query = _target(part.url, created, part.where)
+    path, query = _target(part.url, created, part.where)
     res = parse_path(path)
     refuse_tasking(res, tasking)
     body: Any = None
@@ -315,7 +316,9 @@ def _change(
         return Answer(part.id, 201, {**json_headers, "location": out["@iot.selfLink"]}, orjson.dumps(out), part.group)
     require(who, "model")
     if part.method == "DELETE":
-        service.delete(res)
+        # A collection's members are deleted as its $filter says, as outside a change set.
+        flt = dict(parse_qsl(query)).get("$filter") if res.is_collection and not res.ref else None
+        service.delete(res, None if flt is None else parse_filter(flt))
         return Answer(part.id, 200, json_headers, orjson.dumps({"deleted": f"{base}/{path}"}), part.group)
     if part.method == "PUT" and res.ref:
         service.add_reference(res, body)

@@ -23,6 +23,7 @@ from cityhub.api import batch
 from cityhub.api.deps import JSONResponse, hub_of, principal, require
 from cityhub.api.openapi import documented_elsewhere, json_ok, problems
 from cityhub.errors import ProblemError, bad_request
+from cityhub.sensorthings.filter import parse_filter
 from cityhub.sensorthings.options import parse_options
 from cityhub.sensorthings.schemas import entity_schema
 from cityhub.sensorthings.service import Resource, parse_path
@@ -187,7 +188,10 @@ async def handle_delete(request: Request, path: str) -> Response:
     require(principal(request), "model")
     res = _resource(request, path)
     hub = hub_of(request)
-    await run_in_threadpool(hub.sensorthings.delete, res)
+    flt = None
+    if res.is_collection and not res.ref and "$filter" in request.query_params:
+        flt = parse_filter(request.query_params["$filter"])
+    await run_in_threadpool(hub.sensorthings.delete, res, flt)
     # SensorThings answers a delete with 200; the body says what went, so it is JSON like every other 200.
     return JSONResponse({"deleted": f"{base_url(request)}/{path.strip('/')}"})
 
@@ -289,6 +293,9 @@ def _register(et: model.EntityType) -> None:
     async def delete_(request: Request, entity_id: int = EntityId) -> Response:
         return await handle_delete(request, f"{plural}({entity_id})")
 
+    async def delete_members(request: Request, filter_: str | None = q["filter_"]) -> Response:
+        return await handle_delete(request, plural)
+
     schema = entity_schema(et)
     body_doc = {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
     # A PATCH sends only what changes: no member is required.
@@ -372,6 +379,16 @@ def _register(et: model.EntityType) -> None:
         tags=tags,
         summary=f"Delete a {name} (and what depends on it)",
         operation_id=f"delete{name}",
+        response_model=None,
+        responses={200: json_ok(DELETED, "Deleted"), **problems(409), **off},
+    )
+    router.add_api_route(
+        f"/{plural}",
+        delete_members,
+        methods=["DELETE"],
+        tags=tags,
+        summary=f"Delete the {plural} that $filter keeps (all of them without one), each as its own DELETE would",
+        operation_id=f"delete{plural}",
         response_model=None,
         responses={200: json_ok(DELETED, "Deleted"), **problems(409), **off},
     )

@@ -11,6 +11,8 @@ import jsonpatch
 
 from cityhub import model
 from cityhub.errors import ProblemError, bad_request, conflict
+from cityhub.sensorthings.filter import Node
+from cityhub.sensorthings.filter.query import SqlBuilder, chain_where, filter_sql, ids_sql
 from cityhub.sensorthings.service.base import ServiceBase
 from cityhub.sensorthings.service.paths import Resource
 from cityhub.sensorthings.service.validate import _inverse, _reference_id, values_of
@@ -315,17 +317,38 @@ class WriteMixin(ServiceBase):
         # A Thing without that Location any more has another default FeatureOfInterest.
         self._after_commit(self.catalog.invalidate)
 
-    def delete(self, res: Resource) -> None:
+    def delete(self, res: Resource, flt: Node | None = None) -> None:
+        """DELETE of an entity, or of the members of a collection that ``flt`` (its ``$filter``) keeps."""
         if res.ref:
             self.delete_reference(res)
             return
-        if res.member is not None or res.is_collection:
-            raise ProblemError(405, "Method Not Allowed", "DELETE needs a single entity", field="path")
+        if res.member is not None:
+            raise ProblemError(405, "Method Not Allowed", "DELETE needs an entity or a collection", field="path")
+        if res.is_collection:
+            self._delete_members(res, flt)
+            return
         entity_id = self._resolve_id(res)
         with self._tx() as tx:
             self.store.entities.delete(tx, res.et.plural, entity_id)
         self._after_commit(self.catalog.invalidate)
         self._announce(res.et, entity_id, "deleted")
+
+    def _delete_members(self, res: Resource, flt: Node | None) -> None:
+        """OData 4.01 Part 1 §11.4.14 (Delete Members of a Collection): each member that the ``$filter`` keeps (all
+        of them without one) is deleted as a DELETE of it would, all in one transaction, so that a failure deletes
+        none."""
+        self._check_parents_exist(res)
+        b = SqlBuilder(self.store.dialect)
+        where = chain_where(b, res.steps, "e")
+        if flt is not None:
+            where += " AND (" + filter_sql(b, res.et, "e", flt) + ")"
+        with self._tx() as tx:
+            ids = [int(row[0]) for row in tx.execute(ids_sql(res.et, where), b.params)]
+            for entity_id in ids:
+                self.store.entities.delete(tx, res.et.plural, entity_id)
+        self._after_commit(self.catalog.invalidate)
+        for entity_id in ids:
+            self._announce(res.et, entity_id, "deleted")
 
 
 def new_stream(body: dict[str, Any]) -> str | None:
