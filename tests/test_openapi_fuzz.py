@@ -50,7 +50,7 @@ SEMANTIC = frozenset(
         "GET /api/v1/export",
         "GET /api/v1/latest",
         "POST /api/v1/latest",  # ids just past 2**63 - 1 compare equal to the maximum as JSON Schema floats
-        *(f"{m} /v1.1/{et.plural}" for et in model.ENTITY_TYPES for m in ("GET", "POST")),
+        *(f"{m} /v1.1/{et.plural}" for et in model.ENTITY_TYPES for m in ("GET", "POST", "DELETE")),
         *(f"{m} /v1.1/{et.plural}({{entity_id}})" for et in model.ENTITY_TYPES for m in ("GET", "PATCH", "PUT")),
         "POST /v1.1/$batch",  # ids unique, atomicity groups adjacent, dependsOn earlier: beyond JSON Schema
     }
