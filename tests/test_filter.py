@@ -166,6 +166,11 @@ SPEC_EXAMPLES = [
         ("2016-01-01T00:00:00.0000015Z", "2016-01-01T00:00:00.000001Z"),
         ("name eq 'it''s'", "(name eq 'it''s')"),
         ("st_within(location, geometry'POINT(1 2)')", "st_within(location, geography'POINT (1 2)')"),
+        ("properties/a[0][1]/b gt 1", "(properties/a[0][1]/b gt 1)"),
+        ("resultQuality[0]/code eq 2", "(resultQuality[0]/code eq 2)"),
+        ("p in (1, 'x') and q", "(((p eq 1) or (p eq 'x')) and q)"),  # a list is the comparisons it stands for
+        ("p add 1 in (2)", "(p add (1 eq 2))"),  # 'in' binds tightest (OData 4.01 URL Conventions §5.1.1.16)
+        ("9 in properties/list", "(9 in properties/list)"),
     ],
 )
 def test_canonical_text(text: str, canonical: str) -> None:
@@ -577,6 +582,9 @@ class DuckCtx:
     def json_value(self, base_sql: str, keys: tuple[str, ...], as_type: str) -> str:
         # The JSON path is itself a parameter, which checks the compiler's placeholder ordering.
         return self.json_cast(f"json_extract_string({base_sql}, {self.param('$.' + '.'.join(keys))})", as_type)
+
+    def json_contains(self, base_sql: str, keys: tuple[str, ...], value_sql: str, as_type: str) -> str:
+        return self.dialect.json_contains(base_sql, keys, value_sql, as_type)
 
     def json_cast(self, text_sql: str, as_type: str) -> str:
         casts = {"string": None, "number": "DOUBLE PRECISION", "boolean": "BOOLEAN"}

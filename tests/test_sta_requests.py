@@ -175,3 +175,48 @@ def test_matching_datastream_in_the_body_of_a_datastream_path(client: TestClient
     assert r.status_code == 201, r.text
     r = client.post(f"/v1.1/Datastreams({ds})/Observations", json={**body, "Datastream": {"@iot.id": ds + 100}})
     assert (r.status_code, r.json()["field"]) == (400, "Datastream")
+
+
+# -- members of JSON properties, OData 4.01's `in`, DELETE of a collection ---------------------------------------
+def test_member_of_a_json_property_by_path_and_in_select(client: TestClient) -> None:
+    thing = _thing(client, properties={"list": [[1, 2], [3, 4]], "obj": {"a": "x", "b": None}})
+    r = client.get(f"/v1.1/Things({thing})/properties/list%5B1%5D%5B0%5D")
+    assert r.status_code == 200 and r.json() == {"list[1][0]": 3}, r.text
+    assert client.get(f"/v1.1/Things({thing})/properties/obj/a/$value").text == "x"
+    assert client.get(f"/v1.1/Things({thing})/properties/obj/b").status_code == 204  # null, as a null property
+    for missing in ("obj/c", "list%5B2%5D", "obj/a/b"):
+        assert client.get(f"/v1.1/Things({thing})/properties/{missing}").status_code == 404, missing
+    assert client.get(f"/v1.1/Things({thing})/name/x").status_code == 404  # a string has no members
+    r = client.get(f"/v1.1/Things({thing})", params={"$select": "properties/obj/a,properties/list"})
+    assert r.json() == {"properties": {"obj": {"a": "x"}, "list": [[1, 2], [3, 4]]}}, r.text
+
+
+def test_json_members_compare_by_their_json_type_and_in(client: TestClient) -> None:
+    ids = [_thing(client, properties=p) for p in ({"n": 5, "tags": ["a", 5]}, {"n": "5", "tags": ["5"]}, {})]
+
+    def found(flt: str) -> list[int]:
+        r = client.get("/v1.1/Things", params={"$filter": flt})
+        assert r.status_code == 200, r.text
+        return sorted(ids.index(e["@iot.id"]) for e in r.json()["value"])
+
+    assert found("properties/n gt 4") == [0]  # the string "5" is no number
+    assert found("properties/n eq '5'") == [0, 1]  # as a string, a member is its JSON text
+    assert found("properties/n in (4, 5)") == [0]
+    assert found("'a' in properties/tags") == [0]
+    assert found("5 in properties/tags") == [0]
+    assert found("'5' in properties/tags") == [1]
+    assert found("properties/tags[1] eq 5") == [0]
+    assert client.get("/v1.1/Things", params={"$filter": "5 in name"}).status_code == 400
+
+
+def test_delete_of_a_collection_deletes_what_its_filter_keeps(client: TestClient) -> None:
+    ids = [_thing(client, properties={"n": n}) for n in range(4)]
+    r = client.delete("/v1.1/Things", params={"$filter": "properties/n ge 2"})
+    assert r.status_code == 200, r.text
+    assert [e["@iot.id"] for e in client.get("/v1.1/Things").json()["value"]] == ids[:2]
+    batch = {"requests": [{"id": "1", "atomicityGroup": "g", "method": "DELETE",
+                           "url": "Things?$filter=properties/n%20eq%200"}]}  # fmt: skip
+    assert client.post("/v1.1/$batch", json=batch).status_code == 200
+    assert [e["@iot.id"] for e in client.get("/v1.1/Things").json()["value"]] == ids[1:2]
+    assert client.delete("/v1.1/Things", params={"$filter": "nosuch eq 1"}).status_code == 400
+    assert [e["@iot.id"] for e in client.get("/v1.1/Things").json()["value"]] == ids[1:2]

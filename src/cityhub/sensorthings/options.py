@@ -230,6 +230,12 @@ def _parse_select(et: model.EntityType, text: str) -> list[str]:
             names.append("@iot.selfLink")
         elif et.prop(name) or et.nav(name):
             names.append(name)
+        elif "/" in name and (prop := et.prop(name.split("/", 1)[0])) is not None and prop.kind == model.JSON:
+            # A member of a JSON property (OData 4.01 URL Conventions §5.1.3: a path to a property of a complex or
+            # open type): shown inside its property, alone.
+            if not all(name.split("/")[1:]):
+                raise bad_request(f"empty member name in {name!r}", field="$select")
+            names.append(name)
         else:
             raise bad_request(f"{et.name} has no property {name!r}", field="$select")
     return names

@@ -88,6 +88,11 @@ class Dialect(abc.ABC):
     def json_value(self, sql: str, keys: Sequence[str], as_type: str) -> str:
         """A member of a JSON column as ``string``, ``number`` or ``boolean`` (NULL when absent)."""
 
+    def json_contains(self, sql: str, keys: Sequence[str], value_sql: str, as_type: str) -> str:
+        """Whether the array member at ``keys`` of a JSON column holds ``value_sql`` (``string``, ``number`` or
+        ``boolean``; an element of another JSON type never matches); false when the member is no array."""
+        raise NotImplementedError(f"{type(self).__name__} has no JSON array membership")
+
     @abc.abstractmethod
     def geo(self, func: str, args: list[str]) -> str:
         """A SensorThings geo function over GeoJSON-text columns and WKT parameters."""

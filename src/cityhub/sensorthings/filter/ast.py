@@ -278,6 +278,8 @@ BINARY_BP = {
     **dict.fromkeys(("eq", "ne", "gt", "ge", "lt", "le"), 3),
     **dict.fromkeys(("add", "sub"), 4),
     **dict.fromkeys(("mul", "div", "mod"), 5),
+    # OData 4.01's membership operator, a primary one (URL Conventions §5.1.1.16): tighter than the rest.
+    "in": 7,
 }
 UNARY_BP = 6
 NOT_BP = BINARY_BP["eq"]  # what 'not' applies to: a comparison (and the arithmetic in it), not and/or

@@ -95,6 +95,11 @@ class SqlContext(Protocol):
         the member is missing or does not convert (use TRY_CAST/CASE rather than failing the query)."""
         ...
 
+    def json_contains(self, base_sql: str, keys: tuple[str, ...], value_sql: str, as_type: str) -> str:
+        """Whether the array at ``keys`` of JSON ``base_sql`` holds ``value_sql``, a "string", "number" or "boolean"
+        (an element of another JSON type never does); false when the member is no array."""
+        ...
+
     def geo(self, func: str, args: list[str]) -> str:
         """SQL for a geo function by its filter name ("geo.distance", "st_within"...). ``args`` are
         geometry-typed SQL, except the third argument of "st_relate": a string (the DE-9IM pattern)."""
@@ -156,6 +161,9 @@ class _Scoped:
 
     def json_value(self, base_sql: str, keys: tuple[str, ...], as_type: str) -> str:
         return self.outer.json_value(base_sql, keys, as_type)
+
+    def json_contains(self, base_sql: str, keys: tuple[str, ...], value_sql: str, as_type: str) -> str:
+        return self.outer.json_contains(base_sql, keys, value_sql, as_type)
 
     def geo(self, func: str, args: list[str]) -> str:
         return self.outer.geo(func, args)
@@ -332,6 +340,9 @@ class _Compiler:
                             f"'{node.op}' needs boolean operands, got {_DESCRIBE[t]} in '{_snippet(operand)}'"
                         )
                 return _Info("boolean")
+            if node.op == "in":
+                self.membership_type(node)
+                return _Info("boolean")
             if node.op in ("eq", "ne") and (related := self.entity_null(node)) is not None:
                 self.entity_nulls[id(node)] = related
                 return _Info("boolean")
@@ -379,6 +390,20 @@ class _Compiler:
         if a == "boolean" and node.op not in ("eq", "ne"):
             raise FilterError(f"booleans can only be compared with eq or ne, in '{_snippet(node)}'")
         return a
+
+    def membership_type(self, node: Binary) -> tuple[str, Resolved]:
+        """``x in <array>`` with the array a JSON member (``9 in properties/list``; a list ``x in (a, b)`` is parsed
+        as the comparisons it stands for): the type x is looked for as, and the array's path."""
+        right = node.right
+        r = self.resolve(right.segments) if isinstance(right, Path) else None
+        if r is None or r.type != "json":
+            raise FilterError(f"'in' needs a list (a, b) or a JSON array member after it, in '{_snippet(node)}'")
+        t = self.info(node.left).type
+        if t in _POLY:
+            t = "string"
+        if t not in _SCALAR:
+            raise FilterError(f"cannot look for {_DESCRIBE[t]} in a JSON array, in '{_snippet(node)}'")
+        return t, r
 
     def arithmetic_type(self, node: Binary) -> str:
         a, b = self.info(node.left).type, self.info(node.right).type
@@ -486,6 +511,8 @@ class _Compiler:
                 return "(" + f" {node.op.upper()} ".join(self.boolean(x) for x in chain(node)) + ")"
             if node.op in COMPARISONS:
                 return self.comparison(node)
+            if node.op == "in":
+                return self.membership(node)
             return self.arithmetic(node)
         return self.call(node)
 
@@ -541,6 +568,12 @@ class _Compiler:
             right = self.emit(node.right, target)
             cond = f"({left} {_SQL_COMPARE[node.op]} {right})"
         return self.wrap(cond, exists)
+
+    def membership(self, node: Binary) -> str:
+        target, r = self.membership_type(node)
+        value = self.emit(node.left, target)
+        exists = _merge(self.info(node.left).exists, self.info(node.right).exists)
+        return self.wrap(self.ctx.json_contains(r.sql, r.keys, value, target), exists)
 
     def is_period(self, node: Node) -> bool:
         """An interval literal, a property that holds time intervals (Resolved.alt["end"]), or either moved by a

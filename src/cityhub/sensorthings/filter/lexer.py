@@ -16,6 +16,7 @@ from cityhub.sensorthings.filter.ast import INT64_MAX, INT64_MIN, FilterError, L
 WS = " \t\r\n"
 _IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 SEGMENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+INDEX_RE = re.compile(r"\[[0-9]{1,9}\]")  # an array index in a path to a JSON member: properties/list[0]
 _NUMBER_RE = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?")
 _DATE_RE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
 _DATETIME_RE = re.compile(
@@ -26,7 +27,7 @@ _AFTER_LITERAL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz
 
 
 class Token(NamedTuple):
-    kind: str  # ident literal ( ) , / : - eof
+    kind: str  # ident literal index ( ) , / : - eof
     pos: int
     end: int
     text: str
@@ -101,7 +102,7 @@ def _lex_period(text: str, start: Literal, m: re.Match[str]) -> tuple[Literal, i
         try:
             until = start.value + duration_to_timedelta(d.group())
         except (ValueError, OverflowError):
-            raise FilterError(f"invalid interval '{text[begin:d.end()]}' at position {begin}", begin) from None
+            raise FilterError(f"invalid interval '{text[begin : d.end()]}' at position {begin}", begin) from None
         stop = d.end()
     else:
         raise FilterError(f"expected a datetime or a duration after '/' at position {slash + 1}", slash + 1)
@@ -176,6 +177,12 @@ def tokenize(text: str) -> list[Token]:
         elif ch == "-":
             toks.append(Token("-", i, i + 1, ch))
             i += 1
+        elif ch == "[":
+            m = INDEX_RE.match(text, i)
+            if m is None:
+                raise FilterError(f"expected an array index such as '[0]' at position {i}", i)
+            toks.append(Token("index", i, m.end(), m.group()))
+            i = m.end()
         elif ch == "_" or ("a" <= ch <= "z") or ("A" <= ch <= "Z"):
             m = _IDENT_RE.match(text, i)
             assert m is not None

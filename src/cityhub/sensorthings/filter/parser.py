@@ -25,6 +25,7 @@ from cityhub.sensorthings.filter.ast import (
     Unary,
     is_chain,
 )
+from cityhub.sensorthings.filter.ast import depth as node_depth
 from cityhub.sensorthings.filter.lexer import WS, Token, describe, tokenize
 
 
@@ -88,6 +89,9 @@ class _Parser:
             if tok.end < len(self.text) and self.text[tok.end] not in WS:
                 raise FilterError(f"expected whitespace after '{tok.text}' at position {tok.end}", tok.end)
             self.i += 1
+            if tok.text == "in" and self.toks[self.i].kind == "(":
+                left, depth = self.in_list(left, tok)
+                continue
             self.enter(tok)
             right, right_depth = self.expression(bp + 1)  # bp + 1: left-associative
             self.pending -= 1
@@ -140,6 +144,7 @@ class _Parser:
             raise FilterError(f"invalid property name '{word}' at position {tok.pos}", tok.pos)
         self.i += 1
         segments = [word]
+        self.indexes(segments)
         # A path is written without spaces: 'a/b'; a spaced '/' is left for the caller to reject.
         while (slash := self.toks[self.i]).kind == "/" and slash.pos == self.toks[self.i - 1].end:
             seg = self.toks[self.i + 1]
@@ -150,7 +155,38 @@ class _Parser:
                 return self.lambda_(segments, seg)
             segments.append(seg.text)
             self.i += 2
+            self.indexes(segments)
         return Path(tuple(segments)), 0
+
+    def in_list(self, left: Node, in_tok: Token) -> tuple[Node, int]:
+        """``x in (a, b)`` (OData 4.01 URL Conventions §5.1.1.1.12): x equals a member of the list, which is
+        ``x eq a or x eq b``; the current token is '('."""
+        self.i += 1
+        self.enter(in_tok)
+        items: list[Node] = []
+        while True:
+            items.append(self.expression(0)[0])
+            tok = self.expect_one_of((",", ")"), "',' or ')'")
+            if tok.kind == ")":
+                break
+        self.pending -= 1
+        node: Node = Binary("eq", left, items[0])
+        for item in items[1:]:
+            node = Binary("or", node, Binary("eq", left, item))
+        return node, self.built(node_depth(node), in_tok)
+
+    def expect_one_of(self, kinds: tuple[str, ...], what: str) -> Token:
+        tok = self.toks[self.i]
+        if tok.kind not in kinds:
+            raise self.error(what, tok)
+        self.i += 1
+        return tok
+
+    def indexes(self, segments: list[str]) -> None:
+        """The array indexes written right after a path segment (``intIntArray[0][1]``), each a segment of its own."""
+        while (tok := self.toks[self.i]).kind == "index" and tok.pos == self.toks[self.i - 1].end:
+            segments.append(tok.text)
+            self.i += 1
 
     def lambda_(self, path: list[str], op_tok: Token) -> tuple[Node, int]:
         """``path/any(var: body)``, ``path/all(var: body)`` or ``path/any()``; the current token is '('."""

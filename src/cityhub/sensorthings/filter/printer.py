@@ -23,7 +23,7 @@ from cityhub.sensorthings.filter.ast import (
     depth,
     duration_to_timedelta,
 )
-from cityhub.sensorthings.filter.lexer import SEGMENT_RE
+from cityhub.sensorthings.filter.lexer import INDEX_RE, SEGMENT_RE
 
 
 def _datetime_text(value: dt.datetime) -> str:
@@ -77,9 +77,14 @@ def text_of(node: Node) -> str:
         return _literal_text(node)
     if isinstance(node, Path):
         segs = node.segments
-        if not segs or segs[0] in RESERVED or not all(SEGMENT_RE.fullmatch(s) for s in segs):
+        if (
+            not segs
+            or segs[0] in RESERVED
+            or not SEGMENT_RE.fullmatch(segs[0])
+            or not all(SEGMENT_RE.fullmatch(s) or INDEX_RE.fullmatch(s) for s in segs)
+        ):
             raise ValueError(f"cannot print property path {segs!r}")
-        return "/".join(segs)
+        return "".join(s if INDEX_RE.fullmatch(s) or n == 0 else "/" + s for n, s in enumerate(segs))
     if isinstance(node, Unary):
         inner = text_of(node.operand)
         if node.op == "not":

@@ -67,6 +67,9 @@ class FilterContext:
     def json_value(self, base_sql: str, keys: tuple[str, ...], as_type: str) -> str:
         return self.builder.dialect.json_value(base_sql, keys, as_type)
 
+    def json_contains(self, base_sql: str, keys: tuple[str, ...], value_sql: str, as_type: str) -> str:
+        return self.builder.dialect.json_contains(base_sql, keys, value_sql, as_type)
+
     def geo(self, func: str, args: list[str]) -> str:
         return self.builder.dialect.geo(func, args)
 

@@ -10,6 +10,9 @@ from cityhub import model
 from cityhub.errors import ProblemError, bad_request, not_found
 
 _SEGMENT = re.compile(r"^([A-Za-z]+)(?:\(([^)]*)\))?$")
+# A member of a JSON property, with the array indexes after it: /properties/list[0][1]
+_JSON_SEGMENT = re.compile(r"^([^\[\]]+)((?:\[[0-9]{1,9}\])*)$")
+_INDEX = re.compile(r"\[[0-9]+\]")
 
 
 @dataclass
@@ -25,6 +28,10 @@ class Step:
 class Resource:
     steps: list[Step]
     member: str | None = None  # a property addressed by the path: /Things(1)/name
+    # Below a JSON property, the member addressed (/Things(1)/properties/list[0]: "list", "[0]") and the name
+    # it is answered under (the last segment, "list[0]").
+    keys: tuple[str, ...] = ()
+    key_name: str | None = None
     value: bool = False  # .../$value
     ref: bool = False  # .../$ref
 
@@ -59,7 +66,13 @@ def parse_path(path: str) -> Resource:
             res.ref = True
             continue
         if res.member is not None:
-            raise not_found(f"nothing below property {res.member!r}", field="path")
+            prop = steps[-1].et.prop(res.member)
+            m = _JSON_SEGMENT.match(part)
+            if prop is None or prop.kind != model.JSON or m is None:
+                raise not_found(f"nothing below property {res.member!r}", field="path")
+            res.keys += (m.group(1), *_INDEX.findall(m.group(2)))
+            res.key_name = part
+            continue
         m = _SEGMENT.match(part)
         if m is None:
             raise not_found(f"unknown path segment {part!r}", field="path")

@@ -95,6 +95,9 @@ class ReadMixin(ServiceBase):
             if res.member is not None:
                 name = "@iot.id" if res.member == "id" else res.member
                 value = entity[name]
+                if res.keys:
+                    value = _member(value, res.keys, res.key_name or name)
+                    name = res.key_name or name
                 # OData 4.0 Part 1 §11.2.4.1: a null property is 204 No Content, whether or not $value asks for
                 # it raw.
                 if res.value or value is None:
@@ -209,6 +212,22 @@ class ReadMixin(ServiceBase):
         if not rows:
             raise not_found(f"{res.et.name} not found", field="path")
         return int(rows[0][0])
+
+
+def _member(value: Any, keys: tuple[str, ...], name: str) -> Any:
+    """The member at ``keys`` (an array index written ``[n]``) of a JSON property's value; a 404 where there is
+    none (a member that is there with the value null is null, answered 204 as a null property is)."""
+    for key in keys:
+        if key.startswith("["):
+            index = int(key[1:-1])
+            if not isinstance(value, list) or index >= len(value):
+                raise not_found(f"no member {name!r}", field="path")
+            value = value[index]
+        else:
+            if not isinstance(value, dict) or key not in value:
+                raise not_found(f"no member {name!r}", field="path")
+            value = value[key]
+    return value
 
 
 def _shows_datastreams(et: model.EntityType, opts: QueryOptions) -> bool:

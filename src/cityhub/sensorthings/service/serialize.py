@@ -67,8 +67,46 @@ def shape(base: str, et: model.EntityType, entity: dict[str, Any], select: list[
     if select is not None:
         # Expanded navigations are shown whatever $select says; their links follow $select.
         keep = set(select) | {n.name for n in et.navs if n.name in entity}
+        members = [s.split("/") for s in select if "/" in s]
         out = {k: v for k, v in out.items() if k in keep or k.split("@")[0] in keep}
+        for head, *keys in members:
+            if head in keep:
+                continue  # the whole property is selected
+            value = _pick(entity.get(head), keys)
+            if value is not _MISSING:
+                _put(out.setdefault(head, {}), keys, value)
     return out
+
+
+_MISSING = object()
+
+
+def _pick(value: Any, keys: list[str]) -> Any:
+    """The member at ``keys`` of a JSON value; ``_MISSING`` where there is none."""
+    for key in keys:
+        if not isinstance(value, dict) or key not in value:
+            return _MISSING
+        value = value[key]
+    return value
+
+
+def _put(out: dict[str, Any], keys: list[str], value: Any) -> None:
+    """Sets the member at ``keys`` of ``out``, making the objects on the way: two selected members of one object
+    share it."""
+    for key in keys[:-1]:
+        out = out.setdefault(key, {})
+    out[keys[-1]] = value
+
+
+def _component(entity: dict[str, Any], name: str) -> Any:
+    """A data array's value of component ``name``: a property, or a member of a JSON one (``parameters/depth``)."""
+    if name == "id":
+        return entity["@iot.id"]
+    if "/" not in name:
+        return entity.get(name)
+    head, *keys = name.split("/")
+    value = _pick(entity.get(head), keys)
+    return None if value is _MISSING else value
 
 
 def data_array(
@@ -85,7 +123,7 @@ def data_array(
     comps = ["id" if c == "@iot.id" else c for c in comps]
     groups: dict[Any, list[list[Any]]] = {}
     for e, fks in pairs:
-        groups.setdefault(fks["Datastream"], []).append([e["@iot.id"] if c == "id" else e.get(c) for c in comps])
+        groups.setdefault(fks["Datastream"], []).append([_component(e, c) for c in comps])
     return [
         {
             **(

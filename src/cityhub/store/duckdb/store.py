@@ -148,17 +148,35 @@ def _relate(a: pa.Array, b: pa.Array, pattern: pa.Array) -> pa.Array:
     return pa.array(out, pa.bool_())
 
 
+_JSON_NUMBERS = "'BIGINT', 'UBIGINT', 'HUGEINT', 'DOUBLE'"  # json_type's names of a JSON number
+
+
+def _json_path(keys: Sequence[str]) -> str:
+    """A JSONPath literal for member ``keys`` (an array index written ``[n]``)."""
+    path = "$" + "".join(k if k.startswith("[") else f'."{k}"' for k in keys)
+    return "'" + path.replace("'", "''") + "'"
+
+
 class DuckDBDialect(Dialect):
     placeholder = "?"
 
     def json_value(self, sql: str, keys: Sequence[str], as_type: str) -> str:
-        path = "$" + "".join(f'."{k}"' for k in keys) if keys else "$"
-        text = f"json_extract_string({sql}, '{path.replace(chr(39), chr(39) * 2)}')"
+        path = _json_path(keys)
+        text = f"json_extract_string({sql}, {path})"
+        # A member is a number (or a boolean) only where the JSON holds one: the string "5" is no number, as
+        # FROST-Server reads it; as a string, any scalar member is its JSON text.
         if as_type == "number":
-            return f"TRY_CAST({text} AS DOUBLE)"
+            return f"(CASE WHEN json_type({sql}, {path}) IN ({_JSON_NUMBERS}) THEN TRY_CAST({text} AS DOUBLE) END)"
         if as_type == "boolean":
-            return f"TRY_CAST({text} AS BOOLEAN)"
+            return f"(CASE WHEN json_type({sql}, {path}) = 'BOOLEAN' THEN TRY_CAST({text} AS BOOLEAN) END)"
         return text
+
+    def json_contains(self, sql: str, keys: Sequence[str], value_sql: str, as_type: str) -> str:
+        elements = f"json_extract({sql}, {_json_path([*keys, '[*]'])})"  # [] where the member is no array
+        types = {"number": _JSON_NUMBERS, "string": "'VARCHAR'", "boolean": "'BOOLEAN'"}[as_type]
+        cast = {"number": "DOUBLE", "string": "VARCHAR", "boolean": "BOOLEAN"}[as_type]
+        element = f"CASE WHEN json_type(x) IN ({types}) THEN CAST(json_extract_string(x, '$') AS {cast}) END"
+        return f"coalesce(list_contains(list_transform({elements}, lambda x: {element}), {value_sql}), FALSE)"
 
     def geo(self, func: str, args: list[str]) -> str:
         name = {

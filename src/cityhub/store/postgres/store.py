@@ -169,15 +169,31 @@ class StoreUnavailable(ProblemError):
         super().__init__(503, "Service Unavailable", detail, field="store", headers={"Retry-After": str(retry_after)})
 
 
+def _json_path(keys: Sequence[str]) -> str:
+    """A ``text[]`` path literal for member ``keys``, an array index ``[n]`` its element n. A dialect cannot bind
+    parameters, so the path is a literal; '%' doubled for psycopg."""
+    elements = ",".join(
+        '"' + (k[1:-1] if k.startswith("[") else k).replace("\\", "\\\\").replace('"', '\\"') + '"' for k in keys
+    )
+    return "'{" + elements.replace("'", "''").replace("%", "%%") + "}'::text[]"
+
+
 class PgDialect(Dialect):
     placeholder = "%s"
 
     def json_value(self, sql: str, keys: Sequence[str], as_type: str) -> str:
-        # A dialect cannot bind parameters, so the path is a literal; '%' doubled for psycopg.
-        elements = ",".join('"' + k.replace("\\", "\\\\").replace('"', '\\"') + '"' for k in keys)
-        path = "'{" + elements.replace("'", "''").replace("%", "%%") + "}'"
-        text = f"(({sql})::json #>> {path}::text[])"
-        return text if as_type == "string" else f"{_JSON_TYPES[as_type]}({text})"
+        path = _json_path(keys)
+        text = f"(({sql})::json #>> {path})"
+        if as_type == "string":
+            return text
+        # A member is a number (or a boolean) only where the JSON holds one: the string "5" is no number, as
+        # FROST-Server reads it; as a string, any scalar member is its JSON text.
+        return f"(CASE WHEN json_typeof(({sql})::json #> {path}) = '{as_type}' THEN {_JSON_TYPES[as_type]}({text}) END)"
+
+    def json_contains(self, sql: str, keys: Sequence[str], value_sql: str, as_type: str) -> str:
+        path = _json_path(keys)
+        # jsonb containment: the array holds an element equal to the value, of its JSON type (9 is 9.0, not "9").
+        return f"coalesce((({sql})::jsonb #> {path}) @> jsonb_build_array({value_sql}), FALSE)"
 
     def try_cast(self, sql: str, sql_type: str) -> str:
         return f"{_TRY_CAST[sql_type]}(({sql})::text)"
