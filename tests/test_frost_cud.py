@@ -12,6 +12,10 @@ Datastream, test06 and test07 post to the two Datastreams test05 made. Here each
 the tests before it that it builds on are replayed (``_test01_scene``, ``_test05_scene``). ``JsonPatchTests`` and
 ``DeleteFilterTests`` make their entities once per class and each test changes what it reads: the ``patch_scene``
 and ``delete_scene`` fixtures make them for each test.
+
+One difference, documented in README ("Stored once"): test04 PUTs an Observation to the phenomenonTime of the one
+it posted just before, with another result; CityHub's duplicate key answers such a twin with a 409, so the port
+PUTs the next minute.
 """
 
 from __future__ import annotations
