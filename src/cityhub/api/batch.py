@@ -30,7 +30,7 @@ from email.message import EmailMessage
 from functools import partial
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 from fastapi import Request
@@ -44,7 +44,7 @@ from cityhub.auth.keys import Principal
 from cityhub.errors import ProblemError, bad_request
 from cityhub.hub import Hub
 from cityhub.sensorthings.service import parse_path
-from cityhub.sensorthings.service.paths import refuse_tasking
+from cityhub.sensorthings.service.paths import reference_by_id, refuse_tasking
 
 MAX_REQUESTS = 1000
 METHODS = frozenset({"GET", "POST", "PATCH", "PUT", "DELETE"})
@@ -290,7 +290,7 @@ def _change_set(hub: Hub, who: Principal, base: str, group: list[Part]) -> list[
 def _change(
     service: Any, who: Principal, base: str, part: Part, created: dict[str, str], ids: dict[str, int], *, tasking: bool
 ) -> Answer:
-    path, _query = _target(part.url, created, part.where)
+    path, query = _target(part.url, created, part.where)
     res = parse_path(path)
     refuse_tasking(res, tasking)
     body: Any = None
@@ -315,7 +315,12 @@ def _change(
         return Answer(part.id, 201, {**json_headers, "location": out["@iot.selfLink"]}, orjson.dumps(out), part.group)
     require(who, "model")
     if part.method == "DELETE":
+        entity_id = dict(parse_qsl(query)).get("$id")
+        if res.ref and res.steps[-1].id is None and entity_id is not None:
+            res = reference_by_id(res, entity_id, f"{base}/{path}", base)
         service.delete(res)
+        if res.ref:  # as handle_delete answers it (OData 4.01 Part 1 §11.4.6.2)
+            return Answer(part.id, 204, {}, b"", part.group)
         return Answer(part.id, 200, json_headers, orjson.dumps({"deleted": f"{base}/{path}"}), part.group)
     if part.method == "PUT" and res.ref:
         service.add_reference(res, body)
