@@ -105,7 +105,10 @@ def reference_by_id(res: Resource, entity_id: str, url: str, base: str) -> Resou
     root = urlsplit(base).path.rstrip("/")
     if not target.startswith(root + "/"):
         raise bad_request(f"$id must name an entity of this service ({base}/...)", field="$id")
-    named = parse_path(target[len(root) :])
+    try:
+        named = parse_path(target[len(root) :])
+    except ProblemError as exc:
+        raise ProblemError(exc.status, exc.title, f"$id: {exc.detail}", field="$id") from None
     step = named.steps[0]
     if len(named.steps) != 1 or step.id is None or named.member or named.ref or step.et is not res.et:
         raise bad_request(f"$id must name one of the {res.et.plural}: {res.et.plural}(<id>)", field="$id")
