@@ -241,6 +241,23 @@ def test_a_patch_keeps_the_arrays_fitting_the_observed_properties(client: TestCl
     r = client.post(f"{url}/ObservedProperties/$ref", json={"@iot.id": ops[1]})
     assert r.status_code == 400 and r.json()["field"] == "ObservedProperties", r.text
     assert [p["@iot.id"] for p in client.get(f"{url}/ObservedProperties").json()["value"]] == [ops[2], ops[0]]
+    # A MultiDatastream made with a new ObservedProperty has it first; an existing one cannot be linked so.
+    new_md = {**{k: v for k, v in client.get(url).json().items() if k in ("name", "description")},
+              "Thing": {"@iot.id": _thing_of(client, mds)},
+              "Sensor": {"@iot.id": client.get(f"{url}/Sensor").json()["@iot.id"]},
+              "unitOfMeasurements": [UGM3, UGM3], "multiObservationDataTypes": [OM_MEASUREMENT] * 2,
+              "ObservedProperties": [{"@iot.id": ops[1]}]}  # fmt: skip
+    r = client.post("/v1.1/ObservedProperties", json={**_op("O3"), "MultiDatastreams": [new_md]})
+    assert r.status_code == 201, r.text
+    made = client.get(f"/v1.1/ObservedProperties({r.json()['@iot.id']})/MultiDatastreams").json()["value"][0]["@iot.id"]
+    names = [p["name"] for p in client.get(f"/v1.1/MultiDatastreams({made})/ObservedProperties").json()["value"]]
+    assert names == ["O3", "PM10"]
+    r = client.post("/v1.1/ObservedProperties", json={**_op("O3"), "MultiDatastreams": [{"@iot.id": mds}]})
+    assert r.status_code == 400 and r.json()["field"] == "MultiDatastreams[0]", r.text
+
+
+def _thing_of(client: TestClient, mds: int) -> int:
+    return int(client.get(f"/v1.1/MultiDatastreams({mds})/Thing").json()["@iot.id"])
 
 
 def test_unlinking_an_observed_property_drops_its_unit_and_type(client: TestClient) -> None:

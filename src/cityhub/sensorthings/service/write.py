@@ -158,8 +158,7 @@ class WriteMixin(ServiceBase):
                     self._create_observation_in_tx(tx, sub, new_id, field)
                     continue
                 if nav.link:
-                    child = self._create(tx, target, sub, field, None)
-                    self._link(tx, et, nav, new_id, child)
+                    self._create_linked(tx, et, nav, new_id, sub, field)
                 else:
                     self._create(tx, target, sub, field, (et, nav, new_id))
         if et is model.HISTORICAL_LOCATION and self.store.entities.adopt_historical_location(tx, new_id) is not None:
@@ -167,6 +166,25 @@ class WriteMixin(ServiceBase):
             # FeatureOfInterest with it).
             self._after_commit(self.catalog.invalidate)
         return new_id
+
+    def _create_linked(
+        self, tx: Transaction, et: model.EntityType, nav: model.Nav, new_id: int, sub: dict[str, Any], field: str
+    ) -> None:
+        """One member of a many-to-many navigation of a new entity: made (or referenced), then linked."""
+        target = model.entity(nav.target)
+        if nav.rank and not nav.ordered:
+            # MultiDatastreams under a new ObservedProperty: a new one has it first, then those it lists (its
+            # arrays are checked so); an existing one would gain a value without its unit and type.
+            if "@iot.id" in sub:
+                raise bad_request(
+                    "a MultiDatastream's ObservedProperties change on the MultiDatastream, with its "
+                    "unitOfMeasurements and multiObservationDataTypes",
+                    field=field,
+                )
+            self._create(tx, target, sub, field, (et, nav, new_id))
+            return
+        child = self._create(tx, target, sub, field, None)
+        self._link(tx, et, nav, new_id, child)
 
     def _reference(self, tx: Transaction, et: model.EntityType, ref: Any, where: str) -> int:
         if not isinstance(ref, int) or isinstance(ref, bool):
