@@ -86,6 +86,18 @@ def fill(client: TestClient) -> None:
             body["phenomenonTime"] = "2025-01-04T00:00:00Z/2025-01-04T01:00:00.5Z"
         r = client.post(f"/v1.1/Datastreams({other})/Observations", json=body)
         assert r.status_code == 201, r.text
+    # A MultiDatastream whose ObservedProperties are not in id order, one of them twice: their positions are copied.
+    ds = client.get(f"/v1.1/Datastreams({measured[0]})?$expand=Thing,Sensor,ObservedProperty").json()
+    props = [
+        d["ObservedProperty"]["@iot.id"]
+        for d in client.get("/v1.1/Datastreams?$expand=ObservedProperty").json()["value"]
+    ]
+    order = [max(props), min(props), max(props)]
+    multi = {"name": "wind", "description": "d", "Thing": {"@iot.id": ds["Thing"]["@iot.id"]},
+             "Sensor": {"@iot.id": ds["Sensor"]["@iot.id"]}, "unitOfMeasurements": [{"name": "u", "symbol": "u"}] * 3,
+             "multiObservationDataTypes": [OM_OBSERVATION] * 3,
+             "ObservedProperties": [{"@iot.id": p} for p in order]}  # fmt: skip
+    assert client.post("/v1.1/MultiDatastreams", json=multi).status_code == 201
     dl.record(
         client.app.state.hub.store,  # type: ignore[attr-defined]
         [dl.DeadLetter("mqtt", "hanoi/aq/x/pm25", b"thirty", "result is not a number", "result"),
@@ -106,6 +118,7 @@ def snapshot(client: TestClient) -> dict[str, Any]:
         "/v1.1/Datastreams?$orderby=id&$expand=Sensor,ObservedProperty",
         OBSERVATIONS,
         "/v1.1/FeaturesOfInterest?$orderby=id",
+        "/v1.1/MultiDatastreams?$orderby=id&$expand=ObservedProperties($select=id)",
         "/api/v1/rules",
         "/api/v1/alerts?limit=1000",
         "/api/v1/deadletters?limit=100",
@@ -180,6 +193,9 @@ def test_embedded_to_postgresql_and_back_keeps_every_row_and_id(
     with hub(source) as client:
         before = snapshot(client)
     assert before[OBSERVATIONS]["@iot.count"] == 4 * 80 + 2 + 6 and "@iot.nextLink" not in before[OBSERVATIONS]
+    (multi,) = before["/v1.1/MultiDatastreams?$orderby=id&$expand=ObservedProperties($select=id)"]["value"]
+    linked = [p["@iot.id"] for p in multi["ObservedProperties"]]
+    assert len(linked) == 3 and linked[0] == linked[2] and linked[0] >= linked[1], linked  # as linked, not by id
     with hub(back) as client:
         assert snapshot(client) == before
     with hub(tmp_path / "pg-side", store=url) as client:

@@ -79,6 +79,20 @@ def test_upgrade_without_init_and_serving_an_uninitialised_schema(url: str) -> N
     assert schema_version(url) == migrate.CODE_VERSION
 
 
+def test_migration_0012_keeps_the_order_multi_datastream_links_were_read_in(url: str) -> None:
+    """The links stored before the position column are numbered in ObservedProperty id order, the order they were
+    read back in; afterwards an ObservedProperty may be linked twice."""
+    conninfo, schema = split_url(url)
+    table = f'"{schema}".multi_datastream_observed_properties'
+    with psycopg.connect(conninfo, autocommit=True) as con:
+        migrate.upgrade(con, schema, target=11)
+        con.execute(f"INSERT INTO {table} VALUES (5, 9), (5, 4), (6, 9)")  # noqa: S608
+        migrate.upgrade(con, schema)
+        rows = con.execute(f"SELECT multi_datastream_id, observed_property_id, rank FROM {table} ORDER BY 1, 3")  # noqa: S608
+        assert rows.fetchall() == [(5, 4, 0), (5, 9, 1), (6, 9, 0)]
+        con.execute(f"INSERT INTO {table} VALUES (5, 4, 2)")  # noqa: S608
+
+
 def test_two_processes_migrating_at_once_apply_each_migration_once(url: str) -> None:
     errors: list[BaseException] = []
 

@@ -165,3 +165,120 @@ def test_create_observations_of_a_multi_datastream(client: TestClient, station: 
     assert [o["result"] for o in got] == [[35.5, 60, 21.2]]
     r = client.post("/v1.1/CreateObservations", json=[{**body[0], "Datastream": {"@iot.id": ds}}])
     assert r.status_code == 400 and r.json()["field"] == "[0].MultiDatastream", r.text
+
+
+def test_observed_properties_read_back_in_the_order_linked(client: TestClient) -> None:
+    """Each value of the result is one ObservedProperty, in order, and one may be there twice (two sensors of one
+    property); paths, $count, $ref and $expand list them so. From the ObservedProperty, each MultiDatastream once."""
+    thing, _ = _monitor(client)
+    sensor = client.get("/v1.1/Sensors").json()["value"][0]["@iot.id"]
+    ops = {p["name"]: p["@iot.id"] for p in client.get("/v1.1/ObservedProperties").json()["value"]}
+    body = {
+        "name": "Twice", "description": "NO2 twice, then PM2.5", "Thing": {"@iot.id": thing},
+        "Sensor": {"@iot.id": sensor}, "unitOfMeasurements": [UGM3] * 3,
+        "multiObservationDataTypes": [OM_MEASUREMENT] * 3,
+        "ObservedProperties": [{"@iot.id": ops["NO2"]}, {"@iot.id": ops["NO2"]}, {"@iot.id": ops["PM2.5"]}],
+    }  # fmt: skip
+    r = client.post("/v1.1/MultiDatastreams", json=body)
+    assert r.status_code == 201, r.text
+    mds = r.json()["@iot.id"]
+    url = f"/v1.1/MultiDatastreams({mds})/ObservedProperties"
+    got = client.get(url, params={"$count": "true"}).json()
+    assert [p["name"] for p in got["value"]] == ["NO2", "NO2", "PM2.5"] and got["@iot.count"] == 3
+    paged = client.get(url, params={"$top": "2", "$skip": "1"}).json()["value"]
+    assert [p["name"] for p in paged] == ["NO2", "PM2.5"]
+    refs = client.get(f"{url}/$ref").json()["value"]
+    assert [r["@iot.selfLink"].rsplit("(", 1)[1] for r in refs] == [
+        f"{ops['NO2']})",
+        f"{ops['NO2']})",
+        f"{ops['PM2.5']})",
+    ]
+    by_name = client.get(url, params={"$orderby": "name desc"}).json()["value"]
+    assert [p["name"] for p in by_name] == ["PM2.5", "NO2", "NO2"]
+    expanded = client.get(f"/v1.1/MultiDatastreams({mds})", params={"$expand": "ObservedProperties"}).json()
+    assert [p["name"] for p in expanded["ObservedProperties"]] == ["NO2", "NO2", "PM2.5"]
+    no2 = f"/v1.1/ObservedProperties({ops['NO2']})"
+    listed = client.get(f"{no2}/MultiDatastreams", params={"$count": "true"}).json()
+    assert sorted(m["@iot.id"] for m in listed["value"]) == sorted({mds, _}) and listed["@iot.count"] == 2
+    inverse = client.get(no2, params={"$expand": "MultiDatastreams"}).json()["MultiDatastreams"]
+    assert sorted(m["@iot.id"] for m in inverse) == sorted([mds, _])
+    found = client.get("/v1.1/MultiDatastreams", params={"$filter": "ObservedProperties/any(p: p/name eq 'NO2')"})
+    assert sorted(m["@iot.id"] for m in found.json()["value"]) == sorted([mds, _])
+
+
+def test_a_patch_keeps_the_arrays_fitting_the_observed_properties(client: TestClient) -> None:
+    """A PATCH that leaves unitOfMeasurements, multiObservationDataTypes and ObservedProperties of different lengths is
+    a 400 naming the member that no longer fits, and changes nothing; the three changed together are taken, in the
+    order given. The links of a MultiDatastream change on it: not from the ObservedProperty, nor by adding a $ref."""
+    _, mds = _monitor(client)
+    url = f"/v1.1/MultiDatastreams({mds})"
+    ops = [p["@iot.id"] for p in client.get(f"{url}/ObservedProperties").json()["value"]]
+    for change, field in (
+        ({"unitOfMeasurements": [UGM3, UGM3]}, "unitOfMeasurements"),
+        ({"multiObservationDataTypes": [OM_MEASUREMENT] * 4}, "multiObservationDataTypes"),
+        ({"ObservedProperties": [{"@iot.id": ops[0]}]}, "ObservedProperties"),
+        ({"unitOfMeasurements": [UGM3], "multiObservationDataTypes": [OM_MEASUREMENT]}, "multiObservationDataTypes"),
+        ({"unitOfMeasurements": "µg/m³"}, "unitOfMeasurements"),
+        ({"observationType": OM_MEASUREMENT}, "observationType"),
+    ):
+        r = client.patch(url, json=change)
+        assert r.status_code == 400 and r.json()["field"] == field, (change, r.text)
+    unchanged = client.get(url).json()
+    assert (
+        unchanged["unitOfMeasurements"] == [UGM3] * 3
+        and len(client.get(f"{url}/ObservedProperties").json()["value"]) == 3
+    )
+    ppm = {"name": "parts per million", "symbol": "ppm", "definition": "http://qudt.org/vocab/unit/PPM"}
+    r = client.patch(url, json={"unitOfMeasurements": [ppm, UGM3], "multiObservationDataTypes": [OM_MEASUREMENT] * 2,
+                                "ObservedProperties": [{"@iot.id": ops[2]}, {"@iot.id": ops[0]}]})  # fmt: skip
+    assert r.status_code == 200, r.text
+    assert r.json()["unitOfMeasurements"] == [ppm, UGM3]
+    assert [p["@iot.id"] for p in client.get(f"{url}/ObservedProperties").json()["value"]] == [ops[2], ops[0]]
+    r = client.post(f"{url}/Observations", json={"phenomenonTime": "2026-01-15T01:00:00Z", "result": [0.02, 35]})
+    assert r.status_code == 201, r.text
+    r = client.patch(f"/v1.1/ObservedProperties({ops[1]})", json={"MultiDatastreams": [{"@iot.id": mds}]})
+    assert r.status_code == 400 and r.json()["field"] == "MultiDatastreams", r.text
+    r = client.post(f"{url}/ObservedProperties/$ref", json={"@iot.id": ops[1]})
+    assert r.status_code == 400 and r.json()["field"] == "ObservedProperties", r.text
+    assert [p["@iot.id"] for p in client.get(f"{url}/ObservedProperties").json()["value"]] == [ops[2], ops[0]]
+    # A MultiDatastream made with a new ObservedProperty has it first; an existing one cannot be linked so.
+    new_md = {**{k: v for k, v in client.get(url).json().items() if k in ("name", "description")},
+              "Thing": {"@iot.id": _thing_of(client, mds)},
+              "Sensor": {"@iot.id": client.get(f"{url}/Sensor").json()["@iot.id"]},
+              "unitOfMeasurements": [UGM3, UGM3], "multiObservationDataTypes": [OM_MEASUREMENT] * 2,
+              "ObservedProperties": [{"@iot.id": ops[1]}]}  # fmt: skip
+    r = client.post("/v1.1/ObservedProperties", json={**_op("O3"), "MultiDatastreams": [new_md]})
+    assert r.status_code == 201, r.text
+    made = client.get(f"/v1.1/ObservedProperties({r.json()['@iot.id']})/MultiDatastreams").json()["value"][0]["@iot.id"]
+    names = [p["name"] for p in client.get(f"/v1.1/MultiDatastreams({made})/ObservedProperties").json()["value"]]
+    assert names == ["O3", "PM10"]
+    r = client.post("/v1.1/ObservedProperties", json={**_op("O3"), "MultiDatastreams": [{"@iot.id": mds}]})
+    assert r.status_code == 400 and r.json()["field"] == "MultiDatastreams[0]", r.text
+
+
+def _thing_of(client: TestClient, mds: int) -> int:
+    return int(client.get(f"/v1.1/MultiDatastreams({mds})/Thing").json()["@iot.id"])
+
+
+def test_unlinking_an_observed_property_drops_its_unit_and_type(client: TestClient) -> None:
+    """DELETE of an ObservedProperty's $ref (from either side, or by $id) removes its values' unit and data type
+    with it, so the arrays still fit; the last one cannot go (delete the MultiDatastream instead)."""
+    _, mds = _monitor(client)
+    url = f"/v1.1/MultiDatastreams({mds})"
+    pm25, pm10, no2 = (p["@iot.id"] for p in client.get(f"{url}/ObservedProperties").json()["value"])
+    ppm = {"name": "parts per million", "symbol": "ppm", "definition": "http://qudt.org/vocab/unit/PPM"}
+    r = client.patch(url, json={"unitOfMeasurements": [UGM3, {**UGM3, "name": "PM10"}, ppm]})
+    assert r.status_code == 200, r.text
+    assert client.delete(f"/v1.1/ObservedProperties({pm10})/MultiDatastreams({mds})/$ref").status_code == 204
+    got = client.get(url).json()
+    assert got["unitOfMeasurements"] == [UGM3, ppm] and got["multiObservationDataTypes"] == [OM_MEASUREMENT] * 2
+    assert [p["@iot.id"] for p in client.get(f"{url}/ObservedProperties").json()["value"]] == [pm25, no2]
+    r = client.post(f"{url}/Observations", json={"phenomenonTime": "2026-01-15T01:00:00Z", "result": [35, 0.02]})
+    assert r.status_code == 201, r.text
+    r = client.delete(f"{url}/ObservedProperties/$ref", params={"$id": f"{url}/../ObservedProperties({pm25})"})
+    assert r.status_code == 204, r.text
+    assert client.get(url).json()["unitOfMeasurements"] == [ppm]
+    r = client.delete(f"{url}/ObservedProperties({no2})/$ref")
+    assert r.status_code == 409, r.text
+    r = client.delete(f"{url}/ObservedProperties/$ref", params={"$id": f"Things({no2})"})
+    assert r.status_code == 400 and r.json()["field"] == "$id", r.text

@@ -143,3 +143,32 @@ def test_a_file_from_before_the_variant_key_is_upgraded_in_place(tmp_path: Path)
     assert len(res.inserted) == 1 and not res.duplicate_of
     assert sorted(store.query("SELECT result_number, variant FROM observations")) == [(7.5, 0), (8.0, 1)]
     store.close()
+
+
+def test_a_file_from_before_the_observed_property_rank_is_upgraded_in_place(tmp_path: Path) -> None:
+    """A file made when a MultiDatastream's ObservedProperties were keyed by (MultiDatastream, ObservedProperty) opens
+    with each link at the position it was read back in (by ObservedProperty id), and a link appended after them may
+    repeat an ObservedProperty."""
+    import duckdb
+
+    path = tmp_path / "old.duckdb"
+    make_store(path).close()
+    con = duckdb.connect(str(path))
+    con.execute("DROP TABLE multi_datastream_observed_properties")
+    con.execute(
+        """CREATE TABLE multi_datastream_observed_properties (multi_datastream_id BIGINT NOT NULL,
+           observed_property_id BIGINT NOT NULL, PRIMARY KEY (multi_datastream_id, observed_property_id))"""
+    )
+    con.execute("INSERT INTO multi_datastream_observed_properties VALUES (5, 9), (5, 4), (6, 9)")
+    con.close()
+    store = DuckDBStore(path)
+    rows = store.query(
+        "SELECT multi_datastream_id, observed_property_id, rank FROM multi_datastream_observed_properties "
+        "ORDER BY multi_datastream_id, rank"
+    )
+    assert rows == [(5, 4, 0), (5, 9, 1), (6, 9, 0)]
+    link = ("multi_datastream_observed_properties", "multi_datastream_id", "observed_property_id")
+    with store.transaction() as tx:
+        store.entities.link(tx, *link, 5, 4, ("rank", "multi_datastream_id"))
+        assert store.entities.ranked_links(tx, link[0], link[1], link[2], "rank", 5) == [4, 9, 4]
+    store.close()

@@ -73,6 +73,16 @@ class Nav:
     remote_fk: str | None = None
     link: tuple[str, str, str] | None = None
     required: bool = False  # must be given (or be implied) when the entity is created
+    # A link whose rows are positions: (the link table's position column, the column of the entity whose links it
+    # orders). A MultiDatastream's ObservedProperties are its result's values in order, and one may be there twice;
+    # named on both navigations of the link, since both must know the same pair may repeat.
+    rank: tuple[str, str] | None = None
+
+    @property
+    def ordered(self) -> bool:
+        """Whether this navigation lists its targets in link order, each as often as it is linked (the other side
+        of a ranked link lists each entity once)."""
+        return self.rank is not None and self.link is not None and self.rank[1] == self.link[1]
 
 
 @dataclass(frozen=True)
@@ -173,6 +183,8 @@ SENSOR = EntityType(
         Nav("MultiDatastreams", "MultiDatastream", True, remote_fk="sensor_id"),
     ),
 )
+# A MultiDatastream's ObservedProperties: the position of each in its result (schema.TABLES).
+_OP_RANK = ("rank", "multi_datastream_id")
 OBSERVED_PROPERTY = EntityType(
     "ObservedProperty",
     "ObservedProperties",
@@ -190,6 +202,7 @@ OBSERVED_PROPERTY = EntityType(
             "MultiDatastream",
             True,
             link=("multi_datastream_observed_properties", "observed_property_id", "multi_datastream_id"),
+            rank=_OP_RANK,
         ),
     ),
 )
@@ -237,6 +250,7 @@ MULTI_DATASTREAM = EntityType(
             "ObservedProperty",
             True,
             link=("multi_datastream_observed_properties", "multi_datastream_id", "observed_property_id"),
+            rank=_OP_RANK,
         ),
         Nav("Observations", "Observation", True, remote_fk="datastream_id"),
     ),

@@ -27,16 +27,16 @@ TABLES: dict[str, str] = {
         observation_type VARCHAR NOT NULL, unit_of_measurement JSON NOT NULL, observed_area JSON,
         properties JSON, thing_id BIGINT NOT NULL, sensor_id BIGINT NOT NULL,
         observed_property_id BIGINT NOT NULL""",
-    # MultiDatastreams (model.MULTI_DATASTREAM): ids from the Datastreams' sequence (ID_SPACE); ObservedProperties
-    # linked in the order of the result's values (they are read back by id: a deep insert makes them in order).
+    # MultiDatastreams (model.MULTI_DATASTREAM): ids from the Datastreams' sequence (ID_SPACE). Its ObservedProperties
+    # are its result's values: ``rank`` is the position of each (0, 1, ...), and one may be there twice.
     "multi_datastreams": """
         id BIGINT PRIMARY KEY, name VARCHAR NOT NULL, description VARCHAR NOT NULL,
         observation_type VARCHAR NOT NULL, unit_of_measurements JSON NOT NULL,
         multi_observation_data_types JSON NOT NULL, observed_area JSON, properties JSON,
         thing_id BIGINT NOT NULL, sensor_id BIGINT NOT NULL""",
     "multi_datastream_observed_properties": """
-        multi_datastream_id BIGINT NOT NULL, observed_property_id BIGINT NOT NULL,
-        PRIMARY KEY (multi_datastream_id, observed_property_id)""",
+        multi_datastream_id BIGINT NOT NULL, observed_property_id BIGINT NOT NULL, rank INTEGER NOT NULL,
+        PRIMARY KEY (multi_datastream_id, rank)""",
     # Tasking Core (model.ACTUATOR, TASKING_CAPABILITY, TASK).
     "actuators": """
         id BIGINT PRIMARY KEY, name VARCHAR NOT NULL, description VARCHAR NOT NULL,

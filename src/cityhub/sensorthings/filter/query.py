@@ -195,7 +195,11 @@ def filter_sql(builder: SqlBuilder, et: model.EntityType, alias: str, node: Any)
     return compile_filter(node, builder.context(et, alias))
 
 
-def orderby_sql(builder: SqlBuilder, et: model.EntityType, alias: str, orderby: list[OrderBy]) -> str:
+def orderby_sql(
+    builder: SqlBuilder, et: model.EntityType, alias: str, orderby: list[OrderBy], tie: str | None = None
+) -> str:
+    """ORDER BY for ``$orderby``, ending in ``tie`` (by default the entity's id): a stable order makes ``$skip``
+    paging well defined."""
     parts = []
     ctx = builder.context(et, alias)
     for o in orderby:
@@ -205,7 +209,7 @@ def orderby_sql(builder: SqlBuilder, et: model.EntityType, alias: str, orderby: 
             raise bad_request(f"bad $orderby: {exc.detail}", field="$orderby") from None
         direction = "DESC NULLS FIRST" if o.descending else "ASC NULLS LAST"
         parts += [f"{sql} {direction}" for sql in sqls]
-    parts.append(f"{alias}.id ASC")  # a stable order makes $skip paging well defined
+    parts.append(tie or f"{alias}.id ASC")
     return ", ".join(parts)
 
 
@@ -249,6 +253,20 @@ def chain_where(builder: SqlBuilder, steps: Sequence[PathStep], alias: str) -> s
     return " AND ".join(conds) if conds else "TRUE"
 
 
+def ranked_source(builder: SqlBuilder, steps: Sequence[PathStep]) -> tuple[str, str, str] | None:
+    """For a collection path whose last navigation is ordered (a MultiDatastream's ObservedProperties): the FROM
+    clause joining the link rows (an entity linked twice is read twice), the condition on them, and the order of
+    the links (the tie-breaker of ``orderby_sql``). None for any other path, which ``chain_where`` serves."""
+    last = steps[-1]
+    nav = last.nav
+    if nav is None or not nav.ordered or last.id is not None:
+        return None
+    assert nav.link is not None and nav.rank is not None
+    link, this_col, other_col = nav.link
+    source = f"{read_table(last.et)} e JOIN {link} r ON r.{other_col} = e.id"
+    return source, f"r.{this_col} IN ({_ids_sql(builder, steps[:-1])})", f"r.{nav.rank[0]} ASC"
+
+
 def _ids_sql(builder: SqlBuilder, steps: Sequence[PathStep]) -> str:
     last = steps[-1]
     if len(steps) == 1 and last.id is not None:
@@ -264,20 +282,21 @@ def select_sql(
     limit: int | None = None,
     offset: int = 0,
     key: Sequence[str] | None = None,
+    source: str | None = None,
 ) -> str:
     """The entity columns of ``read_table(et) e`` rows matching ``where``.
 
     With ``key`` (the columns of a unique index, see ``Dialect.row_key``) and a page to cut, the page is chosen by
     the key alone and only its rows are read whole: a filter that matches 100,000 Observations then sorts 100,000
     keys an index holds, not 100,000 rows read from as many pages. ``order`` must then hold no parameter, since
-    it is written twice."""
+    it is written twice. ``source`` replaces ``read_table(et) e`` as the FROM clause (see ``ranked_source``)."""
     cols = ", ".join("e." + c for c in columns(et))
     table = read_table(et)
-    if key and order is not None and limit is not None:
+    if source is None and key and order is not None and limit is not None:
         keys = ", ".join("e." + k for k in key)
         page = f"SELECT {keys} FROM {table} e WHERE {where} ORDER BY {order} LIMIT {int(limit)} OFFSET {int(offset)}"
         return f"SELECT {cols} FROM {table} e WHERE ({keys}) IN ({page}) ORDER BY {order}"
-    sql = f"SELECT {cols} FROM {table} e WHERE {where}"
+    sql = f"SELECT {cols} FROM {source or table + ' e'} WHERE {where}"
     if order is not None:
         sql += f" ORDER BY {order}"
     if limit is not None:
@@ -285,8 +304,8 @@ def select_sql(
     return sql
 
 
-def count_sql(et: model.EntityType, where: str) -> str:
-    return f"SELECT count(*) FROM {read_table(et)} e WHERE {where}"
+def count_sql(et: model.EntityType, where: str, source: str | None = None) -> str:
+    return f"SELECT count(*) FROM {source or read_table(et) + ' e'} WHERE {where}"
 
 
 def ids_sql(et: model.EntityType, where: str) -> str:
@@ -309,7 +328,7 @@ def expand_sql(
     by ``$orderby`` and cut to ``$skip``/``$top`` per parent with a window function; at most ``limit`` rows in
     all (the response's remaining entity budget)."""
     # Placeholders are positional: the ORDER BY (inside the window) comes first in the SQL text.
-    order = orderby_sql(builder, target, "e", orderby)
+    order = orderby_sql(builder, target, "e", orderby, f"l.{nav.rank[0]} ASC" if nav.ordered and nav.rank else None)
     if nav.fk:
         parent_expr, where = "e.id", f"e.id IN ({', '.join(builder.param(i) for i in fk_ids) or 'NULL'})"
     elif nav.remote_fk:
@@ -324,7 +343,11 @@ def expand_sql(
         where += " AND (" + filter_sql(builder, target, "e", filter_node) + ")"
     from_ = f"{read_table(target)} e"
     if nav.link:
-        from_ = f"{nav.link[0]} l JOIN {from_} ON e.id = l.{nav.link[2]}"
+        link = nav.link[0]
+        if nav.rank and not nav.ordered:
+            # The other side of a ranked link lists each entity once, however often it is linked to it.
+            link = f"(SELECT DISTINCT {nav.link[1]}, {nav.link[2]} FROM {link})"
+        from_ = f"{link} l JOIN {from_} ON e.id = l.{nav.link[2]}"
     cols = ", ".join("e." + c for c in columns(target))
     return f"""SELECT * FROM (
                 SELECT {parent_expr} AS _parent, {cols},

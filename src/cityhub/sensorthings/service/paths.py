@@ -108,6 +108,27 @@ def parse_path(path: str) -> Resource:
     return res
 
 
+def reference_by_id(res: Resource, entity_id: str, url: str, base: str) -> Resource:
+    """``DELETE .../Things(1)/Locations/$ref?$id=../../Locations(5)`` (OData 4.01 Part 1 §11.4.6.2): the $ref of
+    the entity ``$id`` names, a URL relative to the request's ``url`` or absolute; ``base``: the service root. A
+    400 unless it names one entity of the collection's type; a 404 for an id no entity can have."""
+    from urllib.parse import urljoin, urlsplit
+
+    target = urlsplit(urljoin(url, entity_id)).path
+    root = urlsplit(base).path.rstrip("/")
+    if not target.startswith(root + "/"):
+        raise bad_request(f"$id must name an entity of this service ({base}/...)", field="$id")
+    try:
+        named = parse_path(target[len(root) :])
+    except ProblemError as exc:
+        raise ProblemError(exc.status, exc.title, f"$id: {exc.detail}", field="$id") from None
+    step = named.steps[0]
+    if len(named.steps) != 1 or step.id is None or named.member or named.ref or step.et is not res.et:
+        raise bad_request(f"$id must name one of the {res.et.plural}: {res.et.plural}(<id>)", field="$id")
+    last = res.steps[-1]
+    return Resource([*res.steps[:-1], Step(last.et, last.nav, step.id)], ref=True)
+
+
 def next_link(base: str, res: Resource, query_string: str, skip: int, top: int) -> str:
     from urllib.parse import parse_qsl, urlencode
 

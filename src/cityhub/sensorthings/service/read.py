@@ -23,6 +23,7 @@ from cityhub.sensorthings.filter.query import (
     filter_sql,
     ids_sql,
     orderby_sql,
+    ranked_source,
     select_sql,
 )
 from cityhub.sensorthings.options import Expand, QueryOptions
@@ -85,7 +86,9 @@ class ReadMixin(ServiceBase):
         if _shows_datastreams(et, opts) and self._current.tx is None:  # a change set folded at its start
             self.store.flush_derived()  # Datastream.phenomenonTime comes from the latest-value table
         b = SqlBuilder(self.store.dialect)
-        where = chain_where(b, res.steps, "e")
+        ranked = ranked_source(b, res.steps) if res.member is None else None
+        source, tie = (ranked[0], ranked[2]) if ranked else (None, None)
+        where = ranked[1] if ranked else chain_where(b, res.steps, "e")
         self._check_parents_exist(res)
         if res.member is not None or not res.is_collection:
             rows = self._query(select_sql(et, where), b.params)
@@ -111,11 +114,11 @@ class ReadMixin(ServiceBase):
             return shape(base, et, entity, opts.select)
         if opts.filter is not None:
             where += " AND (" + filter_sql(b, et, "e", opts.filter) + ")"
-        order = orderby_sql(b, et, "e", opts.orderby)
+        order = orderby_sql(b, et, "e", opts.orderby, tie)
         top = opts.top if opts.top is not None else self.default_top
         dialect = self.store.dialect
         key = dialect.row_key(et.table) if dialect.placeholder not in order else None
-        sql = select_sql(et, where, order, top + 1, opts.skip, key)
+        sql = select_sql(et, where, order, top + 1, opts.skip, key, source)
         params = list(b.params)
         rows = self._query(sql, params)
         more = len(rows) > top
@@ -125,10 +128,11 @@ class ReadMixin(ServiceBase):
         body: dict[str, Any] = {}
         if opts.count:
             cb = SqlBuilder(self.store.dialect)
-            cwhere = chain_where(cb, res.steps, "e")
+            cranked = ranked_source(cb, res.steps)
+            cwhere = cranked[1] if cranked else chain_where(cb, res.steps, "e")
             if opts.filter is not None:
                 cwhere += " AND (" + filter_sql(cb, et, "e", opts.filter) + ")"
-            body["@iot.count"] = self._query(count_sql(et, cwhere), cb.params)[0][0]
+            body["@iot.count"] = self._query(count_sql(et, cwhere, source), cb.params)[0][0]
         if more and top > 0:  # $top=0 asks for the count only: a next page of nothing would never end
             body["@iot.nextLink"] = next_link(base, res, query_string, opts.skip + top, top)
         pairs = [row_to_dict(et, r) for r in rows]

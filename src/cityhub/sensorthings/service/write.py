@@ -4,10 +4,12 @@ store's named entity operations."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
 import jsonpatch
+import orjson
 
 from cityhub import model
 from cityhub.errors import ProblemError, bad_request, conflict
@@ -172,8 +174,7 @@ class WriteMixin(ServiceBase):
                     self._create_observation_in_tx(tx, sub, new_id, field)
                     continue
                 if nav.link:
-                    child = self._create(tx, target, sub, field, None)
-                    self._link(tx, et, nav, new_id, child)
+                    self._create_linked(tx, et, nav, new_id, sub, field)
                 else:
                     self._create(tx, target, sub, field, (et, nav, new_id))
         if et is model.HISTORICAL_LOCATION and self.store.entities.adopt_historical_location(tx, new_id) is not None:
@@ -181,6 +182,25 @@ class WriteMixin(ServiceBase):
             # FeatureOfInterest with it).
             self._after_commit(self.catalog.invalidate)
         return new_id
+
+    def _create_linked(
+        self, tx: Transaction, et: model.EntityType, nav: model.Nav, new_id: int, sub: dict[str, Any], field: str
+    ) -> None:
+        """One member of a many-to-many navigation of a new entity: made (or referenced), then linked."""
+        target = model.entity(nav.target)
+        if nav.rank and not nav.ordered:
+            # MultiDatastreams under a new ObservedProperty: a new one has it first, then those it lists (its
+            # arrays are checked so); an existing one would gain a value without its unit and type.
+            if "@iot.id" in sub:
+                raise bad_request(
+                    "a MultiDatastream's ObservedProperties change on the MultiDatastream, with its "
+                    "unitOfMeasurements and multiObservationDataTypes",
+                    field=field,
+                )
+            self._create(tx, target, sub, field, (et, nav, new_id))
+            return
+        child = self._create(tx, target, sub, field, None)
+        self._link(tx, et, nav, new_id, child)
 
     def _reference(self, tx: Transaction, et: model.EntityType, ref: Any, where: str) -> int:
         if not isinstance(ref, int) or isinstance(ref, bool):
@@ -192,7 +212,7 @@ class WriteMixin(ServiceBase):
     def _link(self, tx: Transaction, et: model.EntityType, nav: model.Nav, this_id: int, other_id: int) -> None:
         if nav.link:
             link, this_col, other_col = nav.link
-            self.store.entities.link(tx, link, this_col, other_col, this_id, other_id)
+            self.store.entities.link(tx, link, this_col, other_col, this_id, other_id, nav.rank)
             if et is model.THING and nav.name == "Locations":
                 self._moved(this_id)
             elif et is model.LOCATION and nav.name == "Things":
@@ -213,6 +233,13 @@ class WriteMixin(ServiceBase):
         et = res.et
         entity_id = self._resolve_id(res)
         values = values_of(et, body, "", partial=not replace)
+        if et is model.OBSERVED_PROPERTY and "MultiDatastreams" in body:
+            # Each of them would gain or lose a value of its result without the unit and type that go with it.
+            raise bad_request(
+                "a MultiDatastream's ObservedProperties change on the MultiDatastream, with its unitOfMeasurements "
+                "and multiObservationDataTypes",
+                field="MultiDatastreams",
+            )
         if replace:
             if et is model.OBSERVATION and "phenomenonTime" not in body:
                 # Not null, and no default that would make sense for a stored Observation: "now" would move it.
@@ -248,6 +275,8 @@ class WriteMixin(ServiceBase):
                         target = model.entity(nav.target)
                         child = self._reference(tx, target, item["@iot.id"], f"{nav.name}[{k}]")
                         self._link(tx, et, nav, entity_id, child)
+            if et is model.MULTI_DATASTREAM:
+                self._check_multi_datastream_update(tx, entity_id, body)
             if et is model.OBSERVATION:
                 self._update_observation(tx, entity_id, body, values)
             else:
@@ -257,6 +286,31 @@ class WriteMixin(ServiceBase):
         changed = tuple(p.name for p in et.props if replace or p.name in body)
         self._announce(et, entity_id, "updated", changed)
         return self._fetch(base, et, entity_id)
+
+    def _check_multi_datastream_update(self, tx: Transaction, md_id: int, body: dict[str, Any]) -> None:
+        """A changed MultiDatastream still has one unit and one data type per ObservedProperty (SensorThings v1.1
+        §12.2), whichever of the three the request changed; its observationType stays OM_ComplexObservation."""
+        given = body.get("observationType")
+        if "observationType" in body and given != model.OM_COMPLEX:
+            raise bad_request(f"a MultiDatastream's observationType is {model.OM_COMPLEX}", field="observationType")
+        changed = {"unitOfMeasurements", "multiObservationDataTypes", "ObservedProperties"} & set(body)
+        if not changed:
+            return
+        stored = self.store.entities.columns_in_tx(
+            tx, model.MULTI_DATASTREAM.table, md_id, ("unit_of_measurements", "multi_observation_data_types")
+        )
+        assert stored is not None  # resolved in this request
+        units, types = (orjson.loads(v) if isinstance(v, (str, bytes)) else v for v in stored)
+        link, this_col, other_col = _OBSERVED_PROPERTIES.link  # type: ignore[misc]
+        rank_col = _OBSERVED_PROPERTIES.rank[0]  # type: ignore[index]
+        props = self.store.entities.ranked_links(tx, link, this_col, other_col, rank_col, md_id)
+        _check_multi_datastream_arrays(
+            body.get("unitOfMeasurements", units),
+            body.get("multiObservationDataTypes", types),
+            len(props),
+            "",
+            changed,
+        )
 
     def patch_json(self, res: Resource, ops: Any, base: str) -> dict[str, Any]:
         """PATCH with ``application/json-patch+json`` (RFC 6902, as SensorThings v1.1 §10.3.2 allows): the
@@ -294,6 +348,12 @@ class WriteMixin(ServiceBase):
         assert nav is not None
         target_id = _reference_id(body, last.et)
         parent_id = self._resolve_id(Resource(res.steps[:-1]))
+        if nav.rank:
+            raise bad_request(
+                "a MultiDatastream's ObservedProperties change with its unitOfMeasurements and "
+                "multiObservationDataTypes: PATCH the MultiDatastream with all three",
+                field=nav.name,
+            )
         with self._tx() as tx:
             self._reference(tx, last.et, target_id, "@iot.id")
             if nav.fk:
@@ -313,9 +373,45 @@ class WriteMixin(ServiceBase):
         self._resolve_id(res)  # 404 unless linked
         link, this_col, other_col = last.nav.link
         with self._tx() as tx:
-            self.store.entities.unlink(tx, link, this_col, parent_id, other_col, last.id)
+            if last.nav.rank:
+                md, prop = (parent_id, last.id) if last.nav.ordered else (last.id, parent_id)
+                self._drop_observed_property(tx, md, prop)
+            else:
+                self.store.entities.unlink(tx, link, this_col, parent_id, other_col, last.id)
         # A Thing without that Location any more has another default FeatureOfInterest.
         self._after_commit(self.catalog.invalidate)
+
+    def _drop_observed_property(self, tx: Transaction, md_id: int, prop_id: int) -> None:
+        """Unlink an ObservedProperty from a MultiDatastream with the unit and data type of each value it was,
+        so that the three still fit (SensorThings v1.1 §12.2); the Observations stored keep their results."""
+        nav = _OBSERVED_PROPERTIES
+        assert nav.link is not None and nav.rank is not None
+        link, this_col, other_col = nav.link
+        props = self.store.entities.ranked_links(tx, link, this_col, other_col, nav.rank[0], md_id)
+        keep = [k for k, p in enumerate(props) if p != prop_id]
+        if not keep:
+            raise conflict(
+                "a MultiDatastream has at least one ObservedProperty; delete the MultiDatastream instead",
+                field="path",
+            )
+        et = model.MULTI_DATASTREAM
+        stored = self.store.entities.columns_in_tx(
+            tx, et.table, md_id, ("unit_of_measurements", "multi_observation_data_types")
+        )
+        assert stored is not None
+        units, types = (orjson.loads(v) if isinstance(v, (str, bytes)) else v for v in stored)
+        self.store.entities.update(
+            tx,
+            et.table,
+            md_id,
+            {
+                "unit_of_measurements": orjson.dumps([units[k] for k in keep]).decode(),
+                "multi_observation_data_types": orjson.dumps([types[k] for k in keep]).decode(),
+            },
+        )
+        self.store.entities.unlink(tx, link, this_col, md_id)
+        for k in keep:
+            self.store.entities.link(tx, link, this_col, other_col, md_id, props[k], nav.rank)
 
     def delete(self, res: Resource, flt: Node | None = None) -> None:
         """DELETE of an entity, or of the members of a collection that ``flt`` (its ``$filter``) keeps."""
@@ -370,7 +466,22 @@ def _check_multi_datastream(body: dict[str, Any], values: dict[str, Any], prefix
             f"a MultiDatastream's observationType is {model.OM_COMPLEX}", field=prefix + "observationType"
         )
     values["observation_type"] = model.OM_COMPLEX
-    units, types = body.get("unitOfMeasurements"), body.get("multiObservationDataTypes")
+    props = body.get("ObservedProperties")
+    n = (len(props) if isinstance(props, list) else 0) + linked
+    _check_multi_datastream_arrays(
+        body.get("unitOfMeasurements"), body.get("multiObservationDataTypes"), n, prefix, _MD_ARRAYS
+    )
+
+
+# The three members of a MultiDatastream that must agree, in the order a disagreement names them.
+_MD_ARRAYS = ("multiObservationDataTypes", "unitOfMeasurements", "ObservedProperties")
+_OBSERVED_PROPERTIES = next(n for n in model.MULTI_DATASTREAM.navs if n.name == "ObservedProperties")
+
+
+def _check_multi_datastream_arrays(units: Any, types: Any, n: int, prefix: str, changed: Collection[str]) -> None:
+    """A 400 unless ``units`` (unitOfMeasurements) and ``types`` (multiObservationDataTypes) are arrays with one
+    entry per ObservedProperty (``n`` of them). A disagreement names the member the request gave that is the odd
+    one out (a PATCH of unitOfMeasurements alone that no longer fits names unitOfMeasurements)."""
     if not isinstance(units, list) or not units or not all(isinstance(u, dict) for u in units):
         raise bad_request(
             "unitOfMeasurements must be a non-empty array of objects", field=prefix + "unitOfMeasurements"
@@ -379,20 +490,17 @@ def _check_multi_datastream(body: dict[str, Any], values: dict[str, Any], prefix
         raise bad_request(
             "multiObservationDataTypes must be an array of URIs", field=prefix + "multiObservationDataTypes"
         )
-    if len(types) != len(units):
-        raise bad_request(
-            f"multiObservationDataTypes has {len(types)} entries and unitOfMeasurements {len(units)}; one each per "
-            "ObservedProperty",
-            field=prefix + "multiObservationDataTypes",
-        )
-    props = body.get("ObservedProperties")
-    n = (len(props) if isinstance(props, list) else 0) + linked
-    if n != len(units):
-        raise bad_request(
-            f"{n} ObservedProperties for {len(units)} unitOfMeasurements; one each, in the order of the result's "
-            "values",
-            field=prefix + "ObservedProperties",
-        )
+    sizes = {"multiObservationDataTypes": len(types), "unitOfMeasurements": len(units), "ObservedProperties": n}
+    if len(set(sizes.values())) == 1:
+        return
+    counts = list(sizes.values())
+    odd = [k for k in _MD_ARRAYS if k in changed and counts.count(sizes[k]) == 1]
+    field = (odd or [k for k in _MD_ARRAYS if k in changed] or list(_MD_ARRAYS))[0]
+    raise bad_request(
+        f"{n} ObservedProperties, {len(units)} unitOfMeasurements and {len(types)} multiObservationDataTypes; one "
+        "of each per value of the result, in order",
+        field=prefix + field,
+    )
 
 
 # The SWE Common component types a Task's parameter may have (OGC 17-079r1 §8.2.2, SWE Common 2.0 JSON) and the

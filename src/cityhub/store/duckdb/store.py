@@ -305,6 +305,25 @@ class DuckDBStore(Store):
                          FROM observations GROUP BY datastream_id) x
                    WHERE l.datastream_id = x.datastream_id"""
             )
+        link_cols = {r[0] for r in con.execute(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_name = 'multi_datastream_observed_properties'"
+        ).fetchall()}  # fmt: skip
+        if "rank" not in link_cols:
+            # As migration 0012: a MultiDatastream's ObservedProperties keyed by their position, which is the id
+            # order they were read back in so far. A new key means a new table here too.
+            con.execute("BEGIN TRANSACTION")
+            con.execute("ALTER TABLE multi_datastream_observed_properties RENAME TO mdop_before_rank")
+            body = TABLES["multi_datastream_observed_properties"].strip()
+            con.execute(f"CREATE TABLE multi_datastream_observed_properties ({body})")
+            con.execute(
+                """INSERT INTO multi_datastream_observed_properties
+                   SELECT multi_datastream_id, observed_property_id,
+                          row_number() OVER (PARTITION BY multi_datastream_id ORDER BY observed_property_id) - 1
+                   FROM mdop_before_rank"""
+            )
+            con.execute("DROP TABLE mdop_before_rank")
+            con.execute("COMMIT")
         if "variant" not in cols:
             # The duplicate key grew resultTime, FeatureOfInterest and parameters (schema.DUPLICATE_KEY). DuckDB
             # cannot change a primary key in place: the table is rebuilt once, every stored row keeping variant 0

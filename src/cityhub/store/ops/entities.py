@@ -52,9 +52,29 @@ class EntityOps(abc.ABC):
 
     @abc.abstractmethod
     def link(
-        self, tx: Transaction, link_table: str, this_col: str, other_col: str, this_id: int, other_id: int
+        self,
+        tx: Transaction,
+        link_table: str,
+        this_col: str,
+        other_col: str,
+        this_id: int,
+        other_id: int,
+        rank: tuple[str, str] | None = None,
     ) -> None:
-        """Add a many-to-many link (a no-op when it exists)."""
+        """Add a many-to-many link (a no-op when it exists). With ``rank`` (position column, owner column; see
+        ``model.Nav.rank``) the link is appended after the owner's others, even when it exists already."""
+
+    @abc.abstractmethod
+    def ranked_links(
+        self, tx: Transaction, link_table: str, owner_col: str, other_col: str, rank_col: str, owner_id: int
+    ) -> list[int]:
+        """The entities one owner links to, in the order of the position column, as this transaction sees them."""
+
+    @abc.abstractmethod
+    def columns_in_tx(
+        self, tx: Transaction, table: str, entity_id: int, columns: Sequence[str]
+    ) -> tuple[Any, ...] | None:
+        """Some columns of one row as this transaction sees it."""
 
     @abc.abstractmethod
     def unlink(

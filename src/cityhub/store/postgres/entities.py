@@ -27,12 +27,37 @@ class PgEntityOps(EntityOps):
             tx.execute(f"UPDATE {table} SET {sets} WHERE id = %s", [*values.values(), entity_id])
 
     def link(
-        self, tx: Transaction, link_table: str, this_col: str, other_col: str, this_id: int, other_id: int
-    ) -> None:
+        self, tx: Transaction, link_table: str, this_col: str, other_col: str, this_id: int, other_id: int,
+        rank: tuple[str, str] | None = None,
+    ) -> None:  # fmt: skip
+        if rank is None:
+            tx.execute(
+                f"INSERT INTO {link_table} ({this_col}, {other_col}) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                [this_id, other_id],
+            )
+            return
+        rank_col, owner_col = rank
+        owner = this_id if owner_col == this_col else other_id
         tx.execute(
-            f"INSERT INTO {link_table} ({this_col}, {other_col}) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-            [this_id, other_id],
+            f"""INSERT INTO {link_table} ({this_col}, {other_col}, {rank_col})
+                SELECT %s::bigint, %s::bigint, coalesce(max({rank_col}) + 1, 0) FROM {link_table}
+                WHERE {owner_col} = %s""",
+            [this_id, other_id, owner],
         )
+
+    def ranked_links(
+        self, tx: Transaction, link_table: str, owner_col: str, other_col: str, rank_col: str, owner_id: int
+    ) -> list[int]:
+        rows = tx.execute(
+            f"SELECT {other_col} FROM {link_table} WHERE {owner_col} = %s ORDER BY {rank_col}", [owner_id]
+        )
+        return [int(r[0]) for r in rows]
+
+    def columns_in_tx(
+        self, tx: Transaction, table: str, entity_id: int, columns: Sequence[str]
+    ) -> tuple[Any, ...] | None:
+        rows = tx.execute(f"SELECT {', '.join(columns)} FROM {table} WHERE id = %s", [entity_id])
+        return tuple(rows[0]) if rows else None
 
     def unlink(
         self, tx: Transaction, link_table: str, this_col: str, this_id: int, other_col: str | None = None,
