@@ -10,6 +10,8 @@ from typing import Any
 import orjson
 from fastapi.testclient import TestClient
 
+from cityhub import model
+
 JSON_PATCH = {"Content-Type": "application/json-patch+json"}
 
 
@@ -189,6 +191,20 @@ def test_member_of_a_json_property_by_path_and_in_select(client: TestClient) -> 
     assert client.get(f"/v1.1/Things({thing})/name/x").status_code == 404  # a string has no members
     r = client.get(f"/v1.1/Things({thing})", params={"$select": "properties/obj/a,properties/list"})
     assert r.json() == {"properties": {"obj": {"a": "x"}, "list": [[1, 2], [3, 4]]}}, r.text
+    # Indexed at once, and members of a result (any JSON value): a MultiDatastream's result[0], as FROST-Server
+    assert client.get(f"/v1.1/Things({thing})/properties%5B0%5D").status_code == 404  # an object, not an array
+    body = {"name": "any", "description": "d", "observationType": model.OM_OBSERVATION,
+            "unitOfMeasurement": {"name": "n", "symbol": "", "definition": "d"}, "Thing": {"@iot.id": thing},
+            "Sensor": {"name": "s", "description": "d", "encodingType": "text/html", "metadata": "m"},
+            "ObservedProperty": {"name": "p", "definition": "d", "description": "d"}}  # fmt: skip
+    ds = client.post("/v1.1/Datastreams", json=body).json()["@iot.id"]
+    cases = (([4, 7.5], "result%5B1%5D", {"result[1]": 7.5}), ({"pm": [1, 2]}, "result/pm%5B0%5D", {"pm[0]": 1}))
+    for minute, (result, path, expected) in enumerate(cases):
+        foi = {"name": "f", "description": "d", "encodingType": "application/geo+json",
+               "feature": {"type": "Point", "coordinates": [105.85, 21.03]}}  # fmt: skip
+        obs = _observation(client, ds, f"2025-01-01T00:0{minute}:00Z", result=result, FeatureOfInterest=foi)
+        got = client.get(f"/v1.1/Observations({obs})/{path}")
+        assert got.status_code == 200 and got.json() == expected, got.text
 
 
 def test_json_members_compare_by_their_json_type_and_in(client: TestClient) -> None:

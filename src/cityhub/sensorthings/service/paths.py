@@ -13,6 +13,10 @@ _SEGMENT = re.compile(r"^([A-Za-z]+)(?:\(([^)]*)\))?$")
 # A member of a JSON property, with the array indexes after it: /properties/list[0][1]
 _JSON_SEGMENT = re.compile(r"^([^\[\]]+)((?:\[[0-9]{1,9}\])*)$")
 _INDEX = re.compile(r"\[[0-9]+\]")
+# A JSON property indexed at once: /Observations(1)/result[0] (a MultiDatastream's result), /Things(1)/properties[2]
+_INDEXED = re.compile(r"^([A-Za-z]+)((?:\[[0-9]{1,9}\])+)$")
+# Properties whose value is JSON, members of which a path may address (a result is any JSON value)
+_WITH_MEMBERS = (model.JSON, model.RESULT)
 
 
 @dataclass
@@ -68,11 +72,19 @@ def parse_path(path: str) -> Resource:
         if res.member is not None:
             prop = steps[-1].et.prop(res.member)
             m = _JSON_SEGMENT.match(part)
-            if prop is None or prop.kind != model.JSON or m is None:
+            if prop is None or prop.kind not in _WITH_MEMBERS or m is None:
                 raise not_found(f"nothing below property {res.member!r}", field="path")
             res.keys += (m.group(1), *_INDEX.findall(m.group(2)))
             res.key_name = part
             continue
+        indexed = _INDEXED.match(part)
+        if indexed is not None and steps and steps[-1].id is not None:
+            prop = steps[-1].et.prop(indexed.group(1))
+            if prop is not None and prop.kind in _WITH_MEMBERS:
+                res.member = indexed.group(1)
+                res.keys += tuple(_INDEX.findall(indexed.group(2)))
+                res.key_name = part
+                continue
         m = _SEGMENT.match(part)
         if m is None:
             raise not_found(f"unknown path segment {part!r}", field="path")
