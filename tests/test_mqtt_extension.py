@@ -57,6 +57,7 @@ def test_query_topics_are_those_only_the_hub_can_resolve() -> None:
         "v1.1/Things(1)/Datastreams?$select=name",
         "v1.1/Observations?$filter=result gt 4",
         "v1.1/Datastreams(1)/Observations?$filter=result gt 4&$select=result",
+        "v1.1/Things?$select=properties/kind",
     ):
         assert is_query(topic), topic
     for topic in (
@@ -213,6 +214,44 @@ def test_select_feature_and_property_topics(tmp_path: Path, telling_broker: int)
             listener.close()
         # Unsubscribed (the listener left with a clean session): the hub forgets its filters.
         wait_for(lambda: client.get("/healthz").json()["mqtt"]["watched_filters"] == 0, what="the filters to go")
+
+
+def test_query_topics_are_resolved_in_the_store(tmp_path: Path, telling_broker: int) -> None:
+    """Topics through navigation paths, with a $filter, or with a $select of a JSON member: the hub reads each
+    in the store for every change of an entity of its type and publishes what the read finds, as it shows it."""
+    port = telling_broker
+    settings = Settings(data_dir=tmp_path / "var", mqtt_url=f"mqtt://127.0.0.1:{port}", mqtt_client_id="hub-q")
+    with TestClient(create_app(settings)) as client:
+        client.headers.update(admin(settings))
+        wait_for(lambda: mqtt_connected(client), what="the bridge to connect")
+        ds = make_station(client)
+        thing = client.get(f"/v1.1/Datastreams({ds})/Thing").json()["@iot.id"]
+        location = client.get(f"/v1.1/Things({thing})/Locations").json()["value"][0]["@iot.id"]
+        topics = {
+            "through": f"v1.1/Locations({location})/Things",  # many-to-many
+            "one": f"v1.1/Datastreams({ds})/Thing",  # a single entity
+            "high": f"v1.1/Datastreams({ds})/Observations?$filter=result gt 100&$select=result",
+            "member": "v1.1/Things?$select=properties/kind",
+            "deep": f"v1.1/Datastreams({ds})/Thing/Locations",
+        }
+        listener = Listener(port, *topics.values())
+        try:
+            wait_for(lambda: watching(client, len(topics)), what="the hub to see the subscriptions")
+            for minute, result in ((1, 50), (2, 150.5)):
+                r = client.post(f"/v1.1/Datastreams({ds})/Observations",
+                                json={"phenomenonTime": f"2026-11-23T0{minute}:00:00Z", "result": result})  # fmt: skip
+                assert r.status_code == 201, r.text
+            patch = {"name": "Trạm Hồ Gươm", "properties": {"kind": "air-quality station", "floor": 2}}
+            assert client.patch(f"/v1.1/Things({thing})", json=patch).status_code == 200
+            assert client.patch(f"/v1.1/Locations({location})", json={"name": "Hồ Gươm"}).status_code == 200
+            wait_for(lambda: all(listener.on(t) for t in topics.values()), what="a message on every topic")
+            assert listener.on(topics["high"]) == [{"result": 150.5}]  # the Observation of 50 does not match
+            for key in ("through", "one"):
+                assert [m["name"] for m in listener.on(topics[key])] == ["Trạm Hồ Gươm"], key
+            assert listener.on(topics["member"]) == [{"properties": {"kind": "air-quality station"}}]
+            assert [m["name"] for m in listener.on(topics["deep"])] == ["Hồ Gươm"]
+        finally:
+            listener.close()
 
 
 def test_publish_to_create_in_every_shape(tmp_path: Path, telling_broker: int) -> None:

@@ -137,6 +137,8 @@ class Extras:
         entities: dict[tuple[str, int | None], list[tuple[str, Selected]]] = {}
         wild = []
         for f in filters:
+            if is_query(f):
+                continue  # the hub resolves it (cityhub.mqtt.queries)
             if "+" in f or "#" in f:
                 if filter_matches(f, "v1.1/FeaturesOfInterest(1)/Observations"):
                     wild.append(f)

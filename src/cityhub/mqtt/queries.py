@@ -22,7 +22,6 @@ import orjson
 
 from cityhub import model
 from cityhub.errors import ProblemError
-from cityhub.mqtt.child import select
 from cityhub.sensorthings.options import parse_options
 from cityhub.sensorthings.service.paths import Resource, parse_path
 
@@ -116,7 +115,10 @@ class QueryTopics:
         if not isinstance(found, dict):
             return []
         entities: list[dict[str, Any]] = found.get("value", []) if q.resource.is_collection else [found]
-        return [(e["@iot.id"], select(e, q.select)) for e in entities if "@iot.id" in e]
+        if q.select is None or "id" in q.select:
+            return [(e["@iot.id"], e) for e in entities if "@iot.id" in e]
+        # Read as the topic's $select shapes it (members of JSON properties included), with the id to match by.
+        return [(e["@iot.id"], {k: v for k, v in e.items() if k != "@iot.id"}) for e in entities if "@iot.id" in e]
 
     def _query(self, topic: str) -> _Query | None:
         if topic in self._parsed:

@@ -79,13 +79,15 @@ def parse(topic: str) -> Route | None:
 def is_query(topic: str) -> bool:
     """Whether ``topic`` is a SensorThings topic the MQTT process cannot serve alone, which the hub resolves in the
     store (:mod:`cityhub.mqtt.queries`): a resource path through a navigation property (``Things(1)/Locations``; a
-    capitalised segment, as SensorThings names them) or with a query other than ``$select`` (which :func:`parse`
-    routes)."""
+    capitalised segment, as SensorThings names them), with a query other than ``$select`` (which :func:`parse`
+    routes), or with a ``$select`` of a member of a JSON property (``$select=properties/kind``)."""
     if not topic.startswith("v1.1/") or "+" in topic or "#" in topic:
         return False
     route = parse(topic)
     if route is None:
         return True
+    if route.select is not None and any("/" in name for name in route.select):
+        return True  # a member of a JSON property ($select=properties/kind): shaped as a GET shapes it
     return route.kind == "entity" and route.prop is not None and route.prop[:1].isupper()
 
 
