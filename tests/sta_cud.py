@@ -29,7 +29,7 @@ WEST_ROOF = {
     "encodingType": "application/vnd.geo+json",
     "location": {"type": "Point", "coordinates": [-117.05, 51.05]},
 }
-LIGHT_EXPOSURE = {
+LIGHT_EXPOSURE: dict[str, Any] = {
     "unitOfMeasurement": UOM_LM,
     "name": "Light exposure.",
     "description": "Light exposure.",
@@ -37,7 +37,7 @@ LIGHT_EXPOSURE = {
     "ObservedProperty": LUMINOUS_FLUX,
     "Sensor": FLUXOMATIC,
 }
-OFFICE = {
+OFFICE: dict[str, Any] = {
     "name": "Office Building",
     "description": "Office Building",
     "properties": {"reference": "Third Floor"},

@@ -427,7 +427,7 @@ def cud(client: TestClient) -> dict[str, list[int]]:
         oid,
         "Datastreams",
         {k: v for k, v in OFFICE["Datastreams"][0].items() if k not in ("Sensor", "ObservedProperty")},
-    )  # type: ignore[attr-defined]
+    )
     ids["Datastreams"].append(dsi)
     ids["Locations"].append(_related(client, "Things", oid, "Locations", WEST_ROOF))
     ids["Sensors"].append(_related(client, "Datastreams", dsi, "Sensor", FLUXOMATIC))
@@ -482,7 +482,7 @@ def test_createEntitiesWithDeepInsert(cud: dict[str, list[int]]) -> None:
 
 
 def test_createInvalidEntitiesWithDeepInsert(client: TestClient) -> None:
-    bad_office = {**OFFICE, "Datastreams": [{**OFFICE["Datastreams"][0], "Sensor": {"description": "no name"}}]}  # type: ignore[index]
+    bad_office = {**OFFICE, "Datastreams": [{**OFFICE["Datastreams"][0], "Sensor": {"description": "no name"}}]}
     post_invalid(client, "Things", bad_office)
     not_existing(client, ["Things", "Locations", "HistoricalLocations", "Datastreams", "ObservedProperties"])
     thing = _post(client, "Things", {"name": "Office Building", "description": "Office Building"})["@iot.id"]
@@ -610,7 +610,7 @@ def test_invalidPatchEntities(client: TestClient, cud: dict[str, list[int]]) -> 
     """Patching related entities inline must be illegal: 400."""
     cases = [
         ("Things", cud["Things"][0], {"Locations": [WEST_ROOF]}),
-        ("Things", cud["Things"][0], {"Datastreams": [{**OFFICE["Datastreams"][0]}]}),  # type: ignore[index]
+        ("Things", cud["Things"][0], {"Datastreams": [{**OFFICE["Datastreams"][0]}]}),
         (
             "Sensors",
             cud["Sensors"][0],
