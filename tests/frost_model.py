@@ -405,11 +405,11 @@ def check_entity(extensions: list[str], entity: dict[str, Any], expand: Expand, 
         link = f"{relation}@iot.navigationLink"
         if relation in expanded:
             # CityHub writes an expanded relation in place of its navigation link, as the spec's $expand example
-            # does; FROST writes both (README, "FROST-Server's tests").
+            # does; FROST writes both (README, Conformance).
             continue
         if not query.select and not expand.toplevel:
             # In an expanded entity with no $select of its own, FROST writes no navigation links and CityHub
-            # writes them all; the spec asks for neither (README, "FROST-Server's tests").
+            # writes them all; the spec asks for neither (README, Conformance).
             continue
         if relation in select:
             assert link in entity, f"Entity should have property {link} for request: '{where}'"
