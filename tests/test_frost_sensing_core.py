@@ -14,6 +14,10 @@ tasking off (its default); CityHub cannot turn MultiDatastreams off, and the tes
 ``tasking`` on, and TestEntityCreator also posts ``entitiesDefaultActuation.json`` to the Thing's
 TaskingCapabilities. The Java classes' shared state (the data made once, deleted after the class) is the
 ``sensing_core`` fixture on a fresh hub for each test.
+
+One difference, forced by CityHub's Tasking Core (README): FROST's TaskingCapability has taskingParameters that
+are no SWE Common DataRecord and Tasks that set their creationTime; CityHub refuses both (400), so the port sends
+a DataRecord and leaves creationTime to the hub (ENTITIES_DEFAULT_ACTUATION says how).
 """
 
 from __future__ import annotations
