@@ -261,3 +261,9 @@ class TimeScene:
             flt = tpl.replace("%s", literal(value))
             for prop in ("phenomenonTime", "resultTime"):
                 self.results(self.streams, flt.replace("{}", prop), want)
+
+
+# FROST's tests give a TaskingCapability taskingParameters that are no SWE Common DataRecord ({} or {"todo": "yes"}):
+# CityHub's Tasking Core takes a DataRecord with at least one field (README, Tasking Core), so the ports send this
+# one, whose one Text field, "todo", is what FROST's Tasks name.
+TASKING_RECORD: dict[str, Any] = {"type": "DataRecord", "field": [{"name": "todo", "label": "To do", "type": "Text"}]}

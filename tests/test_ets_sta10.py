@@ -23,6 +23,21 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import OM_MEASUREMENT, UGM3
+from tests.sta_cud import (
+    DELETE_TAKES,
+    FLUXOMATIC,
+    LUMINOUS_FLUX,
+    MEASUREMENT,
+    OFFICE,
+    SENSING_TYPES,
+    UOM_C,
+    UOM_LM,
+    WEST_ROOF,
+    delete_everything,
+    existing,
+    not_existing,
+    post_invalid,
+)
 
 ROOT = "http://testserver/v1.1"
 LONG_MAX = 2**63 - 1
@@ -248,44 +263,6 @@ def test_checkServiceRootUri(populated: TestClient) -> None:
 
 
 # -- createUpdateDelete/Capability2Tests ---------------------------------------------------------------------------
-UOM_C = {"name": "Celsius", "symbol": "degC", "definition": "http://qudt.org/vocab/unit#DegreeCelsius"}
-UOM_LM = {"name": "Lumen", "symbol": "lm", "definition": "http://www.qudt.org/qudt/owl/1.0.0/unit/Instances.html#Lumen"}
-LUMINOUS_FLUX = {
-    "name": "Luminous Flux",
-    "definition": "http://www.qudt.org/qudt/owl/1.0.0/quantity/Instances.html#LuminousFlux",
-    "description": "Luminous Flux or Luminous Power is the measure of the perceived power of light.",
-}
-FLUXOMATIC = {
-    "name": "Acme Fluxomatic 1000",
-    "description": "Acme Fluxomatic 1000",
-    "encodingType": "application/pdf",
-    "metadata": "Light flux sensor",
-}
-WEST_ROOF = {
-    "name": "West Roof",
-    "description": "West Roof",
-    "encodingType": "application/vnd.geo+json",
-    "location": {"type": "Point", "coordinates": [-117.05, 51.05]},
-}
-MEASUREMENT = "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_Measurement"
-OFFICE = {
-    "name": "Office Building",
-    "description": "Office Building",
-    "properties": {"reference": "Third Floor"},
-    "Locations": [WEST_ROOF],
-    "Datastreams": [
-        {
-            "unitOfMeasurement": UOM_LM,
-            "name": "Light exposure.",
-            "description": "Light exposure.",
-            "observationType": MEASUREMENT,
-            "ObservedProperty": LUMINOUS_FLUX,
-            "Sensor": FLUXOMATIC,
-        }
-    ],
-}
-
-
 def _post(client: TestClient, plural: str, body: dict[str, Any]) -> dict[str, Any]:
     """postEntity: 201, and the entity it made is there."""
     r = client.post(f"/v1.1/{plural}", json=body)
@@ -293,21 +270,6 @@ def _post(client: TestClient, plural: str, body: dict[str, Any]) -> dict[str, An
     created = dict(r.json())
     assert client.get(f"/v1.1/{plural}({created['@iot.id']})").status_code == 200
     return created
-
-
-def _post_invalid(client: TestClient, plural: str, body: dict[str, Any]) -> None:
-    r = client.post(f"/v1.1/{plural}", json=body)
-    assert r.status_code in (400, 409), f"The {plural} should not be created due to integrity constraints."
-
-
-def _not_existing(client: TestClient, plurals: list[str]) -> None:
-    for plural in plurals:
-        assert client.get(f"/v1.1/{plural}").json()["value"] == [], f"{plural} is created although it shouldn't."
-
-
-def _existing(client: TestClient, plurals: list[str]) -> None:
-    for plural in plurals:
-        assert client.get(f"/v1.1/{plural}").json()["value"], f"{plural} is deleted although it shouldn't."
 
 
 def _related(client: TestClient, parent: str, pid: int, relation: str, expected: dict[str, Any]) -> int:
@@ -465,7 +427,7 @@ def cud(client: TestClient) -> dict[str, list[int]]:
         oid,
         "Datastreams",
         {k: v for k, v in OFFICE["Datastreams"][0].items() if k not in ("Sensor", "ObservedProperty")},
-    )  # type: ignore[attr-defined]
+    )
     ids["Datastreams"].append(dsi)
     ids["Locations"].append(_related(client, "Things", oid, "Locations", WEST_ROOF))
     ids["Sensors"].append(_related(client, "Datastreams", dsi, "Sensor", FLUXOMATIC))
@@ -520,9 +482,9 @@ def test_createEntitiesWithDeepInsert(cud: dict[str, list[int]]) -> None:
 
 
 def test_createInvalidEntitiesWithDeepInsert(client: TestClient) -> None:
-    bad_office = {**OFFICE, "Datastreams": [{**OFFICE["Datastreams"][0], "Sensor": {"description": "no name"}}]}  # type: ignore[index]
-    _post_invalid(client, "Things", bad_office)
-    _not_existing(client, ["Things", "Locations", "HistoricalLocations", "Datastreams", "ObservedProperties"])
+    bad_office = {**OFFICE, "Datastreams": [{**OFFICE["Datastreams"][0], "Sensor": {"description": "no name"}}]}
+    post_invalid(client, "Things", bad_office)
+    not_existing(client, ["Things", "Locations", "HistoricalLocations", "Datastreams", "ObservedProperties"])
     thing = _post(client, "Things", {"name": "Office Building", "description": "Office Building"})["@iot.id"]
     base = {
         "unitOfMeasurement": UOM_C,
@@ -531,17 +493,17 @@ def test_createInvalidEntitiesWithDeepInsert(client: TestClient) -> None:
         "observationType": MEASUREMENT,
         "Thing": {"@iot.id": thing},
     }
-    _post_invalid(
+    post_invalid(
         client,
         "Datastreams",
         {**base, "ObservedProperty": {"definition": "x", "description": "no name"}, "Sensor": FLUXOMATIC},
     )
-    _post_invalid(
+    post_invalid(
         client,
         "Datastreams",
         {**base, "ObservedProperty": LUMINOUS_FLUX, "Sensor": {k: v for k, v in FLUXOMATIC.items() if k != "name"}},
     )
-    _post_invalid(
+    post_invalid(
         client,
         "Datastreams",
         {
@@ -551,14 +513,14 @@ def test_createInvalidEntitiesWithDeepInsert(client: TestClient) -> None:
             "Observations": [{"phenomenonTime": "2015-03-01T00:10:00Z"}],
         },
     )
-    _not_existing(client, ["Datastreams", "Sensors", "Observations", "FeaturesOfInterest", "ObservedProperties"])
+    not_existing(client, ["Datastreams", "Sensors", "Observations", "FeaturesOfInterest", "ObservedProperties"])
     ds = _post(client, "Datastreams", {**base, "ObservedProperty": LUMINOUS_FLUX, "Sensor": FLUXOMATIC})["@iot.id"]
     station = {
         "name": "A weather station.",
         "description": "A weather station.",
         "feature": {"type": "Point", "coordinates": [-114.05, 51.05]},
     }  # no encodingType
-    _post_invalid(
+    post_invalid(
         client,
         "Observations",
         {
@@ -568,7 +530,7 @@ def test_createInvalidEntitiesWithDeepInsert(client: TestClient) -> None:
             "Datastream": {"@iot.id": ds},
         },
     )
-    _post_invalid(
+    post_invalid(
         client,
         "Observations",
         {
@@ -578,7 +540,7 @@ def test_createInvalidEntitiesWithDeepInsert(client: TestClient) -> None:
             "Datastream": {"@iot.id": ds},
         },
     )
-    _not_existing(client, ["Observations", "FeaturesOfInterest"])
+    not_existing(client, ["Observations", "FeaturesOfInterest"])
 
 
 def test_createInvalidEntities(client: TestClient, cud: dict[str, list[int]]) -> None:
@@ -589,16 +551,16 @@ def test_createInvalidEntities(client: TestClient, cud: dict[str, list[int]]) ->
         "observationType": MEASUREMENT,
     }
     thing, prop, sensor = ({"@iot.id": cud[k][0]} for k in ("Things", "ObservedProperties", "Sensors"))
-    _post_invalid(client, "Datastreams", {**base, "Thing": thing, "ObservedProperty": prop})  # without Sensor
-    _post_invalid(client, "Datastreams", {**base, "Thing": thing, "Sensor": sensor})  # without ObservedProperty
-    _post_invalid(client, "Datastreams", {**base, "ObservedProperty": prop, "Sensor": sensor})  # without Thing
+    post_invalid(client, "Datastreams", {**base, "Thing": thing, "ObservedProperty": prop})  # without Sensor
+    post_invalid(client, "Datastreams", {**base, "Thing": thing, "Sensor": sensor})  # without ObservedProperty
+    post_invalid(client, "Datastreams", {**base, "ObservedProperty": prop, "Sensor": sensor})  # without Thing
     lone = _post(client, "Things", {"name": "This is a Test Thing From TestNG", "description": "d"})["@iot.id"]
     ds = _post(client, "Datastreams", {**base, "Thing": {"@iot.id": lone}, "ObservedProperty": prop, "Sensor": sensor})[
         "@iot.id"
     ]
-    _post_invalid(client, "Observations", {"phenomenonTime": "2015-03-01T00:40:00.000Z", "result": 8})
+    post_invalid(client, "Observations", {"phenomenonTime": "2015-03-01T00:40:00.000Z", "result": 8})
     # without a FeatureOfInterest and without a Location of its Thing
-    _post_invalid(
+    post_invalid(
         client,
         "Observations",
         {"phenomenonTime": "2015-03-01T00:00:00.000Z", "result": 100, "Datastream": {"@iot.id": ds}},
@@ -648,7 +610,7 @@ def test_invalidPatchEntities(client: TestClient, cud: dict[str, list[int]]) -> 
     """Patching related entities inline must be illegal: 400."""
     cases = [
         ("Things", cud["Things"][0], {"Locations": [WEST_ROOF]}),
-        ("Things", cud["Things"][0], {"Datastreams": [{**OFFICE["Datastreams"][0]}]}),  # type: ignore[index]
+        ("Things", cud["Things"][0], {"Datastreams": [{**OFFICE["Datastreams"][0]}]}),
         (
             "Sensors",
             cud["Sensors"][0],
@@ -712,49 +674,29 @@ def test_deleteEntities(client: TestClient, cud: dict[str, list[int]]) -> None:
             assert r.status_code == 200, f"DELETE does not work properly for {plural} with id {entity_id}: {r.text}"
             assert client.get(f"/v1.1/{plural}({entity_id})").status_code == 404
     # checkDeleteIntegrityConstraint: what deleting each type takes with it, and what it leaves
-    every = [
-        "Things",
-        "Locations",
-        "HistoricalLocations",
-        "Datastreams",
-        "Sensors",
-        "ObservedProperties",
-        "FeaturesOfInterest",
-        "Observations",
-    ]
-    gone_with = {
-        "Things": ["Things", "Datastreams", "HistoricalLocations", "Observations"],
-        "Datastreams": ["Datastreams", "Observations"],
-        "Locations": ["Locations", "HistoricalLocations"],
-        "HistoricalLocations": ["HistoricalLocations"],
-        "Sensors": ["Sensors", "Datastreams", "Observations"],
-        "ObservedProperties": ["ObservedProperties", "Datastreams", "Observations"],
-        "FeaturesOfInterest": ["FeaturesOfInterest", "Observations"],
-        "Observations": ["Observations"],
-    }
-    for plural, gone in gone_with.items():
+    for plural, gone in DELETE_TAKES.items():
         made = _entities_for_delete(client)
         assert client.delete(f"/v1.1/{plural}({made[plural]})").status_code == 200
-        _not_existing(client, gone)
-        _existing(client, [p for p in every if p not in gone])
+        not_existing(client, gone)
+        existing(client, [p for p in SENSING_TYPES if p not in gone])
 
 
 def _entities_for_delete(client: TestClient) -> dict[str, int]:
     """createEntitiesForDelete: after deleteEverythings, a Thing with a Location and a Datastream (its Sensor and
     ObservedProperty), an Observation with its FeatureOfInterest; one id of each type."""
-    for plural in (
-        "Observations",
-        "FeaturesOfInterest",
-        "Datastreams",
-        "Sensors",
-        "ObservedProperties",
-        "HistoricalLocations",
-        "Locations",
-        "Things",
-    ):
-        while found := client.get(f"/v1.1/{plural}").json()["value"]:
-            for entity in found:
-                client.delete(f"/v1.1/{plural}({entity['@iot.id']})")
+    delete_everything(
+        client,
+        [
+            "Observations",
+            "FeaturesOfInterest",
+            "Datastreams",
+            "Sensors",
+            "ObservedProperties",
+            "HistoricalLocations",
+            "Locations",
+            "Things",
+        ],
+    )
     thing = _post(client, "Things", {**OFFICE, "name": "thing 1", "description": "thing 1"})["@iot.id"]
     ds = client.get(f"/v1.1/Things({thing})/Datastreams").json()["value"][0]["@iot.id"]
     obs = _post(

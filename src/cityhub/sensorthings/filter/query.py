@@ -329,6 +329,38 @@ def expand_sql(
     all (the response's remaining entity budget)."""
     # Placeholders are positional: the ORDER BY (inside the window) comes first in the SQL text.
     order = orderby_sql(builder, target, "e", orderby, f"l.{nav.rank[0]} ASC" if nav.ordered and nav.rank else None)
+    parent_expr, from_, where = _expand_source(builder, nav, target, parent_ids, fk_ids, filter_node)
+    cols = ", ".join("e." + c for c in columns(target))
+    return f"""SELECT * FROM (
+                SELECT {parent_expr} AS _parent, {cols},
+                       row_number() OVER (PARTITION BY {parent_expr} ORDER BY {order}) AS _rn
+                FROM {from_} WHERE {where}) x
+              WHERE _rn > {int(skip)} AND _rn <= {int(skip + top)}
+              ORDER BY _parent, _rn""" + (f" LIMIT {int(limit)}" if limit is not None else "")
+
+
+def expand_count_sql(
+    builder: SqlBuilder,
+    nav: model.Nav,
+    target: model.EntityType,
+    parent_ids: Sequence[int],
+    filter_node: Any,
+) -> str:
+    """How many children (after ``$filter``) each parent has under a to-many ``$expand``: (``_parent``, count)
+    rows, for ``<nav>@iot.count`` and to tell whether a parent's page is its last."""
+    parent_expr, from_, where = _expand_source(builder, nav, target, parent_ids, (), filter_node)
+    return f"SELECT {parent_expr} AS _parent, count(*) FROM {from_} WHERE {where} GROUP BY {parent_expr}"
+
+
+def _expand_source(
+    builder: SqlBuilder,
+    nav: model.Nav,
+    target: model.EntityType,
+    parent_ids: Sequence[int],
+    fk_ids: Sequence[int],
+    filter_node: Any,
+) -> tuple[str, str, str]:
+    """The parent key, FROM and WHERE of an ``$expand`` level over all parents."""
     if nav.fk:
         parent_expr, where = "e.id", f"e.id IN ({', '.join(builder.param(i) for i in fk_ids) or 'NULL'})"
     elif nav.remote_fk:
@@ -348,10 +380,4 @@ def expand_sql(
             # The other side of a ranked link lists each entity once, however often it is linked to it.
             link = f"(SELECT DISTINCT {nav.link[1]}, {nav.link[2]} FROM {link})"
         from_ = f"{link} l JOIN {from_} ON e.id = l.{nav.link[2]}"
-    cols = ", ".join("e." + c for c in columns(target))
-    return f"""SELECT * FROM (
-                SELECT {parent_expr} AS _parent, {cols},
-                       row_number() OVER (PARTITION BY {parent_expr} ORDER BY {order}) AS _rn
-                FROM {from_} WHERE {where}) x
-              WHERE _rn > {int(skip)} AND _rn <= {int(skip + top)}
-              ORDER BY _parent, _rn""" + (f" LIMIT {int(limit)}" if limit is not None else "")
+    return parent_expr, from_, where

@@ -19,6 +19,7 @@ from cityhub.sensorthings.filter.query import (
     SqlBuilder,
     chain_where,
     count_sql,
+    expand_count_sql,
     expand_sql,
     filter_sql,
     ids_sql,
@@ -193,6 +194,13 @@ class ReadMixin(ServiceBase):
             child_shown = [times.get(k, 0) for k, cs in children.items() for _ in cs]
             budget.spend(sum(child_shown), "$expand")
             self._expand(base, target, all_children, child_shown, opts.expand, budget)
+            # A to-many level counts each parent's children when $count asks for it, or when a page is full and
+            # only the count tells whether more follow (a nextLink on a last page would lead to nothing).
+            totals: dict[Any, int] = {}
+            if not nav.fk and (opts.count or (top > 0 and any(len(cs) == top for cs in children.values()))):
+                cb = SqlBuilder(self.store.dialect)
+                totals = {r[0]: int(r[1]) for r in self._query(expand_count_sql(cb, nav, target, ids, opts.filter),
+                                                                cb.params)}  # fmt: skip
             for entity, fks in pairs:
                 if nav.fk:
                     found = children.get(fks.get(nav.name))
@@ -200,7 +208,10 @@ class ReadMixin(ServiceBase):
                 else:
                     kids = children.get(entity["@iot.id"], [])
                     entity[nav.name] = [shape(base, target, c, opts.select) for c, _ in kids]
-                    if len(kids) == top and top > 0:
+                    total = totals.get(entity["@iot.id"], 0)
+                    if opts.count:
+                        entity[f"{nav.name}@iot.count"] = total
+                    if len(kids) == top and top > 0 and opts.skip + top < total:
                         entity[f"{nav.name}@iot.nextLink"] = (
                             f"{self_link(base, et, entity['@iot.id'])}/{nav.name}?$top={top}&$skip={opts.skip + top}"
                         )
