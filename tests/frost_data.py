@@ -25,6 +25,21 @@ THING: dict[str, Any] = {
 }
 
 
+# FROST's unit, Sensor and ObservedProperty of its test Datastreams (copied into each body: bodies are not shared).
+UOM_TEMP: dict[str, str] = {"name": "degree celcius", "symbol": "°C", "definition": "ucum:T"}
+SENSOR_1: dict[str, str] = {
+    "name": "Sensor 1",
+    "description": "The first sensor.",
+    "encodingType": "text",
+    "metadata": "Some metadata.",
+}
+TEMPERATURE: dict[str, str] = {
+    "name": "Temperature",
+    "definition": "http://ucom.org/temperature",
+    "description": "The temperature of the thing.",
+}
+
+
 def create(client: TestClient, plural: str, body: dict[str, Any]) -> int:
     """A POST as FROST's client makes it (sSrvc.create): 201, and the new id read from the Location header."""
     r = client.post(f"/v1.1/{plural}", json=body)
@@ -40,19 +55,10 @@ def datastream(name: str, description: str, thing: int) -> dict[str, Any]:
         "name": name,
         "description": description,
         "observationType": "someType",
-        "unitOfMeasurement": {"name": "degree celcius", "symbol": "°C", "definition": "ucum:T"},
+        "unitOfMeasurement": dict(UOM_TEMP),
         "Thing": {"@iot.id": thing},
-        "Sensor": {
-            "name": "Sensor 1",
-            "description": "The first sensor.",
-            "encodingType": "text",
-            "metadata": "Some metadata.",
-        },
-        "ObservedProperty": {
-            "name": "Temperature",
-            "definition": "http://ucom.org/temperature",
-            "description": "The temperature of the thing.",
-        },
+        "Sensor": dict(SENSOR_1),
+        "ObservedProperty": dict(TEMPERATURE),
     }
 
 

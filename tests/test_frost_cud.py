@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.frost_data import THING, create, datastream
+from tests.frost_data import THING, UOM_TEMP, create, datastream
 
 ROOT = "/v1.1"
 UNIT = {"name": "Degrees Celcius", "symbol": "°C", "definition": "http://qudt.org/vocab/unit#DegreeCelsius"}
@@ -87,7 +87,7 @@ def _test01_scene(client: TestClient, scene: Additional) -> None:
     scene.datastreams.append(create(client, "Datastreams", {
         "name": "Datastream 1", "description": "The temperature of thing 1, sensor 1.",
         "observationType": OM_MEASUREMENT,
-        "unitOfMeasurement": {"name": "degree celcius", "symbol": "°C", "definition": "ucum:T"},
+        "unitOfMeasurement": dict(UOM_TEMP),
         "Sensor": {"name": "Sensor 1", "description": "The first sensor.", "encodingType": "text",
                    "metadata": "Some metadata."},
         "ObservedProperty": {"name": "Temperature", "definition": "http://ucom.org/temperature",

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.frost_data import create
+from tests.frost_data import UOM_TEMP, create
 
 ROOT = "http://testserver/v1.1"
 OBSERVATION_PROPERTIES = {"id", "phenomenonTime", "result", "resultTime", "resultQuality", "validTime", "parameters"}
@@ -58,7 +58,7 @@ def _datastream(name: str, description: str, thing: int, sensor: int, obs_prop: 
         "name": name,
         "description": description,
         "observationType": "someType",
-        "unitOfMeasurement": {"name": "degree celcius", "symbol": "°C", "definition": "ucum:T"},
+        "unitOfMeasurement": dict(UOM_TEMP),
         "Thing": {"@iot.id": thing},
         "Sensor": {"@iot.id": sensor},
         "ObservedProperty": {"@iot.id": obs_prop},

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.frost_data import create, filter_results
+from tests.frost_data import UOM_TEMP, create, filter_results
 
 START = datetime(2016, 1, 1, 1, tzinfo=UTC)
 OBSERVATIONS_PER_SET = 6
@@ -126,7 +126,7 @@ def scene(client: TestClient) -> Scene:
             "name": f"Datastream {n}",
             "description": description,
             "observationType": "someType",
-            "unitOfMeasurement": {"name": "degree celcius", "symbol": "°C", "definition": "ucum:T"},
+            "unitOfMeasurement": dict(UOM_TEMP),
             "properties": {"idx": n},
             "Thing": {"@iot.id": things[thing]},
             "Sensor": {"@iot.id": sensors[sensor]},

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.frost_data import create, filter_results
+from tests.frost_data import UOM_TEMP, create, filter_results
 
 BOX = "geography'POLYGON((7.5 51.5, 7.5 53.5, 8.5 53.5, 8.5 51.5, 7.5 51.5))'"
 CROSSING_LINE = "geography'LINESTRING(7.5 51, 7.5 54)'"
@@ -80,7 +80,7 @@ def scene(client: TestClient) -> Scene:
             "name": f"Datastream {n + 1}",
             "description": f"The temperature of thing {n + 1}, sensor 1.",
             "observationType": "someType",
-            "unitOfMeasurement": {"name": "degree celcius", "symbol": "°C", "definition": "ucum:T"},
+            "unitOfMeasurement": dict(UOM_TEMP),
             "Thing": {"@iot.id": things[n]},
             "Sensor": {"@iot.id": sensor},
             "ObservedProperty": {"@iot.id": o_prop},

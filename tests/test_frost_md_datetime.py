@@ -17,7 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests import test_frost_datetime as twin
-from tests.frost_data import OBSERVATION_TIMES, THING, TimeScene, create, json_time
+from tests.frost_data import OBSERVATION_TIMES, SENSOR_1, TEMPERATURE, THING, UOM_TEMP, TimeScene, create, json_time
 
 # FROST's client constants (Constants.OM_MEASUREMENT, OM_COMPLEXOBSERVATION): what newMultiDatastream sends.
 OM_MEASUREMENT = "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_Measurement"
@@ -33,21 +33,10 @@ def _multi_datastream(name: str, description: str, thing: int) -> dict[str, obje
         "description": description,
         "observationType": OM_COMPLEX,
         "multiObservationDataTypes": [OM_MEASUREMENT],
-        "unitOfMeasurements": [{"name": "degree celcius", "symbol": "°C", "definition": "ucum:T"}],
+        "unitOfMeasurements": [dict(UOM_TEMP)],
         "Thing": {"@iot.id": thing},
-        "Sensor": {
-            "name": "Sensor 1",
-            "description": "The first sensor.",
-            "encodingType": "text",
-            "metadata": "Some metadata.",
-        },
-        "ObservedProperties": [
-            {
-                "name": "Temperature",
-                "definition": "http://ucom.org/temperature",
-                "description": "The temperature of the thing.",
-            }
-        ],
+        "Sensor": dict(SENSOR_1),
+        "ObservedProperties": [dict(TEMPERATURE)],
     }
 
 

@@ -30,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from tests.frost_data import UOM_TEMP
 from tests.frost_mqtt import (
     Ent,
     Frost,
@@ -478,8 +479,6 @@ def test_check14SubscribeToHistoricalLocationSetUpdateThingLocations(frost: Fros
 
 
 # -- MqttExtraTests --------------------------------------------------------------------------------------------------
-
-UOM_TEMP = {"name": "degree celcius", "symbol": "°C", "definition": "ucum:T"}
 
 
 @pytest.fixture(scope="module")

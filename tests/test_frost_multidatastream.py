@@ -33,12 +33,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.frost_data import contains, create
+from tests.frost_data import UOM_TEMP, contains, create
 
 # FROST's client constants (Constants.OM_MEASUREMENT, OM_COMPLEXOBSERVATION): what newMultiDatastream sends.
 OM_MEASUREMENT = "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_Measurement"
 OM_COMPLEX = "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_ComplexObservation"
-CELSIUS = {"name": "degree celcius", "symbol": "°C", "definition": "ucum:T"}
+CELSIUS = UOM_TEMP
 PERCENT = {"name": "percent", "symbol": "%", "definition": "ucum:%"}
 METRE = {"name": "Metre", "symbol": "m", "definition": "ucum:m"}
 # EntityTypeMds.MULTI_DATASTREAM: its properties and relations.
