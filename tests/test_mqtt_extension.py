@@ -24,6 +24,7 @@ import pytest
 from fastapi.testclient import TestClient
 from paho.mqtt.enums import CallbackAPIVersion
 
+from cityhub import model
 from cityhub.app import create_app
 from cityhub.config import Settings
 from cityhub.mqtt.topics import Route, SubscriptionWatch, filter_matches, is_query, parse
@@ -334,5 +335,26 @@ def test_multi_datastream_observations_over_mqtt(tmp_path: Path, telling_broker:
             assert listener.on(f"v1.1/Datastreams({mds})/Observations") == []
             dead = wait_for(lambda: client.get("/api/v1/deadletters").json()["value"], what="a dead letter")
             assert dead[0]["field"] == "result" and "array of 3 values" in dead[0]["reason"]
+        finally:
+            listener.close()
+
+
+def test_an_entity_deleted_before_its_announcement_is_no_failure(tmp_path: Path, telling_broker: int) -> None:
+    """A change whose entity is gone when the hub comes to announce it (created and deleted at once, as a
+    test's clean-up does) is nothing to announce: neither an error nor a dropped message."""
+    port = telling_broker
+    settings = Settings(data_dir=tmp_path / "var", mqtt_url=f"mqtt://127.0.0.1:{port}", mqtt_client_id="hub-gone")
+    with TestClient(create_app(settings)) as client:
+        client.headers.update(admin(settings))
+        wait_for(lambda: mqtt_connected(client), what="the bridge to connect")
+        bridge = client.app.state.hub.mqtt
+        listener = Listener(port, "v1.1/Things")
+        try:
+            bridge._enqueue(("entity", model.THING, 987654, ()), 2, "an entity change")  # no such Thing
+            thing = client.post("/v1.1/Things", json={"name": "after", "description": "d"}).json()["@iot.id"]
+            wait_for(lambda: listener.on("v1.1/Things"), what="the Thing made after it")
+            assert [m["@iot.id"] for m in listener.on("v1.1/Things")] == [thing]
+            stats = client.get("/healthz").json()["mqtt"]
+            assert stats["publish_dropped"] == 0 and stats["last_error"] is None, stats
         finally:
             listener.close()

@@ -797,7 +797,15 @@ class MqttBridge:
             try:
                 if item[0] == "entity":
                     _, et, entity_id, fields = item
-                    payload = orjson.dumps(self.hub.sensorthings._fetch(self.base, et, entity_id))
+                    try:
+                        payload = orjson.dumps(self.hub.sensorthings._fetch(self.base, et, entity_id))
+                    except ProblemError as exc:
+                        if exc.status != 404:
+                            raise
+                        # Deleted before its announcement was made: nothing to announce, and nothing lost.
+                        self._release(n)
+                        n = 0
+                        continue
                     # The process makes the topics: the entity's, its set's, property and $select ones, and the
                     # collections it is in (v1.1/TaskingCapabilities(<id>)/Tasks: where a device hears its Tasks).
                     parents = self._parent_topics(et, entity_id)
