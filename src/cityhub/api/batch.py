@@ -43,9 +43,8 @@ from cityhub.api.deps import JSONResponse, hub_of, principal, require
 from cityhub.auth.keys import Principal
 from cityhub.errors import ProblemError, bad_request
 from cityhub.hub import Hub
-from cityhub.sensorthings.filter import parse_filter
 from cityhub.sensorthings.service import parse_path
-from cityhub.sensorthings.service.paths import reference_by_id, refuse_tasking
+from cityhub.sensorthings.service.paths import delete_target, refuse_tasking
 
 MAX_REQUESTS = 1000
 METHODS = frozenset({"GET", "POST", "PATCH", "PUT", "DELETE"})
@@ -316,13 +315,8 @@ def _change(
         return Answer(part.id, 201, {**json_headers, "location": out["@iot.selfLink"]}, orjson.dumps(out), part.group)
     require(who, "model")
     if part.method == "DELETE":
-        params = dict(parse_qsl(query))
-        entity_id = params.get("$id")
-        if res.ref and res.steps[-1].id is None and entity_id is not None:
-            res = reference_by_id(res, entity_id, f"{base}/{path}", base)
-        # A collection's members are deleted as its $filter says, as outside a change set.
-        flt = params.get("$filter") if res.is_collection and not res.ref else None
-        service.delete(res, None if flt is None else parse_filter(flt))
+        res, flt = delete_target(res, dict(parse_qsl(query)), f"{base}/{path}", base)
+        service.delete(res, flt)
         if res.ref:  # as handle_delete answers it (OData 4.01 Part 1 §11.4.6.2)
             return Answer(part.id, 204, {}, b"", part.group)
         return Answer(part.id, 200, json_headers, orjson.dumps({"deleted": f"{base}/{path}"}), part.group)

@@ -23,11 +23,10 @@ from cityhub.api import batch
 from cityhub.api.deps import JSONResponse, hub_of, principal, require
 from cityhub.api.openapi import documented_elsewhere, json_ok, problems
 from cityhub.errors import ProblemError, bad_request
-from cityhub.sensorthings.filter import parse_filter
 from cityhub.sensorthings.options import parse_options
 from cityhub.sensorthings.schemas import entity_schema
 from cityhub.sensorthings.service import Resource, parse_path
-from cityhub.sensorthings.service.paths import reference_by_id, refuse_tasking
+from cityhub.sensorthings.service.paths import delete_target, refuse_tasking
 
 router = APIRouter(prefix="/v1.1")
 MAX_ID = 2**63 - 1
@@ -187,14 +186,8 @@ async def handle_put(request: Request, path: str) -> Response:
 async def handle_delete(request: Request, path: str) -> Response:
     require(principal(request), "model")
     res = _resource(request, path)
-    entity_id = request.query_params.get("$id")
-    if res.ref and res.steps[-1].id is None and entity_id is not None:
-        res = reference_by_id(res, entity_id, str(request.url), base_url(request))
-    hub = hub_of(request)
-    flt = None
-    if res.is_collection and not res.ref and "$filter" in request.query_params:
-        flt = parse_filter(request.query_params["$filter"])
-    await run_in_threadpool(hub.sensorthings.delete, res, flt)
+    res, flt = delete_target(res, request.query_params, str(request.url), base_url(request))
+    await run_in_threadpool(hub_of(request).sensorthings.delete, res, flt)
     if res.ref:
         # OData 4.01 Part 1 §11.4.6.2: a reference removed is answered 204 No Content, as one added is.
         return Response(status_code=204)

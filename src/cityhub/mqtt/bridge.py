@@ -828,10 +828,10 @@ class MqttBridge:
                         cmd = ("obs", data, self.base, per_ds, firehose, self.publish_qos, self.prefix, multi)
                         self._hand_over(cmd, m)
                         n -= m
-                    if self.queries.topics and self.queries.targets(model.OBSERVATION):
-                        ids = sorted(table.column("id").to_pylist())
-                        queried = [(self.prefix + t, body) for t, body in self.queries.observation_messages(ids)]
-                        if queried:
+                    if self.queries.topics:
+                        found = self.queries.observation_messages(table.column("id"))
+                        if found:
+                            queried = [(self.prefix + t, body) for t, body in found]
                             self._hand_over(("pub", queried, self.publish_qos), 0)
             except Exception as exc:  # subscribers are best effort; keep going
                 self.stats.last_error = f"publish: {type(exc).__name__}: {exc}"

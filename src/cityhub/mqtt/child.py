@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import re
 import signal
 import ssl
 import threading
@@ -264,15 +263,14 @@ def updated_observation_messages(
     Datastream's and of its FeatureOfInterest's (``parents``: its plain collection topics, already published)."""
     routes = [r for r in extras.all_obs if r[1] is not None]
     for topic in parents:
-        m = _PARENT.match(topic)
-        if m is None:
+        route = parse(topic)
+        if route is None or route.kind != "observations" or route.parent_id is None:
             continue
-        table = extras.by_feature if m.group(1) == "FeaturesOfInterest" else extras.by_datastream
-        routes += [r for r in (table or {}).get(int(m.group(2)), ()) if r[1] is not None]
+        table = extras.by_feature if route.parent == "FeaturesOfInterest" else extras.by_datastream
+        routes += [r for r in (table or {}).get(route.parent_id, ()) if r[1] is not None]
     return [(prefix + topic, orjson.dumps(select(obs, names))) for topic, names in routes]
 
 
-_PARENT = re.compile(r"^v1\.1/(Datastreams|MultiDatastreams|FeaturesOfInterest)\((\d+)\)/Observations$")
 _OBSERVATION_NAVS = tuple(n.name for n in model.OBSERVATION.navs)
 _PUBLISHED = (
     "id",

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 import orjson
+import pyarrow as pa
 
 from cityhub import model
 from cityhub.errors import ProblemError
@@ -55,10 +56,6 @@ class QueryTopics:
     def update(self, topics: Sequence[str]) -> None:
         self.topics = tuple(topics)
 
-    def targets(self, et: model.EntityType) -> bool:
-        """Whether a topic held now ends at entities of ``et`` (so that a change of one may need a read)."""
-        return any((q := self._query(t)) is not None and q.resource.et is et for t in self.topics)
-
     def entity_messages(self, et: model.EntityType, entity_id: int, skip: Iterable[str]) -> list[tuple[str, bytes]]:
         """The messages of a new or changed entity for the query topics that hold it, ``skip`` (topics already
         published) left out."""
@@ -73,13 +70,15 @@ class QueryTopics:
             ]
         return out
 
-    def observation_messages(self, ids: Sequence[int]) -> list[tuple[str, bytes]]:
-        """The messages of new Observations (``ids``, sorted) for the query topics of Observations that hold them."""
+    def observation_messages(self, id_column: pa.ChunkedArray | pa.Array) -> list[tuple[str, bytes]]:
+        """The messages of new Observations (the ids of a commit) for the query topics of Observations that hold
+        them; nothing read while no such topic is held."""
         queries = [
             (t, q) for t in self.topics if (q := self._query(t)) is not None and q.resource.et is model.OBSERVATION
         ]
-        if not queries or not ids:
+        if not queries or not len(id_column):
             return []
+        ids = sorted(id_column.to_pylist())
         wanted = set(ids)
         out = []
         for start in range(0, len(ids), self.max_top):

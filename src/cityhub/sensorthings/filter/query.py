@@ -253,7 +253,7 @@ def chain_where(builder: SqlBuilder, steps: Sequence[PathStep], alias: str) -> s
     return " AND ".join(conds) if conds else "TRUE"
 
 
-def ranked_source(builder: SqlBuilder, steps: Sequence[PathStep]) -> tuple[str, str, str] | None:
+def _ranked_source(builder: SqlBuilder, steps: Sequence[PathStep]) -> tuple[str, str, str] | None:
     """For a collection path whose last navigation is ordered (a MultiDatastream's ObservedProperties): the FROM
     clause joining the link rows (an entity linked twice is read twice), the condition on them, and the order of
     the links (the tie-breaker of ``orderby_sql``). None for any other path, which ``chain_where`` serves."""
@@ -265,6 +265,15 @@ def ranked_source(builder: SqlBuilder, steps: Sequence[PathStep]) -> tuple[str, 
     link, this_col, other_col = nav.link
     source = f"{read_table(last.et)} e JOIN {link} r ON r.{other_col} = e.id"
     return source, f"r.{this_col} IN ({_ids_sql(builder, steps[:-1])})", f"r.{nav.rank[0]} ASC"
+
+
+def path_source(builder: SqlBuilder, steps: Sequence[PathStep]) -> tuple[str | None, str | None, str]:
+    """(FROM clause, order of the links, WHERE) of the entities a path addresses: ``_ranked_source``'s for a path
+    that ends in an ordered navigation, else the entity's own table (None, None) with ``chain_where``."""
+    ranked = _ranked_source(builder, steps)
+    if ranked is None:
+        return None, None, chain_where(builder, steps, "e")
+    return ranked[0], ranked[2], ranked[1]
 
 
 def _ids_sql(builder: SqlBuilder, steps: Sequence[PathStep]) -> str:
@@ -289,7 +298,7 @@ def select_sql(
     With ``key`` (the columns of a unique index, see ``Dialect.row_key``) and a page to cut, the page is chosen by
     the key alone and only its rows are read whole: a filter that matches 100,000 Observations then sorts 100,000
     keys an index holds, not 100,000 rows read from as many pages. ``order`` must then hold no parameter, since
-    it is written twice. ``source`` replaces ``read_table(et) e`` as the FROM clause (see ``ranked_source``)."""
+    it is written twice. ``source`` replaces ``read_table(et) e`` as the FROM clause (see ``_ranked_source``)."""
     cols = ", ".join("e." + c for c in columns(et))
     table = read_table(et)
     if source is None and key and order is not None and limit is not None:

@@ -4,10 +4,12 @@ that selects what a path addresses (compiled with the query builder's dialect pl
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from cityhub import model
 from cityhub.errors import ProblemError, bad_request, not_found
+from cityhub.sensorthings.filter import Node, parse_filter
 
 _SEGMENT = re.compile(r"^([A-Za-z]+)(?:\(([^)]*)\))?$")
 # A member of a JSON property, with the array indexes after it: /properties/list[0][1]
@@ -139,6 +141,17 @@ def reference_by_id(res: Resource, entity_id: str, url: str, base: str) -> Resou
         raise bad_request(f"$id must name one of the {res.et.plural}: {res.et.plural}(<id>)", field="$id")
     last = res.steps[-1]
     return Resource([*res.steps[:-1], Step(last.et, last.nav, step.id)], ref=True)
+
+
+def delete_target(res: Resource, query: Mapping[str, str], url: str, base: str) -> tuple[Resource, Node | None]:
+    """What a DELETE of ``res`` with these query options removes, as the HTTP routes and ``$batch`` change sets both
+    read it: the reference that ``$id`` names (``…/Locations/$ref?$id=…``, see ``reference_by_id``), or, for a
+    collection, the members its ``$filter`` keeps (all of them without one)."""
+    entity_id = query.get("$id")
+    if res.ref and res.steps[-1].id is None and entity_id is not None:
+        res = reference_by_id(res, entity_id, url, base)
+    flt = query.get("$filter") if res.is_collection and not res.ref else None
+    return res, None if flt is None else parse_filter(flt)
 
 
 def next_link(base: str, res: Resource, query_string: str, skip: int, top: int) -> str:

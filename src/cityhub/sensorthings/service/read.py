@@ -24,13 +24,13 @@ from cityhub.sensorthings.filter.query import (
     filter_sql,
     ids_sql,
     orderby_sql,
-    ranked_source,
+    path_source,
     select_sql,
 )
 from cityhub.sensorthings.options import Expand, QueryOptions
 from cityhub.sensorthings.service.base import ServiceBase
 from cityhub.sensorthings.service.paths import Resource, Step, next_link
-from cityhub.sensorthings.service.serialize import data_array, row_to_dict, self_link, shape
+from cityhub.sensorthings.service.serialize import MISSING, data_array, json_member, row_to_dict, self_link, shape
 from cityhub.store.base import QueryError
 
 Pair = tuple[dict[str, Any], dict[str, Any]]  # an entity's JSON properties and its to-one foreign keys
@@ -87,9 +87,10 @@ class ReadMixin(ServiceBase):
         if _shows_datastreams(et, opts) and self._current.tx is None:  # a change set folded at its start
             self.store.flush_derived()  # Datastream.phenomenonTime comes from the latest-value table
         b = SqlBuilder(self.store.dialect)
-        ranked = ranked_source(b, res.steps) if res.member is None else None
-        source, tie = (ranked[0], ranked[2]) if ranked else (None, None)
-        where = ranked[1] if ranked else chain_where(b, res.steps, "e")
+        if res.member is None:
+            source, tie, where = path_source(b, res.steps)
+        else:
+            source, tie, where = None, None, chain_where(b, res.steps, "e")
         self._check_parents_exist(res)
         if res.member is not None or not res.is_collection:
             rows = self._query(select_sql(et, where), b.params)
@@ -129,8 +130,7 @@ class ReadMixin(ServiceBase):
         body: dict[str, Any] = {}
         if opts.count:
             cb = SqlBuilder(self.store.dialect)
-            cranked = ranked_source(cb, res.steps)
-            cwhere = cranked[1] if cranked else chain_where(cb, res.steps, "e")
+            cwhere = path_source(cb, res.steps)[2]
             if opts.filter is not None:
                 cwhere += " AND (" + filter_sql(cb, et, "e", opts.filter) + ")"
             body["@iot.count"] = self._query(count_sql(et, cwhere, source), cb.params)[0][0]
@@ -230,19 +230,12 @@ class ReadMixin(ServiceBase):
 
 
 def _member(value: Any, keys: tuple[str, ...], name: str) -> Any:
-    """The member at ``keys`` (an array index written ``[n]``) of a JSON property's value; a 404 where there is
-    none (a member that is there with the value null is null, answered 204 as a null property is)."""
-    for key in keys:
-        if key.startswith("["):
-            index = int(key[1:-1])
-            if not isinstance(value, list) or index >= len(value):
-                raise not_found(f"no member {name!r}", field="path")
-            value = value[index]
-        else:
-            if not isinstance(value, dict) or key not in value:
-                raise not_found(f"no member {name!r}", field="path")
-            value = value[key]
-    return value
+    """The member at ``keys`` of a JSON property's value; a 404 where there is none (a member that is there with
+    the value null is null, answered 204 as a null property is)."""
+    found = json_member(value, keys)
+    if found is MISSING:
+        raise not_found(f"no member {name!r}", field="path")
+    return found
 
 
 def _shows_datastreams(et: model.EntityType, opts: QueryOptions) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -72,21 +72,28 @@ def shape(base: str, et: model.EntityType, entity: dict[str, Any], select: list[
         for head, *keys in members:
             if head in keep:
                 continue  # the whole property is selected
-            value = _pick(entity.get(head), keys)
-            if value is not _MISSING:
+            value = json_member(entity.get(head), keys)
+            if value is not MISSING:
                 _put(out.setdefault(head, {}), keys, value)
     return out
 
 
-_MISSING = object()
+MISSING = object()  # what json_member finds where a JSON value has no such member
 
 
-def _pick(value: Any, keys: list[str]) -> Any:
-    """The member at ``keys`` of a JSON value; ``_MISSING`` where there is none."""
+def json_member(value: Any, keys: Sequence[str]) -> Any:
+    """The member at ``keys`` of a JSON value (an array index written ``[n]``); ``MISSING`` where there is none (a
+    member that is there with the value null is None)."""
     for key in keys:
-        if not isinstance(value, dict) or key not in value:
-            return _MISSING
-        value = value[key]
+        if key.startswith("["):
+            index = int(key[1:-1])
+            if not isinstance(value, list) or index >= len(value):
+                return MISSING
+            value = value[index]
+        elif isinstance(value, dict) and key in value:
+            value = value[key]
+        else:
+            return MISSING
     return value
 
 
@@ -105,8 +112,8 @@ def _component(entity: dict[str, Any], name: str) -> Any:
     if "/" not in name:
         return entity.get(name)
     head, *keys = name.split("/")
-    value = _pick(entity.get(head), keys)
-    return None if value is _MISSING else value
+    value = json_member(entity.get(head), keys)
+    return None if value is MISSING else value
 
 
 def data_array(

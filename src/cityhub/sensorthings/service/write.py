@@ -296,14 +296,7 @@ class WriteMixin(ServiceBase):
         changed = {"unitOfMeasurements", "multiObservationDataTypes", "ObservedProperties"} & set(body)
         if not changed:
             return
-        stored = self.store.entities.columns_in_tx(
-            tx, model.MULTI_DATASTREAM.table, md_id, ("unit_of_measurements", "multi_observation_data_types")
-        )
-        assert stored is not None  # resolved in this request
-        units, types = (orjson.loads(v) if isinstance(v, (str, bytes)) else v for v in stored)
-        link, this_col, other_col = _OBSERVED_PROPERTIES.link  # type: ignore[misc]
-        rank_col = _OBSERVED_PROPERTIES.rank[0]  # type: ignore[index]
-        props = self.store.entities.ranked_links(tx, link, this_col, other_col, rank_col, md_id)
+        units, types, props = self._multi_datastream_arrays(tx, md_id)
         _check_multi_datastream_arrays(
             body.get("unitOfMeasurements", units),
             body.get("multiObservationDataTypes", types),
@@ -381,25 +374,34 @@ class WriteMixin(ServiceBase):
         # A Thing without that Location any more has another default FeatureOfInterest.
         self._after_commit(self.catalog.invalidate)
 
-    def _drop_observed_property(self, tx: Transaction, md_id: int, prop_id: int) -> None:
-        """Unlink an ObservedProperty from a MultiDatastream with the unit and data type of each value it was,
-        so that the three still fit (SensorThings v1.1 §12.2); the Observations stored keep their results."""
+    def _multi_datastream_arrays(self, tx: Transaction, md_id: int) -> tuple[list[Any], list[Any], list[int]]:
+        """A stored MultiDatastream's unitOfMeasurements, multiObservationDataTypes and ObservedProperty ids, in
+        the order of its result's values, as this transaction sees them."""
         nav = _OBSERVED_PROPERTIES
         assert nav.link is not None and nav.rank is not None
         link, this_col, other_col = nav.link
         props = self.store.entities.ranked_links(tx, link, this_col, other_col, nav.rank[0], md_id)
+        stored = self.store.entities.columns_in_tx(
+            tx, model.MULTI_DATASTREAM.table, md_id, ("unit_of_measurements", "multi_observation_data_types")
+        )
+        assert stored is not None  # resolved in this request
+        units, types = (orjson.loads(v) if isinstance(v, (str, bytes)) else v for v in stored)
+        return units, types, props
+
+    def _drop_observed_property(self, tx: Transaction, md_id: int, prop_id: int) -> None:
+        """Unlink an ObservedProperty from a MultiDatastream with the unit and data type of each value it was,
+        so that the three still fit (SensorThings v1.1 §12.2); the Observations stored keep their results."""
+        units, types, props = self._multi_datastream_arrays(tx, md_id)
         keep = [k for k, p in enumerate(props) if p != prop_id]
         if not keep:
             raise conflict(
                 "a MultiDatastream has at least one ObservedProperty; delete the MultiDatastream instead",
                 field="path",
             )
+        nav = _OBSERVED_PROPERTIES
+        assert nav.link is not None
+        link, this_col, other_col = nav.link
         et = model.MULTI_DATASTREAM
-        stored = self.store.entities.columns_in_tx(
-            tx, et.table, md_id, ("unit_of_measurements", "multi_observation_data_types")
-        )
-        assert stored is not None
-        units, types = (orjson.loads(v) if isinstance(v, (str, bytes)) else v for v in stored)
         self.store.entities.update(
             tx,
             et.table,
