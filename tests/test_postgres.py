@@ -114,6 +114,31 @@ def test_two_processes_migrating_at_once_apply_each_migration_once(url: str) -> 
     assert rows == [(v,) for v in range(1, migrate.CODE_VERSION + 1)]
 
 
+def test_a_process_starting_during_another_ones_first_upgrade_waits_for_its_end(url: str) -> None:
+    """`serve --workers 2` on an empty schema: one worker initialises it, migration by migration; the other, reading
+    the version between two of them, saw a half-made schema and refused to start (seen in CI)."""
+    conninfo, schema = split_url(url)
+    opened: list[object] = []
+    with psycopg.connect(conninfo, autocommit=True) as con, migrate.schema_lock(con):
+        migrate.upgrade(con, schema, target=5)  # the first worker, half-way
+        starter = threading.Thread(target=lambda: opened.append(_open_or_error(url)))
+        starter.start()
+        starter.join(1.0)
+        assert starter.is_alive() and opened == []  # waiting for the lock, not refusing
+        migrate.upgrade(con, schema)
+    starter.join(30)
+    assert len(opened) == 1 and isinstance(opened[0], PostgresStore), opened
+    opened[0].close()
+    assert schema_version(url) == migrate.CODE_VERSION
+
+
+def _open_or_error(url: str) -> object:
+    try:
+        return PostgresStore(url)
+    except Exception as exc:
+        return exc
+
+
 def partitions(url: str) -> set[str]:
     conninfo, schema = split_url(url)
     with psycopg.connect(conninfo, autocommit=True) as con:

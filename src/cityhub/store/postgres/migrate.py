@@ -9,6 +9,8 @@ runs in one transaction under an advisory lock, so two hub processes starting at
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -55,21 +57,40 @@ class SchemaError(ProblemError):
 
 def current_version(con: psycopg.Connection[Any], schema: str) -> int:
     """The schema version recorded in ``schema`` (0: CityHub was never installed there)."""
-    row = con.execute(
-        "SELECT to_regclass(format('%%I.cityhub_schema', %s::text)) IS NOT NULL", [schema]
-    ).fetchone()
+    row = con.execute("SELECT to_regclass(format('%%I.cityhub_schema', %s::text)) IS NOT NULL", [schema]).fetchone()
     if not row or not row[0]:
         return 0
     got = con.execute(f'SELECT coalesce(max(version), 0) FROM "{schema}".cityhub_schema').fetchone()
     return int(got[0]) if got else 0
 
 
+@contextmanager
+def schema_lock(con: psycopg.Connection[Any]) -> Iterator[None]:
+    """Hold the schema lock for this session until the block ends, waiting while another process holds it.
+
+    Each migration also takes the lock for its own transaction, but an upgrade is several transactions: a hub
+    process that read the version between two of them (a second worker while the first initialises an empty
+    schema) would see a half-upgraded schema and refuse to start. Held around the whole upgrade and around the
+    reading of the version, it makes readers wait for the upgrade's end. (A session may take a lock it holds.)"""
+    con.execute("SELECT pg_advisory_lock(%s)", [SCHEMA_LOCK])
+    try:
+        yield
+    finally:
+        if not con.closed:
+            con.execute("SELECT pg_advisory_unlock(%s)", [SCHEMA_LOCK])
+
+
 def upgrade(con: psycopg.Connection[Any], schema: str, *, target: int | None = None) -> list[Migration]:
     """Apply the migrations ``schema`` lacks (all of them into an empty one); safe to run twice and from several
-    processes at once. Returns those applied. Raises :class:`SchemaError` when the schema is newer than the code."""
+    processes at once. Returns those applied. Raises :class:`SchemaError` when the schema is newer than the code.
+    ``con`` must be in autocommit mode: each migration commits on its own."""
+    with schema_lock(con):
+        return _upgrade(con, schema, CODE_VERSION if target is None else target)
+
+
+def _upgrade(con: psycopg.Connection[Any], schema: str, target: int) -> list[Migration]:
     from cityhub import __version__
 
-    target = CODE_VERSION if target is None else target
     applied: list[Migration] = []
     with con.transaction():
         con.execute("SELECT pg_advisory_xact_lock(%s)", [SCHEMA_LOCK])

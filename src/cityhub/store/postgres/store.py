@@ -351,7 +351,8 @@ class PostgresStore(Store):
     # -- plumbing --------------------------------------------------------------------------------------
     def _migrate(self, mode: str) -> None:
         try:
-            with psycopg.connect(self.conninfo, **self._kwargs) as con:
+            # Under the schema lock: several workers start at once, and the first initialises an empty schema.
+            with psycopg.connect(self.conninfo, **self._kwargs) as con, migrate.schema_lock(con):
                 version = migrate.current_version(con, self.schema)
                 if version > migrate.CODE_VERSION:
                     raise migrate.SchemaError(migrate.newer_message(version))
@@ -363,6 +364,11 @@ class PostgresStore(Store):
                         if version
                         else f"no CityHub schema in {self.schema!r}: run `cityhub db init --store <url>` first"
                     )
+        except pgerr.QueryCanceled:
+            raise StoreUnavailable(
+                f"another process held the schema lock for longer than {self.statement_timeout_ms / 1000:g} s "
+                "(a `cityhub db upgrade` running?)"
+            ) from None
         except psycopg.OperationalError as exc:
             raise StoreUnavailable(f"PostgreSQL is not reachable: {str(exc).strip().splitlines()[0]}") from None
 
