@@ -455,3 +455,48 @@ def test_alerts_panel_without_the_alerts_module(browser: Any, city: dict[str, An
     finally:
         p.close()
     assert p.errors == [], f"console errors: {p.errors}"
+
+
+def test_api_docs_work_offline(browser: Any, city: dict[str, Any]) -> None:
+    """/docs is Swagger UI from the hub's own npm libraries: every request the page makes goes to the hub (any other
+    is aborted, as on a network without the internet), and it renders the OpenAPI 3.1 document's operations."""
+    context = browser.new_context(viewport=LAPTOP)
+    elsewhere: list[str] = []
+    errors: list[str] = []
+
+    def only_the_hub(route: Any) -> None:
+        if route.request.url.startswith(city["base"] + "/"):
+            route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            route.abort()
+
+    try:
+        context.route("**/*", only_the_hub)
+        pg = context.new_page()
+        pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        pg.goto(city["base"] + "/docs")
+        pg.wait_for_selector(".opblock-summary-path", timeout=20_000)
+        paths = pg.locator(".opblock-summary-path").all_inner_texts()
+        assert any(p.replace("\u200b", "") == "/api/v1/latest" for p in paths), paths[:20]
+        assert pg.locator(".information-container .title").inner_text().startswith("CityHub")
+        pg.screenshot(path=str(SCREENSHOTS / "api-docs.png"))
+    finally:
+        context.close()
+    assert elsewhere == [] and errors == [], (elsewhere, errors)
+
+
+def test_api_docs_without_the_npm_libraries_say_how_to_get_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from cityhub import web
+    from cityhub.app import create_app
+    from cityhub.config import Settings
+
+    monkeypatch.setattr(web, "NODE_MODULES", tmp_path / "node_modules")
+    with TestClient(create_app(Settings(data_dir=tmp_path / "var"))) as client:
+        r = client.get("/docs")
+        assert r.status_code == 503 and "make web" in r.text and "/openapi.json" in r.text
+        assert client.get("/redoc").status_code == 404  # no offline copy of ReDoc: not served at all

@@ -75,6 +75,10 @@ def create_app(settings: Settings | None = None, store: Store | None = None, *, 
         ),
         lifespan=lifespan,
         default_response_class=JSONResponse,
+        # /docs is served from the page's npm libraries (web.docs), not FastAPI's CDN links; ReDoc has no
+        # offline copy and is left out.
+        docs_url=None,
+        redoc_url=None,
         dependencies=[Depends(declare_security)],
     )
 

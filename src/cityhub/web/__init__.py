@@ -14,7 +14,8 @@ from pathlib import Path
 
 import orjson
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import FileResponse, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from cityhub import __version__
@@ -60,6 +61,31 @@ class _Vendor(StaticFiles):
 def dashboard() -> Response:
     # Revalidated each time (ETag), so a rebuilt page is never stale.
     return FileResponse(STATIC / "index.html", media_type="text/html", headers={"Cache-Control": "no-cache"})
+
+
+SWAGGER = "/static/vendor/swagger-ui-dist"
+
+
+@router.get("/docs", include_in_schema=False)
+def docs() -> Response:
+    """Swagger UI from web/node_modules (npm's swagger-ui-dist), not from a CDN: the page works on a control-room
+    network without the internet. (The Python packages that bundle it carry Swagger UI 4, which cannot read
+    the OpenAPI 3.1 document FastAPI writes.)"""
+    if not (NODE_MODULES / "swagger-ui-dist" / "swagger-ui-bundle.js").is_file():
+        return HTMLResponse(
+            "<!doctype html><title>CityHub API</title><p>The API documentation page is installed by "
+            "<code>make web</code> (<code>npm ci</code> in <code>web/</code>). Meanwhile the OpenAPI document is at "
+            '<a href="/openapi.json">/openapi.json</a>.</p>',
+            status_code=503,
+            headers={"Retry-After": "3600"},
+        )
+    return get_swagger_ui_html(
+        openapi_url="/openapi.json",
+        title="CityHub API",
+        swagger_js_url=f"{SWAGGER}/swagger-ui-bundle.js",
+        swagger_css_url=f"{SWAGGER}/swagger-ui.css",
+        swagger_favicon_url=f"{SWAGGER}/favicon-32x32.png",
+    )
 
 
 @router.get("/api", tags=["operations"], summary="Where things are: entry points of the API, the dashboard's settings")
