@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -196,7 +196,7 @@ def import_(
 def info(
     data_dir: DataDir = Path("var"),
     store_url: StoreUrl = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
 ) -> None:
     """What is stored: counts per entity set, observation time span, size on disk."""
     from cityhub.store import open_store
@@ -251,7 +251,7 @@ def deadletters(
     store_url: StoreUrl = None,
     topic: Annotated[str | None, typer.Option(help="topic prefix")] = None,
     limit: Annotated[int, typer.Option(help="how many, newest first")] = 20,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
 ) -> None:
     """Messages the hub could not store, with the reason: from the running hub's API, or from the store
     file when no hub is running."""
@@ -420,7 +420,10 @@ def keys_list(data_dir: DataDir = Path("var")) -> None:
 
 
 @keys_app.command("revoke")
-def keys_revoke(key_id: int, data_dir: DataDir = Path("var")) -> None:
+def keys_revoke(
+    key_id: Annotated[int, typer.Argument(help="the key's id, as `cityhub keys list` shows it")],
+    data_dir: DataDir = Path("var"),
+) -> None:
     """Revoke a key by its id (from `cityhub keys list`)."""
     from cityhub.auth.keys import KeyStore
 
@@ -463,7 +466,9 @@ def mqtt_list(data_dir: DataDir = Path("var")) -> None:
 
 
 @mqtt_app.command("revoke")
-def mqtt_revoke(username: str, data_dir: DataDir = Path("var")) -> None:
+def mqtt_revoke(
+    username: Annotated[str, typer.Argument(help="the MQTT user name to remove")], data_dir: DataDir = Path("var")
+) -> None:
     """Revoke an MQTT user; it is refused once the broker's files are regenerated and reloaded."""
     from cityhub.mqtt.acl import CredentialStore, credentials_path
 
@@ -611,5 +616,61 @@ def copy_(
     raise typer.Exit(copy_store(source, target, batch_rows=batch_rows, console=console))
 
 
+# -- the help screens ------------------------------------------------------------------------------------------
+_TYPE_WORDS = {"int": "N", "float": "NUMBER", "str": "TEXT", "datetime": "TIME"}
+
+
+def _metavar(param: Any) -> str:
+    """What a value looks like in help: FILE, DIR, N, vn|us|kr, and nothing after a flag. Typer 0.29 prints the
+    Python annotation instead (``<bool>`` after every flag, ``<list[Path]>``, ``{files}...`` in usage lines)."""
+    if param.is_flag if param.param_type_name == "option" else False:
+        return ""
+    desc = param.type_descriptor
+    if desc.choices:
+        return "|".join(str(getattr(c, "value", c)) for c in desc.choices)
+    if param.param_type_name == "argument":  # Typer appends "..." to a list in the usage line
+        name = str(param.name or "value").upper()
+        return name.removesuffix("S") if param.nargs != 1 else name
+    if desc.is_path:
+        info = desc.parameter_info
+        return "DIR" if not info.file_okay else "FILE" if not info.dir_okay else "PATH"
+    return _TYPE_WORDS.get(getattr(desc.annotation, "__name__", ""), "VALUE")
+
+
+def command() -> Any:
+    """The ``cityhub`` command as Typer builds it from ``app``, with readable value names in every help screen.
+
+    Set on Typer's parameter objects (its own copy of click since 0.29, hence the pin in pyproject.toml): a
+    metavar for each value, none after a flag (``--help`` included), no Python type beside an argument, and
+    paragraphs filled to the terminal's width."""
+    from typer._click import Context
+
+    root = typer.main.get_command(app)
+    todo: list[Any] = [root]  # Typer's command and parameter classes, whose help methods are replaced here
+    while todo:
+        cmd = todo.pop()
+        param: Any
+        for param in cmd.params:
+            param.metavar = _metavar(param)
+            if param.param_type_name == "argument":
+                param.display_type_rich = lambda ctx: None
+                # click's usage form: FILE... when required, [FILE] when not (Typer 0.29 writes {FILE}...).
+                usage = param.metavar if param.required else f"[{param.metavar}]"
+                param._usage_display_name = lambda u=usage + ("..." if param.nargs != 1 else ""): u
+        # Markdown: a docstring's line breaks inside a paragraph are not kept (Rich mode keeps them, and the
+        # command list showed "... or on PostgreSQL with" / "--store; ..." on two lines).
+        cmd.rich_markup_mode = "markdown"
+        help_option = cmd.get_help_option(Context(cmd, info_name=cmd.name))
+        if help_option is not None:
+            help_option.metavar = ""
+        todo.extend(getattr(cmd, "commands", {}).values())
+    return root
+
+
+def main() -> None:
+    """The console script (``cityhub``)."""
+    command()(prog_name="cityhub")
+
+
 if __name__ == "__main__":
-    app()
+    main()

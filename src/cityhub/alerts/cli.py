@@ -37,7 +37,11 @@ def _call(method: str, url: str, path: str, key: str | None, **kw: Any) -> Any:
 
 
 @rules_app.command("list")
-def rules_list(url: Url = URL, key: Key = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def rules_list(
+    url: Url = URL,
+    key: Key = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+) -> None:
     """The hub's rules, with the subjects each watches and its active alerts."""
     rules = _call("GET", url, "/api/v1/rules", key)["value"]
     if as_json:
@@ -92,7 +96,7 @@ def rules_alerts(
     limit: Annotated[int, typer.Option(help="how many, newest first")] = 50,
     url: Url = URL,
     key: Key = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
 ) -> None:
     """Alerts, newest first."""
     data = _call("GET", url, "/api/v1/alerts", key, params={"state": state, "limit": limit})
