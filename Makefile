@@ -28,9 +28,12 @@ $(WEB_STAMP): web/package.json web/package-lock.json
 	else echo "npm not found: the dashboard's libraries are not installed (install Node.js 20 and run make web)"; fi
 
 # `make run MQTT=mqtt://127.0.0.1:1883` also bridges a broker; without it the hub takes HTTP only.
+# `make run PORT=8090 DATA=/srv/cityhub` serves on another port, from another data directory.
 MQTT ?=
+PORT ?= 8080
+DATA ?= var
 run: $(STAMP) $(WEB_STAMP)
-	$(BIN)/cityhub serve --demo $(if $(MQTT),--mqtt $(MQTT))
+	$(BIN)/cityhub serve --demo --port $(PORT) --data-dir $(DATA) $(if $(MQTT),--mqtt $(MQTT))
 
 # eslint over the page's modules where npm is (as for make web). The suite runs on both stores: embedded DuckDB,
 # then PostgreSQL/PostGIS (127.0.0.1:5432, a schema per test in database cityhub_test; skipped where absent).

@@ -169,10 +169,58 @@ def serve(
         uvicorn.run("cityhub.app:app_from_environment", factory=True, workers=workers, host=host, port=port,
                     log_level=log_level, access_log=False, timeout_graceful_shutdown=3)  # fmt: skip
         return
+    serving = None if settings.store else _serving_file(settings)
+    if serving is not None:
+        other = _running_hub(settings)
+        if other is not None:
+            console.print(f"[red]{settings.data_dir} is already served by process {other['pid']} at {other['url']}: "
+                          "one process owns an embedded store (stop that one, or give --data-dir another "
+                          "directory)[/red]")  # fmt: skip
+            raise typer.Exit(1)
     application = create_app(settings, demo=demo)
-    console.print(f"CityHub on http://{host}:{port}  (API docs: /docs, data: {_where(settings)})")
-    # Live streams (server-sent events) never end by themselves: give open requests 3 s at shutdown, then close.
-    uvicorn.run(application, host=host, port=port, log_level=log_level, access_log=False, timeout_graceful_shutdown=3)
+    url = f"http://{host}:{port}"
+    console.print(f"CityHub on {url}  (API docs: /docs, data: {_where(settings)})")
+    # uvicorn re-raises the SIGTERM it shut down on, after restoring the handler it found: this one lets the
+    # finally below remove serving.json (Python's default handler would end the process on the spot).
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    try:
+        if serving is not None:  # how `cityhub info` and others find this hub while it holds the file
+            serving.parent.mkdir(parents=True, exist_ok=True)
+            serving.write_text(json.dumps({"pid": os.getpid(), "url": url}))
+        # Live streams (server-sent events) never end by themselves: give open requests 3 s at shutdown, then close.
+        uvicorn.run(application, host=host, port=port, log_level=log_level, access_log=False,
+                    timeout_graceful_shutdown=3)  # fmt: skip
+    except _Terminated:
+        if serving is not None:
+            serving.unlink(missing_ok=True)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.raise_signal(signal.SIGTERM)  # ended by SIGTERM, as a process manager expects
+    finally:
+        if serving is not None:
+            serving.unlink(missing_ok=True)
+
+
+class _Terminated(Exception):
+    pass
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
+def _serving_file(settings: Settings) -> Path:
+    return settings.data_dir / "serving.json"
+
+
+def _running_hub(settings: Settings) -> dict[str, object] | None:
+    """The hub serving this embedded store (its pid and URL), if one runs: what it wrote in serving.json, while that
+    process lives (a killed hub leaves the file behind)."""
+    try:
+        found = json.loads(_serving_file(settings).read_text())
+        os.kill(int(found["pid"]), 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return found if isinstance(found, dict) and found.get("url") else None
 
 
 @app.command("import")
@@ -200,16 +248,21 @@ def info(
 ) -> None:
     """What is stored: counts per entity set, observation time span, size on disk."""
     from cityhub.store import open_store
+    from cityhub.store.base import StoreInUse
 
     settings = _settings(data_dir, store_url)
     if not _has_store(settings):
         console.print(f"no store at {settings.db_path}")
         raise typer.Exit(1)
-    store = open_store(settings, migrate_mode="check")
     try:
-        data = store.info()
-    finally:
-        store.close()
+        store = open_store(settings, migrate_mode="check")
+    except StoreInUse:
+        data = _info_from_hub(settings)  # a hub holds the file: ask it
+    else:
+        try:
+            data = store.info()
+        finally:
+            store.close()
     if as_json:
         typer.echo(json.dumps(data, default=str, indent=2))
         return
@@ -221,6 +274,33 @@ def info(
     console.print(t)
     console.print(f"observations from {data['observations_from']} to {data['observations_to']}")
     console.print(f"size on disk: {data['bytes_on_disk'] / 1e6:,.1f} MB")
+
+
+def _info_from_hub(settings: Settings) -> dict[str, Any]:
+    import httpx
+
+    hub = _running_hub(settings)
+    if hub is None:
+        raise typer.Exit(_say_in_use(settings))
+    key = os.environ.get("CITYHUB_KEY")
+    try:
+        resp = httpx.get(f"{hub['url']}/api/v1/info", headers={"Authorization": f"Bearer {key}"} if key else {},
+                         timeout=30)  # fmt: skip
+        resp.raise_for_status()
+    except httpx.HTTPError as exc:
+        console.print(f"[red]{settings.db_path} is held by the hub at {hub['url']}, which did not answer: {exc}[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"(from the hub serving it at {hub['url']})")
+    data: dict[str, Any] = resp.json()
+    return data
+
+
+def _say_in_use(settings: Settings) -> int:
+    console.print(
+        f"[red]{settings.db_path} is in use by another process (a running `cityhub serve`?): stop it, or use that "
+        "hub's HTTP API[/red]"
+    )
+    return 1
 
 
 @app.command()
@@ -668,8 +748,14 @@ def command() -> Any:
 
 
 def main() -> None:
-    """The console script (``cityhub``)."""
-    command()(prog_name="cityhub")
+    """The console script (``cityhub``): a store that cannot be opened is one line to the user, not a traceback."""
+    from cityhub.errors import ProblemError
+
+    try:
+        command()(prog_name="cityhub")
+    except ProblemError as exc:  # StoreInUse, StoreUnavailable, SchemaError: what to do, in the detail
+        console.print(f"[red]{exc.detail}[/red]")
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

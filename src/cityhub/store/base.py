@@ -53,6 +53,27 @@ OBSERVATION_BATCH_SCHEMA = pa.schema(
 )
 
 
+class StoreUnavailable(ProblemError):
+    """The store cannot be reached (a database restarting, the network, every pooled connection busy): a 503 with
+    ``Retry-After``; the PostgreSQL pool reconnects by itself."""
+
+    def __init__(self, detail: str, retry_after: int = 5) -> None:
+        super().__init__(503, "Service Unavailable", detail, field="store", headers={"Retry-After": str(retry_after)})
+
+
+class StoreInUse(StoreUnavailable):
+    """The embedded DuckDB file is open in another process (a running ``cityhub serve``): one process owns it."""
+
+    def __init__(self, path: str, pid: int | None) -> None:
+        self.path = path
+        self.pid = pid
+        who = f"process {pid}" if pid else "another process"
+        super().__init__(
+            f"{path} is in use by {who} (a running `cityhub serve`?): stop it, or use the running hub's HTTP API; "
+            "a PostgreSQL store (--store) is shared by any number of processes"
+        )
+
+
 class QueryError(ProblemError):
     """A query the database could not evaluate on the data it met (an overflow, a failed conversion):
     the request's fault, not the server's."""

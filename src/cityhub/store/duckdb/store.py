@@ -7,6 +7,7 @@ and Observations arrive as Arrow tables appended in one statement per group of r
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -22,7 +23,7 @@ import pyarrow.compute as pc
 import shapely
 from duckdb.func import FunctionNullHandling, PythonUDFType
 
-from cityhub.store.base import OBSERVATION_BATCH_SCHEMA, AppendResult, Dialect, QueryError, Store
+from cityhub.store.base import OBSERVATION_BATCH_SCHEMA, AppendResult, Dialect, QueryError, Store, StoreInUse
 from cityhub.store.duckdb.airquality import DuckDBAirQuality
 from cityhub.store.duckdb.alerts import DuckDBAlertOps
 from cityhub.store.duckdb.catalog import DuckDBCatalog
@@ -229,7 +230,15 @@ class DuckDBStore(Store):
         self.path = Path(path) if path is not None else None
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._con = duckdb.connect(str(self.path) if self.path else ":memory:")
+        try:
+            self._con = duckdb.connect(str(self.path) if self.path else ":memory:")
+        except duckdb.IOException as exc:
+            # "Could not set lock on file ...: Conflicting lock is held in <program> (PID 123)": one line for the
+            # user (a CLI command while a hub serves this file), not DuckDB's traceback.
+            if "lock" not in str(exc).lower():
+                raise
+            pid = re.search(r"PID (\d+)", str(exc))
+            raise StoreInUse(str(self.path), int(pid.group(1)) if pid else None) from None
         self._con.execute("SET TimeZone = 'UTC'")
         if auto_checkpoint_bytes:
             # DuckDB checkpoints by itself, inside whichever COMMIT takes the log past 16 MiB: a client's write then

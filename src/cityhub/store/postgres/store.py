@@ -35,7 +35,14 @@ from psycopg.types.string import TextLoader
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from cityhub.errors import ProblemError
-from cityhub.store.base import OBSERVATION_BATCH_SCHEMA, AppendResult, Dialect, QueryError, Store
+from cityhub.store.base import (
+    OBSERVATION_BATCH_SCHEMA,
+    AppendResult,
+    Dialect,
+    QueryError,
+    Store,
+    StoreUnavailable,
+)
 from cityhub.store.postgres import migrate
 from cityhub.store.postgres.airquality import PgAirQuality
 from cityhub.store.postgres.alerts import PgAlertOps
@@ -159,14 +166,6 @@ class _Folded:
 
     claimed: set[tuple[int, int]]
     seen: list[_Pending] = field(default_factory=list)
-
-
-class StoreUnavailable(ProblemError):
-    """The database cannot be reached (restarting, network, every pooled connection busy): a 503 with
-    ``Retry-After``; the pool reconnects by itself."""
-
-    def __init__(self, detail: str, retry_after: int = 5) -> None:
-        super().__init__(503, "Service Unavailable", detail, field="store", headers={"Retry-After": str(retry_after)})
 
 
 def _json_path(keys: Sequence[str]) -> str:

@@ -1,0 +1,57 @@
+"""Commands run beside a hub that owns the embedded store: they ask it over HTTP or say in one line what to do,
+never a DuckDB lock traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.servers import CITYHUB, free_port, start_server, stop_server
+
+
+def cityhub(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([CITYHUB, *args], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "COLUMNS": "160", "CITYHUB_STORE": ""})  # fmt: skip
+
+
+pytestmark = pytest.mark.duckdb_only  # one process per store is the embedded store's rule
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> tuple[Path, int, subprocess.Popen[bytes]]:
+    data = tmp_path / "var"
+    port = free_port()
+    proc = start_server(data, port, env={"CITYHUB_STORE": ""})
+    return data, port, proc
+
+
+def test_commands_beside_a_running_hub(served: tuple[Path, int, subprocess.Popen[bytes]], tmp_path: Path) -> None:
+    data, port, proc = served
+    try:
+        hub = json.loads((data / "serving.json").read_text())
+        assert hub == {"pid": proc.pid, "url": f"http://127.0.0.1:{port}"}
+        info = cityhub("info", "--data-dir", str(data))
+        assert info.returncode == 0, info.stdout + info.stderr
+        assert f"from the hub serving it at http://127.0.0.1:{port}" in info.stdout and "observations" in info.stdout
+        as_json = cityhub("info", "--data-dir", str(data), "--json")
+        assert as_json.returncode == 0 and "counts" in json.loads(as_json.stdout.split("\n", 1)[1])
+        csv = tmp_path / "obs.csv"
+        csv.write_text("datastream,phenomenonTime,result\n1,2026-01-01T00:00:00Z,1\n")
+        imported = cityhub("import", str(csv), "--data-dir", str(data))
+        assert imported.returncode == 1, imported.stdout + imported.stderr
+        said = imported.stdout + imported.stderr
+        assert "Traceback" not in said and f"in use by process {proc.pid}" in said and "HTTP API" in said, said
+        second = cityhub("serve", "--data-dir", str(data), "--port", str(free_port()))
+        assert second.returncode == 1 and "Traceback" not in second.stdout + second.stderr
+        assert f"already served by process {proc.pid}" in second.stdout, second.stdout
+    finally:
+        stop_server(proc)
+    assert proc.returncode == -signal.SIGTERM  # uvicorn's graceful stop, then the signal's own end
+    assert not (data / "serving.json").exists()
+    alone = cityhub("info", "--data-dir", str(data))
+    assert alone.returncode == 0 and "from the hub" not in alone.stdout, alone.stdout + alone.stderr
