@@ -74,12 +74,12 @@ def test_aqiin_feed_fixes_units_and_finds_coordinates(shared_data: Path) -> None
 def test_replay_stateair_over_http_stores_every_valid_hour(hub: TestClient, shared_data: Path) -> None:
     feed = rp.read_feed(shared_data / "air" / "stateair_hanoi" / "Hanoi_PM2.5_2016_YTD.csv")
     ids = rp.ensure_datastreams(hub, feed)
-    assert list(ids) == [("US Embassy Hanoi", "PM2.5")]
+    assert list(ids) == [("US Embassy Hanoi", "PM2.5 US Embassy Hanoi")]  # (station, Datastream name)
     stats = rp.play(feed, ids, rp.HttpSink(hub), None)
     # The US daylight-saving start (2016-03-13) repeats 03:00 with another value: one conflict, reported.
     assert (stats.sent, stats.stored, stats.rejected) == (feed.table.num_rows, feed.table.num_rows - 1, 1)
     assert list(stats.reasons) == [next(iter(stats.reasons))] and "conflicts" in next(iter(stats.reasons))
-    ds = ids[("US Embassy Hanoi", "PM2.5")]
+    ds = ids[("US Embassy Hanoi", "PM2.5 US Embassy Hanoi")]
     assert count(hub, ds) == feed.table.num_rows - 1
     # The station is recognised as an air-quality station and gets its VN_AQI.
     stations = hub.get("/api/v1/aqi/stations").json()["value"]
@@ -133,6 +133,12 @@ def test_export_then_replay_into_another_hub_gives_the_same_observations(
     path.write_bytes(r.content)
     csv_export = hub.get("/api/v1/export?format=csv&start=2025-01-01T00:00:00Z&end=2025-01-02T00:00:00Z").text
     assert csv_export.splitlines()[0].replace('"', "").startswith("thing,latitude,longitude,datastream")
+    # Replayed into the hub it came from: every Datastream is found again, and every row is a duplicate.
+    datastreams = hub.get("/v1.1/Datastreams?$count=true&$top=0").json()["@iot.count"]
+    same = rp.read_feed(path)
+    home = rp.play(same, rp.ensure_datastreams(hub, same), rp.HttpSink(hub), None)
+    assert (home.stored, home.duplicates, home.rejected) == (0, 5000, 0)
+    assert hub.get("/v1.1/Datastreams?$count=true&$top=0").json()["@iot.count"] == datastreams
     settings = Settings(data_dir=tmp_path / "other", **another_store())
     with TestClient(create_app(settings)) as other:
         other.headers["Authorization"] = f"Bearer {KeyStore(settings.keys_path).create('admin', 't')}"
@@ -142,6 +148,26 @@ def test_export_then_replay_into_another_hub_gives_the_same_observations(
         again = pq.read_table(io.BytesIO(other.get("/api/v1/export?format=parquet").content))
     cols = ["thing", "latitude", "longitude", "datastream", "observed_property", "unit", "time", "result"]
     assert again.select(cols).equals(exported.select(cols))
+
+
+def test_an_export_keeps_each_datastream_and_leaves_derived_indices_to_the_hub(hub: TestClient, tmp_path: Path) -> None:
+    """Two Datastreams of one ObservedProperty at one Thing stay two; VN_AQI rows are not replayed (the receiving
+    hub derives its own) and are counted, so the command can say so."""
+    rows = [
+        ("Trạm B", "PM2.5", "PM2.5", "µg/m³", 35.0),
+        ("Trạm B", "PM2.5 (cảm biến rẻ)", "PM2.5", "µg/m³", 41.0),
+        ("Trạm B", "VN_AQI hourly", "VN_AQI", "VN_AQI", 99.0),
+        ("Trạm B", "VN_AQI daily", "VN_AQI", "VN_AQI", 88.0),
+    ]
+    path = tmp_path / "export.csv"
+    path.write_text("thing,latitude,longitude,datastream,observed_property,unit,time,result\n" + "".join(
+        f"{t},21.02,105.85,{d},{p},{u},2026-01-01 01:00:00Z,{v}\n" for t, d, p, u, v in rows))  # fmt: skip
+    feed = rp.read_feed(path)
+    assert feed.derived == 2 and feed.table.num_rows == 2
+    ids = rp.ensure_datastreams(hub, feed)
+    assert set(ids) == {("Trạm B", "PM2.5"), ("Trạm B", "PM2.5 (cảm biến rẻ)")} and len(set(ids.values())) == 2
+    stats = rp.play(feed, ids, rp.HttpSink(hub), None)
+    assert stats.stored == 2
 
 
 def test_export_refuses_bad_parameters(hub: TestClient) -> None:
@@ -176,9 +202,11 @@ def test_replay_over_mqtt(tmp_path: Path, shared_data: Path) -> None:
         keys = pa.table(
             {
                 "ds": [
-                    ids[(s, p)]
-                    for s, p in zip(
-                        feed.table.column("station").to_pylist(), feed.table.column("property").to_pylist(), strict=True
+                    ids[(s, d)]
+                    for s, d in zip(
+                        feed.table.column("station").to_pylist(),
+                        feed.table.column("datastream").to_pylist(),
+                        strict=True,
                     )
                 ],
                 "t": feed.table.column("time"),

@@ -402,7 +402,10 @@ def replay(
     if limit is not None:
         feed.table = feed.table.slice(0, limit)
     n = feed.table.num_rows
-    console.print(f"{feed.source}: {n:,} observations ({feed.skipped:,} rows without a value skipped)")
+    left = f"{feed.skipped:,} rows without a value skipped"
+    if feed.derived:
+        left += f"; {feed.derived:,} VN_AQI values left out: the hub derives its own from the pollutants"
+    console.print(f"{feed.source}: {n:,} observations ({left})")
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     with httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=120) as client:
         try:

@@ -61,7 +61,7 @@ PROPERTIES: dict[str, tuple[str, str, str]] = {
 # Open-Meteo's Cầu Giấy point and the US Embassy monitor (data README); approximate to ~100 m.
 CAU_GIAY = (21.0362, 105.7906)
 US_EMBASSY = (21.0215, 105.8189)
-FEED_SCHEMA = pa.schema(
+_READ_SCHEMA = pa.schema(
     [
         ("station", pa.string()),
         ("latitude", pa.float64()),
@@ -73,6 +73,12 @@ FEED_SCHEMA = pa.schema(
         ("value", pa.float64()),
     ]
 )
+# ... and the Datastream each row goes to, by name within its station: the export's own name for a CityHub export
+# (a Thing may have two Datastreams of one ObservedProperty, as VN_AQI hourly and daily), else "<property> <station>".
+FEED_SCHEMA = _READ_SCHEMA.append(pa.field("datastream", pa.string()))
+# ObservedProperties a hub derives for itself (cityhub.airquality.live): left out of a CityHub export's replay, since
+# the receiving hub computes them from the pollutants replayed beside them.
+DERIVED_PROPERTIES = frozenset({"VN_AQI"})
 
 
 @dataclass
@@ -80,6 +86,7 @@ class Feed:
     source: str
     table: pa.Table  # FEED_SCHEMA, sorted by time
     skipped: int = 0  # rows without a value (missing, invalid) that are not replayed
+    derived: int = 0  # rows of indices the receiving hub derives itself (DERIVED_PROPERTIES), not replayed
 
 
 def _read_any(path: Path) -> pa.Table:
@@ -117,7 +124,7 @@ def _wide(table: pa.Table, times: pa.Array, station: str, lat: float, lon: float
                     "time": times,
                     "value": values,
                 },
-                schema=FEED_SCHEMA,
+                schema=_READ_SCHEMA,
             )
         )
     return pa.concat_tables(parts)
@@ -133,6 +140,7 @@ def read_feed(path: Path) -> Feed:
     """Read a recorded feed into the normalised long table; ValueError when the file is not recognised."""
     raw = _read_any(path)
     cols = set(raw.column_names)
+    ds_names: pa.ChunkedArray | None = None  # the Datastreams' own names, where the file gives them
     if {"Date (LT)", "Raw Conc.", "QC Name"} <= cols:
         source = "US Embassy Hanoi (StateAir)"
         times = _local(pc.cast(raw.column("Date (LT)"), pa.string()), "%Y-%m-%d %I:%M %p")
@@ -193,10 +201,11 @@ def read_feed(path: Path) -> Feed:
                 "time": pc.cast(raw.column("timestamp_utc"), pa.timestamp("us", tz="UTC")),
                 "value": pc.cast(raw.column("value"), pa.float64()),
             },
-            schema=FEED_SCHEMA,
+            schema=_READ_SCHEMA,
         )
     elif {"thing", "datastream", "observed_property", "unit", "time", "result"} <= cols:
         source = "CityHub export"
+        ds_names = pc.cast(raw.column("datastream"), pa.string())
         t = raw.column("time")
         if not pa.types.is_timestamp(t.type):
             t = pc.strptime(pc.cast(t, pa.string()), "%Y-%m-%d %H:%M:%S%z", "us")
@@ -216,17 +225,24 @@ def read_feed(path: Path) -> Feed:
                 "time": pc.cast(t, pa.timestamp("us", tz="UTC")),
                 "value": pc.cast(raw.column("result"), pa.float64()),
             },
-            schema=FEED_SCHEMA,
+            schema=_READ_SCHEMA,
         )
     else:
         raise ValueError(
             f"{path}: not a recognised feed (StateAir CSV, aqi.in Parquet, Open-Meteo CSV or CityHub export); "
             f"columns: {sorted(cols)[:12]}"
         )
+    default = pc.binary_join_element_wise(table.column("property"), table.column("station"), " ")
+    table = table.append_column("datastream", default if ds_names is None else pc.coalesce(ds_names, default))
+    n_derived = 0
+    if source == "CityHub export":
+        derived = pc.is_in(table.column("property"), pa.array(sorted(DERIVED_PROPERTIES)))
+        n_derived = int(pc.sum(derived).as_py() or 0)
+        table = table.filter(pc.invert(derived))
     ok = pc.and_(pc.is_valid(table.column("value")), pc.is_valid(table.column("time")))
     kept = table.filter(ok)
     kept = kept.take(pc.sort_indices(kept, sort_keys=[("time", "ascending")]))
-    return Feed(source, kept, table.num_rows - kept.num_rows)
+    return Feed(source, kept, table.num_rows - kept.num_rows, n_derived)
 
 
 # -- entities ----------------------------------------------------------------------------------------------
@@ -254,13 +270,15 @@ def _check(r: httpx.Response) -> None:
 
 
 def ensure_datastreams(client: httpx.Client, feed: Feed) -> dict[tuple[str, str], int]:
-    """Datastream id for each (station, property) of the feed, creating what is missing by name."""
+    """Datastream id for each (station, Datastream name) of the feed, creating what is missing by name: a hub's own
+    export replayed into it finds every Datastream it came from."""
     pairs = pc.unique(
-        pc.binary_join_element_wise(feed.table.column("station"), feed.table.column("property"), "\x1f")
+        pc.binary_join_element_wise(feed.table.column("station"), feed.table.column("datastream"), "\x1f")
     ).to_pylist()
     first: dict[str, dict[str, Any]] = {}
-    for row in feed.table.select(["station", "latitude", "longitude", "property", "unit", "definition"]).to_pylist():
-        first.setdefault(row["station"] + "\x1f" + row["property"], row)
+    columns = ["station", "latitude", "longitude", "property", "unit", "definition", "datastream"]
+    for row in feed.table.select(columns).to_pylist():
+        first.setdefault(row["station"] + "\x1f" + row["datastream"], row)
     sensor = _find(client, "Sensors", f"Replay: {feed.source}")
     if sensor is None:
         r = client.post(
@@ -278,9 +296,9 @@ def ensure_datastreams(client: httpx.Client, feed: Feed) -> dict[tuple[str, str]
     things: dict[str, dict] = {}
     props: dict[str, int] = {}
     for key in pairs:
-        station, prop = key.split("\x1f")
+        station, ds_name = key.split("\x1f")
         info = first[key]
-        ds_name = f"{prop} {station}"
+        prop = info["property"]
         if station not in things:
             thing = _find(client, "Things", station, "Datastreams($select=id,name)")
             if thing is None:
@@ -304,7 +322,7 @@ def ensure_datastreams(client: httpx.Client, feed: Feed) -> dict[tuple[str, str]
             things[station] = thing
         existing = {d["name"]: d["@iot.id"] for d in things[station].get("Datastreams", [])}
         if ds_name in existing:
-            out[(station, prop)] = existing[ds_name]
+            out[(station, ds_name)] = existing[ds_name]
             continue
         if prop not in props:
             op = _find(client, "ObservedProperties", prop)
@@ -333,8 +351,8 @@ def ensure_datastreams(client: httpx.Client, feed: Feed) -> dict[tuple[str, str]
             },
         )
         _check(r)
-        out[(station, prop)] = r.json()["@iot.id"]
-        things[station].setdefault("Datastreams", []).append({"name": ds_name, "@iot.id": out[(station, prop)]})
+        out[(station, ds_name)] = r.json()["@iot.id"]
+        things[station].setdefault("Datastreams", []).append({"name": ds_name, "@iot.id": out[(station, ds_name)]})
     return out
 
 
@@ -431,7 +449,7 @@ def play(
 ) -> ReplayStats:
     """Send the feed's rows when their compressed time comes (all at once with ``speed=None``)."""
     t = feed.table
-    key = pc.binary_join_element_wise(t.column("station"), t.column("property"), "\x1f").to_pylist()
+    key = pc.binary_join_element_wise(t.column("station"), t.column("datastream"), "\x1f").to_pylist()
     ds = np.fromiter((ids[tuple(k.split("\x1f"))] for k in key), np.int64, len(key))
     times_us = pc.cast(t.column("time"), pa.int64()).to_numpy()
     times, values = t.column("time").combine_chunks(), t.column("value").combine_chunks()
