@@ -273,6 +273,32 @@ def test_simulate_command_over_http(tmp_path: Path) -> None:
         stop_server(proc)
 
 
+def test_simulate_against_a_demo_hub_leaves_the_demos_hours_to_it(tmp_path: Path) -> None:
+    """`make run` feeds the simulated Datastreams itself: real time is refused in one line, and a backfill reaching
+    before the demo's 48 hours sends only the hours before them (nothing rejected as a conflict)."""
+    data_dir = tmp_path / "var"
+    key = KeyStore(data_dir / "keys.json").create("admin", "simulator")
+    port = free_port()
+    proc = start_server(data_dir, port, "--demo")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        since = httpx.get(f"{base}/api", timeout=10).json()["demo"]["since"]
+        hours_ago = (datetime.now(UTC) - datetime.fromisoformat(since)) / timedelta(hours=1)
+        assert 48 <= hours_ago < 49.1  # the demo's backfill, from the hour its simulator starts at
+        sim = [CITYHUB, "simulate", "--url", base, "--key", key, "--kinds", "water", "--no-faults"]
+        now = subprocess.run([*sim, "--duration", "1s"], capture_output=True, text=True, timeout=60)
+        assert now.returncode == 1 and "runs the demo city" in now.stdout and "Traceback" not in now.stderr, now
+        before = subprocess.run([*sim, "--backfill", "60h", "--duration", "1s"], capture_output=True, text=True,
+                                timeout=120)  # fmt: skip
+        assert before.returncode == 0, before.stdout + before.stderr
+        assert "readings not sent: the hub's demo city feeds those hours itself" in before.stdout
+        assert ", rejected 0;" in before.stdout and "stored 0," not in before.stdout, before.stdout
+        names = [t["name"] for t in httpx.get(f"{base}/v1.1/Things?$select=name&$top=1000").json()["value"]]
+        assert names and len(names) == len(set(names))  # the demo's Things reused, none made twice
+    finally:
+        stop_server(proc)
+
+
 def test_simulate_command_over_mqtt(tmp_path: Path) -> None:
     """--via mqtt through a broker of this test's own (so no other test's hub hears it)."""
     mosquitto = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)

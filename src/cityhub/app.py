@@ -7,6 +7,7 @@ import os
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
@@ -48,9 +49,16 @@ def create_app(settings: Settings | None = None, store: Store | None = None, *, 
         hub = open_hub(settings, store)
         app.state.hub = hub
         demos: list[threading.Event] = []
+        app.state.demo_since = None
         if demo:
             from cityhub import demo as demo_city
             from cityhub.alerts.builtin import load_builtin
+
+            # What the demo feeds (its backfill, then live): told to clients at /api so that `cityhub simulate`
+            # against this hub leaves those hours to it instead of sending conflicting readings.
+            # (Floored to the hour, as the simulator floors its start.)
+            since = datetime.now(UTC) - demo_city.BACKFILL
+            app.state.demo_since = since.replace(minute=0, second=0, microsecond=0)
 
             def run_demo() -> None:
                 load_builtin(hub)  # the demo ships Hanoi's air advisories, Red River flood levels, silent sensors

@@ -20,6 +20,7 @@ from fastapi.staticfiles import StaticFiles
 
 from cityhub import __version__
 from cityhub.api.deps import JSONResponse, hub_of
+from cityhub.timefmt import iso_time
 
 STATIC = Path(__file__).with_name("static")
 WEB = Path(__file__).resolve().parents[3] / "web"  # the checkout's web/, where `make web` runs npm ci
@@ -116,6 +117,8 @@ def index(request: Request) -> Response:
             "openapi": f"{base}/openapi.json",
             "dashboard": f"{base}/",
             "extensions": {k: f"{base}/api/v1/{k}" for k in ext},
+            # `serve --demo`: the simulated city feeds its Datastreams from this time on (null: no demo).
+            "demo": {"since": iso_time(since)} if (since := getattr(request.app.state, "demo_since", None)) else None,
             "map": {
                 "tileUrl": settings.tile_url or None,
                 "tileAttribution": settings.tile_attribution or None,
