@@ -54,8 +54,51 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "postgresql_only: a test of the PostgreSQL store's own mechanics")
 
 
-def pytest_report_header(config: pytest.Config) -> str:
-    return f"store: {config.getoption('--store')}"
+def _listening(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def missing_prerequisites(chromium: Path = Path("/usr/bin/chromium"), pg_port: int = 5432) -> list[str]:
+    """What this machine lacks for some tests, each with how to get it (shown before the run starts)."""
+    import importlib.util
+    import shutil
+
+    from cityhub.web import vendor_built
+
+    out = []
+    if not chromium.exists():
+        out.append(f"browser tests: {chromium} is missing (apt-get install chromium)")
+    if importlib.util.find_spec("playwright") is None:
+        out.append("browser tests: Playwright is missing (pip install -e '.[test]')")
+    if not vendor_built() and shutil.which("npm") is None:
+        out.append("browser tests and eslint: npm is missing, so web/node_modules is not built (install Node.js 20)")
+    for port, what, how in (
+        (
+            pg_port,
+            "PostgreSQL tests",
+            "PostgreSQL 15 with PostGIS on 127.0.0.1:5432 (apt-get install postgresql-15-postgis-3)",
+        ),
+        (1883, "MQTT tests", "Mosquitto on 127.0.0.1:1883 (apt-get install mosquitto)"),
+    ):
+        if not _listening(port):
+            out.append(f"{what}: nothing listens on {port}: {how}")
+    if not (Path(__file__).resolve().parents[2] / "shared" / "data").is_dir():
+        out.append("real-data tests: ../shared/data is absent")
+    return out
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    lines = [f"store: {config.getoption('--store')}"]
+    missing = missing_prerequisites()
+    if missing:
+        strict = os.environ.get("CITYHUB_REQUIRE_SERVICES") == "1"
+        lines.append("these tests will " + ("FAIL (CITYHUB_REQUIRE_SERVICES=1):" if strict else "be skipped:"))
+        lines += [f"  - {m}" for m in missing]
+    return lines
 
 
 def store_kind(config: pytest.Config) -> str:

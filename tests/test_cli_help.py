@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from cityhub.cli import command
-from tests.servers import CITYHUB
+from tests.servers import CITYHUB, free_port
 
 
 def _commands(cmd: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
@@ -52,3 +54,16 @@ def test_help_screens_as_printed(args: list[str]) -> None:
     if args == ["import", "--help"]:
         assert "Usage: cityhub import [OPTIONS] FILE..." in text and "--batch-rows" in text
         assert "CSV, NDJSON or Parquet files of Observations" in text
+
+
+def test_the_test_run_says_first_what_it_will_skip(tmp_path: Path) -> None:
+    from tests.conftest import missing_prerequisites
+
+    said = missing_prerequisites(chromium=tmp_path / "chromium", pg_port=free_port())
+    assert any("chromium is missing (apt-get install chromium)" in m for m in said), said
+    assert any(m.startswith("PostgreSQL tests: nothing listens on") for m in said), said
+    # The header of a run: shown before the first test (here with nothing missing, or with what is).
+    out = subprocess.run([sys.executable, "-m", "pytest", "--co", "tests/test_cli_help.py"], capture_output=True,
+                         text=True, timeout=120, cwd=Path(__file__).resolve().parents[1])  # fmt: skip
+    header = out.stdout.split("collected")[0]
+    assert "store: " in header and all(m in header for m in missing_prerequisites()), header
