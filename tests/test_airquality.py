@@ -282,7 +282,7 @@ def test_cli_function(tmp_path: Path) -> None:
             w.writerow([f"2026-01-{1 + h // 24:02d}T{h % 24:02d}:00:00", "HK", 20.0 + h, "" if h == 5 else 40])
             w.writerow([f"2026-01-{1 + h // 24:02d}T{h % 24:02d}:00:00+07:00", "CG", 30.0, 10])
     out = tmp_path / "out.csv"
-    n = run_aqi(src, out, standard="vn", period="hour", units="ppb", tz="+07:00")
+    n = run_aqi(src, out, standard="vn", period="hour", units="ppb", tz="+07:00").rows
     assert n == 60
     rows = list(csv.DictReader(out.open()))
     assert rows[0]["time"].endswith("+07:00") and set(rows[0]) >= {
@@ -300,10 +300,50 @@ def test_cli_function(tmp_path: Path) -> None:
     no2 = aq.to_ugm3("no2", 40, "ppb")
     assert int(hk[6]["aqi_no2"]) == aq.hourly_index("vn", {"no2": [no2]}).sub_indices["no2"]
     pout = tmp_path / "out.parquet"
-    assert run_aqi(src, pout, standard="us", period="day", units="ppb", tz="+07:00") == 4
+    assert run_aqi(src, pout, standard="us", period="day", units="ppb", tz="+07:00").rows == 4
     t = pq.read_table(pout)
     assert t.num_rows == 4 and t.schema.field("aqi").type == pa.int32()
     assert np.all(np.array(t["aqi"].to_pylist()[:1], dtype=object) != 0)
+
+
+def test_cli_reads_the_usual_headers_and_says_what_it_did_not(tmp_path: Path) -> None:
+    """`cityhub aqi` as a user runs it: "PM2.5" or "Ozone" headers are read (a header it cannot place is named as
+    ignored, never dropped silently), and each bad input is one line naming the file, row and column, exit 2."""
+    import os
+    import subprocess
+
+    from tests.servers import CITYHUB
+
+    def aqi(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([CITYHUB, "aqi", *args], capture_output=True, text=True, timeout=60,
+                              env={**os.environ, "COLUMNS": "200"})  # fmt: skip
+
+    src = tmp_path / "kim_lien.csv"
+    src.write_text("time,station,PM2.5,Ozone,Temperature\n" + "".join(
+        f"2026-01-15T{h:02d}:00:00+07:00,Kim Liên,300,40,18\n" for h in range(6)))  # fmt: skip
+    out = tmp_path / "aqi.csv"
+    ok = aqi(str(src), "-o", str(out))
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "pm25 ← 'PM2.5'" in ok.stdout and "o3 ← 'Ozone'" in ok.stdout
+    assert "ignored columns (not time, station or a pollutant): Temperature" in ok.stdout
+    rows = list(csv.DictReader(out.open()))
+    assert rows[-1]["aqi_pm25"] and int(rows[-1]["aqi"]) > 300 and rows[-1]["dominant"] == "pm25"
+    xlsx = aqi(str(src), "-o", str(tmp_path / "aqi.xlsx"))
+    assert xlsx.returncode == 2 and "writes .csv or .parquet, not .xlsx" in xlsx.stdout
+    assert not (tmp_path / "aqi.xlsx").exists()
+    bad = tmp_path / "bad.csv"
+    bad.write_text("time,station,pm25\n2026-01-15T01:00:00+07:00,A,12\n2026-01-15T02:00:00+07:00,A,12 µg\n")
+    said = aqi(str(bad), "-o", str(out))
+    assert said.returncode == 2 and "Traceback" not in said.stdout + said.stderr
+    assert f"{bad}: row 2 (line 3), column 'pm25': '12 µg' is not a number" in said.stdout.replace("\n", ""), said.stdout
+    twice = tmp_path / "twice.csv"
+    twice.write_text("time,station,pm25,PM2.5\n2026-01-15T01:00:00+07:00,A,12,13\n")
+    said = aqi(str(twice), "-o", str(out))
+    assert said.returncode == 2 and "columns 'pm25' and 'PM2.5' both hold pm25" in said.stdout.replace("\n", "")
+    nostation = tmp_path / "nostation.csv"
+    nostation.write_text("Local Time,PM25\n2025-01-01 00:00:00,113.6\n")
+    said = aqi(str(nostation), "-o", str(out))
+    assert said.returncode == 2 and "no column(s) named station, time (columns: Local Time, PM25)" in said.stdout
 
 
 def test_us_nowcast_is_truncated_as_the_tad_says_and_the_stateair_mode_rounds() -> None:

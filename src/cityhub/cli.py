@@ -313,14 +313,19 @@ def aqi(
     tz: Annotated[str, typer.Option(help="offset of times without one, and of local days")] = "+07:00",
 ) -> None:
     """Air-quality index (VN_AQI, US EPA AQI, Korea CAI) per station and hour or local day."""
+    import pyarrow as pa
+
     from cityhub.airquality.cli import run_aqi
 
     try:
-        n = run_aqi(input_file, output, standard=standard, period=period, units=units, tz=tz)
-    except (ValueError, OSError, ArithmeticError) as exc:
-        console.print(f"[red]{exc}[/red]")
+        done = run_aqi(input_file, output, standard=standard, period=period, units=units, tz=tz)
+    except (ValueError, OSError, ArithmeticError, pa.ArrowException) as exc:
+        console.print(f"[red]{exc}[/red]", markup=False, highlight=False)
         raise typer.Exit(2) from None
-    console.print(f"{n:,} rows written to {output}")
+    read = ", ".join(f"{p} ← {c!r}" if c != p else p for p, c in done.columns.items())
+    console.print(f"{done.rows:,} rows written to {output} (pollutants read: {read})", markup=False)
+    if done.ignored:
+        console.print(f"ignored columns (not time, station or a pollutant): {', '.join(done.ignored)}", markup=False)
 
 
 @app.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from cityhub.airquality.batch import daily_batch, hourly_batch
-from cityhub.airquality.tables import MOLAR_MASS, POLLUTANTS, STANDARDS, to_ugm3
+from cityhub.airquality.tables import MOLAR_MASS, POLLUTANTS, STANDARDS, pollutant_of, to_ugm3
 
 _TZ = re.compile(r"^([+-])(\d{2}):?(\d{2})$")
 
@@ -26,11 +27,51 @@ def parse_tz(tz: str) -> int:
     return minutes if m.group(1) == "+" else -minutes
 
 
+OUTPUT_SUFFIXES = (".csv", ".parquet", ".pq")
+_NUMBER = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
+
+
 def _read(path: Path) -> pa.Table:
     if path.suffix.lower() in (".parquet", ".pq"):
         return pq.read_table(path)
-    types = {"station": pa.string(), "time": pa.string(), **dict.fromkeys(POLLUTANTS, pa.float64())}
+    # Every column as text: numbers are parsed below, so that a bad one is reported with its row and column.
+    with path.open("rb") as f:
+        header = pacsv.open_csv(f).schema.names
+    types = dict.fromkeys(header, pa.string())
     return pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=True))
+
+
+def pollutant_columns(names: list[str], src: Path) -> tuple[dict[str, str], list[str]]:
+    """Which column holds each pollutant, by its usual spellings ("PM2.5", "pm2_5", "Ozone"...), and the columns
+    that are none of time, station or a pollutant (reported as ignored, not dropped silently)."""
+    found: dict[str, str] = {}
+    ignored = []
+    for name in names:
+        if name in ("time", "station"):
+            continue
+        p = pollutant_of(name, None)
+        if p is None:
+            ignored.append(name)
+        elif p in found:
+            raise ValueError(f"{src}: columns {found[p]!r} and {name!r} both hold {p}: keep one")
+        else:
+            found[p] = name
+    return found, ignored
+
+
+def _numbers(col: pa.ChunkedArray, src: Path, name: str, header_lines: int) -> pa.Array:
+    """A pollutant column as float64; a value that is not a number is an error naming its row and column."""
+    if pa.types.is_floating(col.type) or pa.types.is_integer(col.type) or pa.types.is_decimal(col.type):
+        return pc.cast(col, pa.float64()).combine_chunks()
+    text = pc.cast(col, pa.string()).combine_chunks()
+    bad = pc.and_(pc.invert(pc.match_substring_regex(text, _NUMBER)), pc.is_valid(text))
+    bad = pc.and_(bad, pc.not_equal(pc.utf8_trim_whitespace(text), ""))
+    if pc.any(bad).as_py():
+        i = pc.index(bad, True).as_py()
+        raise ValueError(f"{src}: row {i + 1} (line {i + 1 + header_lines}), column {name!r}: {text[i].as_py()!r} "
+                         "is not a number")  # fmt: skip
+    blank = pc.equal(pc.utf8_trim_whitespace(text), "")
+    return pc.cast(pc.if_else(blank, pa.scalar(None, pa.string()), text), pa.float64())
 
 
 def _times(col: pa.ChunkedArray, tz: str, offset_min: int) -> pa.Array:
@@ -59,25 +100,40 @@ def _format_times(col: pa.Array, offset_min: int, tz: str) -> pa.Array:
     return pa.array(text)
 
 
-def run_aqi(src: Path, dst: Path, standard: str, period: str, units: str = "ugm3", tz: str = "+07:00") -> int:
-    """Compute the index per station and hour / local day; returns the number of rows written."""
+@dataclass
+class AqiRun:
+    rows: int  # written
+    columns: dict[str, str]  # pollutant → the input column read for it
+    ignored: list[str]  # input columns that are neither time, station nor a pollutant
+
+
+def run_aqi(src: Path, dst: Path, standard: str, period: str, units: str = "ugm3", tz: str = "+07:00") -> AqiRun:
+    """Compute the index per station and hour / local day into ``dst``."""
     if standard not in STANDARDS:
         raise ValueError(f"--standard must be one of {', '.join(STANDARDS)}")
     if period not in ("hour", "day"):
         raise ValueError("--period must be hour or day")
     if units not in ("ugm3", "ppm", "ppb"):
         raise ValueError("--units must be ugm3, ppm or ppb")
+    if dst.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise ValueError(f"-o {dst}: CityHub writes .csv or .parquet, not {dst.suffix or 'a file without a suffix'}")
     offset = parse_tz(tz)
     tz_name = f"{'+' if offset >= 0 else '-'}{abs(offset) // 60:02d}:{abs(offset) % 60:02d}"
     table = _read(src)
     missing = {"time", "station"} - set(table.column_names)
     if missing:
-        raise ValueError(f"{src}: missing column(s) {', '.join(sorted(missing))}")
+        raise ValueError(f"{src}: no column(s) named {', '.join(sorted(missing))} (columns: "
+                         f"{', '.join(table.column_names[:20])})")  # fmt: skip
+    columns, ignored = pollutant_columns(table.column_names, src)
+    if not columns:
+        raise ValueError(f"{src}: no pollutant column (pm25, pm10, o3, no2, so2, co, or PM2.5, Ozone... ; columns: "
+                         f"{', '.join(table.column_names[:20])})")  # fmt: skip
+    header_lines = 0 if src.suffix.lower() in (".parquet", ".pq") else 1
     cols: dict[str, pa.Array] = {"station": pc.cast(table["station"], pa.string()).combine_chunks(),
                                  "time": _times(table["time"], tz_name, offset)}  # fmt: skip
     for p in POLLUTANTS:
-        if p in table.column_names:
-            vals = pc.cast(table[p], pa.float64()).combine_chunks()
+        if p in columns:
+            vals = _numbers(table[columns[p]], src, columns[p], header_lines)
             if units != "ugm3" and p in MOLAR_MASS:
                 vals = pc.multiply(vals, to_ugm3(p, 1.0, units))  # PM is always µg/m³
             cols[p] = vals
@@ -89,4 +145,4 @@ def run_aqi(src: Path, dst: Path, standard: str, period: str, units: str = "ugm3
     else:
         out = out.set_column(1, "time", _format_times(out["time"].combine_chunks(), offset, tz_name))
         pacsv.write_csv(out, dst)
-    return out.num_rows
+    return AqiRun(out.num_rows, columns, ignored)

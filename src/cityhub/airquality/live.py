@@ -10,7 +10,6 @@ its ``name`` (or the last segment of its ``definition`` URI) is one of PM2.5, PM
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from collections.abc import Iterable
@@ -25,6 +24,7 @@ import pyarrow as pa
 
 from cityhub import airquality as aq
 from cityhub import model
+from cityhub.airquality.tables import pollutant_of
 from cityhub.bus import OBSERVATIONS, Handler, on_observations
 from cityhub.core import Core
 from cityhub.store.base import AppendResult, Store
@@ -32,14 +32,6 @@ from cityhub.store.ops.airquality import HourRange
 
 log = logging.getLogger(__name__)
 
-_ALIASES = {
-    "pm25": "pm25", "pm2_5": "pm25", "finedust": "pm25", "fineparticulatematter": "pm25",
-    "pm10": "pm10", "particulatematter10": "pm10",
-    "o3": "o3", "ozone": "o3",
-    "no2": "no2", "nitrogendioxide": "no2",
-    "so2": "so2", "sulphurdioxide": "so2", "sulfurdioxide": "so2",
-    "co": "co", "carbonmonoxide": "co",
-}  # fmt: skip
 UNITS = {"µg/m³": "ugm3", "μg/m³": "ugm3", "ug/m3": "ugm3", "µg/m3": "ugm3", "mg/m³": "mg/m3", "mg/m3": "mg/m3",
          "ppm": "ppm", "ppb": "ppb"}  # fmt: skip
 HOUR = timedelta(hours=1)
@@ -53,15 +45,6 @@ VN_AQI_DEFINITION = "https://cityhub.hanoi/def/VN_AQI"
 # Stations per update chunk, counted as hourly means read plus indices computed (see _Plan.size): a new hour at
 # each of 10,000 one-pollutant stations is ~330,000 (2 chunks); a month of catch-up at one station ~800.
 _CHUNK_HOURS = 200_000
-
-
-def pollutant_of(name: str | None, definition: str | None) -> str | None:
-    """The pollutant an ObservedProperty measures, from its name or its definition URI's last segment."""
-    for text in (name, (definition or "").rstrip("/").rsplit("/", 1)[-1].rsplit("#", 1)[-1]):
-        key = re.sub(r"[^a-z0-9_]", "", (text or "").lower().replace(".", ""))
-        if key in _ALIASES:
-            return _ALIASES[key]
-    return None
 
 
 @dataclass

@@ -9,6 +9,7 @@ a true half (e.g. 125.5) stays exactly .5 and rounds up.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
@@ -18,6 +19,27 @@ if TYPE_CHECKING:
 _V = TypeVar("_V", float, "np.ndarray")  # a value or a NumPy array of them
 
 POLLUTANTS: tuple[str, ...] = ("pm25", "pm10", "o3", "no2", "so2", "co")
+# The usual spellings of each pollutant, lower-cased with everything but letters, digits and "_" removed ("PM2.5",
+# "PM 2.5", "pm2_5", "Ozone", "Nitrogen dioxide"): ObservedProperty names, definition URIs and file headers.
+_ALIASES = {
+    "pm25": "pm25", "pm2_5": "pm25", "finedust": "pm25", "fineparticulatematter": "pm25",
+    "pm10": "pm10", "particulatematter10": "pm10",
+    "o3": "o3", "ozone": "o3",
+    "no2": "no2", "nitrogendioxide": "no2",
+    "so2": "so2", "sulphurdioxide": "so2", "sulfurdioxide": "so2",
+    "co": "co", "carbonmonoxide": "co",
+}  # fmt: skip
+
+
+def pollutant_of(name: str | None, definition: str | None) -> str | None:
+    """The pollutant an ObservedProperty measures, from its name or its definition URI's last segment."""
+    for text in (name, (definition or "").rstrip("/").rsplit("/", 1)[-1].rsplit("#", 1)[-1]):
+        key = re.sub(r"[^a-z0-9_]", "", (text or "").lower().replace(".", ""))
+        if key in _ALIASES:
+            return _ALIASES[key]
+    return None
+
+
 STANDARDS: tuple[str, ...] = ("vn", "us", "us2012", "kr", "us2012-stateair")
 # Historical reproduction of what the US Embassy's StateAir files of 2016-2017 published: the 2012 table with the
 # PM NowCast rounded half up to the table's precision (fitted on those files, computed by AirNow from raw values
