@@ -335,7 +335,8 @@ def test_cli_reads_the_usual_headers_and_says_what_it_did_not(tmp_path: Path) ->
     bad.write_text("time,station,pm25\n2026-01-15T01:00:00+07:00,A,12\n2026-01-15T02:00:00+07:00,A,12 µg\n")
     said = aqi(str(bad), "-o", str(out))
     assert said.returncode == 2 and "Traceback" not in said.stdout + said.stderr
-    assert f"{bad}: row 2 (line 3), column 'pm25': '12 µg' is not a number" in said.stdout.replace("\n", ""), said.stdout
+    one_line = said.stdout.replace("\n", "")
+    assert f"{bad}: row 2 (line 3), column 'pm25': '12 µg' is not a number" in one_line, said.stdout
     twice = tmp_path / "twice.csv"
     twice.write_text("time,station,pm25,PM2.5\n2026-01-15T01:00:00+07:00,A,12,13\n")
     said = aqi(str(twice), "-o", str(out))
