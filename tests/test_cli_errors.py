@@ -9,6 +9,7 @@ import signal
 import subprocess
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.servers import CITYHUB, free_port, start_server, stop_server
@@ -55,3 +56,28 @@ def test_commands_beside_a_running_hub(served: tuple[Path, int, subprocess.Popen
     assert not (data / "serving.json").exists()
     alone = cityhub("info", "--data-dir", str(data))
     assert alone.returncode == 0 and "from the hub" not in alone.stdout, alone.stdout + alone.stderr
+
+
+@pytest.mark.parametrize("fmt", ["json", "text"])
+def test_one_access_log_line_per_request(tmp_path: Path, fmt: str) -> None:
+    data = tmp_path / "var"
+    port = free_port()
+    proc = start_server(data, port, "--log-level", "info", "--log-format", fmt, env={"CITYHUB_STORE": ""})
+    try:
+        base = f"http://127.0.0.1:{port}"
+        assert httpx.get(f"{base}/v1.1/Things", params={"$top": "1"}).status_code == 200
+        assert httpx.post(f"{base}/v1.1/Things", json={}).status_code == 401
+    finally:
+        stop_server(proc)
+    lines = (data / "server.log").read_text().splitlines()
+    if fmt == "json":
+        records = [json.loads(line) for line in lines if line.startswith("{")]
+        access = [r for r in records if r["logger"] == "cityhub.access"]
+        mine = [r for r in access if r["path"] != "/healthz"]  # start_server polls /healthz
+        assert [(r["method"], r["path"], r["status"]) for r in mine] == [
+            ("GET", "/v1.1/Things?%24top=1", 200), ("POST", "/v1.1/Things", 401)]  # fmt: skip
+        assert all(isinstance(r["ms"], float) and r["time"].endswith("Z") for r in mine)
+        assert any(r["logger"].startswith("uvicorn") for r in records)  # the server's own lines are JSON too
+        assert all(line.startswith("{") for line in lines if "cityhub.access" in line or "uvicorn" in line)
+    else:
+        assert any(" cityhub.access: POST /v1.1/Things 401 " in line and line.endswith(" ms") for line in lines), lines

@@ -28,6 +28,8 @@ from cityhub.api.sensorthings import router as st_router
 from cityhub.config import Settings
 from cityhub.errors import ProblemError
 from cityhub.hub import open_hub
+from cityhub.logs import AccessLog
+from cityhub.logs import configure as configure_logs
 from cityhub.plugins import PLUGINS
 from cityhub.sse import stream_counts
 from cityhub.store.base import Store
@@ -38,6 +40,7 @@ log = logging.getLogger("cityhub")
 
 def app_from_environment() -> FastAPI:
     """The app of one process of `cityhub serve --workers N`: settings from the CITYHUB_* variables it set."""
+    configure_logs(os.environ.get("CITYHUB_SERVE_LOG_LEVEL", "info"), os.environ.get("CITYHUB_LOG_FORMAT", "text"))
     return create_app(Settings(), demo=os.environ.get("CITYHUB_SERVE_DEMO") == "1")
 
 
@@ -152,7 +155,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None, *, 
         max_bytes=settings.max_body_bytes,
         json_max_bytes=min(settings.max_json_body_bytes, settings.max_body_bytes),
     )
-    app.add_middleware(Guard, settings=settings)  # added last: runs first, before the body limit reads anything
+    app.add_middleware(Guard, settings=settings)  # runs before the body limit reads anything
+    app.add_middleware(AccessLog)  # added last: runs first, so that refusals are logged with their time too
     for r in (ext_router, *(r for p in PLUGINS for r in p.routers), export_router, st_router):
         app.include_router(r)
     mount_web(app)  # the dashboard at /, the JSON index at /api, the live Observation stream, metro lines

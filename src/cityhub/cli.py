@@ -107,7 +107,12 @@ def serve(
         int, typer.Option(help="hub processes sharing the port (needs --store: the DuckDB file is one process's)")
     ] = 1,
     demo: Annotated[bool, typer.Option(help="run the simulated city: air, traffic, water sensors")] = False,
-    log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+    log_level: Annotated[
+        str, typer.Option(help="log level: debug, info (one line per request), warning, error")
+    ] = "info",
+    log_format: Annotated[
+        str, typer.Option(help="log lines as text, or as json objects for a log collector", envvar="CITYHUB_LOG_FORMAT")
+    ] = "text",
     mqtt: Annotated[
         str | None, typer.Option(help="MQTT broker to bridge, mqtt://[user:pass@]host:1883 or mqtts://host:8883")
     ] = None,
@@ -134,6 +139,13 @@ def serve(
     faulthandler.enable()  # a crash in native code (Arrow, DuckDB) prints every thread's Python stack
     faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` prints every thread's stack to stderr
 
+    from cityhub.logs import configure as configure_logs
+
+    try:
+        configure_logs(log_level, log_format)
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
     settings = _settings(data_dir, store, host=host, port=port)
     for name, value in {
         "mqtt_url": mqtt,
@@ -165,9 +177,10 @@ def serve(
         # Each worker builds its app from the environment (uvicorn starts them by import string).
         os.environ.update(_environment(settings))
         os.environ["CITYHUB_SERVE_DEMO"] = "1" if demo else ""
+        os.environ["CITYHUB_SERVE_LOG_LEVEL"], os.environ["CITYHUB_LOG_FORMAT"] = log_level, log_format
         console.print(f"CityHub on http://{host}:{port}, {workers} processes  (data: {_where(settings)})")
         uvicorn.run("cityhub.app:app_from_environment", factory=True, workers=workers, host=host, port=port,
-                    log_level=log_level, access_log=False, timeout_graceful_shutdown=3)  # fmt: skip
+                    log_level=log_level, log_config=None, access_log=False, timeout_graceful_shutdown=3)  # fmt: skip
         return
     serving = None if settings.store else _serving_file(settings)
     if serving is not None:
@@ -188,7 +201,8 @@ def serve(
             serving.parent.mkdir(parents=True, exist_ok=True)
             serving.write_text(json.dumps({"pid": os.getpid(), "url": url}))
         # Live streams (server-sent events) never end by themselves: give open requests 3 s at shutdown, then close.
-        uvicorn.run(application, host=host, port=port, log_level=log_level, access_log=False,
+        # log_config=None: uvicorn's records go to the handler configured above (text or JSON), like ours.
+        uvicorn.run(application, host=host, port=port, log_level=log_level, log_config=None, access_log=False,
                     timeout_graceful_shutdown=3)  # fmt: skip
     except _Terminated:
         if serving is not None:
