@@ -328,6 +328,9 @@ def test_cli_reads_the_usual_headers_and_says_what_it_did_not(tmp_path: Path) ->
     assert "ignored columns (not time, station or a pollutant): Temperature" in ok.stdout
     rows = list(csv.DictReader(out.open()))
     assert rows[-1]["aqi_pm25"] and int(rows[-1]["aqi"]) > 300 and rows[-1]["dominant"] == "pm25"
+    assert rows[0]["aqi"] == "" and rows[0]["missing"] == "pm25"  # the first hour: no NowCast yet
+    us = aqi(str(src), "-o", str(out), "--standard", "us")
+    assert "1 rows have no index: a particulate was measured but its sub-index needs more hours" in us.stdout
     xlsx = aqi(str(src), "-o", str(tmp_path / "aqi.xlsx"))
     assert xlsx.returncode == 2 and "writes .csv or .parquet, not .xlsx" in xlsx.stdout
     assert not (tmp_path / "aqi.xlsx").exists()
@@ -345,6 +348,35 @@ def test_cli_reads_the_usual_headers_and_says_what_it_did_not(tmp_path: Path) ->
     nostation.write_text("Local Time,PM25\n2025-01-01 00:00:00,113.6\n")
     said = aqi(str(nostation), "-o", str(out))
     assert said.returncode == 2 and "no column(s) named station, time (columns: Local Time, PM25)" in said.stdout
+
+
+def test_a_particulate_without_its_sub_index_yet_leaves_the_us_and_korean_index_empty(tmp_path: Path) -> None:
+    """Kim Liên's first hour with PM2.5 at 300 µg/m³: no NowCast yet (2 of the last 3 hours), so the US index is not
+    "good" from NO2 alone but empty, and says which sub-index is missing; the second hour has it. Korea's CAI the
+    same while its predicted 24-hour average lacks hours; VN_AQI already needs a PM sub-index (Decision 1459)."""
+    first = {"pm25": [300.0], "no2": [40.0]}
+    for standard in ("us", "us2012", "kr", "vn"):
+        r = aq.hourly_index(standard, first)
+        assert r.value is None and r.category is None and r.missing == ("pm25",), (standard, r)
+        assert r.to_dict()["missing"] == ["pm25"]
+    second = aq.hourly_index("us", {"pm25": [300.0, 300.0], "no2": [40.0, 40.0]})
+    assert second.value is not None and second.value > 300 and second.dominant == "pm25" and second.missing == ()
+    # Only a particulate empties the index: O3 in its first hour (an 8-hour NowCast) is named, the index stays.
+    gases_only = aq.hourly_index("us", {"o3": [40.0], "no2": [30.0]})
+    assert gases_only.value is not None and gases_only.missing == ("o3",)
+    # The batch path (cityhub aqi) the same, row by row, with the reason in its "missing" column.
+    table = pa.table({"station": ["Kim Liên"] * 3, "time": pa.array([0, 3600, 7200], pa.timestamp("s", "UTC")),
+                      "pm25": [300.0, 300.0, 300.0], "no2": [40.0, 40.0, 40.0]})  # fmt: skip
+    out = aq.hourly_batch(table, "us")
+    assert out["aqi"].to_pylist()[0] is None and out["missing"].to_pylist() == ["pm25", None, None]
+    assert out["aqi"].to_pylist()[1:] == [aq.hourly_index("us", {"pm25": [300.0] * k, "no2": [40.0] * k}).value
+                                          for k in (2, 3)]  # fmt: skip
+    # A day with 12 hours of PM: no 24-hour mean (18 hours needed), said per day.
+    day = pa.table({"station": ["A"] * 12, "time": pa.array([h * 3600 for h in range(12)], pa.timestamp("s", "UTC")),
+                    "pm25": [50.0] * 12})  # fmt: skip
+    daily = aq.daily_batch(day, "vn", 0)
+    assert daily["aqi"].to_pylist() == [None] and daily["missing"].to_pylist() == ["pm25"]
+    assert aq.daily_index("vn", {"pm25": [50.0] * 12}).missing == ("pm25",)
 
 
 def test_us_nowcast_is_truncated_as_the_tad_says_and_the_stateair_mode_rounds() -> None:

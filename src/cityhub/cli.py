@@ -338,6 +338,10 @@ def aqi(
         raise typer.Exit(2) from None
     read = ", ".join(f"{p} ← {c!r}" if c != p else p for p, c in done.columns.items())
     console.print(f"{done.rows:,} rows written to {output} (pollutants read: {read})", markup=False)
+    if done.waiting:
+        console.print(f"{done.waiting:,} rows have no index: a particulate was measured but its sub-index needs more "
+                      "hours (a NowCast 2 of the last 3, a day 18 of its 24); the missing column names it",
+                      markup=False)  # fmt: skip
     if done.ignored:
         console.print(f"ignored columns (not time, station or a pollutant): {', '.join(done.ignored)}", markup=False)
 

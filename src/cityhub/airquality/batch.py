@@ -36,7 +36,9 @@ from cityhub.airquality.tables import (
 
 NAN = np.nan
 OUTPUT_COLUMNS = ("station", "time", "nowcast_pm25", "nowcast_pm10", "aqi", "category", "dominant",
-                  *(f"aqi_{p}" for p in POLLUTANTS))  # fmt: skip
+                  *(f"aqi_{p}" for p in POLLUTANTS), "missing")  # fmt: skip
+# "missing": the pollutants measured in the hour (or day) without a sub-index yet, comma-separated (see
+# indices.IndexResult.missing): why a cell, or the US and Korean index, is empty.
 _CHUNK = 24 * 2048  # grid hours per chunk (whole days): ~0.4 MB per float array, cache-sized
 _HALO = 24  # hours before a chunk that its windows need (longest: US SO2 24-h mean), whole days for the daily path
 _INT32_MAX = 2.0**31 - 1
@@ -255,6 +257,7 @@ class _Grid:
     Only the geometry is kept whole; the values are put on the grid chunk by chunk (``values``)."""
 
     def __init__(self, table: pa.Table, pad: int, day: bool, tz_offset_minutes: int) -> None:
+        self.day = day
         missing = {"station", "time"} - set(table.column_names)
         if missing:
             raise ValueError(f"missing column(s) {sorted(missing)}")
@@ -366,11 +369,18 @@ class _Columns:
         self.none = np.ones(n, np.bool_)
         self.category = np.zeros(n, np.int8)
         self.dominant = np.zeros(n, np.int8)
+        self.missing = np.zeros(n, np.int8)  # bit k: POLLUTANTS[k] measured without a sub-index
 
-    def fill(self, standard: str, subs: dict, conc: dict, rows: np.ndarray | slice, out: slice) -> None:
+    def fill(self, standard: str, subs: dict, conc: dict, measured: dict, rows: np.ndarray | slice, out: slice) -> None:
         """Rows ``out`` from the chunk's ``rows``: the AQI is the largest sub-index, as indices.combine()."""
         cols = {p: subs[p][rows] for p in POLLUTANTS if p in subs}
         m = out.stop - out.start
+        lacking = {p: measured[p][rows] & np.isnan(cols[p]) for p in cols if p in measured}
+        bits = np.zeros(m, np.int8)
+        for k, p in enumerate(POLLUTANTS):
+            if p in lacking:
+                bits |= lacking[p].astype(np.int8) << k
+        self.missing[out] = bits
         aqi = np.full(m, -1.0)
         dom = np.zeros(m, np.int8)
         for k, p in enumerate(POLLUTANTS):  # strict > keeps the first pollutant on ties
@@ -383,6 +393,10 @@ class _Columns:
             self.sub_null[p][out] = np.isnan(x)
             np.copyto(self.sub[p][out], _to_int(x), casting="unsafe")
         aqi[aqi < 0] = NAN
+        if standard != "vn":  # a particulate measured without its sub-index: unknown, not "good" (combine())
+            for p in ("pm25", "pm10"):
+                if p in lacking:
+                    aqi[lacking[p]] = NAN
         if standard == "vn":
             no_pm = np.ones(m, np.bool_)
             for p in ("pm25", "pm10"):
@@ -431,7 +445,11 @@ def _run(standard: str, grid: _Grid, subs_of: Callable[[str, dict[str, np.ndarra
         b = max(s - _HALO, 0)  # whole days, like s
         dense = {p: from_ugm3(p, a, units[p]) for p, a in grid.values(b, e).items()}
         subs, conc = subs_of(standard, dense)
-        cols.fill(standard, subs, conc, grid.rows(r0, r1, b), slice(r0, r1))
+        if grid.day:  # measured: a value in the hour, or in any hour of the day
+            measured = {p: (~np.isnan(a.reshape(-1, 24))).any(axis=1) for p, a in dense.items()}
+        else:
+            measured = {p: ~np.isnan(a) for p, a in dense.items()}
+        cols.fill(standard, subs, conc, measured, grid.rows(r0, r1, b), slice(r0, r1))
         r0 = r1
     keys = pa.array([c.key for c in CATEGORIES[standard]])
     nowcast = {p: _array(pa.float64(), x, np.isnan(x)) for p, x in cols.nowcast.items()}
@@ -444,8 +462,16 @@ def _run(standard: str, grid: _Grid, subs_of: Callable[[str, dict[str, np.ndarra
         "category": pc.take(keys, pa.array(cols.category, mask=cols.none)),
         "dominant": pc.take(pa.array(list(POLLUTANTS)), pa.array(cols.dominant, mask=cols.none)),
         **{f"aqi_{p}": _array(pa.int32(), cols.sub[p], cols.sub_null[p]) for p in POLLUTANTS},
+        "missing": pc.take(_MISSING_TEXT, pa.array(cols.missing.astype(np.int32))),
     }
     return pa.table(out)
+
+
+# Bit mask → "pm25,o3" (null for 0), one entry per combination of the six pollutants.
+_MISSING_TEXT = pa.array(
+    [",".join(p for k, p in enumerate(POLLUTANTS) if mask >> k & 1) or None for mask in range(1 << len(POLLUTANTS))],
+    pa.string(),
+)
 
 
 def _tz_name(minutes: int) -> str:

@@ -105,6 +105,7 @@ class AqiRun:
     rows: int  # written
     columns: dict[str, str]  # pollutant → the input column read for it
     ignored: list[str]  # input columns that are neither time, station nor a pollutant
+    waiting: int = 0  # rows without an index while a measured particulate has no sub-index yet
 
 
 def run_aqi(src: Path, dst: Path, standard: str, period: str, units: str = "ugm3", tz: str = "+07:00") -> AqiRun:
@@ -145,4 +146,5 @@ def run_aqi(src: Path, dst: Path, standard: str, period: str, units: str = "ugm3
     else:
         out = out.set_column(1, "time", _format_times(out["time"].combine_chunks(), offset, tz_name))
         pacsv.write_csv(out, dst)
-    return AqiRun(out.num_rows, columns, ignored)
+    no_index = pc.and_(pc.is_null(out["aqi"]), pc.match_substring_regex(out["missing"], "pm"))
+    return AqiRun(out.num_rows, columns, ignored, int(pc.sum(no_index).as_py() or 0))

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from cityhub.airquality.tables import (
@@ -76,6 +76,9 @@ class IndexResult:
     sub_indices: dict[str, int | None] = field(default_factory=dict)
     concentrations: dict[str, float | None] = field(default_factory=dict)
     advice: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Pollutants measured in the period whose sub-index cannot be computed yet (too few hours for a NowCast, a
+    # 24-hour mean or Korea's predicted average): why the index or a cell is empty.
+    missing: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         return {
@@ -88,6 +91,7 @@ class IndexResult:
             "sub_indices": dict(self.sub_indices),
             "concentrations": dict(self.concentrations),
             "advice": {k: dict(v) for k, v in self.advice.items()},
+            "missing": list(self.missing),
         }
 
 
@@ -298,10 +302,18 @@ def _daily_subs(standard: str, series: dict[str, list[float | None]]) -> tuple[d
     return subs, conc
 
 
-def combine(standard: str, subs: Mapping[str, int | None]) -> tuple[int | None, str | None]:
+def combine(
+    standard: str, subs: Mapping[str, int | None], measured: Collection[str] = ()
+) -> tuple[int | None, str | None]:
     """AQI = the largest sub-index (VN_AQI: only when a PM sub-index exists); dominant: the first pollutant in
-    POLLUTANTS order with that value."""
+    POLLUTANTS order with that value.
+
+    The US and Korean indices are left empty while a particulate measured in the period (``measured``) has no
+    sub-index yet: the largest of the others would claim "good" beside 300 µg/m³ of PM2.5 in a station's first
+    hour (its NowCast needs 2 of the last 3 hours). VN_AQI keeps Decision 1459's rule (either PM suffices)."""
     if standard == "vn" and subs.get("pm25") is None and subs.get("pm10") is None:
+        return None, None
+    if standard != "vn" and any(p in measured and subs.get(p) is None for p in ("pm25", "pm10")):
         return None, None
     best: int | None = None
     dom: str | None = None
@@ -321,22 +333,28 @@ def _prepare(standard: str, hours: Mapping[str, Sequence[float | None]]) -> dict
     return {p: _conv(standard, p, [clean(v) for v in (hours.get(p) or ())]) for p in POLLUTANTS}
 
 
-def _result(standard: str, period: str, subs: dict, conc: dict) -> IndexResult:
-    value, dom = combine(standard, subs)
+def _result(standard: str, period: str, subs: dict, conc: dict, measured: set[str]) -> IndexResult:
+    value, dom = combine(standard, subs, measured)
+    missing = tuple(p for p in POLLUTANTS if p in measured and subs.get(p) is None)
     return IndexResult(standard=standard, index_name=INDEX_NAMES[standard], period=period, value=value,
                        category=category_of(standard, value), dominant=dom, sub_indices=subs, concentrations=conc,
-                       advice=advice_of(standard, value))  # fmt: skip
+                       advice=advice_of(standard, value), missing=missing)  # fmt: skip
+
+
+def _measured(hours: Mapping[str, Sequence[float | None]], last: int) -> set[str]:
+    """The pollutants with a value among the last ``last`` hours (the hour itself, or the day's 24)."""
+    return {p for p, vs in hours.items() if any(clean(v) is not None for v in list(vs or ())[-last:])}
 
 
 def hourly_index(standard: str, hours: Mapping[str, Sequence[float | None]]) -> IndexResult:
     """The index for the current hour. ``hours[pollutant]``: hourly means in µg/m³, oldest first, the current
     hour last (pass ≥ 12 for PM NowCast, 24 for US SO2 above 304 ppb). See the module docstring for the rules."""
     subs, conc = _hourly_subs(standard, _prepare(standard, hours))
-    return _result(standard, "hour", subs, conc)
+    return _result(standard, "hour", subs, conc, _measured(hours, 1))
 
 
 def daily_index(standard: str, hours: Mapping[str, Sequence[float | None]]) -> IndexResult:
     """The index of a local day. ``hours[pollutant]``: the day's 24 hourly means in µg/m³, oldest first; up to
     31 values (7 hours of the previous day first) for the 8-h means of O3 and US CO."""
     subs, conc = _daily_subs(standard, _prepare(standard, hours))
-    return _result(standard, "day", subs, conc)
+    return _result(standard, "day", subs, conc, _measured(hours, 24))
