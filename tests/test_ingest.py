@@ -250,9 +250,7 @@ def test_latest_and_aggregates(client: TestClient) -> None:
     assert client.app.state.hub.airquality.wait_idle()  # type: ignore[attr-defined]
     by_thing = client.get(f"/api/v1/latest?thing={tid}").json()["value"]
     names = {d["@iot.id"]: d["name"] for d in client.get(f"/v1.1/Things({tid})/Datastreams").json()["value"]}
-    assert sorted(names[v["datastream"]] for v in by_thing) == sorted(
-        [names[ds[0]], names[ds[1]], "VN_AQI hourly"]
-    )
+    assert sorted(names[v["datastream"]] for v in by_thing) == sorted([names[ds[0]], names[ds[1]], "VN_AQI hourly"])
 
     hourly = client.get(
         "/api/v1/aggregate", params={"datastreams": f"{ds[0]}", "function": "avg", "interval": "hour"}
@@ -291,10 +289,29 @@ def test_latest_and_aggregates(client: TestClient) -> None:
     )
     table = paipc.open_stream(arrow.content).read_all()
     assert table.num_rows == 6
+    assert table.column_names == ["datastream", "time", "value", "count"]  # the JSON's names
     bad = client.get("/api/v1/aggregate", params={"datastreams": "1", "start": "2026-01-16T00:00:00"})
     assert bad.status_code == 400
     assert bad.json()["field"] == "start"
     assert client.get("/api/v1/aggregate", params={"function": "median"}).status_code == 400
+
+
+def test_aggregates_show_the_decimals_of_the_readings_and_exports_iso_times(client: TestClient) -> None:
+    """31.9 + 32.075 + 31.9875 + 31.9875 over 4 is 31.9875, not the 31.987499999999994 the additions leave; a sum
+    of 0.1 and 0.2 is 0.3. The CSV export writes times as the rest of the API does."""
+    tid = client.post("/v1.1/Things", json=station_body(n_ds=1)).json()["@iot.id"]
+    ds = client.get(f"/v1.1/Things({tid})/Datastreams").json()["value"][0]["@iot.id"]
+    first = [f"{ds},2026-02-01T00:{10 * k:02d}:00Z,{v}" for k, v in enumerate([31.9, 32.075, 31.9875, 31.9875])]
+    second = [f"{ds},2026-02-01T01:{10 * k:02d}:00Z,{v}" for k, v in enumerate([0.1, 0.2])]
+    body = csv(first + second)
+    assert client.post("/api/v1/ingest", content=body, headers={"Content-Type": "text/csv"}).json()["stored"] == 6
+    avg = client.get("/api/v1/aggregate", params={"datastreams": ds, "function": "avg"}).json()["value"][0]
+    assert avg["time"] == ["2026-02-01T00:00:00Z", "2026-02-01T01:00:00Z"]
+    assert avg["value"] == [31.9875, 0.15]
+    total = client.get("/api/v1/aggregate", params={"datastreams": ds, "function": "sum"}).json()["value"][0]
+    assert total["value"] == [127.95, 0.3]
+    exported = client.get("/api/v1/export", params={"datastreams": ds, "format": "csv"}).text.splitlines()
+    assert exported[1].split(",")[6].strip('"') == "2026-02-01T00:00:00Z", exported[:2]
 
 
 def test_roles(app_client: TestClient, settings: Settings, station_thing_ids: dict) -> None:
@@ -390,7 +407,9 @@ def test_text_holding_nul_is_refused_with_the_field_on_every_store(client: TestC
     """U+0000 is valid Unicode but PostgreSQL's text cannot hold it: every store refuses it alike, naming the field,
     and stores nothing of the body; inside a JSON member it is an escape and is kept."""
     body = station_body()
-    body["Datastreams"][0]["observationType"] = "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_CategoryObservation"
+    body["Datastreams"][0]["observationType"] = (
+        "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_CategoryObservation"
+    )
     thing = client.post("/v1.1/Things", json=body).json()["@iot.id"]
     ds = client.get(f"/v1.1/Things({thing})/Datastreams").json()["value"][0]["@iot.id"]
     r = client.post(f"/v1.1/Datastreams({ds})/Observations", json={"phenomenonTime": "2026-01-01T00:00:00Z",

@@ -208,7 +208,8 @@ def read_feed(path: Path) -> Feed:
         ds_names = pc.cast(raw.column("datastream"), pa.string())
         t = raw.column("time")
         if not pa.types.is_timestamp(t.type):
-            t = pc.strptime(pc.cast(t, pa.string()), "%Y-%m-%d %H:%M:%S%z", "us")
+            # ISO 8601 as exported ("2026-01-01T00:10:00Z"), or the space-separated form of earlier exports
+            t = pc.cast(pc.cast(t, pa.string()), pa.timestamp("us", tz="UTC"))
         n = raw.num_rows
         table = pa.table(
             {

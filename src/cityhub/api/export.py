@@ -23,6 +23,7 @@ from fastapi.responses import Response
 from cityhub.api.deps import hub_of, principal, require
 from cityhub.api.params import ids_param, time_param
 from cityhub.store.base import Store
+from cityhub.timefmt import iso_array
 
 router = APIRouter(prefix="/api/v1", tags=["Extensions"])
 EXPORT_COLUMNS = ("thing", "latitude", "longitude", "datastream", "observed_property", "unit", "time", "result")
@@ -109,8 +110,9 @@ async def export(
         sink = io.BytesIO()
         if format == "parquet":
             pq.write_table(table, sink, compression="zstd")
-        else:
-            pacsv.write_csv(table, sink)
+        else:  # times as in the rest of the API, "2026-01-01T00:10:00Z" (Arrow's: "2026-01-01 00:10:00.000000Z")
+            times = pa.array(iso_array(table.column("time")), pa.string())
+            pacsv.write_csv(table.set_column(table.schema.get_field_index("time"), "time", times), sink)
         return sink.getvalue()
 
     body = await asyncio.to_thread(build)

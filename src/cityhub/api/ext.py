@@ -293,8 +293,8 @@ def _aggregate(hub: Hub, q: AggregateQuery, arrow: bool) -> Any:
         raise bad_request("end must be after start", field="end")
     ids = _datastream_ids(hub, q)
     t = hub.store.aggregate(ids, q.function, q.interval, start, end, hub.settings.day_offset_minutes)
-    if arrow:
-        return t
+    if arrow:  # the JSON's names: "datastream", not the store's "datastream_id"
+        return t.rename_columns(["datastream" if n == "datastream_id" else n for n in t.column_names])
     out: list[dict[str, Any]] = []
     ds = t.column("datastream_id").to_numpy()
     if len(ds):
@@ -303,6 +303,8 @@ def _aggregate(hub: Hub, q: AggregateQuery, arrow: bool) -> Any:
         ends = np.concatenate([bounds, [len(ds)]])
         times = iso_numpy(t.column("time"))
         values = t.column("value").to_numpy(zero_copy_only=False)
+        if q.function in ("avg", "sum"):
+            values = _significant(values)
         counts = t.column("count").to_numpy()
         for s, e in zip(starts, ends, strict=True):
             out.append({"datastream": int(ds[s]), "time": times[s:e], "value": values[s:e], "count": counts[s:e]})
@@ -312,6 +314,17 @@ def _aggregate(hub: Hub, q: AggregateQuery, arrow: bool) -> Any:
         "dayOffsetMinutes": hub.settings.day_offset_minutes,
         "value": out,
     }
+
+
+def _significant(v: np.ndarray, digits: int = 12) -> np.ndarray:
+    """``v`` rounded to ``digits`` significant digits: a mean or sum of decimal readings carries the binary noise of
+    its additions (31.987499999999994 for 31.9875), which no sensor measured. Values of 1e11 and more, where
+    10^k would not be exact, are left as they are; Arrow output keeps every bit."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        k = digits - 1 - np.floor(np.log10(np.abs(v)))
+    ok = np.isfinite(k) & (k >= 0) & (k <= 22)
+    scale = np.where(ok, 10.0 ** np.where(ok, k, 0), 1.0)
+    return np.where(ok, np.round(v * scale) / scale, v)
 
 
 def _aggregate_response(result: Any) -> Response:
