@@ -500,3 +500,20 @@ def test_api_docs_without_the_npm_libraries_say_how_to_get_them(
         r = client.get("/docs")
         assert r.status_code == 503 and "make web" in r.text and "/openapi.json" in r.text
         assert client.get("/redoc").status_code == 404  # no offline copy of ReDoc: not served at all
+
+
+def test_without_tiles_the_map_draws_hanois_wards_and_roads(page: Page, city: dict[str, Any]) -> None:
+    """No tile server (as in these tests): the page draws the hub's basemap, 126 wards and the main roads of Hà Nội
+    from the reference data, under the stations, with no request outside the hub."""
+    index = city["client"].get("/api").json()["map"]
+    if index["basemap"] is None:
+        _missing("../shared/data/geo is absent: no basemap to draw")
+    data = city["client"].get("/api/v1/basemap").json()
+    layers = [f["properties"]["layer"] for f in data["features"]]
+    assert layers.count("ward") == 126 and layers.count("road") > 1000
+    etag = city["client"].get("/api/v1/basemap").headers["etag"]
+    assert city["client"].get("/api/v1/basemap", headers={"If-None-Match": etag}).status_code == 304
+    page.page.wait_for_function("window.cityhub.basemap > 0", timeout=20_000)
+    assert page.page.evaluate("window.cityhub.basemap") == len(layers)
+    assert page.page.locator(".leaflet-basemap-pane canvas").count() == 1
+    page.shot("basemap-offline")

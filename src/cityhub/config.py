@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     # background (no network needed; the data layers are drawn either way).
     tile_url: str = ""
     tile_attribution: str = ""
+    # Without tiles the dashboard draws Hà Nội's wards and main roads from this folder (the project's reference
+    # data, ../shared/data/geo beside the checkout; read at run time, never copied into the repository).
+    geo_dir: Path = Path(__file__).resolve().parents[3] / "shared" / "data" / "geo"
     # -- limits: what one request, client or connection may cost ------------------------------------------------
     # The embedded store's memory for cached data and indexes (DuckDB syntax, e.g. "2GB"; empty: DuckDB's default,
     # 80 % of the machine). Past it DuckDB works from the file.

@@ -122,6 +122,10 @@ def index(request: Request) -> Response:
             "map": {
                 "tileUrl": settings.tile_url or None,
                 "tileAttribution": settings.tile_attribution or None,
+                # Wards and main roads drawn by the page itself when there are no tiles (null: no reference data).
+                "basemap": f"{base}/api/v1/basemap"
+                if (settings.geo_dir / "hanoi_wards_2025_merged.geojson").is_file()
+                else None,
             },
         }
     )
@@ -129,6 +133,7 @@ def index(request: Request) -> Response:
 
 def mount(app: FastAPI) -> None:
     """Add the dashboard, the API index, the live stream and the metro endpoint to ``app``."""
+    from cityhub.web.basemap import router as basemap_router
     from cityhub.web.geo import router as geo_router
     from cityhub.web.live import router as live_router
     from cityhub.web.metro import router as metro_router
@@ -137,6 +142,7 @@ def mount(app: FastAPI) -> None:
     app.include_router(live_router)
     app.include_router(geo_router)
     app.include_router(metro_router)
+    app.include_router(basemap_router)
     # Before /static, which would otherwise take /static/vendor/... too.
     app.mount("/static/vendor", _Vendor(directory=NODE_MODULES, check_dir=False), name="vendor")
     app.mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static")

@@ -16,7 +16,8 @@ export function createMap(el, config) {
       map,
     );
   } else {
-    el.classList.add("no-tiles"); // a plain background: no requests, nothing broken
+    el.classList.add("no-tiles"); // no tile server: the hub's own wards and main roads, else a plain background
+    if (config.basemap) drawBasemap(map, config.basemap);
   }
   // Station names under the markers once there is room for them (a wall display, or zoomed in).
   const labels = () =>
@@ -24,6 +25,32 @@ export function createMap(el, config) {
   map.on("zoomend", labels);
   labels();
   return map;
+}
+
+// Hà Nội's wards and main roads from the hub (GET /api/v1/basemap), under every data layer, not clickable: enough
+// to tell where a station is without the internet. Drawn once; the data layers do not wait for it.
+const ROAD_WEIGHT = { motorway: 2.4, trunk: 2, primary: 1.5, secondary: 1 };
+async function drawBasemap(map, url) {
+  try {
+    const resp = await fetch(url);
+    if (!resp.ok) return;
+    const data = await resp.json();
+    map.createPane("basemap").style.zIndex = 250; // above tiles (200), under overlays (400)
+    const renderer = L.canvas({ pane: "basemap", padding: 0.3 });
+    L.geoJSON(data, {
+      pane: "basemap",
+      renderer,
+      interactive: false,
+      style: (f) =>
+        f.properties.layer === "ward"
+          ? { color: "#3d4d68", weight: 0.7, fillColor: "#22304a", fillOpacity: 1 }
+          : { color: "#56667f", weight: ROAD_WEIGHT[f.properties.class] ?? 1, opacity: 0.9 },
+    }).addTo(map);
+    map.attributionControl.addAttribution("© OpenStreetMap contributors");
+    window.cityhub.basemap = data.features.length;
+  } catch {
+    // A plain background, as without the reference data.
+  }
 }
 
 // A canvas of its own for a view's vectors (thousands of road segments draw fast there), above the tiles.
