@@ -234,6 +234,22 @@ def test_levels_escalate_and_clear(client: TestClient) -> None:
     # 1145 is inside the 10 cm band; each step down needs two readings under it (1139, 1139; 1000, 945; 939, 939)
     assert [e["value"] for e in hist] == [950, 1050, 1160, 1139, 945, 939]
     assert a["state"] == "resolved" and a["severity"] == "warning"
+    # The title follows the level: the last one written was for alarm I (950 cm), on the way down at 945.
+    assert a["details"]["title"]["en"] == "Red River at Hà Nội (Long Biên): alarm I (9.50 m), water level 945 cm"
+
+
+def test_titles_are_checked_like_messages(client: TestClient) -> None:
+    base = {"name": "t", "kind": "threshold", "value": 1}
+    for body, field in (
+        ({**base, "title": {"vi": "{nope} ở {subject}"}}, "title.vi"),
+        ({**base, "title": {"fr": "x"}}, "title.fr.[key]"),  # pydantic names the key at fault
+        (
+            {"name": "t", "kind": "threshold", "levels": [{"value": 1, "title": {"en": "{value:.1f}"}}]},
+            "levels.0.title.en",
+        ),
+    ):
+        r = client.post("/api/v1/rules", json=body)
+        assert r.status_code == 400 and r.json()["field"] == field, r.json()
 
 
 def test_range_rate_and_stuck(client: TestClient) -> None:
@@ -384,8 +400,16 @@ def test_vn_aqi_index_rule_on_the_station(client: TestClient) -> None:
     assert a["severity"] == "critical" and a["levelName"] == "Rất xấu / Very bad"
     assert (a["since"], a["triggerTime"]) == ("2026-01-01T01:00:00Z", "2026-01-01T02:00:00Z")
     assert a["details"]["guidance"]["level"] == "suspend_outdoor"
+    # A title for people, per language, beside the rule's terms in the message.
+    assert a["details"]["title"] == {
+        "vi": "Không khí rất xấu 2 giờ liền ở Trạm Hoàn Kiếm — hạn chế ra ngoài; trường học dừng hoạt động ngoài trời",
+        "en": "Very bad air for 2 hours at Trạm Hoàn Kiếm: limit time outdoors; schools suspend outdoor activity",
+    }
     guidance = [x for x in alerts(client) if x["rule"]["id"] != advisory]
     assert [x["levelName"] for x in guidance] == ["suspend_outdoor"]
+    assert guidance[0]["details"]["title"]["vi"] == (
+        "Không khí rất xấu kéo dài 2 giờ ở Trạm Hoàn Kiếm — tạm dừng hoạt động ngoài trời"
+    )
 
 
 # -- webhooks --------------------------------------------------------------------------------------------------------

@@ -46,6 +46,7 @@ class RuleParams:
     thresholds: list[float] = field(default_factory=list)  # in signed space, ascending
     level_values: list[float] = field(default_factory=list)  # as written, in level order
     level_names: list[str | None] = field(default_factory=list)
+    level_titles: list[dict[str, str] | None] = field(default_factory=list)
     level_severities: list[str] = field(default_factory=list)
     hysteresis: float = 0.0
     for_us: int = 0
@@ -76,12 +77,15 @@ class RuleParams:
             p.sign = 1.0 if spec.op in (">=", ">") else -1.0
             p.strict = spec.op in (">", "<")
             levels = spec.levels or []
-            items = [(lv.value, lv.name, lv.severity) for lv in levels] or [(float(spec.value or 0.0), None, None)]
+            items = [(lv.value, lv.name, lv.severity, lv.title) for lv in levels] or [
+                (float(spec.value or 0.0), None, None, None)
+            ]
             items.sort(key=lambda x: p.sign * x[0])
-            p.level_values = [v for v, _, _ in items]
-            p.thresholds = [p.sign * v for v, _, _ in items]
-            p.level_names = [n for _, n, _ in items]
-            p.level_severities = [s or spec.severity for _, _, s in items]
+            p.level_values = [v for v, _, _, _ in items]
+            p.thresholds = [p.sign * v for v, _, _, _ in items]
+            p.level_names = [n for _, n, _, _ in items]
+            p.level_severities = [s or spec.severity for _, _, s, _ in items]
+            p.level_titles = [{str(k): v for k, v in t.items()} if t else None for _, _, _, t in items]
         else:
             p.level_names, p.level_severities = [None], [spec.severity]
         if spec.kind == "range":
@@ -100,6 +104,11 @@ class RuleParams:
 
     def level_name(self, level: int) -> str | None:
         return self.level_names[level - 1] if 0 < level <= len(self.level_names) else None
+
+    def title(self, level: int) -> dict[str, str] | None:
+        """The title templates of ``level`` (per language), else the rule's."""
+        own = self.level_titles[level - 1] if 0 < level <= len(self.level_titles) else None
+        return own or ({str(k): v for k, v in self.spec.title.items()} if self.spec.title else None)
 
     def severity(self, level: int) -> str:
         return self.level_severities[level - 1] if 0 < level <= len(self.level_severities) else self.spec.severity

@@ -20,7 +20,14 @@ import orjson
 import pyarrow as pa
 
 from cityhub.alerts.evaluate import RuleParams, SubjectState, Transition, split_key, state_key
-from cityhub.alerts.messages import Publisher, alert_details, alert_message, event_payload, event_row
+from cityhub.alerts.messages import (
+    Publisher,
+    alert_details,
+    alert_message,
+    alert_title,
+    event_payload,
+    event_row,
+)
 from cityhub.alerts.notify import Webhooks
 from cityhub.alerts.records import SYSTEM, Alert, Changes, EngineStats, dt_of
 from cityhub.errors import conflict, not_found
@@ -129,6 +136,11 @@ class AlertLifecycle:
             alert.value = tr.value  # what raised the current level
             alert.message = alert_message(p, alert, tr)
             alert.details.update(alert_details(p, alert.level, tr.value))
+            title = alert_title(p, alert, tr)
+            if title:
+                alert.details["title"] = title
+            else:
+                alert.details.pop("title", None)
         if kind == "resolved":
             alert.state, alert.resolved_at, alert.resolved_by = "resolved", now, SYSTEM
             alert.details.update(resolvedBy="condition cleared", resolvedValue=tr.value)

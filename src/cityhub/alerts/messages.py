@@ -74,11 +74,36 @@ def alert_message(p: RuleParams, alert: Alert, tr: Transition) -> str:
     else:
         text = f"{who}: no data for {tr.value / 60:.0f} min"
     if p.spec.message:
-        values = _Safe(subject=who, value=v, unit=unit.strip(), level=alert.level_name or alert.level,
-                       rule=p.name, threshold=p.threshold(alert.level), default=text)  # fmt: skip
         with contextlib.suppress(ValueError, IndexError, AttributeError, KeyError):  # bad template: default text
-            text = p.spec.message.format_map(values)
+            text = p.spec.message.format_map(_values(p, alert, tr, text))
     return text
+
+
+def _values(p: RuleParams, alert: Alert, tr: Transition, default: str) -> _Safe:
+    """What a message or title template may name (rules.MESSAGE_FIELDS)."""
+    unit = alert.details.get("unit") or ""
+    v = f"{tr.value:g}"
+    if p.spec.index:
+        unit = ""
+    who = alert.subject_name or f"{alert.subject_type} {alert.subject_id}"
+    hours = p.for_count if p.spec.index and p.spec.index_period == "hour" else (p.for_us or 0) / 3.6e9
+    t = p.threshold(alert.level)
+    return _Safe(subject=who, value=v, unit=unit, level=alert.level_name or alert.level, rule=p.name,
+                 threshold="" if t is None else f"{t:g}", default=default, hours=f"{hours:g}")  # fmt: skip
+
+
+def alert_title(p: RuleParams, alert: Alert, tr: Transition) -> dict[str, str] | None:
+    """The alert's title in each language the rule (or its level) gives one, for people: "Không khí kém kéo dài 2 giờ
+    ở Tứ Liên — khuyến cáo hạn chế hoạt động ngoài trời", where the message says "VN_AQI 113 >= 101 ..."."""
+    templates = p.title(alert.level)
+    if not templates:
+        return None
+    values = _values(p, alert, tr, alert.message or "")
+    out = {}
+    for lang, template in templates.items():
+        with contextlib.suppress(ValueError, IndexError, AttributeError, KeyError):
+            out[lang] = template.format_map(values)
+    return out or None
 
 
 def event_payload(

@@ -39,7 +39,7 @@ _ISO = re.compile(
     r"^P(?:(\d+(?:\.\d+)?)D)?(?:T(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?)?$", re.I
 )
 MAX_DURATION_S = 10 * 366 * 86400
-MESSAGE_FIELDS = ("subject", "value", "unit", "level", "rule", "threshold", "default")
+MESSAGE_FIELDS = ("subject", "value", "unit", "level", "rule", "threshold", "default", "hours")
 
 
 def seconds(value: str | float | int) -> float:
@@ -93,12 +93,16 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, populate_by_name=True)
 
 
+Title = dict[Literal["vi", "en"], Annotated[str, Field(max_length=300)]]
+
+
 class LevelSpec(_Model):
     """One step of a multi-level threshold (e.g. flood alarm I, II, III)."""
 
     value: float
     name: str | None = Field(None, max_length=100)
     severity: Severity | None = None
+    title: Title | None = Field(None, description="this level's title, per language (else the rule's)")
 
 
 class ScopeSpec(_Model):
@@ -153,6 +157,11 @@ class RuleSpec(_Model):
     # presentation
     advice: Literal["school"] | None = Field(None, description="attach school guidance (VN_AQI rules)")
     message: str | None = Field(None, max_length=1000)
+    title: Title | None = Field(
+        None,
+        description="what an operator reads first, per language (vi, en), with the message's placeholders and "
+        "{hours}: e.g. 'Không khí kém kéo dài {hours} giờ ở {subject}'",
+    )
 
     def dump(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -191,14 +200,18 @@ def check(spec: RuleSpec, prefix: str = "") -> RuleSpec:
         raise fail("max_gap", "max_gap must be a positive duration")
     if spec.interval is not None and seconds(spec.interval) <= 0:
         raise fail("interval", "interval must be a positive duration")
-    if spec.message is not None:
+    templates = [("message", spec.message)] if spec.message is not None else []
+    templates += [(f"title.{lang}", text) for lang, text in (spec.title or {}).items()]
+    for i, lv in enumerate(spec.levels or []):
+        templates += [(f"levels.{i}.title.{lang}", text) for lang, text in (lv.title or {}).items()]
+    for where, template in templates:
         try:
-            fields = list(string.Formatter().parse(spec.message))
+            fields = list(string.Formatter().parse(template))
         except ValueError as exc:
-            raise fail("message", f"not a valid template: {exc}") from None
+            raise fail(where, f"not a valid template: {exc}") from None
         for _, name, fmt, conv in fields:
             if name is not None and (name not in MESSAGE_FIELDS or fmt or conv):
-                raise fail("message", f"placeholders are {{{'}, {'.join(MESSAGE_FIELDS)}}} without format specs")
+                raise fail(where, f"placeholders are {{{'}, {'.join(MESSAGE_FIELDS)}}} without format specs")
     if spec.scope.area is not None:
         try:
             area_shape(spec.scope.area)

@@ -3,15 +3,16 @@
 
 import { html, render } from "lit-html";
 import { fmtTime } from "./format.js";
-import { t } from "./i18n.js";
+import { getLang, t } from "./i18n.js";
 
 const RANK = { critical: 0, warning: 1, info: 2 };
 const ACTIVE = new Set(["open", "acknowledged"]);
 
 export class AlertsPanel {
-  constructor(el, onChange) {
+  constructor(el, onChange, onPick = null) {
     this.el = el;
     this.onChange = onChange;
+    this.onPick = onPick; // an alert clicked: show its subject
     this.alerts = new Map(); // id → alert
     this.available = null; // null: not known yet
     this.fresh = new Set();
@@ -81,13 +82,32 @@ export class AlertsPanel {
     const sev = a.severity ?? "info";
     const subject = typeof a.subject === "object" ? (a.subject?.name ?? "") : String(a.subject ?? "");
     const rule = typeof a.rule === "object" ? (a.rule?.name ?? "") : String(a.rule ?? "");
+    // The rule's title for people in the page's language ("Không khí kém kéo dài 2 giờ ở ..."), else its message;
+    // the message (the rule's terms: "VN_AQI 113 >= 101 ...") stays below it for the operator who wants them.
+    const titles = a.details?.title ?? {};
+    const title = titles[getLang()] ?? titles.en ?? titles.vi ?? null;
     const meta = [subject + (a.levelName ? ` · ${a.levelName}` : ""), rule && a.message ? rule : ""].filter(Boolean);
-    return html`<li class="alert sev-${sev} state-${a.state} ${this.fresh.has(a.id) ? "flash" : ""}" data-alert-id=${a.id}>
+    if (title && a.message) meta.unshift(a.message);
+    const pick = () => this.onPick?.(a);
+    const key = (e) => {
+      if (e.key === "Enter" || e.key === " ") {
+        e.preventDefault();
+        pick();
+      }
+    };
+    return html`<li
+      class="alert sev-${sev} state-${a.state} ${this.fresh.has(a.id) ? "flash" : ""} ${this.onPick ? "pickable" : ""}"
+      data-alert-id=${a.id}
+      tabindex="0"
+      role="button"
+      @click=${pick}
+      @keydown=${key}
+    >
       <div class="alert-top">
         <span class="sev">${t(`alerts.severity.${sev}`)}</span><span class="state">${t(`alerts.state.${a.state}`)}</span
         ><time>${fmtTime(a.triggerTime ?? a.openedAt)}</time>
       </div>
-      <div class="msg">${a.message || rule}</div>
+      <div class="msg">${title || a.message || rule}</div>
       <div class="meta">${meta.join(" · ")}</div>
     </li>`;
   }

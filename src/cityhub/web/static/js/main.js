@@ -27,10 +27,14 @@ const VIEWS = [air, traffic, water, transit]; // the layer panel's order; drawn 
 const $ = (sel) => document.querySelector(sel);
 let map = null;
 
-const alerts = new AlertsPanel($("#alerts-list"), () => {
-  kpis();
-  if (map) air.draw(); // only the markers whose alert changed are rendered again
-});
+const alerts = new AlertsPanel(
+  $("#alerts-list"),
+  () => {
+    kpis();
+    if (map) air.draw(); // only the markers whose alert changed are rendered again
+  },
+  (a) => goTo(a),
+);
 const detail = new DetailPanel($("#detail"), {
   onClose: () => {
     state.selected = null;
@@ -56,15 +60,45 @@ function select(thing) {
   showDetail();
 }
 
+// The Thing an alert is about: its subject, or the Thing of its subject Datastream.
+function thingOfSubject(s) {
+  if (s?.type === "thing") return s.id;
+  if (s?.type === "datastream") return VIEWS.map((v) => v.thingOf?.(s.id)).find((th) => th !== undefined);
+  return undefined;
+}
+
+// Where a Thing is drawn, [lat, lon]: an air station, a water gauge, a traffic detector (the middle of its road).
+function whereIs(thing) {
+  const st = state.aq.get(thing);
+  if (st?.coordinates) return [st.coordinates[1], st.coordinates[0]];
+  for (const m of [state.water, state.traffic]) {
+    const g = m.get(thing)?.geometry;
+    const c = g?.type === "Point" ? g.coordinates : g?.type === "LineString" ? g.coordinates[g.coordinates.length >> 1] : null;
+    if (c) return [c[1], c[0]];
+  }
+  return null;
+}
+
+// An alert clicked: fly to its subject and open it (an air station's detail panel, else its popup).
+function goTo(alert) {
+  const thing = thingOfSubject(alert.subject);
+  const at = thing === undefined ? null : whereIs(thing);
+  if (!map || !at) return;
+  map.flyTo(at, Math.max(map.getZoom(), 13), { duration: 0.6 });
+  if (state.aq.has(thing)) select(thing);
+  else {
+    const tpl = VIEWS.map((v) => (v === air ? null : v.popup?.(thing))).find((p) => p && p.strings);
+    if (tpl) openPopup(map, at, tpl);
+  }
+  hub.picked = thing;
+}
+
 // Things with an active alert: subjects that are Things, or Datastreams of a view's Things.
 function alerting() {
   const out = new Set();
   for (const s of alerts.subjects()) {
-    if (s.type === "thing") out.add(s.id);
-    else if (s.type === "datastream") {
-      const thing = VIEWS.map((v) => v.thingOf?.(s.id)).find((th) => th !== undefined);
-      if (thing !== undefined) out.add(thing);
-    }
+    const thing = thingOfSubject(s);
+    if (thing !== undefined) out.add(thing);
   }
   return out;
 }
