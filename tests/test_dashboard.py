@@ -302,8 +302,10 @@ def test_page_loads_with_one_marker_per_station(page: Page, city: dict[str, Any]
     marker = pg.locator(f".aq-marker[data-thing='{first['thing']}']")
     assert marker.get_attribute("data-category") == first["aqi"]["category"]["key"]
     assert marker.inner_text() == str(first["aqi"]["value"])
-    # KPIs: every sensor counted, the worst station named.
-    assert pg.locator("#kpi-reporting-value").inner_text().endswith("/ 46")
+    # KPIs: air stations counted on their own, traffic detectors and water gauges beside them; the worst named.
+    assert pg.locator("#kpi-reporting-value").inner_text().endswith("/ 15")
+    others = pg.locator("#kpi-reporting-others").inner_text()
+    assert others.startswith("giao thông ") and "/ 28" in others and "mực nước " in others and "/ 3" in others
     worst = max(stations, key=lambda s: s["aqi"]["value"])
     assert pg.locator("#kpi-worst-index").inner_text() == str(worst["aqi"]["value"])
     # Layers toggle.
@@ -392,20 +394,32 @@ def test_alerts_read_in_the_pages_language_and_a_click_opens_their_subject(page:
     post_hazardous(c, pollutant_datastream(c, thing))  # "Hazardous air now" at this station, titled
     pg = page.page
     pg.wait_for_selector("#alerts-list .alert[data-alert-id]", timeout=15_000)
-    active = {a["id"]: a for a in c.get("/api/v1/alerts", params={"state": "active", "limit": 500}).json()["value"]}
 
     def shown(lang: str) -> None:
-        for el in pg.locator("#alerts-list .alert").all():
-            a = active.get(int(el.get_attribute("data-alert-id") or 0))
+        # One snapshot of the list (it re-renders as alerts arrive): id, title line, terms line of each item.
+        items = pg.evaluate(
+            "[...document.querySelectorAll('#alerts-list .alert')].map((el) => [Number(el.dataset.alertId),"
+            " el.querySelector('.msg').innerText, el.querySelector('.meta').innerText])"
+        )
+        for aid, msg, meta in items:
+            a = active.get(aid)
             if a and a["details"].get("title"):
-                assert el.locator(".msg").inner_text() == a["details"]["title"][lang]
-                assert a["message"] in el.locator(".meta").inner_text()
+                assert msg == a["details"]["title"][lang] and a["message"] in meta, (msg, meta, a)
 
-    msgs = "[...document.querySelectorAll('#alerts-list .alert .msg')]"
-    hazardous = f"{msgs}.some(m => m.textContent.includes('nguy hại'))"
-    pg.wait_for_function(hazardous, timeout=15_000)
+    def listed() -> dict[int, dict[str, Any]]:
+        return {a["id"]: a for a in c.get("/api/v1/alerts", params={"state": "active", "limit": 500}).json()["value"]}
+
+    def hazardous_here() -> dict[str, Any] | None:
+        return next((a for a in listed().values() if a["subject"]["id"] == thing
+                     and a["rule"]["name"] == "Hazardous air now"), None)  # fmt: skip
+
+    deadline = time.monotonic() + 15
+    while (mine := hazardous_here()) is None:
+        assert time.monotonic() < deadline, "no Hazardous air now alert"
+        time.sleep(0.2)
+    pg.wait_for_selector(f"#alerts-list .alert[data-alert-id='{mine['id']}']", timeout=15_000)
+    active = listed()
     shown("vi")
-    mine = next(a for a in active.values() if a["subject"]["id"] == thing and a["details"].get("title"))
     pg.locator(f"#alerts-list .alert[data-alert-id='{mine['id']}']").click()
     pg.wait_for_function(f"window.cityhub.state.selected === {thing} && window.cityhub.picked === {thing}")
     page.shot("laptop-vi-alert-picked")
@@ -423,7 +437,7 @@ def test_language_switch_is_remembered(page: Page) -> None:
     assert pg.locator("label:has(#layer-aq)").inner_text().strip() == "Chất lượng không khí"
     assert pg.locator("#alerts h2").text_content() == "Cảnh báo"
     assert pg.locator("#kpi-worst .kpi-label").text_content() == "Trạm ô nhiễm nhất"
-    assert pg.locator("#kpi-silent .kpi-label").text_content() == "Trạm mất tín hiệu"
+    assert pg.locator("#kpi-silent .kpi-label").text_content() == "Cảm biến mất tín hiệu"
     pg.locator("button[data-lang='en']").click()
     assert pg.evaluate("document.documentElement.lang") == "en"
     assert pg.locator("label:has(#layer-aq)").inner_text().strip() == "Air quality"
@@ -454,6 +468,10 @@ def test_time_slider_shows_a_past_hour(page: Page, city: dict[str, Any]) -> None
         value = s["aqi"]["value"] if s["aqi"] else None
         shown = pg.locator(f".aq-marker[data-thing='{s['thing']}']").inner_text()
         assert shown == ("–" if value is None else str(value))
+    # The header says its figures are those of the hour looked at, and the worst station is the past hour's.
+    assert "lúc " in pg.locator("#kpi-reporting-others").inner_text()
+    worst = max((s for s in past if s["aqi"]), key=lambda s: s["aqi"]["value"])
+    assert pg.locator("#kpi-worst-index").inner_text() == str(worst["aqi"]["value"])
     page.shot("laptop-vi-past")
     pg.locator("#live-btn").click()
     pg.wait_for_function("!document.body.classList.contains('past')")
@@ -551,3 +569,45 @@ def test_without_tiles_the_map_draws_hanois_wards_and_roads(page: Page, city: di
     assert page.page.evaluate("window.cityhub.basemap") == len(layers)
     assert page.page.locator(".leaflet-basemap-pane canvas").count() == 1
     page.shot("basemap-offline")
+
+
+@pytest.mark.parametrize("viewport", [{"width": 1280, "height": 720}, LAPTOP])
+def test_the_first_view_fits_every_station_and_gauge(
+    browser: Any, city: dict[str, Any], viewport: dict[str, int]
+) -> None:
+    """On first load every air station and water gauge (the outlying Sơn Tây gauge too) is on the map, none under the
+    layer panel or the legend."""
+    p = Page(browser, city["base"], viewport)
+    try:
+        p.page.wait_for_function("document.documentElement.dataset.rendered === '1'", timeout=20_000)
+        boxes = p.page.evaluate(
+            """() => {
+                const r = (el) => { const b = el.getBoundingClientRect(); return [b.left, b.top, b.right, b.bottom]; };
+                const map = r(document.querySelector('#map'));
+                const covers = [...document.querySelectorAll('#map .map-panel')].map(r);
+                const markers = [...document.querySelectorAll('.aq-marker, .water-marker')].map((el) => {
+                    const b = el.getBoundingClientRect();
+                    return {thing: el.dataset.thing, x: (b.left + b.right) / 2, y: (b.top + b.bottom) / 2};
+                });
+                const shown = (sel) => [...document.querySelectorAll(sel)].filter((el) => el.offsetParent).map(r);
+                const full = shown('.aq-icon:not(.crowded) .aq-marker');
+                return {map, covers, markers, full, names: shown('.aq-name')};
+            }"""
+        )
+        left, top, right, bottom = boxes["map"]
+        assert len(boxes["markers"]) == 18
+        for m in boxes["markers"]:
+            assert left <= m["x"] <= right and top <= m["y"] <= bottom, m
+            for x0, y0, x1, y1 in boxes["covers"]:
+                assert not (x0 <= m["x"] <= x1 and y0 <= m["y"] <= y1), (m, "under a panel")
+
+        # Collision-aware: the figures and names shown do not cover each other (crowded stations are dots).
+        def apart(boxes: list[list[float]]) -> bool:
+            return all(a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1]
+                       for i, a in enumerate(boxes) for b in boxes[i + 1:])  # fmt: skip
+
+        assert boxes["full"] and apart(boxes["full"]) and apart(boxes["names"]), boxes
+        p.shot(f"first-view-{viewport['width']}x{viewport['height']}")
+    finally:
+        p.close()
+    assert p.errors == [], p.errors

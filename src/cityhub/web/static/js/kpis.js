@@ -1,15 +1,23 @@
-// The header's figures, from every view's kpis(): the worst station, sensors reporting and silent, open alerts.
+// The header's figures, from every view's kpis(): the worst station, air stations reporting (traffic detectors and
+// water gauges beside them, each counted on its own), sensors silent, open alerts. In the past (time slider), the
+// figures are those of the hour looked at, and say so.
 
 import { html, nothing, render } from "lit-html";
-import { fmtNum, textOn } from "./format.js";
+import { fmtNum, fmtTime, textOn } from "./format.js";
 import { t } from "./i18n.js";
+import { state } from "./state.js";
+
+const KINDS = { traffic: "kpi.kind.traffic", water: "kpi.kind.water" };
 
 // views: none before the first data. alerts: the number of open alerts, null when unknown; onWorst(thing): the worst station was clicked.
 export function renderKpis(el, views, alerts, onWorst) {
-  const parts = views.map((v) => v.kpis());
+  const parts = views.map((v) => ({ key: v.key, ...v.kpis() }));
   const worst = parts.find((p) => p.worst)?.worst ?? null;
-  const total = parts.reduce((n, p) => n + p.total, 0);
+  const air = parts.find((p) => p.key === "aq");
+  const others = parts.filter((p) => KINDS[p.key] && p.total);
   const silent = parts.flatMap((p) => p.silent);
+  const ratio = (p) => `${fmtNum(p.total - p.silent.length)} / ${fmtNum(p.total)}`;
+  const at = state.at ? t("kpi.at", { time: fmtTime(state.at) }) : "";
   const silentTitle = silent.length
     ? t("kpi.silentList", { names: silent.slice(0, 25).join(", ") + (silent.length > 25 ? "…" : "") })
     : "";
@@ -24,9 +32,11 @@ export function renderKpis(el, views, alerts, onWorst) {
           ><span id="kpi-worst-name">${worst ? worst.name : t("common.noData")}</span></span
         >
       </button>
-      <div class="kpi" id="kpi-reporting">
+      <div class="kpi" id="kpi-reporting" title=${at || nothing}>
         <span class="kpi-label">${t("kpi.reporting")}</span>
-        <span class="kpi-value" id="kpi-reporting-value">${parts.length ? `${fmtNum(total - silent.length)} / ${fmtNum(total)}` : "–"}</span
+        <span class="kpi-value" id="kpi-reporting-value">${air ? ratio(air) : "–"}</span>
+        <span class="kpi-sub" id="kpi-reporting-others"
+          >${others.map((p) => `${t(KINDS[p.key])} ${ratio(p)}`).join(" · ")}${at ? ` · ${at}` : ""}</span
         >
       </div>
       <div class="kpi ${silent.length ? "warn" : ""}" id="kpi-silent" title=${silentTitle}>

@@ -72,8 +72,20 @@ export function openPopup(map, latlng, template) {
   L.popup({ maxWidth: 320 }).setLatLng(latlng).setContent(content(template)).openOn(map);
 }
 
+// The first view: every point, clear of the zoom buttons (top left) and of the layer panel and legend, which
+// cover the map's corners (their sizes, measured, as padding).
 export function fitBounds(map, points) {
-  if (points.length) map.fitBounds(L.latLngBounds(points).pad(0.02), { maxZoom: 13, animate: false });
+  if (!points.length) return;
+  const el = map.getContainer();
+  const size = (sel) => el.querySelector(sel)?.getBoundingClientRect() ?? { width: 0, height: 0 };
+  const layers = size(".leaflet-top.leaflet-right .map-panel");
+  const legend = size(".leaflet-bottom.leaflet-left .map-panel");
+  map.fitBounds(L.latLngBounds(points), {
+    maxZoom: 13,
+    animate: false,
+    paddingTopLeft: [50, layers.height + 16],
+    paddingBottomRight: [20, Math.max(20, legend.height * 0.5)],
+  });
 }
 
 // -- controls -----------------------------------------------------------------------------------------------------

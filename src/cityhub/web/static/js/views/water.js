@@ -165,8 +165,5 @@ export const legend = () =>
 
 export const thingOf = (ds) => streams.get(ds);
 
-// Outlying gauges (Sơn Tây) stay a pan away, unless there is nothing else to fit the map to.
-export const points = () =>
-  state.aq.size || state.traffic.size
-    ? []
-    : [...state.water.values()].map((w) => [w.geometry.coordinates[1], w.geometry.coordinates[0]]);
+// Every gauge is in the first view, the outlying Sơn Tây one too: an operator must see the river's gauges.
+export const points = () => [...state.water.values()].map((w) => [w.geometry.coordinates[1], w.geometry.coordinates[0]]);
