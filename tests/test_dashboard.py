@@ -611,3 +611,27 @@ def test_the_first_view_fits_every_station_and_gauge(
     finally:
         p.close()
     assert p.errors == [], p.errors
+
+
+def test_the_us_view_shows_each_concentration_in_its_unit(browser: Any, city: dict[str, Any]) -> None:
+    """The US index's breakpoints have O3 and CO in ppm, NO2 and SO2 in ppb: the API says so per concentration
+    (`units`), and the station panel labels each row with it, not µg/m³ for all."""
+    thing = city["stations"][0]["thing"]
+    api = city["client"].get(f"/api/v1/aqi/stations/{thing}", params={"index": "us"}).json()["aqi"]
+    assert api["units"]["o3"] == "ppm" and api["units"]["no2"] == "ppb" and api["units"]["pm25"] == "µg/m³"
+    vn = city["client"].get(f"/api/v1/aqi/stations/{thing}").json()["aqi"]
+    assert set(vn["units"].values()) == {"µg/m³"}
+    p = Page(browser, city["base"], LAPTOP, setup=lambda pg: pg.add_init_script(
+        "localStorage.setItem('cityhub.index', 'us')"))  # fmt: skip
+    try:
+        p.page.locator(f".aq-marker[data-thing='{thing}']").click()
+        p.page.wait_for_selector(".subindices tbody tr")
+        rows = p.page.evaluate(
+            "[...document.querySelectorAll('.subindices tbody tr')].map((tr) => [tr.dataset.pollutant,"
+            " tr.querySelector('[data-unit]').dataset.unit])"
+        )
+        assert dict(rows) == {k: api["units"][k] for k, _ in rows} and dict(rows).get("o3") == "ppm", rows
+        p.shot("laptop-vi-station-us")
+    finally:
+        p.close()
+    assert p.errors == [], p.errors

@@ -32,6 +32,7 @@ from cityhub.airquality.tables import (
     TABLES,
     Segments,
     from_ugm3,
+    unit_code,
 )
 
 NAN = np.nan
@@ -178,9 +179,7 @@ def _us_o3(t: dict[str, Segments], c8: np.ndarray, c1: np.ndarray) -> tuple[np.n
 
 
 def _unit(standard: str, p: str) -> str:
-    if p in ("pm25", "pm10") or standard == "vn":
-        return "ugm3"
-    return "ppm" if standard == "kr" or p in ("o3", "co") else "ppb"
+    return unit_code(standard, p)
 
 
 def _hourly_subs(standard: str, dense: dict[str, np.ndarray]) -> tuple[dict, dict]:

@@ -48,16 +48,17 @@ from dataclasses import dataclass, field
 
 from cityhub.airquality.tables import (
     INDEX_NAMES,
-    MOLAR_MASS,
     POLLUTANTS,
     ROUNDED_NOWCAST,
     STANDARDS,
     TABLES,
+    UNIT_SYMBOLS,
     Category,
     Segments,
     advice_of,
     category_of,
     from_ugm3,
+    unit_code,
 )
 
 EPS = 1e-9
@@ -90,6 +91,8 @@ class IndexResult:
             "dominant": self.dominant,
             "sub_indices": dict(self.sub_indices),
             "concentrations": dict(self.concentrations),
+            # the unit of each concentration, the standard's own: the US index has O3 and CO in ppm, NO2 in ppb
+            "units": {p: UNIT_SYMBOLS[unit_code(self.standard, p)] for p in self.concentrations},
             "advice": {k: dict(v) for k, v in self.advice.items()},
             "missing": list(self.missing),
         }
@@ -190,10 +193,7 @@ def day_max(values: Sequence[float | None]) -> float | None:
     return max(vals) if len(vals) >= 18 else None
 
 
-def _unit(standard: str, p: str) -> str:
-    if p in MOLAR_MASS and standard != "vn":
-        return "ppm" if standard == "kr" or p in ("o3", "co") else "ppb"
-    return "ugm3"
+_unit = unit_code
 
 
 def _conv(standard: str, p: str, vals: Sequence[float | None]) -> list[float | None]:

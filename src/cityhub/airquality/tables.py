@@ -393,3 +393,14 @@ def to_ugm3(pollutant: str, value: float, unit: str) -> float:
 def from_ugm3(pollutant: str, value: _V, unit: str) -> _V:
     """Convert a concentration in µg/m³ to ``unit``."""
     return value / _factor(pollutant, unit)
+
+
+def unit_code(standard: str, pollutant: str) -> str:
+    """The unit a standard's breakpoints (and so its concentrations) are in: "ugm3", "ppm" or "ppb". VN_AQI is all
+    µg/m³; the US tables have O3 and CO in ppm, NO2 and SO2 in ppb; Korea's CAI has every gas in ppm."""
+    if pollutant in ("pm25", "pm10") or standard == "vn":
+        return "ugm3"
+    return "ppm" if standard == "kr" or pollutant in ("o3", "co") else "ppb"
+
+
+UNIT_SYMBOLS = {"ugm3": "µg/m³", "ppm": "ppm", "ppb": "ppb"}

@@ -8,6 +8,8 @@ import { categoryName, fmtNum, fmtTime, pollutantName, textOn } from "./format.j
 import { getLang, t } from "./i18n.js";
 
 const ORDER = ["pm25", "pm10", "o3", "no2", "so2", "co"];
+// Decimals of a concentration by its unit (the API says which: the US index has O3 and CO in ppm, NO2 in ppb).
+const DIGITS = { "µg/m³": 1, ppm: 3, ppb: 0 };
 
 export class DetailPanel {
   constructor(el, { onClose }) {
@@ -114,7 +116,12 @@ export class DetailPanel {
             (p) =>
               html`<tr class=${p === a.dominant ? "dominant" : ""} data-pollutant=${p}>
                 <td>${pollutantName(p)}</td>
-                <td class="num">${fmtNum(a.concentrations?.[p], 1)}</td>
+                <td class="num" data-unit=${a.units?.[p] ?? "µg/m³"}>
+                  ${a.concentrations?.[p] == null
+                    ? "–"
+                    : html`${fmtNum(a.concentrations[p], DIGITS[a.units?.[p]] ?? 1)}
+                        <span class="unit">${a.units?.[p] ?? "µg/m³"}</span>`}
+                </td>
                 <td class="num">${fmtNum(a.sub_indices[p])}</td>
               </tr>`,
           )}
