@@ -117,7 +117,7 @@ export class DetailPanel {
               html`<tr class=${p === a.dominant ? "dominant" : ""} data-pollutant=${p}>
                 <td>${pollutantName(p)}</td>
                 <td class="num" data-unit=${a.units?.[p] ?? "µg/m³"}>
-                  ${a.concentrations?.[p] == null
+                  ${a.concentrations?.[p] === null || a.concentrations?.[p] === undefined
                     ? "–"
                     : html`${fmtNum(a.concentrations[p], DIGITS[a.units?.[p]] ?? 1)}
                         <span class="unit">${a.units?.[p] ?? "µg/m³"}</span>`}
