@@ -37,7 +37,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOTS = ROOT / "var" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
 LAPTOP = {"width": 1366, "height": 768}
-WALL = {"width": 2560, "height": 1440}
 os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")  # never fetch a browser: Debian's is used
 
 
@@ -477,14 +476,22 @@ def test_time_slider_shows_a_past_hour(page: Page, city: dict[str, Any]) -> None
     pg.wait_for_function("!document.body.classList.contains('past')")
 
 
+SCREENS = {"720p": {"width": 1280, "height": 720}, "1080p": {"width": 1920, "height": 1080},
+           "wall": {"width": 3840, "height": 2160}}  # fmt: skip
+
+
 @pytest.mark.parametrize("lang", ["vi", "en"])
-def test_wall_display_screenshots(browser: Any, city: dict[str, Any], lang: str) -> None:
-    p = Page(browser, city["base"], WALL, lang)
+@pytest.mark.parametrize("screen", list(SCREENS))
+def test_screenshots_at_each_screen_size(browser: Any, city: dict[str, Any], lang: str, screen: str) -> None:
+    """The dashboard at a laptop's 1280×720, an office screen's 1920×1080 and a 4K wall of the operations centre,
+    in both languages (var/screenshots/<screen>-<lang>*.png): every station on the map, names that fit."""
+    p = Page(browser, city["base"], SCREENS[screen], lang)
     try:
-        p.shot(f"wall-{lang}")
+        p.page.wait_for_function("document.documentElement.dataset.rendered === '1'", timeout=20_000)
+        p.shot(f"{screen}-{lang}")
         p.page.locator(f".aq-marker[data-thing='{city['stations'][1]['thing']}']").click()
         p.page.wait_for_selector("#detail-chart svg rect.bar", timeout=5000)
-        p.shot(f"wall-{lang}-station")
+        p.shot(f"{screen}-{lang}-station")
         assert p.page.locator(".aq-marker").count() == 15
     finally:
         p.close()
