@@ -81,3 +81,45 @@ def test_one_access_log_line_per_request(tmp_path: Path, fmt: str) -> None:
         assert all(line.startswith("{") for line in lines if "cityhub.access" in line or "uvicorn" in line)
     else:
         assert any(" cityhub.access: POST /v1.1/Things 401 " in line and line.endswith(" ms") for line in lines), lines
+
+
+DEAD = "http://127.0.0.1:9"  # nothing listens there
+ERROR_PATHS = [
+    (["import", "nothere.csv"], 2, "does not exist"),
+    (["import", "wrong_columns.csv"], 2, "wrong_columns.csv: unknown column(s) ['a', 'b']"),
+    (["import", "no_result.csv"], 2, "column 'result' is required"),
+    (["import", "obs.csv", "--batch-rows", "0"], 2, "--batch-rows"),
+    (["aqi", "nothere.csv", "-o", "x.csv"], 2, "No such file or directory"),
+    (["aqi", "wrong_columns.csv", "-o", "x.csv"], 2, "no column(s) named station, time"),
+    (["export", "-o", "out.csv", "--url", DEAD], 1, f"no hub at {DEAD}"),
+    (["replay", "wrong_columns.csv", "--url", DEAD], 2, "not a recognised feed"),
+    (["replay", "nothere.csv"], 2, "No such file or directory"),
+    (["simulate", "--speed", "fast"], 2, "'fast' is not a speed"),
+    (["simulate", "--url", DEAD, "--duration", "1s"], 1, f"no hub at {DEAD}"),
+    (["rules", "list", "--url", DEAD], 1, f"no hub at {DEAD}"),
+    (["rules", "apply", "nothere.yaml", "--url", DEAD], 2, "nothere.yaml: No such file or directory"),
+    (["rules", "apply", "--url", DEAD], 2, "give a FILE or --builtin NAME"),
+    (["keys", "revoke", "999"], 1, "no key 999"),
+    (["keys", "create", "--role", "king"], 2, "role must be one of"),
+    (["mqtt", "revoke", "nobody"], 1, "no MQTT user nobody"),
+    (["db", "status", "--store", "sqlite:///x"], 2, "--store: a postgresql:// URL"),
+    (["db", "init", "--store", "postgresql://nobody@127.0.0.1:9/x"], 1, "OperationalError: connection failed"),
+    (["serve", "--port", "99999"], 2, "less than or equal to 65535"),
+    (["serve", "--workers", "2"], 2, "--workers needs --store"),
+    (["serve", "--log-format", "xml"], 2, "--log-format must be text or json"),
+]
+
+
+@pytest.mark.parametrize("args,code,said", ERROR_PATHS, ids=[" ".join(a[:2]) + f" {i}" for i, (a, _, _) in
+                                                             enumerate(ERROR_PATHS)])  # fmt: skip
+def test_each_command_refuses_bad_input_in_one_message(tmp_path: Path, args: list[str], code: int, said: str) -> None:
+    """Each command's error paths: the exit code, a message naming what is wrong, and never a traceback."""
+    (tmp_path / "wrong_columns.csv").write_text("a,b\n1,2\n")
+    (tmp_path / "no_result.csv").write_text("datastream,phenomenonTime\n1,2026-01-01T00:00:00Z\n")
+    (tmp_path / "obs.csv").write_text("datastream,phenomenonTime,result\n1,2026-01-01T00:00:00Z,1\n")
+    env = {**os.environ, "COLUMNS": "400", "CITYHUB_STORE": "", "CITYHUB_DATA_DIR": str(tmp_path / "v"),
+           "CITYHUB_URL": DEAD}  # fmt: skip
+    out = subprocess.run([CITYHUB, *args], capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env)
+    text = out.stdout + out.stderr
+    assert out.returncode == code, text
+    assert said in text and "Traceback" not in text, text

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
@@ -99,7 +100,7 @@ def _where(settings: Settings) -> str:
 
 @app.command()
 def serve(
-    port: Annotated[int, typer.Option(help="HTTP port")] = 8080,
+    port: Annotated[int, typer.Option(help="HTTP port", min=1, max=65535)] = 8080,
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
     data_dir: DataDir = Path("var"),
     store: StoreUrl = None,
@@ -239,11 +240,13 @@ def _running_hub(settings: Settings) -> dict[str, object] | None:
 
 @app.command("import")
 def import_(
-    files: Annotated[list[Path], typer.Argument(help="CSV, NDJSON or Parquet files of Observations")],
+    files: Annotated[
+        list[Path], typer.Argument(help="CSV, NDJSON or Parquet files of Observations", exists=True, dir_okay=False)
+    ],
     data_dir: DataDir = Path("var"),
     store: StoreUrl = None,
     partial: Annotated[bool, typer.Option(help="store the good rows of a file that has bad ones")] = False,
-    batch_rows: Annotated[int, typer.Option(help="rows per committed batch")] = 100_000,
+    batch_rows: Annotated[int, typer.Option(help="rows per committed batch", min=1)] = 100_000,
 ) -> None:
     """Import Observations (columns as for POST /api/v1/ingest) into the store: into the embedded DuckDB file only
     while no server runs (it belongs to one process; use the HTTP bulk endpoint then), into PostgreSQL (--store)
@@ -334,7 +337,7 @@ def aqi(
     try:
         done = run_aqi(input_file, output, standard=standard, period=period, units=units, tz=tz)
     except (ValueError, OSError, ArithmeticError, pa.ArrowException) as exc:
-        console.print(f"[red]{exc}[/red]", markup=False, highlight=False)
+        console.print(str(exc), style="red", markup=False, highlight=False)
         raise typer.Exit(2) from None
     read = ", ".join(f"{p} ← {c!r}" if c != p else p for p, c in done.columns.items())
     console.print(f"{done.rows:,} rows written to {output} (pollutants read: {read})", markup=False)
@@ -489,7 +492,7 @@ def export(
     try:
         r = httpx.get(f"{url.rstrip('/')}/api/v1/export", params=params, headers=headers, timeout=600)
     except httpx.HTTPError as exc:
-        console.print(f"[red]{exc}[/red]")
+        console.print(f"no hub at {url}: {exc}", style="red", markup=False)
         raise typer.Exit(1) from None
     if r.status_code != 200:
         console.print(f"[red]{r.status_code}: {r.json().get('detail', r.text)}[/red]")
@@ -676,8 +679,12 @@ def _db_target(store: str) -> tuple[str, str]:
     try:
         Settings(store=store)
         return split_url(store)
+    except ValidationError as exc:
+        reason = exc.errors()[0]["msg"].removeprefix("Value error, ")
+        console.print(f"--store: {reason}", style="red", markup=False)
+        raise typer.Exit(2) from None
     except ValueError as exc:
-        console.print(f"[red]--store: {exc}[/red]")
+        console.print(f"--store: {exc}", style="red", markup=False)
         raise typer.Exit(2) from None
 
 
@@ -698,7 +705,8 @@ def _db_upgrade(store: str, *, init: bool) -> None:
         console.print(f"[red]{exc.detail}[/red]")
         raise typer.Exit(2) from None
     except psycopg.Error as exc:
-        console.print(f"[red]{type(exc).__name__}: {str(exc).strip()}[/red]")
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        console.print(f"{type(exc).__name__}: {first}", style="red", markup=False)
         raise typer.Exit(1) from None
     if applied:
         for m in applied:

@@ -24,7 +24,7 @@ def _batches(path: Path, rows: int) -> Iterator[pa.Table]:
     if suffix == ".parquet":
         pf = pq.ParquetFile(path)
         for b in pf.iter_batches(batch_size=rows):
-            yield pa.Table.from_batches([b])
+            yield obsin.check_columns(pa.Table.from_batches([b]), "parquet")
     elif suffix == ".csv":
         reader = pacsv.open_csv(
             path,
@@ -36,7 +36,7 @@ def _batches(path: Path, rows: int) -> Iterator[pa.Table]:
             ),
         )
         for b in reader:
-            yield pa.Table.from_batches([b])
+            yield obsin.check_columns(pa.Table.from_batches([b]), "csv")
     elif suffix in (".ndjson", ".jsonl", ".json"):
         with path.open("rb") as f:  # a run of lines at a time: memory does not grow with the file
             lines: list[bytes] = []
@@ -87,6 +87,7 @@ def import_files(files: list[Path], settings: Settings, *, partial: bool, batch_
     pipeline = core.pipeline
     totals = {"stored": 0, "duplicates": 0, "rejected": 0}
     code = 0
+    where = ""
     try:
         with Progress(
             TextColumn("{task.description}"),
@@ -96,6 +97,7 @@ def import_files(files: list[Path], settings: Settings, *, partial: bool, batch_
             console=console,
         ) as progress:
             for path in files:
+                where = f"{path}: "
                 task = progress.add_task(path.name, total=_count_rows(path))
                 offset = 0
                 for raw in _batches(path, batch_rows):
@@ -123,7 +125,7 @@ def import_files(files: list[Path], settings: Settings, *, partial: bool, batch_
                     offset += raw.num_rows
                     progress.update(task, completed=offset)
     except ProblemError as exc:
-        console.print(f"[red]{exc.detail}[/red]")
+        console.print(f"{where}{exc.detail}", style="red", markup=False)
         code = 2
     finally:
         core.writer.close()

@@ -77,7 +77,11 @@ def rules_apply(
         assert file is not None
         import yaml
 
-        text = file.read_text(encoding="utf-8")
+        try:
+            text = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            console.print(f"{file}: {exc.strerror if isinstance(exc, OSError) else exc}", style="red", markup=False)
+            raise typer.Exit(2) from None
         try:
             doc = yaml.safe_load(text)
         except yaml.YAMLError as exc:

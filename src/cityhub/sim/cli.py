@@ -253,8 +253,11 @@ def simulate(
             duration=parse_duration(duration) if duration else None, backfill=parse_duration(backfill),
             faults=faults, via=via, mqtt_url=mqtt, kinds=chosen, echo=console.print,
         )  # fmt: skip
-    except (OSError, RuntimeError, httpx.HTTPError) as exc:
-        console.print(f"[red]{exc}[/red]")
+    except httpx.HTTPError as exc:
+        console.print(f"no hub at {url}: {exc}", style="red", markup=False)
+        raise typer.Exit(1) from None
+    except (OSError, RuntimeError) as exc:
+        console.print(str(exc), style="red", markup=False)
         raise typer.Exit(1) from None
     faults_text = ", ".join(f"{k} {v:,}" for k, v in sorted(totals.faults.items())) or "none"
     if totals.left_to_demo:
