@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -338,6 +338,10 @@ def test_station_click_shows_chart_advice_and_school_guidance(page: Page, city: 
     pg.wait_for_selector("#detail-chart svg rect.bar", timeout=5000)
     api = city["client"].get(f"/api/v1/aqi/stations/{thing}").json()
     assert pg.locator("#detail-name").inner_text() == api["name"]
+    # The station's hour as the interval it covers, in Hanoi time: never stamped at an end still ahead.
+    start = datetime.fromisoformat(api["hour"]).astimezone(timezone(timedelta(hours=7)))
+    span = f"{start:%H}:00–{(start + timedelta(hours=1)):%H}:00"
+    assert span in pg.locator(".detail-head .muted").inner_text()
     assert pg.locator("#detail-value").inner_text() == str(api["aqi"]["value"])
     assert pg.locator(".subindices tbody tr").count() == len(api["aqi"]["sub_indices"])
     assert pg.locator("#detail-chart rect.bar").count() >= 24  # the last 48 hours, hourly

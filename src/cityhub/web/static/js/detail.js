@@ -4,7 +4,7 @@
 import { getJSON, iso } from "./api.js";
 import { indexChart } from "./chart.js";
 import { html, nothing, render } from "lit-html";
-import { categoryName, fmtNum, fmtTime, pollutantName, textOn } from "./format.js";
+import { categoryName, fmtHourSpan, fmtNum, pollutantName, textOn } from "./format.js";
 import { getLang, t } from "./i18n.js";
 
 const ORDER = ["pm25", "pm10", "o3", "no2", "so2", "co"];
@@ -88,7 +88,7 @@ export class DetailPanel {
         <div>
           <div class="kicker">${t("detail.station")}</div>
           <h2 id="detail-name">${station.name}</h2>
-          <div class="muted">${station.hour ? t("detail.hour", { time: fmtTime(station.hour) }) : t("common.noData")}</div>
+          <div class="muted">${station.hour ? t("detail.hour", { time: fmtHourSpan(station.hour) }) : t("common.noData")}</div>
         </div>
         <button class="close" type="button" aria-label=${t("detail.close")} title=${t("detail.close")} @click=${() => this.close()}>×</button>
       </header>

@@ -22,6 +22,17 @@ export function fmtTime(value, { date = true, seconds = false } = {}) {
   return formatter(Intl.DateTimeFormat, opts).format(d);
 }
 
+// An hour as the interval it covers ("08:00–09:00 Th 3, 08/12"): an hourly value belongs to the whole hour, and
+// stamped at its end the current hour would read as a time still ahead.
+export function fmtHourSpan(value) {
+  if (!value) return "–";
+  const start = new Date(value);
+  const end = new Date(start.getTime() + 3600e3);
+  const hm = formatter(Intl.DateTimeFormat, { timeZone: ZONE, hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+  const day = formatter(Intl.DateTimeFormat, { timeZone: ZONE, weekday: "short", day: "2-digit", month: "2-digit" });
+  return `${hm.format(start)}–${hm.format(end)} ${day.format(start)}`;
+}
+
 export const fmtHour = (value) =>
   formatter(Intl.DateTimeFormat, { timeZone: ZONE, hour: "2-digit", hourCycle: "h23" }).format(new Date(value));
 

@@ -126,7 +126,7 @@ const STRINGS = {
     "alerts.severity.info": "Information",
     "detail.close": "Close",
     "detail.station": "Monitoring station",
-    "detail.hour": "Hour of {time}",
+    "detail.hour": "Hour {time}",
     "detail.noIndex": "Not enough data for the index yet.",
     "detail.dominant": "Dominant pollutant",
     "detail.subIndices": "Sub-indices",
