@@ -67,3 +67,14 @@ def test_the_test_run_says_first_what_it_will_skip(tmp_path: Path) -> None:
                          text=True, timeout=120, cwd=Path(__file__).resolve().parents[1])  # fmt: skip
     header = out.stdout.split("collected")[0]
     assert "store: " in header and all(m in header for m in missing_prerequisites()), header
+
+
+def test_make_run_takes_a_port_and_a_data_directory() -> None:
+    """`make run PORT=8090 DATA=/srv/cityhub` (dry run: the command make would run)."""
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run(["make", "-n", "run", "PORT=8090", "DATA=/srv/cityhub"], capture_output=True, text=True,
+                         timeout=60, cwd=root)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "cityhub serve --demo --port 8090 --data-dir /srv/cityhub" in out.stdout, out.stdout
+    default = subprocess.run(["make", "-n", "run"], capture_output=True, text=True, timeout=60, cwd=root)
+    assert "cityhub serve --demo --port 8080 --data-dir var" in default.stdout, default.stdout

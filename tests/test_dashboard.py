@@ -423,6 +423,19 @@ def test_alerts_read_in_the_pages_language_and_a_click_opens_their_subject(page:
     pg.wait_for_selector(f"#alerts-list .alert[data-alert-id='{mine['id']}']", timeout=15_000)
     active = listed()
     shown("vi")
+    # Markers pulse in the colour of their worst active alert: red only for a critical one.
+    rank = {"info": 0, "warning": 1, "critical": 2}
+    worst: dict[int, str] = {}
+    for a in active.values():
+        if a["subject"]["type"] == "thing":
+            t = a["subject"]["id"]
+            worst[t] = max(worst.get(t, "info"), a["severity"], key=rank.__getitem__)
+    assert worst[thing] == "critical"
+    classes = pg.evaluate("Object.fromEntries([...document.querySelectorAll('.aq-marker')]"
+                          ".map((m) => [m.dataset.thing, m.className]))")  # fmt: skip
+    for t, severity in worst.items():
+        if str(t) in classes:
+            assert f"alert-{severity}" in classes[str(t)], (t, severity, classes[str(t)])
     pg.locator(f"#alerts-list .alert[data-alert-id='{mine['id']}']").click()
     pg.wait_for_function(f"window.cityhub.state.selected === {thing} && window.cityhub.picked === {thing}")
     page.shot("laptop-vi-alert-picked")

@@ -59,6 +59,11 @@ export class AlertsPanel {
     return [...this.alerts.values()].map((a) => a.subject).filter(Boolean);
   }
 
+  // [subject, severity] of every active alert.
+  severities() {
+    return [...this.alerts.values()].filter((a) => a.subject).map((a) => [a.subject, a.severity ?? "info"]);
+  }
+
   render() {
     this.el.dataset.available = String(this.available);
     render(this.template(), this.el);

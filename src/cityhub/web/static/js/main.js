@@ -93,12 +93,16 @@ function goTo(alert) {
   hub.picked = thing;
 }
 
-// Things with an active alert: subjects that are Things, or Datastreams of a view's Things.
+// Things with an active alert (subjects that are Things, or Datastreams of a view's Things) → the worst severity
+// among them: a marker pulses in its colour, not red for an "info" guidance.
+const SEVERITY_RANK = { info: 0, warning: 1, critical: 2 };
 function alerting() {
-  const out = new Set();
-  for (const s of alerts.subjects()) {
+  const out = new Map();
+  for (const [s, severity] of alerts.severities()) {
     const thing = thingOfSubject(s);
-    if (thing !== undefined) out.add(thing);
+    if (thing === undefined) continue;
+    const was = out.get(thing);
+    if (was === undefined || (SEVERITY_RANK[severity] ?? 0) > (SEVERITY_RANK[was] ?? 0)) out.set(thing, severity);
   }
   return out;
 }

@@ -42,13 +42,13 @@ function viewOf(st, alerting) {
     color: off || value === null ? SILENT_COLOR : a.category.color,
     silent: off,
     selected: state.selected === st.thing,
-    alert: alerting.has(st.thing),
+    alert: alerting.get(st.thing) ?? null, // the worst severity of its active alerts
   };
 }
 
 const badge = (v) =>
   html`<div
-      class="aq-marker ${v.silent ? "silent" : ""} ${v.selected ? "selected" : ""} ${v.alert ? "alerting" : ""}"
+      class="aq-marker ${v.silent ? "silent" : ""} ${v.selected ? "selected" : ""} ${v.alert ? `alerting alert-${v.alert}` : ""}"
       data-thing=${v.thing}
       data-category=${v.category}
       data-color=${v.color}
