@@ -399,7 +399,7 @@ def test_vn_aqi_index_rule_on_the_station(client: TestClient) -> None:
     assert a["subject"] == {"type": "thing", "id": thing, "name": "Trạm Hoàn Kiếm"}
     assert a["severity"] == "critical" and a["levelName"] == "Rất xấu / Very bad"
     assert (a["since"], a["triggerTime"]) == ("2026-01-01T01:00:00Z", "2026-01-01T02:00:00Z")
-    assert a["details"]["guidance"]["level"] == "suspend_outdoor"
+    assert a["details"]["guidance"]["level"] == "suspend_outdoor" and a["details"]["period"] == "hour"
     # A title for people, per language, beside the rule's terms in the message.
     assert a["details"]["title"] == {
         "vi": "Không khí rất xấu 2 giờ liền ở Trạm Hoàn Kiếm — hạn chế ra ngoài; trường học dừng hoạt động ngoài trời",

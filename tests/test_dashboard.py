@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -436,6 +437,10 @@ def test_alerts_read_in_the_pages_language_and_a_click_opens_their_subject(page:
     for t, severity in worst.items():
         if str(t) in classes:
             assert f"alert-{severity}" in classes[str(t)], (t, severity, classes[str(t)])
+    # An hourly index's alert is dated by the hour it covers, as an interval (never a bare time, never one ahead).
+    assert mine["details"]["period"] == "hour"
+    stamp = pg.locator(f"#alerts-list .alert[data-alert-id='{mine['id']}'] time").inner_text()
+    assert re.match(r"^\d\d:00–\d\d:00 ", stamp), stamp
     pg.locator(f"#alerts-list .alert[data-alert-id='{mine['id']}']").click()
     pg.wait_for_function(f"window.cityhub.state.selected === {thing} && window.cityhub.picked === {thing}")
     page.shot("laptop-vi-alert-picked")

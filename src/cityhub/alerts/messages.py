@@ -35,6 +35,8 @@ def school_advice(value: float) -> dict[str, Any]:
 def alert_details(p: RuleParams, level: int, value: float) -> dict[str, Any]:
     """The rule's terms at ``level``, so an alert can be read without its rule (which may change later)."""
     d: dict[str, Any] = {}
+    if p.spec.index:  # the value is an hourly (or daily) index: its trigger time starts that period
+        d["period"] = p.spec.index_period
     if p.kind == "threshold":
         d.update(op=p.spec.op, threshold=p.threshold(level), hysteresis=p.hysteresis)
     elif p.kind == "range":

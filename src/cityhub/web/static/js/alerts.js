@@ -2,7 +2,7 @@
 // /api/v1/alerts/stream (`event: alert`, JSON {id, event, alert: {...}}). Hubs without the alerts module say so.
 
 import { html, render } from "lit-html";
-import { fmtTime } from "./format.js";
+import { fmtHourSpan, fmtTime } from "./format.js";
 import { getLang, t } from "./i18n.js";
 
 const RANK = { critical: 0, warning: 1, info: 2 };
@@ -110,7 +110,7 @@ export class AlertsPanel {
     >
       <div class="alert-top">
         <span class="sev">${t(`alerts.severity.${sev}`)}</span><span class="state">${t(`alerts.state.${a.state}`)}</span
-        ><time>${fmtTime(a.triggerTime ?? a.openedAt)}</time>
+        ><time>${a.details?.period === "hour" && a.triggerTime ? fmtHourSpan(a.triggerTime) : fmtTime(a.triggerTime ?? a.openedAt)}</time>
       </div>
       <div class="msg">${title || a.message || rule}</div>
       <div class="meta">${meta.join(" · ")}</div>
