@@ -285,7 +285,8 @@ def test_cli_function(tmp_path: Path) -> None:
     n = run_aqi(src, out, standard="vn", period="hour", units="ppb", tz="+07:00").rows
     assert n == 60
     rows = list(csv.DictReader(out.open()))
-    assert rows[0]["time"].endswith("+07:00") and set(rows[0]) >= {
+    # Times as everywhere in CityHub: UTC with T and Z (00:00 Hanoi time, taken from --tz, is 17:00Z the day before).
+    assert rows[0]["time"] == "2025-12-31T17:00:00Z" and set(rows[0]) >= {
         "station",
         "aqi",
         "category",
@@ -303,6 +304,8 @@ def test_cli_function(tmp_path: Path) -> None:
     assert run_aqi(src, pout, standard="us", period="day", units="ppb", tz="+07:00").rows == 4
     t = pq.read_table(pout)
     assert t.num_rows == 4 and t.schema.field("aqi").type == pa.int32()
+    assert t.schema.field("time").type.tz == "UTC" and t.column("date").to_pylist()[:2] == [
+        "2026-01-01", "2026-01-02"]  # local days, named as people name them  # fmt: skip
     assert np.all(np.array(t["aqi"].to_pylist()[:1], dtype=object) != 0)
 
 

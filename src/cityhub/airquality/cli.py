@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 
 from cityhub.airquality.batch import daily_batch, hourly_batch
 from cityhub.airquality.tables import MOLAR_MASS, POLLUTANTS, STANDARDS, pollutant_of, to_ugm3
+from cityhub.timefmt import iso_array
 
 _TZ = re.compile(r"^([+-])(\d{2}):?(\d{2})$")
 
@@ -94,10 +95,10 @@ def _times(col: pa.ChunkedArray, tz: str, offset_min: int) -> pa.Array:
         raise ValueError(f"bad time (ISO 8601 expected, e.g. 2026-01-15T08:00:00+07:00): {exc}") from None
 
 
-def _format_times(col: pa.Array, offset_min: int, tz: str) -> pa.Array:
+def _local_dates(col: pa.Array, offset_min: int) -> pa.Array:
+    """The local date (YYYY-MM-DD) of each UTC day start, at ``offset_min`` minutes east of UTC."""
     secs = pc.cast(col, pa.int64()).to_numpy(zero_copy_only=False) + offset_min * 60
-    text = np.char.add(np.datetime_as_string(secs.astype("datetime64[s]"), unit="s"), tz)
-    return pa.array(text)
+    return pa.array(np.datetime_as_string(secs.astype("datetime64[s]"), unit="D"))
 
 
 @dataclass
@@ -140,11 +141,14 @@ def run_aqi(src: Path, dst: Path, standard: str, period: str, units: str = "ugm3
             cols[p] = vals
     data = pa.table(cols)
     out = hourly_batch(data, standard) if period == "hour" else daily_batch(data, standard, offset)
+    # Times as in the rest of CityHub: UTC, ISO 8601 with "T" and "Z" (the start of the hour, or of the local day);
+    # a day also gets its local date, which is how people name it.
+    utc = pc.cast(out["time"], pa.timestamp("s", "UTC"))
+    if period == "day":
+        out = out.add_column(2, "date", _local_dates(utc.combine_chunks(), offset))
     if dst.suffix.lower() in (".parquet", ".pq"):
-        out = out.set_column(1, "time", pc.cast(out["time"], pa.timestamp("s", tz_name)))
-        pq.write_table(out, dst)
+        pq.write_table(out.set_column(1, "time", utc), dst)
     else:
-        out = out.set_column(1, "time", _format_times(out["time"].combine_chunks(), offset, tz_name))
-        pacsv.write_csv(out, dst)
+        pacsv.write_csv(out.set_column(1, "time", pa.array(iso_array(utc), pa.string())), dst)
     no_index = pc.and_(pc.is_null(out["aqi"]), pc.match_substring_regex(out["missing"], "pm"))
     return AqiRun(out.num_rows, columns, ignored, int(pc.sum(no_index).as_py() or 0))
