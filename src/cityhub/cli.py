@@ -197,6 +197,7 @@ def serve(
     # uvicorn re-raises the SIGTERM it shut down on, after restoring the handler it found: this one lets the
     # finally below remove serving.json (Python's default handler would end the process on the spot).
     signal.signal(signal.SIGTERM, _exit_on_signal)
+    terminated = False
     try:
         if serving is not None:  # how `cityhub info` and others find this hub while it holds the file
             serving.parent.mkdir(parents=True, exist_ok=True)
@@ -206,13 +207,13 @@ def serve(
         uvicorn.run(application, host=host, port=port, log_level=log_level, log_config=None, access_log=False,
                     timeout_graceful_shutdown=3)  # fmt: skip
     except _Terminated:
-        if serving is not None:
-            serving.unlink(missing_ok=True)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.raise_signal(signal.SIGTERM)  # ended by SIGTERM, as a process manager expects
+        terminated = True
     finally:
         if serving is not None:
             serving.unlink(missing_ok=True)
+    if terminated:  # ended by SIGTERM, as a process manager expects
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.raise_signal(signal.SIGTERM)
 
 
 class _Terminated(Exception):
@@ -273,8 +274,8 @@ def info(
         raise typer.Exit(1)
     try:
         store = open_store(settings, migrate_mode="check")
-    except StoreInUse:
-        data = _info_from_hub(settings)  # a hub holds the file: ask it
+    except StoreInUse as exc:
+        data = _info_from_hub(settings, exc)  # a hub holds the file: ask it
     else:
         try:
             data = store.info()
@@ -293,12 +294,12 @@ def info(
     console.print(f"size on disk: {data['bytes_on_disk'] / 1e6:,.1f} MB")
 
 
-def _info_from_hub(settings: Settings) -> dict[str, Any]:
+def _info_from_hub(settings: Settings, in_use: Exception) -> dict[str, Any]:
     import httpx
 
     hub = _running_hub(settings)
     if hub is None:
-        raise typer.Exit(_say_in_use(settings))
+        raise in_use  # held by a process that left no serving.json: main() says which, in one line
     key = os.environ.get("CITYHUB_KEY")
     try:
         resp = httpx.get(f"{hub['url']}/api/v1/info", headers={"Authorization": f"Bearer {key}"} if key else {},
@@ -310,14 +311,6 @@ def _info_from_hub(settings: Settings) -> dict[str, Any]:
     console.print(f"(from the hub serving it at {hub['url']})")
     data: dict[str, Any] = resp.json()
     return data
-
-
-def _say_in_use(settings: Settings) -> int:
-    console.print(
-        f"[red]{settings.db_path} is in use by another process (a running `cityhub serve`?): stop it, or use that "
-        "hub's HTTP API[/red]"
-    )
-    return 1
 
 
 @app.command()
@@ -737,7 +730,7 @@ _TYPE_WORDS = {"int": "N", "float": "NUMBER", "str": "TEXT", "datetime": "TIME"}
 def _metavar(param: Any) -> str:
     """What a value looks like in help: FILE, DIR, N, vn|us|kr, and nothing after a flag. Typer 0.29 prints the
     Python annotation instead (``<bool>`` after every flag, ``<list[Path]>``, ``{files}...`` in usage lines)."""
-    if param.is_flag if param.param_type_name == "option" else False:
+    if param.param_type_name == "option" and param.is_flag:
         return ""
     desc = param.type_descriptor
     if desc.choices:

@@ -178,10 +178,6 @@ def _us_o3(t: dict[str, Segments], c8: np.ndarray, c1: np.ndarray) -> tuple[np.n
     return np.fmax(s8, s1), conc
 
 
-def _unit(standard: str, p: str) -> str:
-    return unit_code(standard, p)
-
-
 def _hourly_subs(standard: str, dense: dict[str, np.ndarray]) -> tuple[dict, dict]:
     t = TABLES[standard]
     subs: dict[str, np.ndarray] = {}
@@ -433,7 +429,7 @@ def _run(standard: str, grid: _Grid, subs_of: Callable[[str, dict[str, np.ndarra
     if standard not in STANDARDS:
         raise ValueError(f"unknown standard {standard!r} (one of {', '.join(STANDARDS)})")
     grid.load()
-    units = {p: _unit(standard, p) for p in grid.columns}
+    units = {p: unit_code(standard, p) for p in grid.columns}
     cols = _Columns(len(grid.out_station))
     r0 = 0
     for s in range(0, grid.total, _CHUNK):

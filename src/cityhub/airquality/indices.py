@@ -193,11 +193,8 @@ def day_max(values: Sequence[float | None]) -> float | None:
     return max(vals) if len(vals) >= 18 else None
 
 
-_unit = unit_code
-
-
 def _conv(standard: str, p: str, vals: Sequence[float | None]) -> list[float | None]:
-    u = _unit(standard, p)
+    u = unit_code(standard, p)
     return [None if v is None else (v if u == "ugm3" else from_ugm3(p, v, u)) for v in vals]
 
 

@@ -15,7 +15,8 @@ import orjson
 import shapely
 import shapely.geometry
 
-from cityhub.airquality.live import VN_AQI_DEFINITION, pollutant_of
+from cityhub.airquality.live import VN_AQI_DEFINITION
+from cityhub.airquality.tables import pollutant_of
 from cityhub.alerts.rules import RuleSpec, area_shape, seconds
 from cityhub.store.base import Store
 

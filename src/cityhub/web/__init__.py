@@ -21,6 +21,7 @@ from fastapi.staticfiles import StaticFiles
 from cityhub import __version__
 from cityhub.api.deps import JSONResponse, hub_of
 from cityhub.timefmt import iso_time
+from cityhub.web.basemap import available as basemap_available
 
 STATIC = Path(__file__).with_name("static")
 WEB = Path(__file__).resolve().parents[3] / "web"  # the checkout's web/, where `make web` runs npm ci
@@ -123,9 +124,7 @@ def index(request: Request) -> Response:
                 "tileUrl": settings.tile_url or None,
                 "tileAttribution": settings.tile_attribution or None,
                 # Wards and main roads drawn by the page itself when there are no tiles (null: no reference data).
-                "basemap": f"{base}/api/v1/basemap"
-                if (settings.geo_dir / "hanoi_wards_2025_merged.geojson").is_file()
-                else None,
+                "basemap": f"{base}/api/v1/basemap" if basemap_available(settings.geo_dir) else None,
             },
         }
     )

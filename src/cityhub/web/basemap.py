@@ -94,9 +94,14 @@ def _roads(geo_dir: Path) -> list[dict[str, Any]]:
     return out
 
 
+def available(geo_dir: Path) -> bool:
+    """Whether the reference files the basemap is built from are there."""
+    return all((geo_dir / f).is_file() for f in (WARDS, WARD_LIST, ROADS))
+
+
 def build(geo_dir: Path) -> bytes | None:
     """The basemap as GeoJSON bytes, or None where the reference files are absent."""
-    if not all((geo_dir / f).is_file() for f in (WARDS, WARD_LIST, ROADS)):
+    if not available(geo_dir):
         return None
     features = _wards(geo_dir) + _roads(geo_dir)
     source = "OpenStreetMap contributors (ODbL): wards 2025, main roads ~2016"
